@@ -1,0 +1,69 @@
+"""The `SecretStore` protocol and the scheme → backend table.
+
+Every backend registers each value it hands out with the redactor, so the value is masked wherever conveyor
+prints, logs or writes text afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from conveyor.errors import SecretError
+
+# scheme -> "module:factory"; a factory takes (url, project_root) and returns a SecretStore.
+BACKENDS: dict[str, str] = {
+    "file": "conveyor.secrets.file:FileSecretStore.from_url",
+    "env": "conveyor.secrets.env:EnvSecretStore.from_url",
+    "vault": "conveyor.secrets.vault:VaultSecretStore.from_url",
+    "azure-keyvault": "conveyor.secrets.azure_keyvault:AzureKeyVaultSecretStore.from_url",
+    "databricks": "conveyor.secrets.databricks:DatabricksSecretStore.from_url",
+}
+
+
+@runtime_checkable
+class SecretStore(Protocol):
+    """A named place secrets come from. `get` raises `SecretError` naming the key and the store, never a value."""
+
+    url: str
+
+    def get(self, key: str) -> str: ...
+
+    def names(self) -> list[str]: ...
+
+    def set(self, key: str, value: str) -> None: ...
+
+
+def scheme_of(url: str) -> str:
+    """The URL's scheme (`file`, `env`, `vault`, ...), or an error naming the URL when it has none."""
+    if "://" not in url:
+        raise SecretError(
+            f"secret store URL {url!r} has no scheme",
+            hint=f"Use one of: {', '.join(s + '://' for s in BACKENDS)}",
+        )
+    return url.split("://", 1)[0].lower()
+
+
+def open_store(url: str, project_root: Path | None = None) -> SecretStore:
+    """Open the secret store named by `url`; relative `file://` paths are taken from `project_root`."""
+    scheme = scheme_of(url)
+    target = BACKENDS.get(scheme)
+    if target is None:
+        raise SecretError(
+            f"unknown secret store scheme {scheme + '://'!r} in {url!r}",
+            hint=f"Accepted schemes: {', '.join(s + '://' for s in BACKENDS)}",
+        )
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:  # an optional backend whose client library is not installed
+        extra = {"vault": "vault", "azure-keyvault": "azure", "databricks": "databricks"}.get(scheme, scheme)
+        raise SecretError(
+            f"the {scheme}:// secret store needs a client library that is not installed ({exc.name})",
+            hint=f"Install it with: pip install 'conveyor[{extra}]'",
+        ) from None
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part)
+    return factory(url, project_root or Path.cwd())

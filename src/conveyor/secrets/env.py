@@ -1,0 +1,48 @@
+"""`env://PREFIX`: secrets from environment variables, `datalake-fqdn` read from `PREFIXDATALAKE_FQDN`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from conveyor.errors import SecretError
+from conveyor.secrets.redaction import register_secret
+
+
+def variable_name(prefix: str, key: str) -> str:
+    """`CONVEYOR_DEV_` + `sp-app-id` → `CONVEYOR_DEV_SP_APP_ID`."""
+    return prefix + key.upper().replace("-", "_").replace(".", "_")
+
+
+class EnvSecretStore:
+    """Secrets in the process environment, as CI systems hand them out."""
+
+    def __init__(self, prefix: str, url: str | None = None) -> None:
+        self.prefix = prefix
+        self.url = url or f"env://{prefix}"
+
+    @classmethod
+    def from_url(cls, url: str, project_root: Path) -> EnvSecretStore:
+        return cls(url.split("://", 1)[1], url)
+
+    def get(self, key: str) -> str:
+        name = variable_name(self.prefix, key)
+        value = os.environ.get(name)
+        if value is None:
+            raise SecretError(
+                f"secret {key!r} is missing from store {self.url} (environment variable {name} is not set)",
+                hint=f"Export {name} in the environment that runs conveyor.",
+            )
+        register_secret(value)
+        return value
+
+    def names(self) -> list[str]:
+        return sorted(
+            name[len(self.prefix) :].lower().replace("_", "-") for name in os.environ if name.startswith(self.prefix)
+        )
+
+    def set(self, key: str, value: str) -> None:
+        raise SecretError(
+            f"store {self.url} is read-only: conveyor cannot set environment variables for later processes",
+            hint=f"Export {variable_name(self.prefix, key)} yourself, e.g. in your CI's secret variables.",
+        )

@@ -1,0 +1,96 @@
+"""`file://PATH`: secrets in a TOML file of `key = "value"` lines, the embedded default.
+
+The file must not be readable by group or others; conveyor refuses it otherwise and says which `chmod` to run.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+
+from conveyor.errors import SecretError
+from conveyor.secrets.redaction import register_secret
+
+
+def path_from_url(url: str, project_root: Path) -> Path:
+    """The file a `file://` URL names: `~` expanded, relative paths taken from the project root."""
+    raw = url.split("://", 1)[1]
+    path = Path(os.path.expanduser(raw))
+    return path if path.is_absolute() else (project_root / path)
+
+
+class FileSecretStore:
+    """Secrets kept in a private TOML file."""
+
+    def __init__(self, path: Path, url: str | None = None) -> None:
+        self.path = path
+        self.url = url or f"file://{path}"
+
+    @classmethod
+    def from_url(cls, url: str, project_root: Path) -> FileSecretStore:
+        return cls(path_from_url(url, project_root), url)
+
+    def _check_private(self) -> None:
+        mode = self.path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise SecretError(
+                f"secret file {self.path} is readable by others (mode {stat.filemode(mode)})",
+                hint=f"Make it private with: chmod 600 {self.path}",
+            )
+
+    def _read(self) -> dict[str, str]:
+        if not self.path.exists():
+            raise SecretError(
+                f"secret file {self.path} does not exist (store {self.url})",
+                hint="Create it with `conveyor secrets set KEY --env ENV`, or fix the environment's `secrets` URL.",
+            )
+        self._check_private()
+        try:
+            data = tomllib.loads(self.path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            # The parser's message quotes no values, only positions.
+            raise SecretError(f"secret file {self.path} is not valid TOML: {exc}") from None
+        values: dict[str, str] = {}
+        for key, value in data.items():
+            if not isinstance(value, str | int | float | bool):
+                raise SecretError(f"secret {key!r} in {self.path} must be a string, not a {type(value).__name__}")
+            values[key] = str(value)
+            register_secret(values[key])
+        return values
+
+    def get(self, key: str) -> str:
+        values = self._read()
+        if key not in values:
+            raise SecretError(
+                f"secret {key!r} is missing from store {self.url}",
+                hint=f"Set it with: conveyor secrets set {key} --env <environment>",
+            )
+        return values[key]
+
+    def names(self) -> list[str]:
+        return sorted(self._read())
+
+    def set(self, key: str, value: str) -> None:
+        values = self._read() if self.path.exists() else {}
+        values[key] = value
+        register_secret(value)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            for name in sorted(values):
+                handle.write(f"{_toml_key(name)} = {_toml_string(values[name])}\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.path)
+
+
+def _toml_key(key: str) -> str:
+    bare = key.replace("-", "").replace("_", "").isalnum() and key.isascii()
+    return key if bare else _toml_string(key)
+
+
+def _toml_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{escaped}"'
