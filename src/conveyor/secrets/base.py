@@ -58,6 +58,8 @@ def open_store(url: str, project_root: Path | None = None) -> SecretStore:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:  # an optional backend whose client library is not installed
+        if (exc.name or "").startswith("conveyor"):
+            raise
         extra = {"vault": "vault", "azure-keyvault": "azure", "databricks": "databricks"}.get(scheme, scheme)
         raise SecretError(
             f"the {scheme}:// secret store needs a client library that is not installed ({exc.name})",

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from conveyor.errors import SecretError
 from conveyor.secrets.redaction import register_secret
+
+
+PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$|^$")
 
 
 def variable_name(prefix: str, key: str) -> str:
@@ -23,7 +27,13 @@ class EnvSecretStore:
 
     @classmethod
     def from_url(cls, url: str, project_root: Path) -> EnvSecretStore:
-        return cls(url.split("://", 1)[1], url)
+        prefix = url.split("://", 1)[1]
+        if not PREFIX.match(prefix):
+            raise SecretError(
+                f"env:// secret store URL {url!r} has a bad variable prefix {prefix!r}",
+                hint="Use env://PREFIX with letters, digits and underscores, e.g. env://CONVEYOR_DEV_",
+            )
+        return cls(prefix, url)
 
     def get(self, key: str) -> str:
         name = variable_name(self.prefix, key)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -36,7 +37,7 @@ class FileSecretStore:
         mode = self.path.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise SecretError(
-                f"secret file {self.path} is readable by others (mode {stat.filemode(mode)})",
+                f"secret file {self.path} is open to group or others (mode {stat.filemode(mode)})",
                 hint=f"Make it private with: chmod 600 {self.path}",
             )
 
@@ -48,7 +49,14 @@ class FileSecretStore:
             )
         self._check_private()
         try:
-            data = tomllib.loads(self.path.read_text())
+            data = tomllib.loads(self.path.read_text(encoding="utf-8"))
+        except OSError as exc:  # a directory, or a file of another user
+            raise SecretError(
+                f"cannot read secret file {self.path} (store {self.url}): {exc.strerror or type(exc).__name__}",
+                hint="The store URL must name a TOML file that you own.",
+            ) from None
+        except UnicodeDecodeError:
+            raise SecretError(f"secret file {self.path} is not UTF-8 text", hint="Save it as UTF-8 TOML.") from None
         except tomllib.TOMLDecodeError as exc:
             # The parser's message quotes no values, only positions.
             raise SecretError(f"secret file {self.path} is not valid TOML: {exc}") from None
@@ -56,8 +64,7 @@ class FileSecretStore:
         for key, value in data.items():
             if not isinstance(value, str | int | float | bool):
                 raise SecretError(f"secret {key!r} in {self.path} must be a string, not a {type(value).__name__}")
-            values[key] = str(value)
-            register_secret(values[key])
+            values[key] = str(value).lower() if isinstance(value, bool) else str(value)
         return values
 
     def get(self, key: str) -> str:
@@ -67,6 +74,7 @@ class FileSecretStore:
                 f"secret {key!r} is missing from store {self.url}",
                 hint=f"Set it with: conveyor secrets set {key} --env <environment>",
             )
+        register_secret(values[key])
         return values[key]
 
     def names(self) -> list[str]:
@@ -77,13 +85,19 @@ class FileSecretStore:
         values[key] = value
         register_secret(value)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            for name in sorted(values):
-                handle.write(f"{_toml_key(name)} = {_toml_string(values[name])}\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        text = "".join(f"{_toml_key(name)} = {_toml_string(values[name])}\n" for name in sorted(values))
+        # mkstemp creates the file with mode 600 under a fresh name, so no other user ever sees the values;
+        # the rename then swaps the whole file in at once.
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _toml_key(key: str) -> str:
@@ -91,6 +105,13 @@ def _toml_key(key: str) -> str:
     return key if bare else _toml_string(key)
 
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b", "\f": "\\f"}
+
+
 def _toml_string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    """A TOML basic string; control characters, which TOML forbids raw, are escaped."""
+    escaped = "".join(
+        _ESCAPES.get(char) or (f"\\u{ord(char):04x}" if ord(char) < 0x20 or ord(char) == 0x7F else char)
+        for char in value
+    )
     return f'"{escaped}"'

@@ -1,0 +1,33 @@
+"""Options shared by many commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from conveyor.config import Environment, Project, load_project
+
+EnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--env", "-e", envvar="CONVEYOR_ENV", help="Environment to act in (dev, stage, prod...).", show_default=False
+    ),
+]
+ProjectOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--project",
+        "-p",
+        envvar="CONVEYOR_PROJECT",
+        help="Project folder (default: the one holding the current folder).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def project_and_env(project: Path | None, env: str | None) -> tuple[Project, Environment]:
+    loaded = load_project(project)
+    return loaded, loaded.environment(env)

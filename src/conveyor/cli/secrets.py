@@ -1,0 +1,71 @@
+"""`conveyor secrets list|set|check`: names only, never values."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from conveyor.cli.options import EnvOption, JsonOption, ProjectOption, project_and_env
+from conveyor.cli.output import emit_json, say, stdout
+from conveyor.errors import CheckFailed, ConveyorError
+
+app = typer.Typer(help="Manage an environment's secrets (values are never shown).", no_args_is_help=True)
+
+
+@app.command("list")
+def list_secrets(env: EnvOption = None, project: ProjectOption = None, json_output: JsonOption = False) -> None:
+    """List the names of the secrets in the environment's store."""
+    _, environment = project_and_env(project, env)
+    names = environment.secrets.names()
+    if json_output:
+        emit_json({"store": environment.secrets.url, "names": names})
+        return
+    stdout.print(f"{len(names)} secrets in {environment.secrets.url}:")
+    for name in names:
+        stdout.print(f"  {name}")
+
+
+@app.command("set")
+def set_secret(
+    key: Annotated[str, typer.Argument(help="Secret name, e.g. sp-password.")],
+    env: EnvOption = None,
+    project: ProjectOption = None,
+    value_from_stdin: Annotated[bool, typer.Option("--stdin", help="Read the value from standard input.")] = False,
+) -> None:
+    """Set one secret; the value is read from a hidden prompt (or --stdin), never from the command line."""
+    _, environment = project_and_env(project, env)
+    if value_from_stdin:
+        value = sys.stdin.read().rstrip("\n")
+    else:
+        value = typer.prompt(f"value for {key}", hide_input=True, confirmation_prompt=True)
+    if not value:
+        raise ConveyorError(f"refusing to set {key!r} to an empty value")
+    environment.secrets.set(key, value)
+    say(f"set {key} in {environment.secrets.url}")
+
+
+@app.command("check")
+def check(env: EnvOption = None, project: ProjectOption = None, json_output: JsonOption = False) -> None:
+    """Report which secrets the project needs in this environment and which are missing (exit 1 if any)."""
+    loaded, environment = project_and_env(project, env)
+    needed = set(environment.required_secrets())
+    gates = loaded.config.gates
+    if gates.eval_data and gates.env == environment.name:
+        from conveyor.config.environment import REFERENCE
+
+        needed |= {m.group(2) for m in REFERENCE.finditer(gates.eval_data) if m.group(1) == "secret"}
+    present = set(environment.secrets.names())
+    missing = sorted(needed - present)
+    if json_output:
+        emit_json({"store": environment.secrets.url, "needed": sorted(needed), "missing": missing})
+    else:
+        for name in sorted(needed):
+            mark = "[green]ok[/]" if name in present else "[red]missing[/]"
+            stdout.print(f"  {mark:>20}  {name}")
+    if missing:
+        raise CheckFailed(
+            f"{len(missing)} secret(s) missing from {environment.secrets.url}: {', '.join(missing)}",
+            hint=f"Set each with: conveyor secrets set KEY --env {environment.name}",
+        )

@@ -1,0 +1,131 @@
+"""One environment of a project: its secret store, lake, registry and compute, with `${secret:KEY}` resolved."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from conveyor.config.schema import EnvironmentConfig
+from conveyor.errors import ConfigError
+from conveyor.secrets.base import SecretStore, open_store
+from conveyor.secrets.redaction import declare_public
+
+if TYPE_CHECKING:
+    from conveyor.config.project import Project
+    from conveyor.lake import Lake
+
+REFERENCE = re.compile(r"\$\{(secret|env):([A-Za-z0-9_.\-/]+)\}")
+
+
+class Environment:
+    """dev, stage, prod...: the same code runs in each; only this configuration and its secrets differ."""
+
+    def __init__(self, name: str, config: EnvironmentConfig, project: Project) -> None:
+        self.name = name
+        self.config = config
+        self.project = project
+
+    def __repr__(self) -> str:
+        return f"Environment({self.name!r})"
+
+    @cached_property
+    def secrets(self) -> SecretStore:
+        return open_store(self.resolve(self.config.secrets, "secrets", allow_secrets=False), self.project.root)
+
+    def secret(self, key: str) -> str:
+        return self.secrets.get(key)
+
+    def resolve(self, value: str, key: str, *, allow_secrets: bool = True) -> str:
+        """Replace `${secret:KEY}` (from this environment's store) and `${env:VAR}` in a configured value."""
+
+        def substitute(match: re.Match[str]) -> str:
+            kind, name = match.groups()
+            if kind == "env":
+                if name not in os.environ:
+                    raise ConfigError(
+                        f"environments.{self.name}.{key} refers to ${{env:{name}}}, which is not set",
+                        hint=f"Export {name}, or write the value into {self.project.file}.",
+                    )
+                return os.environ[name]
+            if not allow_secrets:
+                raise ConfigError(f"environments.{self.name}.{key} cannot refer to a secret")
+            return self.secret(name)
+
+        return REFERENCE.sub(substitute, value)
+
+    @cached_property
+    def lake_url(self) -> str:
+        return self.resolve(self.config.lake, "lake")
+
+    @cached_property
+    def registry_uri(self) -> str:
+        """The MLflow tracking URI; relative sqlite paths are taken from the project root."""
+        raw = self.config.registry or f"sqlite:///.conveyor/{self.name}/mlflow.db"
+        uri = self.resolve(raw, "registry")
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            path = self.project.root / uri.removeprefix("sqlite:///")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            uri = f"sqlite:///{path}"
+        return uri
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where a local registry keeps model files (beside its sqlite database)."""
+        return self.project.state_dir / self.name / "artifacts"
+
+    @cached_property
+    def state(self) -> str:
+        value = self.resolve(self.config.state, "state") if self.config.state else self.name
+        declare_public(value)  # published by design as the model's `state` tag
+        return value
+
+    @cached_property
+    def created_by(self) -> str:
+        if self.config.created_by:
+            value = self.resolve(self.config.created_by, "created_by")
+        else:
+            value = os.environ.get("CONVEYOR_USER") or getpass.getuser()
+        declare_public(value)  # published by design as the model's `created_by` tag
+        return value
+
+    @property
+    def compute(self) -> str:
+        return self.config.compute
+
+    def lake(self) -> Lake:
+        """This environment's data lake, rooted at and confined to its URL."""
+        from conveyor.lake import open_lake
+
+        return open_lake(self.lake_url, self.secrets, self.project.root)
+
+    def required_secrets(self) -> list[str]:
+        """The secret keys this environment's configuration refers to."""
+        fields = self.config.model_dump()
+        keys = {
+            m.group(2)
+            for v in fields.values()
+            if isinstance(v, str)
+            for m in REFERENCE.finditer(v)
+            if m.group(1) == "secret"
+        }
+        return sorted(keys)
+
+    def public_secret_keys(self) -> set[str]:
+        """Secret keys whose values are published by design (they become the `state` and `created_by` tags)."""
+        fields = (self.config.state or "", self.config.created_by or "")
+        return {m.group(2) for value in fields for m in REFERENCE.finditer(value) if m.group(1) == "secret"}
+
+    @property
+    def local_dir(self) -> Path:
+        path = self.project.state_dir / self.name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def project_path(project: Project, value: str) -> Path:
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else project.root / path

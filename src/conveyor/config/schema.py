@@ -1,0 +1,133 @@
+"""The shape of `conveyor.toml`, validated on load with pydantic.
+
+Unknown keys are refused (a misspelled key would otherwise be silently ignored).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+COMPUTE = re.compile(r"^(local|spark|spark://\S+|sc://\S+|databricks(://\S*)?)$")
+DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+RULE = re.compile(r"^\s*(>=|<=|>|<|==)\s*(-?\d+(\.\d+)?)\s*(\*\s*champion)?\s*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectSection(Strict):
+    """`[project]`: the project's name and where its parts are."""
+
+    name: Annotated[str, Field(description="project name: lowercase letters, digits, - and _")]
+    train: str = "train.py"
+    score: str = "score.py"
+    code: list[str] = Field(default_factory=lambda: ["inference"], description="code packaged beside score.py")
+    tests: str = "tests"
+    evaluate: str = "evaluate.py"
+    requirements: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError("must start with a lowercase letter and hold only a-z, 0-9, - and _ (at most 63)")
+        return value
+
+
+class EnvironmentConfig(Strict):
+    """`[environments.NAME]`: where an environment's secrets, data, registry and compute are."""
+
+    secrets: str = Field(description="secret store URL: file://, env://, vault://, azure-keyvault://, databricks://")
+    lake: str = Field(description="data lake URL: file://, abfss://, az://, s3://")
+    registry: str | None = Field(default=None, description="MLflow tracking URI (default: sqlite in .conveyor/ENV)")
+    compute: str = Field(default="local", description="local, spark, spark://HOST:PORT, sc://HOST, databricks")
+    state: str | None = None
+    created_by: str | None = None
+
+    @field_validator("compute")
+    @classmethod
+    def _compute(cls, value: str) -> str:
+        if not COMPUTE.match(value):
+            raise ValueError("must be local, spark, spark://HOST:PORT, sc://HOST or databricks")
+        return value
+
+
+class ReleaseStageConfig(Strict):
+    """`[release.STAGE]`: where a release goes and who must approve it."""
+
+    target: str = Field(description="oci://HOST/REPO or local://PORT")
+    env: str | None = Field(default=None, description="environment whose registry gets the stage alias")
+    approvers: list[str] = Field(default_factory=list)
+    min_approvals: int = Field(default=0, ge=0)
+    requester_may_approve: bool = False
+    timeout: str = "2d"
+    requires: list[str] = Field(default_factory=list)
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: str) -> str:
+        if not DURATION.match(value):
+            raise ValueError("must be a number and a unit: s, m, h, d or w (e.g. 2d)")
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        if not (value.startswith("oci://") or value.startswith("local://")):
+            raise ValueError("must start with oci:// or local://")
+        return value
+
+    def timeout_seconds(self) -> int:
+        match = DURATION.match(self.timeout)
+        assert match is not None  # validated above
+        return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+
+
+class GatesConfig(Strict):
+    """`[gates]`: the sealed evaluation set and the metric rules a build must pass."""
+
+    eval_data: str | None = None
+    env: str = "stage"
+    metrics: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("metrics")
+    @classmethod
+    def _rules(cls, value: dict[str, str]) -> dict[str, str]:
+        for metric, rule in value.items():
+            if not RULE.match(rule):
+                raise ValueError(f"rule {rule!r} for {metric!r} must look like '>= 0.5', '<= 1.1 * champion' or '< 3'")
+        return value
+
+
+class LedgerConfig(Strict):
+    """`[ledger]`: where releases, approvals and the audit log are kept (default: SQLite in .conveyor/)."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://HOST/DB (CONVEYOR_LEDGER_URL overrides it)",
+    )
+
+
+class ProjectFile(Strict):
+    """The whole of `conveyor.toml`."""
+
+    project: ProjectSection
+    environments: dict[str, EnvironmentConfig]
+    release: dict[str, ReleaseStageConfig] = Field(default_factory=dict)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+
+    @field_validator("environments")
+    @classmethod
+    def _environments(cls, value: dict[str, EnvironmentConfig]) -> dict[str, EnvironmentConfig]:
+        if not value:
+            raise ValueError("declare at least one environment, e.g. [environments.dev]")
+        for name in value:
+            if not NAME.match(name):
+                raise ValueError(f"environment name {name!r} must be lowercase letters, digits, - and _")
+        return value

@@ -1,0 +1,1 @@
+"""Example projects that `conveyor init` scaffolds; `census` is the lab's Project_One."""

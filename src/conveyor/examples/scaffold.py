@@ -1,0 +1,108 @@
+"""`conveyor init`: scaffold a project from an example, with a git repository and embedded-default stores."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conveyor.errors import ConveyorError
+from conveyor.secrets.file import FileSecretStore
+from conveyor.secrets.redaction import declare_public
+
+EXAMPLES = Path(__file__).parent
+ENVIRONMENTS = ("dev", "stage", "prod")
+DATA_FILE = "AdultCensusIncome.csv"
+EVAL_FILE = "sealed/AdultCensusIncome-eval.csv"
+SEEDS = {"dev": 11, "stage": 22, "prod": 33}
+COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.template")
+
+
+@dataclass
+class InitResult:
+    root: Path
+    secrets_dir: Path
+    lakes: dict[str, Path] = field(default_factory=dict)
+    created_secrets: list[Path] = field(default_factory=list)
+
+
+def init_project(
+    target: Path,
+    *,
+    example: str = "census",
+    name: str | None = None,
+    secrets_dir: Path | None = None,
+    lakes_dir: Path | None = None,
+    rows: int = 5000,
+    git: bool = True,
+) -> InitResult:
+    """Create a project at `target` from `example`, with secret files and sample data for dev, stage and prod.
+
+    Existing secret files and lake files are never overwritten.
+    """
+    source = EXAMPLES / example
+    if not source.is_dir() or example.startswith("_"):
+        known = sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir() and not p.name.startswith("_"))
+        raise ConveyorError(f"there is no example {example!r}", hint=f"Examples: {', '.join(known)}.")
+    target = target.resolve()
+    if target.exists() and any(target.iterdir()):
+        raise ConveyorError(
+            f"{target} already exists and is not empty", hint="Choose a new folder; conveyor init never overwrites."
+        )
+    name = name or target.name.lower().replace(" ", "-")
+    home = Path(os.path.expanduser("~")) / ".conveyor"
+    secrets_dir = (secrets_dir or home / "secrets" / name).resolve()
+    lakes_dir = (lakes_dir or home / "lakes" / name).resolve()
+
+    shutil.copytree(source, target, ignore=COPY_IGNORE, dirs_exist_ok=True)
+    template = (source / "conveyor.toml.template").read_text()
+    (target / "conveyor.toml").write_text(template.replace("{name}", name).replace("{secrets_dir}", str(secrets_dir)))
+    shutil.copyfile(source / "gitignore.template", target / ".gitignore")
+
+    result = InitResult(root=target, secrets_dir=secrets_dir)
+    user = os.environ.get("CONVEYOR_USER") or getpass.getuser()
+    for env in ENVIRONMENTS:
+        lake = lakes_dir / env
+        result.lakes[env] = lake
+        store = FileSecretStore(secrets_dir / f"{env}.toml")
+        if not store.path.exists():
+            values = {"datalake-fqdn": lake.as_uri(), "alg-state": env, "created-by": user}
+            if env == "stage":
+                values["eval-data-url"] = EVAL_FILE
+            for key, value in values.items():
+                store.set(key, value)
+            declare_public(env)  # the state and created_by tags are published by design
+            declare_public(user)
+            result.created_secrets.append(store.path)
+        write_sample_data(lake, env, rows)
+    if git:
+        _git_init(target)
+    return result
+
+
+def write_sample_data(lake: Path, env: str, rows: int) -> None:
+    """Different census data in each environment's lake; stage also gets the sealed evaluation set."""
+    from conveyor.examples.census_data import write_census_csv
+
+    lake.mkdir(parents=True, exist_ok=True)
+    if not (lake / DATA_FILE).exists():
+        write_census_csv(lake / DATA_FILE, rows=rows, seed=SEEDS.get(env, 99))
+    if env == "stage" and not (lake / EVAL_FILE).exists():
+        (lake / EVAL_FILE).parent.mkdir(parents=True, exist_ok=True)
+        write_census_csv(lake / EVAL_FILE, rows=max(rows // 5, 200), seed=4242)
+
+
+def _git_init(root: Path) -> None:
+    if shutil.which("git") is None:
+        return
+    run = {"cwd": root, "capture_output": True, "check": False}
+    subprocess.run(["git", "init", "-q", "-b", "main"], **run)
+    subprocess.run(["git", "add", "-A"], **run)
+    identity = ["-c", "user.name=conveyor", "-c", "user.email=conveyor@localhost"]
+    has_identity = subprocess.run(["git", "config", "user.email"], **run).returncode == 0
+    subprocess.run(
+        ["git", *([] if has_identity else identity), "commit", "-q", "-m", "Project from conveyor init"], **run
+    )

@@ -1,0 +1,155 @@
+"""`open_lake`: an environment's data lake as one object, rooted at its URL, confined to it, with read lineage."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+from typing import IO, Any
+
+from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
+
+from conveyor.errors import LakeError
+from conveyor.lake.confinement import ConfinedFileSystem, lake_path
+from conveyor.lake.credentials import storage_options
+from conveyor.lake.lineage import LakeRead
+from conveyor.lake.location import LakeLocation, parse_lake_url
+from conveyor.secrets.base import SecretStore
+from conveyor.secrets.redaction import redact
+
+
+class Lake:
+    """An environment's data lake. Paths are relative to its root; reads are logged for `data_digest()`.
+
+    `fs` is the rooted, confined fsspec filesystem for anything not wrapped here (pandas, pyarrow, glob, ...);
+    it logs reads too. `storage_options` holds the backend's credentials: hand it to libraries, never print it.
+    """
+
+    def __init__(
+        self, location: LakeLocation, fs: ConfinedFileSystem, storage_options: dict[str, Any] | None = None
+    ) -> None:
+        self.location = location
+        self.fs = fs
+        self.storage_options = storage_options or {}
+
+    @property
+    def url(self) -> str:
+        return self.location.url
+
+    @property
+    def env(self) -> str | None:
+        """The environment's name, used in hints (`--env NAME`)."""
+        return self.fs.env
+
+    @env.setter
+    def env(self, name: str | None) -> None:
+        self.fs.env = name
+
+    def __repr__(self) -> str:
+        return f"Lake({self.url!r})"
+
+    def path(self, path: Any) -> str:
+        """`path` as a normalised path inside the lake, or `LakeError` if it would leave the lake."""
+        inside = lake_path(path, self.location)
+        self.fs._join(inside)  # symlink check on local lakes
+        return inside
+
+    def open(self, path: Any, mode: str = "rb", **kwargs: Any) -> IO[Any]:
+        """Open a lake file; reading modes are logged with the file's sha256."""
+        return self.fs.open(path, mode, **kwargs)
+
+    def ls(self, path: Any = "", detail: bool = False) -> list[Any]:
+        """The entries under `path` (names relative to the lake's root, or info dicts with `detail`)."""
+        return self.fs.ls(self.path(path), detail=detail)
+
+    def find(self, path: Any = "") -> list[str]:
+        """Every file under `path`, recursively."""
+        return self.fs.find(self.path(path))
+
+    def exists(self, path: Any) -> bool:
+        return self.fs.exists(self.path(path))
+
+    def info(self, path: Any) -> dict[str, Any]:
+        return self.fs.info(self.path(path))
+
+    def put(self, local_path: str | os.PathLike[str], remote_path: Any = None) -> list[str]:
+        """Upload a local file or folder; `remote_path` defaults to its name, a trailing `/` puts it inside."""
+        source = Path(local_path)
+        if not source.exists():
+            raise LakeError(f"cannot upload {source}: no such local file or folder")
+        remote = "" if remote_path is None else os.fspath(remote_path)
+        if not remote or remote.endswith("/"):
+            remote = posixpath.join(remote, source.name)
+        target = self.path(remote)
+        if source.is_file():
+            self.fs.put_file(str(source), target)
+            return [target]
+        written = []
+        for file in sorted(p for p in source.rglob("*") if p.is_file()):
+            name = posixpath.join(target, file.relative_to(source).as_posix())
+            self.fs.put_file(str(file), self.path(name))
+            written.append(name)
+        return written
+
+    def get(self, remote_path: Any, local_path: str | os.PathLike[str] | None = None) -> list[Path]:
+        """Download a lake file or folder (logged as read); `local_path` defaults to its name in the cwd."""
+        remote = self.path(remote_path)
+        target = Path(local_path) if local_path is not None else Path.cwd() / (posixpath.basename(remote) or "lake")
+        if not self.fs.isdir(remote):
+            if target.is_dir():
+                target = target / posixpath.basename(remote)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.fs.get_file(remote, str(target))
+            return [target]
+        written = []
+        for name in self.fs.find(remote):
+            local = target / posixpath.relpath(name, remote or ".")
+            local.parent.mkdir(parents=True, exist_ok=True)
+            self.fs.get_file(name, str(local))
+            written.append(local)
+        return written
+
+    def url_of(self, path: Any = "") -> str:
+        """The full URL of a lake path, for engines that take URLs (Spark). Not logged as a read."""
+        return self.location.url_of(self.path(path))
+
+    def reads(self) -> list[LakeRead]:
+        """Every file read so far through this lake, sorted, each with its sha256."""
+        return self.fs.read_log.reads()
+
+    def data_digest(self) -> str:
+        """`sha256:<hex>` over the sorted `path\\tsha256` lines of `reads()`."""
+        return self.fs.read_log.data_digest()
+
+
+def open_lake(url: str, secrets: SecretStore | None, project_root: Path, *, env: str | None = None) -> Lake:
+    """Open the lake at `url` with credentials from `secrets`; `env` names the environment in hints."""
+    location = parse_lake_url(url, Path(project_root))
+    options = storage_options(location, secrets)
+    backend = _backend(location, options)
+    return Lake(location, ConfinedFileSystem(location, backend, env=env), options)
+
+
+def _backend(location: LakeLocation, options: dict[str, Any]) -> AbstractFileSystem:
+    if location.kind == "file":
+        return LocalFileSystem(auto_mkdir=True)
+    try:
+        if location.kind == "azure":
+            from adlfs import AzureBlobFileSystem
+
+            return AzureBlobFileSystem(**options)
+        from s3fs import S3FileSystem
+
+        return S3FileSystem(**options)
+    except ImportError as exc:
+        extra = "azure" if location.kind == "azure" else "s3"
+        raise LakeError(
+            f"the lake {location.url} needs a library that is not installed ({exc.name})",
+            hint=f"Install it with: pip install 'conveyor[{extra}]'",
+        ) from None
+    except Exception as exc:  # the client refused its configuration; its words may quote a credential
+        raise LakeError(
+            f"cannot open the lake {location.url}: {redact(str(exc))}",
+            hint="Check the lake's secrets with `conveyor secrets list --env ENV`.",
+        ) from None

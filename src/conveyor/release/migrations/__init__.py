@@ -1,0 +1,1 @@
+"""Alembic migrations of the release ledger (run automatically when a ledger is opened)."""

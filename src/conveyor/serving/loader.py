@@ -1,0 +1,106 @@
+"""Loading a package directory's `score.py`: path set-up, model directory, and the entry points it defines."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from conveyor.errors import ConveyorError
+
+
+class ScoreInitError(ConveyorError):
+    """`score.py` could not be imported, or its `init()` raised."""
+
+
+@dataclass
+class PackageInfo:
+    """What the server says about the model it serves: name and version from `manifest.json` when present."""
+
+    package_dir: Path
+    name: str
+    version: str
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ScoreModule:
+    """The entry points of a loaded `score.py`."""
+
+    module: ModuleType
+    run: Callable[[Any], Any]
+    run_batch: Callable[[list[Any]], list[Any]] | None
+    example: Any
+
+
+def check_package_dir(package_dir: Path) -> Path:
+    """`package_dir` resolved, or a ConveyorError saying why it cannot be served."""
+    package_dir = Path(package_dir).expanduser().resolve()
+    if not package_dir.is_dir():
+        raise ConveyorError(
+            f"package directory {package_dir} does not exist",
+            hint="Pass the directory `conveyor build` wrote (it holds score.py, inference/ and model/).",
+        )
+    if not (package_dir / "score.py").is_file():
+        raise ConveyorError(
+            f"{package_dir} is not a package directory: score.py is missing",
+            hint="Pass the directory that holds score.py, inference/ and model/ (what `conveyor build` writes).",
+        )
+    return package_dir
+
+
+def read_package_info(package_dir: Path, name: str | None = None) -> PackageInfo:
+    """Name and version of the served model: `manifest.json`'s model, else the directory's name and "1"."""
+    manifest: dict[str, Any] = {}
+    path = package_dir / "manifest.json"
+    if path.is_file():
+        try:
+            manifest = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ConveyorError(f"{path} is not valid JSON: {exc}", hint="Rebuild the package.") from None
+    model = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
+    model_name = name or str(model.get("name") or manifest.get("name") or package_dir.name)
+    version = str(model.get("version") or manifest.get("version") or "1")
+    return PackageInfo(package_dir, model_name, version, manifest)
+
+
+def import_score(package_dir: Path) -> ScoreModule:
+    """Import `PKG/score.py` with PKG on `sys.path` and `CONVEYOR_MODEL_DIR=PKG/model` (init() not called)."""
+    package_dir = check_package_dir(package_dir)
+    if str(package_dir) not in sys.path:
+        sys.path.insert(0, str(package_dir))
+    if (package_dir / "model").is_dir():
+        os.environ["CONVEYOR_MODEL_DIR"] = str(package_dir / "model")
+    spec = importlib.util.spec_from_file_location("score", package_dir / "score.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["score"] = module
+    spec.loader.exec_module(module)
+    run = getattr(module, "run", None)
+    if not callable(run):
+        raise ScoreInitError(
+            f"{package_dir / 'score.py'} defines no run(request) function",
+            hint="score.py must define init() and run(request); run_batch(requests) is optional.",
+        )
+    run_batch = getattr(module, "run_batch", None)
+    return ScoreModule(
+        module=module,
+        run=run,
+        run_batch=run_batch if callable(run_batch) else None,
+        example=getattr(module, "EXAMPLE_REQUEST", None),
+    )
+
+
+def load_and_init(package_dir: Path) -> ScoreModule:
+    """Import score.py and call its `init()` once (if it defines one)."""
+    score = import_score(package_dir)
+    init = getattr(score.module, "init", None)
+    if callable(init):
+        init()
+    return score

@@ -1,0 +1,249 @@
+"""Serving with N worker processes on one listening socket: forked from a supervisor that replaces dead ones.
+
+Each worker runs uvicorn (httptools + uvloop) on the inherited socket and calls score.py's `init()` once.
+SIGTERM or SIGINT to the supervisor stops every worker gracefully: they stop accepting, finish in-flight
+requests (up to `graceful_timeout` seconds) and exit. A worker that dies otherwise is replaced; a worker whose
+`init()` failed stops the whole server with a clear error (a model that cannot load will not load on retry).
+
+Metrics are per worker: each scrape of /metrics is answered by one worker (its pid is in the output).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import ConveyorError
+from conveyor.serving.loader import ScoreInitError, check_package_dir
+
+log = logging.getLogger("conveyor.serving")
+
+INIT_FAILED = 3  # a worker's exit code when score.py's init() raised
+RESPAWN_WINDOW = 10.0  # seconds; more than RESPAWN_LIMIT early deaths in it stop the server
+RESPAWN_LIMIT = 5
+
+
+def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening TCP socket the workers inherit."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConveyorError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            hint="Choose another --port, or stop the process that holds this one.",
+        ) from None
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def configure_logging(level: str = "info") -> None:
+    """One line per record on stderr, secrets masked (the worker's pid in every line)."""
+    from conveyor.secrets import redaction
+
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    redaction.install()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send this worker SIGTERM when the supervisor dies (no orphaned workers)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _worker(
+    sock: socket.socket, package_dir: Path, app_options: dict[str, Any], server_options: dict[str, Any]
+) -> None:
+    """Body of one worker process (after fork): serve until told to stop; never returns."""
+    code = 0
+    try:
+        import uvicorn
+
+        from conveyor.serving.app import ScoringApp
+
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the supervisor only, which stops workers one signal each
+        _die_with_parent()
+        holder: dict[str, uvicorn.Server] = {}
+        failed: list[BaseException] = []
+
+        def stop_on_failure(exc: BaseException) -> None:
+            failed.append(exc)
+            holder["server"].should_exit = True
+
+        app = ScoringApp(package_dir, on_init_failure=stop_on_failure, **app_options)
+        config = uvicorn.Config(
+            app,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=server_options["graceful_timeout"],
+            timeout_keep_alive=server_options.get("keep_alive", 5),
+            server_header=False,
+            date_header=False,
+        )
+        server = holder["server"] = uvicorn.Server(config)
+        server.run(sockets=[sock])
+        if failed:
+            code = INIT_FAILED
+    except BaseException:  # the worker must end with an exit code, not a stack unwinding into fork
+        log.exception("worker %d crashed", os.getpid())
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+class Supervisor:
+    """Forks workers, replaces those that die, and stops them all gracefully on SIGTERM/SIGINT."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        package_dir: Path,
+        workers: int,
+        app_options: dict[str, Any],
+        server_options: dict[str, Any],
+    ) -> None:
+        self.sock, self.package_dir, self.count = sock, package_dir, workers
+        self.app_options, self.server_options = app_options, server_options
+        self.workers: dict[int, float] = {}  # pid -> start time
+        self.stopping = False
+        self.early_deaths: list[float] = []
+
+    def spawn(self) -> int:
+        pid = os.fork()
+        if pid == 0:
+            _worker(self.sock, self.package_dir, self.app_options, self.server_options)
+        self.workers[pid] = time.monotonic()
+        return pid
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def run(self) -> None:
+        """Serve until a signal stops the server; raises ScoreInitError when init() failed."""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            for _ in range(self.count):
+                self.spawn()
+            while not self.stopping:
+                self._reap()
+                time.sleep(0.05)
+        finally:
+            self._stop_all()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _reap(self) -> None:
+        while self.workers:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                return
+            started = self.workers.pop(pid, None)
+            if started is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if self.stopping:
+                continue
+            if code == INIT_FAILED:
+                raise ScoreInitError(
+                    f"init() of {self.package_dir / 'score.py'} failed; the server is not ready and stops",
+                    hint="The traceback is in the log above. Fix score.py or the model files and serve again.",
+                )
+            now = time.monotonic()
+            if now - started < RESPAWN_WINDOW:
+                self.early_deaths = [t for t in self.early_deaths if now - t < RESPAWN_WINDOW] + [now]
+                if len(self.early_deaths) > RESPAWN_LIMIT:
+                    raise ConveyorError(
+                        f"workers keep dying right after start ({len(self.early_deaths)} in {RESPAWN_WINDOW:.0f} s)",
+                        hint="See the log above for why; fix it and serve again.",
+                    )
+            how = f"signal {-code}" if code < 0 else f"exit code {code}"
+            log.warning("worker %d died (%s); starting a new one", pid, how)
+            self.spawn()
+
+    def _stop_all(self) -> None:
+        for pid in list(self.workers):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                self.workers.pop(pid, None)
+        deadline = time.monotonic() + self.server_options["graceful_timeout"] + 5
+        while self.workers and time.monotonic() < deadline:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                time.sleep(0.02)
+            else:
+                self.workers.pop(pid, None)
+        for pid in list(self.workers):
+            log.warning("worker %d did not stop in time; killing it", pid)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        self.workers.clear()
+
+
+def run_server(
+    package_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int | None = None,
+    *,
+    name: str | None = None,
+    max_batch_size: int = 64,
+    max_wait_ms: float = 2.0,
+    max_body_bytes: int | None = None,
+    offload: str = "auto",
+    graceful_timeout: float = 30.0,
+    log_level: str = "info",
+) -> None:
+    """Serve `package_dir` on host:port with `workers` processes (default: the CPU count) until SIGTERM/SIGINT.
+
+    Raises ScoreInitError when score.py's init() fails, ConveyorError for a bad package dir or a busy port.
+    """
+    from conveyor.serving.app import DEFAULT_MAX_BODY_BYTES
+
+    package_dir = check_package_dir(Path(package_dir))
+    workers = workers or os.cpu_count() or 1
+    if workers < 1:
+        raise ConveyorError(f"--workers must be at least 1, not {workers}")
+    configure_logging(log_level)
+    import uvicorn  # noqa: F401 - imported once here so every forked worker starts with it loaded
+
+    app_options = {
+        "name": name,
+        "max_batch_size": max_batch_size,
+        "max_wait_ms": max_wait_ms,
+        "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+        "offload": offload,
+    }
+    sock = bind_socket(host, port)
+    log.info("serving %s on http://%s:%d with %d worker(s)", package_dir, host, port, workers)
+    try:
+        Supervisor(sock, package_dir, workers, app_options, {"graceful_timeout": graceful_timeout}).run()
+    finally:
+        sock.close()
+    log.info("server stopped")

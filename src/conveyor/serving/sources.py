@@ -1,0 +1,76 @@
+"""What `conveyor serve` can serve: a package directory, a registered model (`models:/NAME/VERSION` or
+`models:/NAME@ALIAS`, materialised into a package directory) or an OCI image (run through podman)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from conveyor.errors import ConveyorError
+from conveyor.serving.loader import check_package_dir
+
+IMAGE_REFERENCE = re.compile(
+    r"^(?:[a-z0-9.-]+(?::\d+)?/)?[a-z0-9._/-]+(?::[A-Za-z0-9_.-]{1,128})?(?:@sha256:[0-9a-f]{64})?$"
+)
+CACHE = Path.home() / ".cache" / "conveyor" / "serve"
+
+
+@dataclass(frozen=True)
+class ServeSource:
+    """A resolved source: a package directory to serve in-process, or an image to run."""
+
+    kind: Literal["package", "image"]
+    spec: str
+    package_dir: Path | None = None
+    image: str | None = None
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or Path(spec).exists()
+
+
+def resolve(spec: str, env: str | None = None, cache_dir: Path | None = None) -> ServeSource:
+    """Turn `conveyor serve`'s argument into something servable.
+
+    `models:/...` URIs are downloaded by `conveyor.registry.materialize(uri, env_name, dest)` into a package
+    layout under `cache_dir` (default ~/.cache/conveyor/serve), then served like a package directory.
+    """
+    if spec.startswith("models:/"):
+        return ServeSource("package", spec, package_dir=_materialize(spec, env, cache_dir or CACHE))
+    if _looks_like_path(spec):
+        return ServeSource("package", spec, package_dir=check_package_dir(Path(spec)))
+    if IMAGE_REFERENCE.match(spec):
+        return ServeSource("image", spec, image=spec)
+    raise ConveyorError(
+        f"cannot serve {spec!r}: it is not a package directory, a models:/ URI or an image reference",
+        hint="Pass a directory built by `conveyor build`, models:/NAME/VERSION, models:/NAME@ALIAS, "
+        "or an image such as localhost/census:abc123.",
+    )
+
+
+def _materialize(uri: str, env: str | None, cache_dir: Path) -> Path:
+    if not re.match(r"^models:/[^/@]+(/[^/@]+|@[^/@]+)$", uri):
+        raise ConveyorError(
+            f"bad model URI {uri!r}", hint="Use models:/NAME/VERSION or models:/NAME@ALIAS (e.g. models:/census@prod)."
+        )
+    if env is None:
+        raise ConveyorError(
+            f"serving {uri} needs an environment to find its registry",
+            hint="Pass --env dev|stage|prod (an environment of conveyor.toml).",
+        )
+    try:
+        registry = importlib.import_module("conveyor.registry")
+        materialize = registry.materialize
+    except (ImportError, AttributeError):
+        raise ConveyorError(
+            f"cannot serve {uri}: this conveyor has no registry download yet (conveyor.registry.materialize)",
+            hint="Build a package with `conveyor build` and serve its directory instead.",
+        ) from None
+    key = hashlib.sha256(f"{env}\0{uri}".encode()).hexdigest()[:16]
+    dest = cache_dir / key
+    result = materialize(uri, env, dest)
+    return check_package_dir(Path(result) if result is not None else dest)
