@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from conveyor.errors import LakeError
-from conveyor.examples.census_data import write_census_csv
+from conveyor.examples.census_data import census_frame, write_census_csv
 from conveyor.lake import LakePathMissing, LakePathOutside, open_lake, parse_lake_url
 from conveyor.lake.lineage import CHUNK
 
@@ -77,7 +78,7 @@ def test_symlink_inside_the_lake_is_followed(lakes: tuple[Path, Path]) -> None:
     ],
 )
 def test_paths_leaving_the_lake_are_refused(lakes: tuple[Path, Path], path: str) -> None:
-    dev, stage = lakes
+    dev, _stage = lakes
     lake = open_lake(f"file://{dev}", None, Path("/"))
     for attempt in (
         lambda: lake.open(path),
@@ -116,6 +117,24 @@ def test_writes_stay_inside(lakes: tuple[Path, Path]) -> None:
         lake.fs.rm("../stage/eval.csv")
     assert not (stage / "planted.csv").exists() and (stage / "eval.csv").exists()
     assert lake.reads() == []
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda fs, out: fs.get("census", str(out), recursive=True),
+        lambda fs, out: fs.get("*", str(out), recursive=True),
+        lambda fs, out: fs.cat("census", recursive=True),
+        lambda fs, out: fs.cat("census/*.csv"),
+        lambda fs, out: fs.copy("census", "copied", recursive=True),
+    ],
+)
+def test_recursive_operations_do_not_follow_links_out(lakes: tuple[Path, Path], tmp_path: Path, operation) -> None:
+    dev, _ = lakes
+    lake = open_lake(f"file://{dev}", None, Path("/"))
+    with pytest.raises(LakePathOutside, match="symlink"):
+        operation(lake.fs, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (dev / "copied").exists()
 
 
 def test_digest_changes_when_one_byte_changes(lakes: tuple[Path, Path]) -> None:
@@ -229,3 +248,34 @@ def test_bad_urls_are_explained(url: str, words: list[str]) -> None:
         open_lake(url, None, Path("/"))
     for word in words:
         assert word in str(bad.value)
+
+
+def test_parquet_column_reads_through_fs_hash_the_whole_file(lakes: tuple[Path, Path]) -> None:
+    dev, _ = lakes
+    census_frame(400, 2).to_parquet(dev / "census.parquet")
+    lake = open_lake(f"file://{dev}", None, Path("/"))
+    ages = pd.read_parquet("census.parquet", columns=["age"], filesystem=lake.fs)
+    assert len(ages) == 400
+    assert [(r.path, r.sha256) for r in lake.reads()] == [("census.parquet", sha(dev / "census.parquet"))]
+
+
+def test_reads_by_url_are_recorded_on_request(lakes: tuple[Path, Path]) -> None:
+    dev, _ = lakes
+    lake = open_lake(f"file://{dev}", None, Path("/"))
+    assert lake.url_of("census") == f"file://{dev}/census"
+    with pytest.raises(LakePathOutside, match=r"eval-link\.csv"):
+        lake.record_read("census")  # Spark would follow the link into the stage lake
+    (dev / "census" / "eval-link.csv").unlink()
+    assert lake.record_read("census") == ["census/AdultCensusIncome.csv", "census/inside-link.csv"]
+    assert {r.sha256 for r in lake.reads()} == {sha(dev / "census" / "AdultCensusIncome.csv")}
+    with pytest.raises(LakePathMissing):
+        lake.record_read("census/absent.csv")
+
+
+def test_compressed_files_are_hashed_as_stored(lakes: tuple[Path, Path]) -> None:
+    dev, _ = lakes
+    (dev / "rows.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n"))
+    lake = open_lake(f"file://{dev}", None, Path("/"))
+    with lake.open("rows.csv.gz", "rt", compression="infer") as handle:
+        assert handle.read() == "a,b\n1,2\n"
+    assert [r.sha256 for r in lake.reads()] == [sha(dev / "rows.csv.gz")]

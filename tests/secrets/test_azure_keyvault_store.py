@@ -14,7 +14,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import ClientSecretCredential, DefaultAzureCredential
-from conftest import RecordedAPI, SeenRequest, recording
+from recorded_api import RecordedAPI, SeenRequest, recording
 from requests.adapters import HTTPAdapter
 
 from conveyor.errors import SecretError
@@ -200,7 +200,7 @@ def test_unreachable_vault_is_reported(credential: FakeCredential) -> None:
     store = AzureKeyVaultSecretStore(
         "https://conveyor-dev.vault.azure.net", credential=credential, transport=loopback_transport(1), retry_total=0
     )
-    with pytest.raises(SecretError, match="cannot reach https://conveyor-dev.vault.azure.net"):
+    with pytest.raises(SecretError, match=r"cannot reach https://conveyor-dev\.vault\.azure\.net"):
         store.names()
 
 
@@ -229,7 +229,9 @@ def test_service_principal_signs_in_and_reads_a_secret(
     monkeypatch.setenv("AZURE_CLIENT_ID", "0b6f2c1e-1111-4a2b-9c3d-5e6f7a8b9c0d")
     monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
     monkeypatch.setenv("AZURE_CLIENT_SECRET", "sp~secret~value~0123")
-    api.answer("GET", f"/{TENANT}/v2.0/.well-known/openid-configuration", recording("azure_keyvault", "openid-configuration"))
+    api.answer(
+        "GET", f"/{TENANT}/v2.0/.well-known/openid-configuration", recording("azure_keyvault", "openid-configuration")
+    )
     api.answer("POST", f"/{TENANT}/oauth2/v2.0/token", recording("azure_keyvault", "client-credentials-token"))
     api.answer("GET", "/secrets/sp-app-id/", bearer_only("get-secret"))
     store = AzureKeyVaultSecretStore.from_url(
@@ -255,7 +257,9 @@ def test_rejected_service_principal_is_a_credential_error(
     monkeypatch.setenv("AZURE_CLIENT_ID", "0b6f2c1e-1111-4a2b-9c3d-5e6f7a8b9c0d")
     monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
     monkeypatch.setenv("AZURE_CLIENT_SECRET", "sp~wrong~value~0123")
-    api.answer("GET", f"/{TENANT}/v2.0/.well-known/openid-configuration", recording("azure_keyvault", "openid-configuration"))
+    api.answer(
+        "GET", f"/{TENANT}/v2.0/.well-known/openid-configuration", recording("azure_keyvault", "openid-configuration")
+    )
     api.answer("POST", f"/{TENANT}/oauth2/v2.0/token", recording("azure_keyvault", "invalid-client-secret"))
     api.answer("GET", "/common/discovery/instance", recording("azure_keyvault", "instance-discovery"))
     api.answer("GET", "/secrets/sp-app-id/", bearer_only("get-secret"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from conftest import RecordedAPI, recording
+from recorded_api import RecordedAPI, recording
 
 from conveyor.errors import SecretError
 from conveyor.secrets import open_store, redact
@@ -69,6 +69,7 @@ def test_get_reads_kv2_with_token_and_registers_the_value(api: RecordedAPI, stor
     assert request.headers["x-vault-token"] == TOKEN
     assert "x-vault-namespace" not in request.headers
     assert redact("secret is Qx8~vT3.kLm9_Zr2pW7sNf4Hd1yBc6Ja5Ue0Go") == "secret is ***"
+    assert redact("5b1f3e0e-9a0c-4f4e-8a4d-2c0f1d3e6b7a") != "***"  # read alongside, not handed out
     assert redact(f"token {TOKEN}") == "token ***"
 
 

@@ -206,7 +206,9 @@ def census_csv(rows: int = 5000, seed: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_census_csv(path_or_handle: str | os.PathLike[str] | IO[str] | IO[bytes], rows: int = 5000, seed: int = 0) -> None:
+def write_census_csv(
+    path_or_handle: str | os.PathLike[str] | IO[str] | IO[bytes], rows: int = 5000, seed: int = 0
+) -> None:
     """Write `AdultCensusIncome.csv` to a path (parents created) or to an open text or binary handle."""
     text = census_csv(rows, seed)
     if isinstance(path_or_handle, str | os.PathLike):

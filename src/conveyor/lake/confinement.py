@@ -15,7 +15,9 @@ import posixpath
 from typing import Any
 
 from fsspec import AbstractFileSystem
+from fsspec.compression import compr
 from fsspec.implementations.dirfs import DirFileSystem
+from fsspec.utils import infer_compression
 
 from conveyor.errors import LakeError
 from conveyor.lake.lineage import HashingReader, ReadLog, sha256_of_stream
@@ -131,14 +133,19 @@ class ConfinedFileSystem(DirFileSystem):
         if "r" not in mode or "+" in mode:
             return super().open(path, mode, *args, **kwargs)
         text = {k: kwargs.pop(k) for k in ("encoding", "errors", "newline") if k in kwargs}
+        compression = kwargs.pop("compression", None)
         inside = lake_path(path, self.location)
+        if compression == "infer":
+            compression = infer_compression(inside)
         try:
             inner = self.fs.open(self._join(inside), "rb", *args, **kwargs)
         except (FileNotFoundError, IsADirectoryError) as exc:
             if isinstance(exc, LakeError):
                 raise
             raise self.missing(inside) from None
-        reader = HashingReader(inner, inside, self.read_log)
+        reader: Any = HashingReader(inner, inside, self.read_log)  # hashes the stored bytes
+        if compression:
+            reader = compr[compression](reader, mode="rb")
         if "b" in mode:
             return reader
         return io.TextIOWrapper(reader, **text)
@@ -158,6 +165,7 @@ class ConfinedFileSystem(DirFileSystem):
         return data
 
     def cat(self, path: Any, *args: Any, **kwargs: Any) -> Any:
+        self._expanded(path, kwargs.get("recursive", False))
         result = super().cat(path, *args, **kwargs)
         if isinstance(result, dict):
             for name, data in result.items():
@@ -185,12 +193,22 @@ class ConfinedFileSystem(DirFileSystem):
                 self.read_log.record(inside, sha256_of_stream(handle))
         return result
 
+    def _expanded(self, path: Any, recursive: bool) -> list[str]:
+        """Every path a recursive or glob operation on `path` touches, each checked (symlinks included)."""
+        names = self.expand_path(path, recursive=recursive)
+        for name in names:
+            self._join(name)
+        return names
+
     def get(self, rpath: Any, *args: Any, **kwargs: Any) -> Any:
-        recursive = kwargs.get("recursive", False)
-        for name in self.expand_path(rpath, recursive=recursive):
+        for name in self._expanded(rpath, kwargs.get("recursive", False)):
             if self.isfile(name):
                 self.read_log.opened(lake_path(name, self.location))
         return super().get(rpath, *args, **kwargs)
+
+    def copy(self, path1: Any, path2: Any, *args: Any, **kwargs: Any) -> Any:
+        self._expanded(path1, kwargs.get("recursive", False))
+        return super().copy(path1, path2, *args, **kwargs)
 
     # -- missing paths named -------------------------------------------------------------------------------
 

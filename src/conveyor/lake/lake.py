@@ -111,8 +111,21 @@ class Lake:
         return written
 
     def url_of(self, path: Any = "") -> str:
-        """The full URL of a lake path, for engines that take URLs (Spark). Not logged as a read."""
+        """The full URL of a lake path, for engines that take URLs (Spark); log it with `record_read`."""
         return self.location.url_of(self.path(path))
+
+    def record_read(self, path: Any = "") -> list[str]:
+        """Log the file, or every file under the folder, at `path` as read by an engine reading by URL.
+
+        Their sha256 is computed (by streaming them) when `reads()` or `data_digest()` is asked for. A folder
+        holding a symlink that leads out of the lake is refused: the engine would follow it.
+        """
+        inside = self.path(path)
+        names = self.fs.find(inside) if self.fs.info(inside)["type"] == "directory" else [inside]
+        names = [self.path(name) for name in names]
+        for name in names:
+            self.fs.read_log.opened(name)
+        return names
 
     def reads(self) -> list[LakeRead]:
         """Every file read so far through this lake, sorted, each with its sha256."""

@@ -7,6 +7,7 @@ was never closed (or whose handle could not seek back) is hashed by streaming it
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import threading
@@ -172,7 +173,5 @@ class HashingReader(io.BufferedIOBase):
         return getattr(self._inner, name)
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass

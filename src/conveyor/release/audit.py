@@ -51,8 +51,12 @@ def verify_chain(rows: list[Any], head_seq: int, head_hash: str) -> ChainReport:
     expected_seq = 1
     for row in rows:
         if row.seq != expected_seq:
-            missing = f"entry {expected_seq}" if row.seq == expected_seq + 1 else f"entries {expected_seq}-{row.seq - 1}"
-            return ChainReport(False, len(rows), head_hash, expected_seq, f"{missing} deleted (entry {row.seq} follows)")
+            missing = (
+                f"entry {expected_seq}" if row.seq == expected_seq + 1 else f"entries {expected_seq}-{row.seq - 1}"
+            )
+            return ChainReport(
+                False, len(rows), head_hash, expected_seq, f"{missing} deleted (entry {row.seq} follows)"
+            )
         if row.prev_hash != previous:
             return ChainReport(
                 False, len(rows), head_hash, row.seq, f"entry {row.seq} does not follow the entry before it"

@@ -83,8 +83,7 @@ class Ledger:
         except ArgumentError:
             raise ConfigError(
                 f"ledger URL {url!r} is not a SQLAlchemy URL",
-                hint="Use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB ([ledger] url or "
-                f"{URL_VARIABLE}).",
+                hint=f"Use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB ([ledger] url or {URL_VARIABLE}).",
             ) from None
         shown = parsed.render_as_string(hide_password=True)
         try:

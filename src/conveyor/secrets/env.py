@@ -9,7 +9,6 @@ from pathlib import Path
 from conveyor.errors import SecretError
 from conveyor.secrets.redaction import register_secret
 
-
 PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$|^$")
 
 

@@ -152,7 +152,7 @@ class RedactingStream(io.TextIOBase):
 
     def write(self, text: str) -> int:
         self._pending += text
-        end = max(self._pending.rfind("\n"), self._pending.rfind("\r")) + 1
+        end = len(self._pending)
         if len(self._pending) > self.MAX_PENDING:
             end = len(self._pending)
         if end:
@@ -177,7 +177,7 @@ class RedactingStream(io.TextIOBase):
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self._wrapped, "encoding", "utf-8")
+        return getattr(self._wrapped, "encoding", None) or "utf-8"
 
 
 def install() -> None:

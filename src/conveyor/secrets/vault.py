@@ -175,10 +175,7 @@ class VaultSecretStore:
                 if not missing_ok:
                     raise
                 return {}, 0
-        values = {key: value if isinstance(value, str) else str(value) for key, value in data.items()}
-        for value in values.values():
-            register_secret(value)
-        return values, version
+        return {key: value if isinstance(value, str) else str(value) for key, value in data.items()}, version
 
     def get(self, key: str) -> str:
         values, _ = self._read(f"read secret {key!r}")
@@ -187,6 +184,7 @@ class VaultSecretStore:
                 f"secret {key!r} is missing from store {self.url}",
                 hint=f"Set it with: conveyor secrets set {key} --env <environment>",
             )
+        register_secret(values[key])
         return values[key]
 
     def names(self) -> list[str]:

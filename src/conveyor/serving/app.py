@@ -8,6 +8,7 @@ requests), `POST /invocations` (MLflow), Open Inference Protocol v2 under `/v2`,
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import traceback
@@ -158,6 +159,8 @@ class ScoringApp:
                 self.on_init_failure(exc)
             return
         self.score = score
+        gc.collect()
+        gc.freeze()  # start-up objects (the model, imported modules) leave the collector's view: shorter pauses
         if score.run_batch is not None:
             self.batcher = Batcher(
                 score.run_batch, score.run, self.policy, self.metrics, self.max_batch_size, self.max_wait_ms

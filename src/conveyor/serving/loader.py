@@ -70,9 +70,17 @@ def read_package_info(package_dir: Path, name: str | None = None) -> PackageInfo
     return PackageInfo(package_dir, model_name, version, manifest)
 
 
+_imported: dict[Path, ScoreModule] = {}
+
+
 def import_score(package_dir: Path) -> ScoreModule:
-    """Import `PKG/score.py` with PKG on `sys.path` and `CONVEYOR_MODEL_DIR=PKG/model` (init() not called)."""
+    """Import `PKG/score.py` with PKG on `sys.path` and `CONVEYOR_MODEL_DIR=PKG/model` (init() not called).
+
+    Imported once per process: a supervisor that imported it before forking hands it to its workers.
+    """
     package_dir = check_package_dir(package_dir)
+    if package_dir in _imported:
+        return _imported[package_dir]
     if str(package_dir) not in sys.path:
         sys.path.insert(0, str(package_dir))
     if (package_dir / "model").is_dir():
@@ -89,12 +97,13 @@ def import_score(package_dir: Path) -> ScoreModule:
             hint="score.py must define init() and run(request); run_batch(requests) is optional.",
         )
     run_batch = getattr(module, "run_batch", None)
-    return ScoreModule(
+    loaded = _imported[package_dir] = ScoreModule(
         module=module,
         run=run,
         run_batch=run_batch if callable(run_batch) else None,
         example=getattr(module, "EXAMPLE_REQUEST", None),
     )
+    return loaded
 
 
 def load_and_init(package_dir: Path) -> ScoreModule:

@@ -206,6 +206,23 @@ class Supervisor:
         self.workers.clear()
 
 
+def _preload(package_dir: Path, sock: socket.socket) -> None:
+    from conveyor.serving.loader import import_score
+
+    try:
+        import_score(package_dir)
+    except ConveyorError:
+        sock.close()
+        raise
+    except BaseException as exc:
+        sock.close()
+        log.error("importing %s failed", package_dir / "score.py", exc_info=exc)
+        raise ScoreInitError(
+            f"importing {package_dir / 'score.py'} failed: {type(exc).__name__}: {exc}",
+            hint="The traceback is in the log above. Fix score.py or its requirements and serve again.",
+        ) from None
+
+
 def run_server(
     package_dir: str | Path,
     host: str = "127.0.0.1",
@@ -219,9 +236,12 @@ def run_server(
     offload: str = "auto",
     graceful_timeout: float = 30.0,
     log_level: str = "info",
+    preload: bool = True,
 ) -> None:
     """Serve `package_dir` on host:port with `workers` processes (default: the CPU count) until SIGTERM/SIGINT.
 
+    With `preload`, score.py is imported (not initialised) once in the supervisor before the workers are forked:
+    they share its modules, and a replaced worker only runs `init()`.
     Raises ScoreInitError when score.py's init() fails, ConveyorError for a bad package dir or a busy port.
     """
     from conveyor.serving.app import DEFAULT_MAX_BODY_BYTES
@@ -241,6 +261,8 @@ def run_server(
         "offload": offload,
     }
     sock = bind_socket(host, port)
+    if preload:
+        _preload(package_dir, sock)
     log.info("serving %s on http://%s:%d with %d worker(s)", package_dir, host, port, workers)
     try:
         Supervisor(sock, package_dir, workers, app_options, {"graceful_timeout": graceful_timeout}).run()

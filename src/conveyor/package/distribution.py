@@ -1,0 +1,53 @@
+"""A wheel of conveyor itself, installed in the image so that the image runs `conveyor serve`."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import conveyor
+from conveyor.errors import ConveyorError
+from conveyor.package.cache import cache_dir
+from conveyor.package.lock import run_tool, uv_binary
+
+
+def source_root() -> Path | None:
+    """The source tree conveyor runs from (an editable install), or None for an installed wheel."""
+    root = Path(conveyor.__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").is_file() and (root / "src" / "conveyor").is_dir() else None
+
+
+def source_digest() -> str:
+    """sha256 over conveyor's own files (names and bytes): changes whenever the code that goes in the image does."""
+    package = Path(conveyor.__file__).resolve().parent
+    digest = hashlib.sha256(conveyor.__version__.encode())
+    root = source_root()
+    files = sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    if root:
+        files.append(root / "pyproject.toml")
+    for path in files:
+        digest.update(path.relative_to(package.parent).as_posix().encode() if path.is_relative_to(package.parent)
+                      else path.name.encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def conveyor_wheel() -> Path:
+    """conveyor's wheel, built from the source tree (uv build) or downloaded for the installed version."""
+    key = source_digest()[:32]
+    folder = cache_dir("conveyor-wheel", key)
+    found = sorted(folder.glob("conveyor-*.whl"))
+    if found:
+        return found[0]
+    root = source_root()
+    if root:
+        run_tool([uv_binary(), "build", "--wheel", "--quiet", "--out-dir", str(folder), str(root)],
+                 "building conveyor's wheel (uv build)")
+    else:
+        run_tool([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                  f"conveyor=={conveyor.__version__}", "-d", str(folder)], "downloading conveyor's wheel")
+    found = sorted(folder.glob("conveyor-*.whl"))
+    if not found:
+        raise ConveyorError(f"no conveyor wheel was produced in {folder}")
+    return found[0]

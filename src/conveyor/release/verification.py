@@ -1,0 +1,32 @@
+"""Before anything ships: the package room's byte-for-byte check of a build, then the image archive's digest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from conveyor.errors import ConveyorError
+from conveyor.release.build_record import BuildRecord
+from conveyor.release.oci_archive import verify_oci_archive
+
+BuildVerifier = Callable[[Path], object]
+
+
+def package_verifier() -> BuildVerifier:
+    """`conveyor.package.verify_build`: raises CheckFailed when any byte of the package or image changed."""
+    try:
+        from conveyor.package import verify_build
+    except ImportError:
+        raise ConveyorError(
+            "this conveyor cannot verify builds: conveyor.package.verify_build is not available",
+            hint="Install a conveyor whose package module provides verify_build; nothing is released unverified.",
+        ) from None
+    return verify_build
+
+
+def verify_release_build(build: BuildRecord) -> None:
+    """Refuse a tampered build: the package check, then the image archive against the tested digest."""
+    package_verifier()(build.path)
+    image = build.image
+    if image and image.get("archive") and image.get("digest"):
+        verify_oci_archive(Path(image["archive"]), str(image["digest"]))

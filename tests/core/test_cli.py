@@ -1,0 +1,133 @@
+"""The CLI as a person meets it: exit codes, one-paragraph errors, --json, secrets never shown."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conveyor.cli.main import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_help_teaches(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for command in ("init", "train", "demo", "models", "secrets", "lake"):
+        assert command in out
+
+
+def test_missing_environment_is_usage_error(capsys, census_project, monkeypatch):
+    monkeypatch.delenv("CONVEYOR_ENV", raising=False)
+    code, _, err = run(capsys, "secrets", "list", "-p", str(census_project))
+    assert code == 2
+    assert "no environment chosen" in err and "dev, stage, prod" in err
+
+
+def test_misspelled_environment(capsys, census_project):
+    code, _, err = run(capsys, "secrets", "list", "-p", str(census_project), "--env", "prd")
+    assert code == 2
+    assert "'prd' is not declared" in err and "Did you mean 'prod'" in err
+
+
+def test_secrets_list_shows_names_only(capsys, census_project):
+    code, out, _ = run(capsys, "secrets", "list", "-p", str(census_project), "--env", "stage", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert "eval-data-url" in data["names"] and "datalake-fqdn" in data["names"]
+    assert "file://" not in json.dumps(data["names"])
+
+
+def test_secrets_check_reports_missing(capsys, census_project, tmp_path):
+    project_file = (census_project / "conveyor.toml").read_text()
+    copy = tmp_path / "p"
+    copy.mkdir()
+    (copy / "conveyor.toml").write_text(project_file.replace('state = "${secret:alg-state}"', 'state = "${secret:nope}"', 1))
+    code, out, err = run(capsys, "secrets", "check", "-p", str(copy), "--env", "dev")
+    assert code == 1
+    assert "nope" in err and "conveyor secrets set KEY --env dev" in err
+    code, _, _ = run(capsys, "secrets", "check", "-p", str(census_project), "--env", "dev")
+    assert code == 0
+
+
+def test_secrets_set_from_stdin_is_private_and_masked(census_project, tmp_path):
+    secret_dir = tmp_path / "secrets"
+    project_file = (census_project / "conveyor.toml").read_text()
+    dev_store = next(line for line in project_file.splitlines() if line.startswith("secrets = "))
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "conveyor.toml").write_text(
+        project_file.replace(dev_store, f'secrets = "file://{secret_dir}/dev.toml"', 1)
+    )
+    env = {**os.environ, "CONVEYOR_ENV": "dev"}
+    done = subprocess.run(
+        [sys.executable, "-m", "conveyor.cli.main", "secrets", "set", "api-key", "--stdin", "-p", str(proj)],
+        input="very-secret-api-key\n", capture_output=True, text=True, env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "very-secret-api-key" not in done.stdout + done.stderr
+    store = secret_dir / "dev.toml"
+    assert oct(store.stat().st_mode & 0o777) == "0o600"
+    assert 'api-key = "very-secret-api-key"' in store.read_text()
+
+
+def test_world_readable_secret_file_exit_2(capsys, census_project, tmp_path):
+    from conveyor.config import load_project
+
+    path = Path(load_project(census_project).environment("prod").secrets.path)
+    os.chmod(path, 0o644)
+    try:
+        code, _, err = run(capsys, "secrets", "list", "-p", str(census_project), "--env", "prod")
+    finally:
+        os.chmod(path, 0o600)
+    assert code == 2
+    assert "chmod 600" in err and str(path) in err.replace("\n", "")
+
+
+def test_bad_project_file_exit_2(capsys, tmp_path):
+    (tmp_path / "conveyor.toml").write_text('[project]\nname = "x"\n[environments.dev]\nsecrets = 3\nlake = "file://l"\n')
+    code, _, err = run(capsys, "models", "list", "-p", str(tmp_path), "--env", "dev")
+    assert code == 2
+    assert "environments.dev.secrets = 3" in err and "conveyor.toml" in err
+
+
+def test_init_refuses_non_empty_folder(capsys, tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "keep.txt").write_text("mine")
+    code, _, err = run(capsys, "init", str(tmp_path / "x"))
+    assert code == 2 and "not empty" in err
+    assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
+
+
+def test_init_makes_git_repo_that_ignores_local_stores(census_project):
+    ignored = subprocess.run(
+        ["git", "check-ignore", ".conveyor/dev/mlflow.db", "results/junit.xml", "secrets/dev.toml"],
+        cwd=census_project, capture_output=True, text=True,
+    )
+    assert ignored.stdout.split() == [".conveyor/dev/mlflow.db", "results/junit.xml", "secrets/dev.toml"]
+    tracked = subprocess.run(["git", "ls-files"], cwd=census_project, capture_output=True, text=True).stdout.split()
+    assert {"conveyor.toml", "train.py", "score.py", "inference/model.py", "tests/test_inference.py"} <= set(tracked)
+    assert not any(name.endswith(".toml") and "secret" in name for name in tracked)
+
+
+@pytest.mark.slow
+def test_models_list_and_show(capsys, trained_project):
+    code, out, _ = run(capsys, "models", "list", "-p", str(trained_project), "--env", "dev", "--json")
+    assert code == 0
+    versions = json.loads(out)
+    assert versions[0]["name"] == "worst_regression" and versions[0]["tags"]["state"] == "dev"
+    code, out, _ = run(capsys, "models", "show", "worst_regression/1", "-p", str(trained_project), "-e", "dev")
+    assert code == 0 and "metric.mae" in out and "mae =" in out
+    code, _, err = run(capsys, "models", "show", "worst_regression/99", "-p", str(trained_project), "-e", "dev")
+    assert code == 2 and "'worst_regression/99' is not in the dev registry" in err
+    code, _, err = run(capsys, "models", "show", "no such!", "-p", str(trained_project), "-e", "dev")
+    assert code == 2 and "not understood" in err

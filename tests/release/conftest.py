@@ -1,0 +1,239 @@
+"""Real services for release tests, started by scripts/install-release-services.sh: PostgreSQL, two registries."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conveyor.config import load_project
+from conveyor.release import Ledger, Releases
+from conveyor.release import verification as release_verification
+from tests.release.images import BUSYBOX, verify_fabricated_build, write_build
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "install-release-services.sh"
+MODEL = "census_model"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _service(*args: str) -> str:
+    done = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"{SCRIPT.name} {args[0]} could not start it: {done.stderr.strip()[-300:]}")
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def service_dirs() -> Iterator[list[Path]]:
+    started: list[Path] = []
+    yield started
+    for folder in started:
+        subprocess.run(["bash", str(SCRIPT), "stop", str(folder)], capture_output=True, check=False, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(service_dirs: list[Path]) -> str:
+    folder = Path(tempfile.mkdtemp(prefix="conveyor-pg-"))
+    service_dirs.append(folder)
+    return _service("postgres", str(folder), str(free_port()))
+
+
+@pytest.fixture(scope="session")
+def registries(service_dirs: list[Path]) -> dict[str, str]:
+    """Two local OCI registries, one for qa and one for prod: stage → HOST:PORT."""
+    found = {}
+    for stage in ("qa", "prod"):
+        folder = Path(tempfile.mkdtemp(prefix=f"conveyor-registry-{stage}-"))
+        service_dirs.append(folder)
+        found[stage] = _service("registry", str(folder), str(free_port()))
+    if not shutil.which("skopeo"):
+        pytest.skip(f"skopeo is not installed ({SCRIPT.name} install installs it)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def mlflow_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow registry (sqlite) holding versions 1-4 of the model, shared by the session's projects."""
+    from mlflow import MlflowClient
+
+    from conveyor.registry.store import quiet_mlflow
+
+    quiet_mlflow()
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model(MODEL)
+    for _ in range(4):
+        client.create_model_version(MODEL, source=str(folder / "model"))
+    return uri
+
+
+def alias_version(uri: str, alias: str) -> str | None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(MODEL, alias).version
+    except MlflowException:
+        return None
+
+
+class FakeClock:
+    """An injectable clock the tests move forward."""
+
+    def __init__(self) -> None:
+        self.moment = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, **delta: float) -> datetime:
+        self.moment += timedelta(**delta)
+        return self.moment
+
+
+@pytest.fixture(autouse=True)
+def _fabricated_builds_verifier(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fabricated builds are checked by the same rules as the package's own check (every byte, the digest)."""
+    monkeypatch.setattr(release_verification, "package_verifier", lambda: verify_fabricated_build)
+    for variable in ("CONVEYOR_USER", "GITHUB_ACTOR", "BUILD_REQUESTEDFOR", "RELEASE_REQUESTEDFOR", "CONVEYOR_LEDGER_URL"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+PROD_POLICY = """approvers = ["alice", "bob", "dave"]
+min_approvals = {min_approvals}
+requester_may_approve = {requester_may_approve}
+timeout = "2d"
+requires = ["qa"]"""
+
+
+@pytest.fixture
+def make_project(tmp_path: Path, registries: dict[str, str], mlflow_registry: str) -> Callable[..., Path]:
+    """Write a census project whose qa and prod stages push to the two registries."""
+
+    def make(
+        *,
+        min_approvals: int = 2,
+        requester_may_approve: bool = False,
+        local_port: int | None = None,
+        ledger_url: str | None = None,
+        repo: str | None = None,
+    ) -> Path:
+        root = tmp_path / "census"
+        root.mkdir(exist_ok=True)
+        repo = repo or f"census-{uuid.uuid4().hex[:8]}"
+        policy = PROD_POLICY.format(
+            min_approvals=min_approvals, requester_may_approve=str(requester_may_approve).lower()
+        )
+        text = f"""[project]
+name = "census"
+
+[environments.stage]
+secrets = "env://"
+lake = "file://{tmp_path}/lake"
+registry = "{mlflow_registry}"
+
+[environments.prod]
+secrets = "env://"
+lake = "file://{tmp_path}/lake"
+registry = "{mlflow_registry}"
+
+[release.qa]
+target = "oci://{registries['qa']}/{repo}"
+env = "stage"
+
+[release.prod]
+target = "oci://{registries['prod']}/{repo}"
+env = "prod"
+{policy}
+"""
+        if local_port:
+            text += f'\n[release.live]\ntarget = "local://{local_port}"\nenv = "stage"\n'
+        if ledger_url:
+            text += f'\n[ledger]\nurl = "{ledger_url}"\n'
+        (root / "conveyor.toml").write_text(text)
+        return root
+
+    return make
+
+
+def fresh_postgres_database(server_url: str) -> str:
+    """A new, empty database on the test server; returns its URL."""
+    name = f"ledger_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The ledger's database: SQLite in the project, or a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        return fresh_postgres_database(request.getfixturevalue("postgres_server"))
+    return "sqlite"
+
+
+@pytest.fixture
+def desk(make_project: Callable[..., Path], clock: FakeClock, backend: str) -> Releases:
+    """Releases of a fresh project (prod: 2 of alice/bob/dave, requester may not approve) on each backend."""
+    root = make_project(ledger_url=None if backend == "sqlite" else backend)
+    project = load_project(root)
+    return Releases(project, Ledger.open(project, clock=clock))
+
+
+@pytest.fixture
+def sqlite_desk(make_project: Callable[..., Path], clock: FakeClock) -> Releases:
+    project = load_project(make_project())
+    return Releases(project, Ledger.open(project, clock=clock))
+
+
+def build(desk: Releases, label: str, **kwargs: object) -> Path:
+    return write_build(desk.project.root, label, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def podman_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """podman with runc, no rlimits and vfs storage in a folder of its own (see the containers notes)."""
+    if not shutil.which("podman") or not BUSYBOX.is_file():
+        pytest.skip(f"podman or busybox-static is not installed ({SCRIPT.name} install installs them)")
+    folder = tmp_path_factory.mktemp("podman")
+    (folder / "containers.conf").write_text('[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n')
+    (folder / "storage.conf").write_text(
+        f'[storage]\ndriver = "vfs"\nrunroot = "{folder}/run"\ngraphroot = "{folder}/graph"\n'
+    )
+    saved = {k: os.environ.get(k) for k in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONVEYOR_ENGINE")}
+    os.environ.update(
+        CONTAINERS_CONF=str(folder / "containers.conf"),
+        CONTAINERS_STORAGE_CONF=str(folder / "storage.conf"),
+        CONVEYOR_ENGINE="podman",
+    )
+    yield folder
+    subprocess.run(["podman", "rm", "-af", "--time", "0"], capture_output=True, check=False, timeout=120)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

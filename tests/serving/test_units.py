@@ -1,0 +1,72 @@
+"""Pieces that need no server: protocol decoding, source resolution, the call policy, metrics text."""
+
+from __future__ import annotations
+
+import pytest
+
+from conveyor.errors import ConveyorError
+from conveyor.serving.calls import CallPolicy
+from conveyor.serving.metrics import ServingMetrics
+from conveyor.serving.problems import HTTPProblem
+from conveyor.serving.protocols import mlflow_records, v2_records, v2_response
+from conveyor.serving.sources import resolve
+
+
+def test_v2_tensors_become_records() -> None:
+    payload = {
+        "inputs": [
+            {"name": "a", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 3, 4]},
+            {"name": "b", "shape": [2], "datatype": "BYTES", "data": ["x", "y"]},
+        ]
+    }
+    assert v2_records(payload) == [{"a": [1, 2], "b": "x"}, {"a": [3, 4], "b": "y"}]
+    with pytest.raises(HTTPProblem, match="disagree"):
+        v2_records({"inputs": [{"name": "a", "shape": [1], "data": [1]}, {"name": "b", "shape": [2], "data": [1, 2]}]})
+    response = v2_response("m", "1", None, [1.0, 2], None)
+    assert response["outputs"] == [{"name": "predictions", "shape": [2], "datatype": "FP64", "data": [1.0, 2]}]
+
+
+def test_mlflow_payloads() -> None:
+    assert mlflow_records({"dataframe_split": {"columns": ["a"], "data": [[1], [2]]}}) == [{"a": 1}, {"a": 2}]
+    with pytest.raises(HTTPProblem, match="exactly one"):
+        mlflow_records({"instances": [], "inputs": []})
+
+
+def test_call_policy_goes_inline_for_fast_calls_and_back_for_slow_ones() -> None:
+    policy = CallPolicy(ServingMetrics())
+    assert not policy.inline
+    for _ in range(40):
+        policy._record(0.00001)
+    assert policy.inline
+    for _ in range(40):
+        policy._record(0.05)
+    assert not policy.inline
+    assert CallPolicy(ServingMetrics(), "never").inline
+    with pytest.raises(ValueError):
+        CallPolicy(ServingMetrics(), "sometimes")  # type: ignore[arg-type]
+
+
+def test_metrics_histogram_is_cumulative() -> None:
+    metrics = ServingMetrics()
+    for size in (1, 3, 3, 100):
+        metrics.batch_size.observe(size)
+    text = metrics.render().decode()
+    assert 'conveyor_batch_size_bucket{le="1"} 1' in text
+    assert 'conveyor_batch_size_bucket{le="4"} 3' in text
+    assert 'conveyor_batch_size_bucket{le="+Inf"} 4' in text
+    assert "conveyor_batch_size_sum 107.0" in text
+
+
+def test_resolve_sources(toy_package, tmp_path) -> None:
+    source = resolve(str(toy_package))
+    assert source.kind == "package" and source.package_dir == toy_package.resolve()
+    with pytest.raises(ConveyorError, match="score.py is missing"):
+        resolve(str(tmp_path))
+    with pytest.raises(ConveyorError, match="does not exist"):
+        resolve(str(tmp_path / "nope"))
+    image = resolve("localhost/census:0123abcd")
+    assert image.kind == "image" and image.image == "localhost/census:0123abcd"
+    with pytest.raises(ConveyorError, match="needs an environment"):
+        resolve("models:/census@prod")
+    with pytest.raises(ConveyorError, match="bad model URI"):
+        resolve("models:/census", "dev")

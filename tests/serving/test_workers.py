@@ -1,0 +1,59 @@
+"""Worker processes: a killed worker is replaced; SIGTERM finishes in-flight requests first."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import httpx
+
+
+
+def test_killed_worker_is_replaced(toy_package, start_server, toy_secret) -> None:
+    server = start_server(toy_package, "--workers", "1", env={"TOY_DB_PASSWORD": toy_secret})
+    first = httpx.get(f"{server.url}/health/live").json()["pid"]
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            ready = httpx.get(f"{server.url}/health/ready", timeout=1)
+            if ready.status_code == 200 and ready.json()["pid"] != first:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"no new worker:\n{server.log()}")
+    assert httpx.post(f"{server.url}/score", json={"x": 3}).json()["y"] == 6
+    assert server.process.poll() is None
+
+
+def test_two_workers_share_the_port(toy_package, start_server, toy_secret) -> None:
+    server = start_server(toy_package, "--workers", "2", env={"TOY_DB_PASSWORD": toy_secret})
+    deadline = time.monotonic() + 30
+    pids: set[int] = set()
+    while len(pids) < 2 and time.monotonic() < deadline:
+        with httpx.Client() as client:  # a new connection each round, so either worker may accept it
+            response = client.get(f"{server.url}/health/ready")
+            if response.status_code == 200:
+                pids.add(response.json()["pid"])
+    assert len(pids) == 2
+
+
+def test_sigterm_finishes_the_in_flight_request(toy_package, start_server, toy_secret) -> None:
+    server = start_server(toy_package, "--workers", "1", env={"TOY_DB_PASSWORD": toy_secret})
+    answers: list[httpx.Response] = []
+    slow = threading.Thread(
+        target=lambda: answers.append(httpx.post(f"{server.url}/score", json={"x": 5, "sleep": 1.5}, timeout=30))
+    )
+    slow.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    slow.join(30)
+    assert answers and answers[0].status_code == 200 and answers[0].json()["y"] == 10
+    assert server.process.wait(30) == 0
+    assert time.monotonic() - started < 15
+    assert "server stopped" in server.log()
