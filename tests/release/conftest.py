@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from release_images import BUSYBOX, verify_fabricated_build, write_build
 
 from conveyor.config import load_project
 from conveyor.release import Ledger, Releases
 from conveyor.release import verification as release_verification
-from tests.release.images import BUSYBOX, verify_fabricated_build, write_build
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "install-release-services.sh"
@@ -112,7 +112,13 @@ class FakeClock:
 def _fabricated_builds_verifier(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fabricated builds are checked by the same rules as the package's own check (every byte, the digest)."""
     monkeypatch.setattr(release_verification, "package_verifier", lambda: verify_fabricated_build)
-    for variable in ("CONVEYOR_USER", "GITHUB_ACTOR", "BUILD_REQUESTEDFOR", "RELEASE_REQUESTEDFOR", "CONVEYOR_LEDGER_URL"):
+    for variable in (
+        "CONVEYOR_USER",
+        "GITHUB_ACTOR",
+        "BUILD_REQUESTEDFOR",
+        "RELEASE_REQUESTEDFOR",
+        "CONVEYOR_LEDGER_URL",
+    ):
         monkeypatch.delenv(variable, raising=False)
 
 
@@ -160,11 +166,11 @@ lake = "file://{tmp_path}/lake"
 registry = "{mlflow_registry}"
 
 [release.qa]
-target = "oci://{registries['qa']}/{repo}"
+target = "oci://{registries["qa"]}/{repo}"
 env = "stage"
 
 [release.prod]
-target = "oci://{registries['prod']}/{repo}"
+target = "oci://{registries["prod"]}/{repo}"
 env = "prod"
 {policy}
 """

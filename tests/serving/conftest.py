@@ -20,7 +20,7 @@ import pytest
 CENSUS = Path(__file__).resolve().parents[2] / "src" / "conveyor" / "examples" / "census"
 SECRET = "s3cr3t-hunter2-value"
 
-TOY_SCORE = '''
+TOY_SCORE = """
 import json, os, time
 from conveyor.secrets.env import EnvSecretStore
 
@@ -56,7 +56,7 @@ def run(raw):
 def run_batch(raws):
     time.sleep(float(os.environ.get("TOY_BATCH_DELAY", "0")))
     return [run(raw) for raw in raws]
-'''
+"""
 
 
 def _load_train():

@@ -9,7 +9,9 @@ GOOD = {"age": 37, "hours-per-week": 40.0}
 
 def test_malformed_json_is_400_naming_the_problem(census_server) -> None:
     for path in ("/score", "/invocations", "/v2/models/census/infer"):
-        response = httpx.post(f"{census_server.url}{path}", content=b'{"age": 37,', headers={"content-type": "application/json"})
+        response = httpx.post(
+            f"{census_server.url}{path}", content=b'{"age": 37,', headers={"content-type": "application/json"}
+        )
         assert response.status_code == 400, path
         body = response.json()
         assert body["kind"] == "bad_json" and "not valid JSON" in body["error"] and "line 1" in body["error"]
@@ -20,10 +22,16 @@ def test_malformed_json_is_400_naming_the_problem(census_server) -> None:
 def test_request_not_matching_the_model_is_422_with_the_field(census_server) -> None:
     response = httpx.post(f"{census_server.url}/score", json={"age": "old", "hours-per-week": 40})
     assert response.status_code == 422
-    assert response.json() == {"error": "field 'age' must be a number, got str", "kind": "invalid_request", "field": "age"}
+    assert response.json() == {
+        "error": "field 'age' must be a number, got str",
+        "kind": "invalid_request",
+        "field": "age",
+    }
     missing = httpx.post(f"{census_server.url}/score", json={"age": 30})
     assert missing.status_code == 422 and missing.json()["field"] == "hours-per-week"
-    records = httpx.post(f"{census_server.url}/invocations", json={"dataframe_records": [GOOD, {"age": -1, "hours-per-week": 3}]})
+    records = httpx.post(
+        f"{census_server.url}/invocations", json={"dataframe_records": [GOOD, {"age": -1, "hours-per-week": 3}]}
+    )
     assert records.status_code == 422
     assert records.json()["field"] == "age" and records.json()["record"] == 1
     assert httpx.post(f"{census_server.url}/score", json=GOOD).status_code == 200

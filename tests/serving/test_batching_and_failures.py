@@ -8,7 +8,6 @@ import re
 import httpx
 
 
-
 def _histogram(metrics: str, name: str) -> dict[str, float]:
     return {m.group(1): float(m.group(2)) for m in re.finditer(rf'{name}_bucket{{le="([^"]+)"}} (\S+)', metrics)}
 

@@ -21,7 +21,9 @@ def test_score_matches_the_model(census_server, census_package) -> None:
 
     import numpy as np
 
-    parts = {n: pickle.loads((census_package / "model" / f"{n}.pkl").read_bytes()) for n in ("x_scaler", "y_scaler", "model")}
+    parts = {
+        n: pickle.loads((census_package / "model" / f"{n}.pkl").read_bytes()) for n in ("x_scaler", "y_scaler", "model")
+    }
     expected = parts["y_scaler"].inverse_transform(
         parts["model"].predict(parts["x_scaler"].transform(np.array([[37.0, 40.0]]))).reshape(-1, 1)
     )[0, 0]
@@ -33,7 +35,9 @@ def test_score_accepts_a_list_of_requests(census_server) -> None:
     response = httpx.post(f"{census_server.url}/score", json=[REQUEST, other])
     assert response.status_code == 200
     results = response.json()
-    assert [r["estimated_wages"] for r in results] == pytest.approx([_score(census_server, REQUEST), _score(census_server, other)])
+    assert [r["estimated_wages"] for r in results] == pytest.approx(
+        [_score(census_server, REQUEST), _score(census_server, other)]
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,7 +55,10 @@ def test_mlflow_invocations(census_server, payload) -> None:
     response = httpx.post(f"{census_server.url}/invocations", json=payload)
     assert response.status_code == 200, response.text
     predictions = response.json()["predictions"]
-    expected = [_score(census_server, {"age": 37, "hours-per-week": 40.0}), _score(census_server, {"age": 60, "hours-per-week": 10})]
+    expected = [
+        _score(census_server, {"age": 37, "hours-per-week": 40.0}),
+        _score(census_server, {"age": 60, "hours-per-week": 10}),
+    ]
     assert [p["estimated_wages"] for p in predictions] == pytest.approx(expected)
 
 
@@ -78,7 +85,12 @@ def test_open_inference_protocol_v2(census_server) -> None:
         assert body["id"] == "req-1" and body["model_name"] == "census" and body["model_version"] == "3"
         (output,) = body["outputs"]
         assert output["name"] == "estimated_wages" and output["shape"] == [2] and output["datatype"] == "FP64"
-        assert output["data"] == pytest.approx([_score(census_server, {"age": 37, "hours-per-week": 40}), _score(census_server, {"age": 60, "hours-per-week": 10})])
+        assert output["data"] == pytest.approx(
+            [
+                _score(census_server, {"age": 37, "hours-per-week": 40}),
+                _score(census_server, {"age": 60, "hours-per-week": 10}),
+            ]
+        )
     missing = httpx.post(f"{url}/v2/models/other/infer", json=request)
     assert missing.status_code == 404 and "census" in missing.json()["error"]
     bad_shape = {"inputs": [{"name": "age", "shape": [3], "datatype": "INT64", "data": [1, 2]}]}

@@ -60,7 +60,7 @@ def test_metrics_histogram_is_cumulative() -> None:
 def test_resolve_sources(toy_package, tmp_path) -> None:
     source = resolve(str(toy_package))
     assert source.kind == "package" and source.package_dir == toy_package.resolve()
-    with pytest.raises(ConveyorError, match="score.py is missing"):
+    with pytest.raises(ConveyorError, match=r"score\.py is missing"):
         resolve(str(tmp_path))
     with pytest.raises(ConveyorError, match="does not exist"):
         resolve(str(tmp_path / "nope"))

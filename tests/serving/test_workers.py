@@ -10,7 +10,6 @@ import time
 import httpx
 
 
-
 def test_killed_worker_is_replaced(toy_package, start_server, toy_secret) -> None:
     server = start_server(toy_package, "--workers", "1", env={"TOY_DB_PASSWORD": toy_secret})
     first = httpx.get(f"{server.url}/health/live").json()["pid"]

@@ -152,7 +152,7 @@ class RedactingStream(io.TextIOBase):
 
     def write(self, text: str) -> int:
         self._pending += text
-        end = len(self._pending)
+        end = max(self._pending.rfind("\n"), self._pending.rfind("\r")) + 1
         if len(self._pending) > self.MAX_PENDING:
             end = len(self._pending)
         if end:

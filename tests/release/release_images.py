@@ -58,7 +58,11 @@ def write_oci_archive(path: Path, label: str) -> tuple[str, str]:
         {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _digest(config), "size": len(config)},
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": _digest(config),
+                "size": len(config),
+            },
             "layers": [
                 {
                     "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -72,7 +76,11 @@ def write_oci_archive(path: Path, label: str) -> tuple[str, str]:
         {
             "schemaVersion": 2,
             "manifests": [
-                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": _digest(manifest), "size": len(manifest)}
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": _digest(manifest),
+                    "size": len(manifest),
+                }
             ],
         }
     ).encode()
@@ -118,7 +126,9 @@ def write_build(
     manifest = {str(p.relative_to(package)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
     (package / "manifest.json").write_text(json.dumps({"files": manifest}, sort_keys=True))
     archive = work / "package.tar"
-    archive.write_bytes(_tar({str(p.relative_to(package)): p.read_bytes() for p in sorted(package.rglob("*")) if p.is_file()}))
+    archive.write_bytes(
+        _tar({str(p.relative_to(package)): p.read_bytes() for p in sorted(package.rglob("*")) if p.is_file()})
+    )
     digest = _digest(archive.read_bytes())
     image_archive = work / "image.oci.tar"
     image_digest, image_id = write_oci_archive(image_archive, label)
@@ -129,7 +139,9 @@ def write_build(
         "created_at": "2026-01-01T00:00:00Z",
         "created_by": "carol",
         "package": {"digest": digest, "dir": str(package), "archive": str(archive)},
-        "model": {"name": "census_model", "version": model_version, "run_id": None, "tags": {}} if model_version else None,
+        "model": {"name": "census_model", "version": model_version, "run_id": None, "tags": {}}
+        if model_version
+        else None,
         "image": {
             "engine": "podman",
             "reference": f"localhost/census:{digest[7:19]}",
@@ -137,7 +149,15 @@ def write_build(
             "digest": image_digest,
             "archive": str(image_archive),
         },
-        "tests": None if tests_ok is None else {"ok": tests_ok, "passed": 6 if tests_ok else 5, "failed": 0 if tests_ok else 1, "errors": 0, "skipped": 0},
+        "tests": None
+        if tests_ok is None
+        else {
+            "ok": tests_ok,
+            "passed": 6 if tests_ok else 5,
+            "failed": 0 if tests_ok else 1,
+            "errors": 0,
+            "skipped": 0,
+        },
         "gates": None
         if gates_ok is None
         else {"ok": gates_ok, "results": [{"metric": "r2", "value": 0.1, "rule": ">= 0.0", "passed": gates_ok}]},

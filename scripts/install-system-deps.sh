@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install the system tools conveyor's demo and tests use, idempotently: a container engine (podman + runc +
+# skopeo + mmdebstrap for a base image made from Debian packages), a local OCI registry, PostgreSQL, Java for
+# Spark, wrk for benchmarks, and Azurite (npm) for the Azure Storage tests. Needs root for apt-get.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+declare -A NEED=(
+  [podman]=podman [skopeo]=skopeo [mmdebstrap]=mmdebstrap [docker-registry]=docker-registry
+  [wrk]=wrk [java]=default-jre-headless [node]=nodejs [npm]=npm
+)
+missing=()
+for tool in "${!NEED[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${NEED[$tool]}")
+done
+[[ -x /usr/sbin/runc ]] || missing+=(runc)
+[[ -x /bin/busybox ]] || missing+=(busybox-static)
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
+command -v newuidmap >/dev/null 2>&1 || missing+=(uidmap)
+
+if ((${#missing[@]})); then
+  if [[ "$(id -u)" != 0 ]]; then
+    echo "install-system-deps: missing ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install-system-deps: apt-get install ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+for script in install-container-engine.sh install-azurite.sh; do
+  if [[ -x "$ROOT/scripts/$script" ]]; then
+    "$ROOT/scripts/$script" >/dev/null
+  fi
+done
