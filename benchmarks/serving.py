@@ -109,8 +109,9 @@ def log_pyfunc(package: Path, dest: Path) -> str:
     sys.path.insert(0, str(module.parent))
     import scorepy_pyfunc
 
-    mlflow.set_tracking_uri((dest / "mlruns").as_uri())
-    with mlflow.start_run() as run:
+    mlflow.set_tracking_uri(f"sqlite:///{dest / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("serving-bench", artifact_location=(dest / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.pyfunc.log_model(
             "model",
             python_model=scorepy_pyfunc.ScorePy(),
@@ -346,7 +347,7 @@ def main() -> None:
             "-h",
             "127.0.0.1",
         ]
-        env = {"MLFLOW_TRACKING_URI": (work / "mlruns").as_uri(), "PYTHONPATH": str(work / "pyfunc_code")}
+        env = {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "PYTHONPATH": str(work / "pyfunc_code")}
         results.append(
             measure(
                 "mlflow",

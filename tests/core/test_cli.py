@@ -51,7 +51,9 @@ def test_secrets_check_reports_missing(capsys, census_project, tmp_path):
     project_file = (census_project / "conveyor.toml").read_text()
     copy = tmp_path / "p"
     copy.mkdir()
-    (copy / "conveyor.toml").write_text(project_file.replace('state = "${secret:alg-state}"', 'state = "${secret:nope}"', 1))
+    (copy / "conveyor.toml").write_text(
+        project_file.replace('state = "${secret:alg-state}"', 'state = "${secret:nope}"', 1)
+    )
     code, out, err = run(capsys, "secrets", "check", "-p", str(copy), "--env", "dev")
     assert code == 1
     assert "nope" in err and "conveyor secrets set KEY --env dev" in err
@@ -65,13 +67,14 @@ def test_secrets_set_from_stdin_is_private_and_masked(census_project, tmp_path):
     dev_store = next(line for line in project_file.splitlines() if line.startswith("secrets = "))
     proj = tmp_path / "p"
     proj.mkdir()
-    (proj / "conveyor.toml").write_text(
-        project_file.replace(dev_store, f'secrets = "file://{secret_dir}/dev.toml"', 1)
-    )
+    (proj / "conveyor.toml").write_text(project_file.replace(dev_store, f'secrets = "file://{secret_dir}/dev.toml"', 1))
     env = {**os.environ, "CONVEYOR_ENV": "dev"}
     done = subprocess.run(
         [sys.executable, "-m", "conveyor.cli.main", "secrets", "set", "api-key", "--stdin", "-p", str(proj)],
-        input="very-secret-api-key\n", capture_output=True, text=True, env=env,
+        input="very-secret-api-key\n",
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     assert "very-secret-api-key" not in done.stdout + done.stderr
@@ -94,7 +97,9 @@ def test_world_readable_secret_file_exit_2(capsys, census_project, tmp_path):
 
 
 def test_bad_project_file_exit_2(capsys, tmp_path):
-    (tmp_path / "conveyor.toml").write_text('[project]\nname = "x"\n[environments.dev]\nsecrets = 3\nlake = "file://l"\n')
+    (tmp_path / "conveyor.toml").write_text(
+        '[project]\nname = "x"\n[environments.dev]\nsecrets = 3\nlake = "file://l"\n'
+    )
     code, _, err = run(capsys, "models", "list", "-p", str(tmp_path), "--env", "dev")
     assert code == 2
     assert "environments.dev.secrets = 3" in err and "conveyor.toml" in err
@@ -111,7 +116,9 @@ def test_init_refuses_non_empty_folder(capsys, tmp_path):
 def test_init_makes_git_repo_that_ignores_local_stores(census_project):
     ignored = subprocess.run(
         ["git", "check-ignore", ".conveyor/dev/mlflow.db", "results/junit.xml", "secrets/dev.toml"],
-        cwd=census_project, capture_output=True, text=True,
+        cwd=census_project,
+        capture_output=True,
+        text=True,
     )
     assert ignored.stdout.split() == [".conveyor/dev/mlflow.db", "results/junit.xml", "secrets/dev.toml"]
     tracked = subprocess.run(["git", "ls-files"], cwd=census_project, capture_output=True, text=True).stdout.split()

@@ -89,7 +89,7 @@ def alias_version(uri: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(MODEL, alias).version
+        return str(MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(MODEL, alias).version)
     except MlflowException:
         return None
 

@@ -183,12 +183,14 @@ def test_a_process_with_install_never_prints_the_value() -> None:
         register_secret({SECRET!r})
         print("value:", {SECRET!r})
         logging.getLogger("train").info("using %s", {SECRET!r})
+        print("last words without newline", {SECRET[:6]!r}, end="")
+        print({SECRET[6:]!r}, end="")
         raise SystemError("failed with " + {SECRET!r})
         """
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert result.stdout == "value: ***\n"
+    assert result.stdout == "value: ***\nlast words without newline ***"
     assert "INFO:train:using ***" in result.stderr
     assert "SystemError: failed with ***" in result.stderr
     assert SECRET not in result.stdout + result.stderr

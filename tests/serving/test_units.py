@@ -70,3 +70,10 @@ def test_resolve_sources(toy_package, tmp_path) -> None:
         resolve("models:/census@prod")
     with pytest.raises(ConveyorError, match="bad model URI"):
         resolve("models:/census", "dev")
+
+
+def test_cli_serve_reports_a_bad_source(tmp_path, capsys) -> None:
+    from conveyor.cli.main import main
+
+    assert main(["serve", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err

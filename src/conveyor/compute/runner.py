@@ -77,6 +77,7 @@ def main() -> int:
             sys.stderr.write(user_traceback(exc))
             mlflow.end_run("FAILED")
             return 1
+        ctx.stop_spark()
         tags = lineage_tags(ctx)
         metrics = mlflow.get_run(run.info.run_id).data.metrics
         registered = []

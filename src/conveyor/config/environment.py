@@ -100,7 +100,7 @@ class Environment:
         """This environment's data lake, rooted at and confined to its URL."""
         from conveyor.lake import open_lake
 
-        return open_lake(self.lake_url, self.secrets, self.project.root)
+        return open_lake(self.lake_url, self.secrets, self.project.root, env=self.name)
 
     def required_secrets(self) -> list[str]:
         """The secret keys this environment's configuration refers to."""

@@ -31,8 +31,14 @@ def _mmdebstrap_version(binary: str) -> str:
 def debian_base_reference(suite: str = DEBIAN_SUITE, packages: tuple[str, ...] = DEBIAN_PACKAGES) -> tuple[str, str]:
     """(image reference, cache key) of the Debian base image for these inputs."""
     binary = shutil.which("mmdebstrap") or "mmdebstrap"
-    key = input_key({"suite": suite, "packages": sorted(packages), "variant": "apt", "tool": _mmdebstrap_version(binary)
-                     if shutil.which("mmdebstrap") else "mmdebstrap"})
+    key = input_key(
+        {
+            "suite": suite,
+            "packages": sorted(packages),
+            "variant": "apt",
+            "tool": _mmdebstrap_version(binary) if shutil.which("mmdebstrap") else "mmdebstrap",
+        }
+    )
     return f"{LOCAL_REPOSITORY}:{suite}-{key[:12]}", key
 
 
@@ -65,24 +71,36 @@ def build_debian_base(
         say(f"making a {suite} root filesystem with {', '.join(packages)} (mmdebstrap, about a minute)")
         partial = folder / "rootfs.tar.partial"
         command = [
-            binary, "--variant=apt", "--format=tar", f"--include={','.join(packages)}",
-            "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
-            "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-exclude=/usr/share/info/*",
+            binary,
+            "--variant=apt",
+            "--format=tar",
+            f"--include={','.join(packages)}",
+            "--dpkgopt=path-exclude=/usr/share/doc/*",
+            "--dpkgopt=path-exclude=/usr/share/man/*",
+            "--dpkgopt=path-exclude=/usr/share/locale/*",
+            "--dpkgopt=path-exclude=/usr/share/info/*",
             '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin',
-            suite, str(partial),
+            suite,
+            str(partial),
         ]
         env = {**os.environ, "SOURCE_DATE_EPOCH": "0"}
         result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         if result.returncode != 0:
             tail = "\n".join(result.stderr.strip().splitlines()[-10:])
-            raise EngineError(f"mmdebstrap failed to make the {suite} base image:\n{tail}",
-                              hint="It needs Debian's package mirror and root (or unshare) rights.")
+            raise EngineError(
+                f"mmdebstrap failed to make the {suite} base image:\n{tail}",
+                hint="It needs Debian's package mirror and root (or unshare) rights.",
+            )
         partial.replace(tarball)
     say(f"importing the base image as {reference}")
     engine.import_rootfs(
-        tarball, reference,
-        changes=["ENV LANG=C.UTF-8", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                 'CMD ["python3"]'],
+        tarball,
+        reference,
+        changes=[
+            "ENV LANG=C.UTF-8",
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            'CMD ["python3"]',
+        ],
     )
     return reference
 
@@ -109,8 +127,10 @@ def ensure_base_image(engine: ContainerEngine, requested: str | None, progress: 
             "or make the image available to the engine.",
         )
     local, _ = debian_base_reference()
-    say(f"cannot pull {reference}: using a base image made from Debian packages instead ({local}); "
-        "`conveyor base-image build` makes it ahead of time")
+    say(
+        f"cannot pull {reference}: using a base image made from Debian packages instead ({local}); "
+        "`conveyor base-image build` makes it ahead of time"
+    )
     try:
         return build_debian_base(engine, progress=progress)
     except EngineError as error:
@@ -118,4 +138,3 @@ def ensure_base_image(engine: ContainerEngine, requested: str | None, progress: 
             f"cannot pull {reference}, and no local base image could be made: {error.message}",
             hint=error.hint or "Run `conveyor base-image build`, or pass --base-image with a local image.",
         ) from None
-

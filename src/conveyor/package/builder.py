@@ -58,19 +58,28 @@ def _registry_fingerprint(environment: Environment) -> list[Any] | None:
     return stats or None
 
 
-def warm_key(environment: Environment, model_spec: str | None, engine: str | None, base_image: str | None) -> str | None:
+def warm_key(
+    environment: Environment, model_spec: str | None, engine: str | None, base_image: str | None
+) -> str | None:
     """What decides a build when the registry has not changed; None when that cannot be known cheaply."""
     from conveyor.package.distribution import source_digest
 
     fingerprint = _registry_fingerprint(environment)
     if fingerprint is None:
         return None
-    return input_key({
-        "env": environment.name, "registry": environment.registry_uri, "fingerprint": fingerprint,
-        "model": model_spec, "engine": engine or os.environ.get("CONVEYOR_ENGINE") or "auto",
-        "base": base_image or os.environ.get("CONVEYOR_BASE_IMAGE"), "conveyor": source_digest(),
-        "server": list(SERVER_REQUIREMENTS), "python": PYTHON_VERSION,
-    })
+    return input_key(
+        {
+            "env": environment.name,
+            "registry": environment.registry_uri,
+            "fingerprint": fingerprint,
+            "model": model_spec,
+            "engine": engine or os.environ.get("CONVEYOR_ENGINE") or "auto",
+            "base": base_image or os.environ.get("CONVEYOR_BASE_IMAGE"),
+            "conveyor": source_digest(),
+            "server": list(SERVER_REQUIREMENTS),
+            "python": PYTHON_VERSION,
+        }
+    )
 
 
 def _try_warm(project: Project, key: str | None, want_image: bool) -> BuildRecord | None:
@@ -124,16 +133,18 @@ def assemble_package(
     shutil.copytree(model_dir / "data" / "model", dest / "model")
     (dest / "requirements.lock").write_text(lock_text)
     _normalize_modes(dest)
-    manifest = PackageManifest({
-        "schema": SCHEMA,
-        "project": project.name,
-        "model": {"name": info.name, "version": info.version, "run_id": info.run_id, "tags": dict(info.tags)},
-        "conveyor": conveyor.__version__,
-        "python": PYTHON_VERSION,
-        "base_image": base_image,
-        "requirements": "requirements.lock",
-        "files": hash_files(dest),
-    })
+    manifest = PackageManifest(
+        {
+            "schema": SCHEMA,
+            "project": project.name,
+            "model": {"name": info.name, "version": info.version, "run_id": info.run_id, "tags": dict(info.tags)},
+            "conveyor": conveyor.__version__,
+            "python": PYTHON_VERSION,
+            "base_image": base_image,
+            "requirements": "requirements.lock",
+            "files": hash_files(dest),
+        }
+    )
     manifest.write(dest)
     return manifest
 
@@ -171,8 +182,10 @@ def _resolve_engine(engine: str | ContainerEngine | None, say: Progress) -> Cont
     except NoEngine as error:
         if engine:
             raise
-        say(f"{error.message}: building the package without an image; `conveyor test` will use a virtual "
-            f"environment. {error.hint}")
+        say(
+            f"{error.message}: building the package without an image; `conveyor test` will use a virtual "
+            f"environment. {error.hint}"
+        )
         return None
 
 
@@ -200,8 +213,10 @@ def build(
     key = warm_key(environment, model_spec, engine_name, base_image)
     warm = _try_warm(project, key, want_image=engine_name != NO_ENGINE and bool(engine_name))
     if warm:
-        say(f"nothing changed: reusing build {warm.short} (model {warm.data['model']['name']} "
-            f"{warm.data['model']['version']})")
+        say(
+            f"nothing changed: reusing build {warm.short} (model {warm.data['model']['name']} "
+            f"{warm.data['model']['version']})"
+        )
         update_index(project.state_dir, key, environment.name, warm.digest.removeprefix("sha256:"))
         return warm
     started = time.monotonic()
@@ -311,4 +326,3 @@ def _build_or_reuse_image(
         "digest": oci.digest,
         "archive": str(archive),
     }, False
-

@@ -27,8 +27,11 @@ def source_digest() -> str:
     if root:
         files.append(root / "pyproject.toml")
     for path in files:
-        digest.update(path.relative_to(package.parent).as_posix().encode() if path.is_relative_to(package.parent)
-                      else path.name.encode())
+        digest.update(
+            path.relative_to(package.parent).as_posix().encode()
+            if path.is_relative_to(package.parent)
+            else path.name.encode()
+        )
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
@@ -42,11 +45,26 @@ def conveyor_wheel() -> Path:
         return found[0]
     root = source_root()
     if root:
-        run_tool([uv_binary(), "build", "--wheel", "--quiet", "--out-dir", str(folder), str(root)],
-                 "building conveyor's wheel (uv build)")
+        run_tool(
+            [uv_binary(), "build", "--wheel", "--quiet", "--out-dir", str(folder), str(root)],
+            "building conveyor's wheel (uv build)",
+        )
     else:
-        run_tool([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                  f"conveyor=={conveyor.__version__}", "-d", str(folder)], "downloading conveyor's wheel")
+        run_tool(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                f"conveyor=={conveyor.__version__}",
+                "-d",
+                str(folder),
+            ],
+            "downloading conveyor's wheel",
+        )
     found = sorted(folder.glob("conveyor-*.whl"))
     if not found:
         raise ConveyorError(f"no conveyor wheel was produced in {folder}")

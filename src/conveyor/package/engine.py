@@ -57,7 +57,10 @@ def cgroups_hybrid() -> bool:
 
 
 def _system_sets_ulimits() -> bool:
-    for path in (Path("/etc/containers/containers.conf"), *sorted(Path("/etc/containers/containers.conf.d").glob("*.conf"))):
+    for path in (
+        Path("/etc/containers/containers.conf"),
+        *sorted(Path("/etc/containers/containers.conf.d").glob("*.conf")),
+    ):
         try:
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError):
@@ -208,7 +211,9 @@ class ContainerEngine:
 
 def _docker_answers(binary: str) -> tuple[bool, str]:
     try:
-        result = subprocess.run([binary, "info", "--format", "{{json .ServerVersion}}"], capture_output=True, text=True, timeout=20)
+        result = subprocess.run(
+            [binary, "info", "--format", "{{json .ServerVersion}}"], capture_output=True, text=True, timeout=20
+        )
     except subprocess.TimeoutExpired:
         return False, "docker info did not answer within 20 s"
     message = (result.stderr or result.stdout).strip().splitlines()
@@ -221,9 +226,11 @@ def _make(name: str, binary: str) -> ContainerEngine:
         return ContainerEngine(name, binary, env, flags)
     if name == "buildah":
         env, _ = podman_configuration()
-        flags = ["--storage-driver", os.environ["CONVEYOR_STORAGE_DRIVER"]] if os.environ.get(
-            "CONVEYOR_STORAGE_DRIVER"
-        ) else []
+        flags = (
+            ["--storage-driver", os.environ["CONVEYOR_STORAGE_DRIVER"]]
+            if os.environ.get("CONVEYOR_STORAGE_DRIVER")
+            else []
+        )
         return ContainerEngine(name, binary, env, flags)
     return ContainerEngine(name, binary)
 

@@ -112,9 +112,24 @@ def lock_requirements(model_requirements: str, extra: tuple[str, ...] = SERVER_R
     output = work / "requirements.lock"
     run_tool(
         [
-            uv_binary(), "pip", "compile", "--quiet", "--generate-hashes", "--no-header", "--no-annotate",
-            "--python-version", PYTHON_VERSION, "--python-platform", target["platform"], "--only-binary", ":all:",
-            "-c", str(work / "constraints.txt"), str(work / "requirements.in"), "-o", str(output),
+            uv_binary(),
+            "pip",
+            "compile",
+            "--quiet",
+            "--generate-hashes",
+            "--no-header",
+            "--no-annotate",
+            "--python-version",
+            PYTHON_VERSION,
+            "--python-platform",
+            target["platform"],
+            "--only-binary",
+            ":all:",
+            "-c",
+            str(work / "constraints.txt"),
+            str(work / "requirements.in"),
+            "-o",
+            str(output),
         ],
         "locking the runtime requirements (uv pip compile)",
     )
@@ -125,8 +140,15 @@ def lock_requirements(model_requirements: str, extra: tuple[str, ...] = SERVER_R
 
 def pip_platform_args() -> list[str]:
     return [
-        "--only-binary=:all:", "--implementation", "cp", "--python-version", PYTHON_VERSION,
-        "--platform", f"manylinux_2_28_{machine()}", "--platform", f"manylinux2014_{machine()}",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        PYTHON_VERSION,
+        "--platform",
+        f"manylinux_2_28_{machine()}",
+        "--platform",
+        f"manylinux2014_{machine()}",
     ]
 
 
@@ -139,8 +161,20 @@ def download_wheels(lock: RequirementsLock) -> Path:
     lock_file = folder / "requirements.lock"
     lock_file.write_text(lock.text)
     run_tool(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes", *pip_platform_args(),
-         "-r", str(lock_file), "-d", str(folder)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+            *pip_platform_args(),
+            "-r",
+            str(lock_file),
+            "-d",
+            str(folder),
+        ],
         "downloading the locked wheels (pip download)",
     )
     done.write_text("ok\n")
@@ -167,8 +201,18 @@ def test_tools_dir() -> Path:
     if done.is_file():
         return folder / "site"
     run_tool(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(folder / "site"),
-         *pip_platform_args(), *pins],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-compile",
+            "--target",
+            str(folder / "site"),
+            *pip_platform_args(),
+            *pins,
+        ],
         "fetching the test tools (pytest, pytest-cov) for the image",
     )
     done.write_text("ok\n")

@@ -124,8 +124,10 @@ def find_build(state_dir: Path, spec: str | None = None, env: str | None = None)
     wanted = spec.removeprefix("sha256:").lower()
     matches = sorted(p.name for p in root.glob(f"{wanted}*") if (p / BUILD_FILE).is_file()) if root.is_dir() else []
     if not matches:
-        raise NotFoundError(f"no build {spec!r} in {root}", hint="List builds with `ls .conveyor/builds`, or pass "
-                            "the path of a build.json.")
+        raise NotFoundError(
+            f"no build {spec!r} in {root}",
+            hint="List builds with `ls .conveyor/builds`, or pass the path of a build.json.",
+        )
     if len(matches) > 1:
         raise NotFoundError(f"build prefix {spec!r} is ambiguous: {', '.join(m[:16] for m in matches)}")
     return BuildRecord.load(root / matches[0])

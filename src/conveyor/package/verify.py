@@ -59,11 +59,14 @@ def verify_path(target: Path) -> Verification:
         return verify_build(target)
     if target.is_dir() and (target / MANIFEST).is_file():
         manifest = check_package(target)
-        result = Verification(target, [f"{len(manifest.files)} package files match manifest.json",
-                                       f"package digest is {manifest.digest}"])
+        result = Verification(
+            target, [f"{len(manifest.files)} package files match manifest.json", f"package digest is {manifest.digest}"]
+        )
         return result
     if target.is_file():
         info = read_oci_archive(target, check_blobs=True)
         return Verification(target, [f"every blob hashes to its name; manifest digest {info.digest}"])
-    raise CheckFailed(f"{target} is not a build, a package folder or an image archive",
-                      hint="Pass .conveyor/builds/HEX (or its build.json), its package/ folder, or image.oci.tar.")
+    raise CheckFailed(
+        f"{target} is not a build, a package folder or an image archive",
+        hint="Pass .conveyor/builds/HEX (or its build.json), its package/ folder, or image.oci.tar.",
+    )

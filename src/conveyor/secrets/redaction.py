@@ -145,25 +145,28 @@ class RedactingStream(io.TextIOBase):
     def __init__(self, wrapped: TextIO) -> None:
         self._wrapped = wrapped
         self._pending = ""
+        self._write_lock = threading.RLock()  # re-entrant: the wrapped stream may log back into us
 
     @property
     def wrapped(self) -> TextIO:
         return self._wrapped
 
     def write(self, text: str) -> int:
-        self._pending += text
-        end = max(self._pending.rfind("\n"), self._pending.rfind("\r")) + 1
-        if len(self._pending) > self.MAX_PENDING:
-            end = len(self._pending)
-        if end:
-            ready, self._pending = self._pending[:end], self._pending[end:]
-            self._wrapped.write(redact(ready))
+        with self._write_lock:
+            self._pending += text
+            end = max(self._pending.rfind("\n"), self._pending.rfind("\r")) + 1
+            if len(self._pending) > self.MAX_PENDING:
+                end = len(self._pending)
+            if end:
+                ready, self._pending = self._pending[:end], self._pending[end:]
+                self._wrapped.write(redact(ready))
         return len(text)
 
     def flush(self) -> None:
-        if self._pending:
-            ready, self._pending = self._pending, ""
-            self._wrapped.write(redact(ready))
+        with self._write_lock:
+            if self._pending:
+                ready, self._pending = self._pending, ""
+                self._wrapped.write(redact(ready))
         self._wrapped.flush()
 
     def writable(self) -> bool:

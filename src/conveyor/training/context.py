@@ -91,6 +91,16 @@ class TrainingContext:
         self.registrations.append(pending)
         return pending
 
+    @property
+    def uses_spark(self) -> bool:
+        """True when the environment's compute is Spark (local mode, a cluster or Spark Connect)."""
+        return self.environment.compute != "local"
+
+    def spark_url(self, path: str) -> str:
+        """The URL of a lake path for Spark to read, recorded for lineage like a file opened through ctx.lake."""
+        self.lake.record_read(path)
+        return self.lake.url_of(path)
+
     def spark(self):
         """A SparkSession for this environment's compute: local mode, a cluster (spark://) or Spark Connect (sc://)."""
         if self._spark is None:
@@ -98,6 +108,12 @@ class TrainingContext:
 
             self._spark = spark_session(self.environment)
         return self._spark
+
+    def stop_spark(self) -> None:
+        """Stop the Spark session the script used, if any."""
+        if self._spark is not None:
+            self._spark.stop()
+            self._spark = None
 
 
 def set_current_context(ctx: TrainingContext | None) -> None:

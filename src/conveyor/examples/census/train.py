@@ -30,6 +30,19 @@ def load(handle) -> pd.DataFrame:
     return frame
 
 
+def read_census(ctx) -> pd.DataFrame:
+    """The census table from the environment's lake: with Spark when the environment computes on Spark."""
+    if ctx.uses_spark:
+        spark_frame = ctx.spark().read.csv(
+            ctx.spark_url(DATA_FILE), header=True, inferSchema=True, ignoreLeadingWhiteSpace=True
+        )
+        frame = spark_frame.select(*[c for c in spark_frame.columns if c.strip() in (*FEATURES, TARGET)]).toPandas()
+        frame.columns = [str(c).strip() for c in frame.columns]
+        return frame
+    with ctx.lake.open(DATA_FILE, "rb") as handle:
+        return load(handle)
+
+
 def fit(frame: pd.DataFrame):
     """Scale x and y, fit a linear regression; return the fitted parts and test metrics in fnlwgt units."""
     x = frame[FEATURES].to_numpy(dtype=float)
@@ -56,8 +69,7 @@ def save(out_dir: Path, x_scaler, y_scaler, model) -> None:
 
 def main() -> None:
     ctx = conveyor.context()
-    with ctx.lake.open(DATA_FILE, "rb") as handle:
-        frame = load(handle)
+    frame = read_census(ctx)
     print(f"read {len(frame)} rows from {DATA_FILE} in the {ctx.env} lake")
     x_scaler, y_scaler, model, metrics = fit(frame)
     ctx.log_params({"features": ",".join(FEATURES), "target": TARGET, "test_size": 0.33, "random_state": 777})
