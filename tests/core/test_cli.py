@@ -54,7 +54,7 @@ def test_secrets_check_reports_missing(capsys, census_project, tmp_path):
     (copy / "conveyor.toml").write_text(
         project_file.replace('state = "${secret:alg-state}"', 'state = "${secret:nope}"', 1)
     )
-    code, out, err = run(capsys, "secrets", "check", "-p", str(copy), "--env", "dev")
+    code, _, err = run(capsys, "secrets", "check", "-p", str(copy), "--env", "dev")
     assert code == 1
     assert "nope" in err and "conveyor secrets set KEY --env dev" in err
     code, _, _ = run(capsys, "secrets", "check", "-p", str(census_project), "--env", "dev")

@@ -80,7 +80,7 @@ def test_env_variable_selects_environment(tmp_path, monkeypatch):
 
 
 def test_no_project_file(tmp_path):
-    with pytest.raises(ConfigError, match="no conveyor.toml"):
+    with pytest.raises(ConfigError, match=r"no conveyor\.toml"):
         load_project(tmp_path)
 
 
