@@ -238,13 +238,20 @@ def measure(
         result.rss_mib, result.pss_mib = tree_memory(process.pid)
         return result
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process)
         log.close()
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group (it was started in a session of its own), SIGKILL after 30 s."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+    except ProcessLookupError:
+        process.wait()
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def table(results: list[Result]) -> str:
@@ -347,7 +354,11 @@ def main() -> None:
             "-h",
             "127.0.0.1",
         ]
-        env = {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "PYTHONPATH": str(work / "pyfunc_code")}
+        env = {
+            "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+            "PYTHONPATH": str(work / "pyfunc_code"),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
         results.append(
             measure(
                 "mlflow",

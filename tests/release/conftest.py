@@ -95,10 +95,10 @@ def alias_version(uri: str, alias: str) -> str | None:
 
 
 class FakeClock:
-    """An injectable clock the tests move forward."""
+    """An injectable clock the tests move forward (it starts now, as another process's clock would)."""
 
     def __init__(self) -> None:
-        self.moment = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+        self.moment = datetime.now(UTC).replace(microsecond=0)
 
     def __call__(self) -> datetime:
         return self.moment

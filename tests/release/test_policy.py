@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock, alias_version, build
 from release_images import tamper_layer
 
+from conftest import FakeClock, alias_version, build
 from conveyor.config import load_project
 from conveyor.errors import CheckFailed, ConfigError, ConveyorError, NotFoundError
 from conveyor.release import Ledger, PolicyRefused, Releases, current_actor
@@ -74,7 +74,7 @@ def test_tampered_image_and_package_are_refused(sqlite_desk: Releases) -> None:
     other = build(sqlite_desk, "tampered-package")
     package = Path(json.loads(other.read_text())["package"]["dir"])
     (package / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return 'evil'\n")
-    with pytest.raises(CheckFailed, match="score.py has changed"):
+    with pytest.raises(CheckFailed, match=r"score\.py has changed"):
         sqlite_desk.create(other, "qa", actor="carol")
     assert sqlite_desk.list() == []
 
@@ -229,7 +229,7 @@ def test_unknown_stage_and_impossible_policy(make_project: Callable[..., Path], 
         desk.create(build(desk, "nowhere"), "staging", actor="carol")
     project.config.release["prod"].approvers.clear()
     with pytest.raises(ConfigError, match="min_approvals = 2 but only 0 approvers"):
-        desk.promote(1, "prod", actor="carol") if desk.list() else desk.create(build(desk, "x"), "prod")
+        desk.create(build(desk, "x"), "prod", actor="carol")
 
 
 def test_the_acting_person(monkeypatch: pytest.MonkeyPatch) -> None:

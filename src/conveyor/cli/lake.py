@@ -41,7 +41,7 @@ def ls(
     if not entries:
         say(f"{path or 'the lake'} is empty ({lake.url}); upload with: conveyor lake put FILE --env {lake.env}")
         return
-    table = Table(title=lake.url_of(path))
+    table = Table(title=f"{lake.env} lake: {lake.path(path) or '/'}")
     table.add_column("name", overflow="fold")
     table.add_column("type")
     table.add_column("size", justify="right")
@@ -59,16 +59,20 @@ def put(
     ] = None,
     env: EnvOption = None,
     project: ProjectOption = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files the lake already holds.")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Upload LOCAL into the lake."""
+    """Upload LOCAL into the lake (the lab's "add initial data to storage" step).
+
+    Refuses to replace a file the lake already holds unless --overwrite is given.
+    """
     lake = _lake(project, env)
-    written = lake.put(local, remote)
+    written = lake.put(local, remote, overwrite=overwrite)
     if json_output:
         emit_json({"lake": lake.url, "written": written})
         return
     for name in written:
-        stdout.print(lake.url_of(name))
+        stdout.print(name)
     say(f"uploaded {len(written)} file(s) from {local} to the {lake.env} lake")
 
 

@@ -73,8 +73,11 @@ class Lake:
     def info(self, path: Any) -> dict[str, Any]:
         return self.fs.info(self.path(path))
 
-    def put(self, local_path: str | os.PathLike[str], remote_path: Any = None) -> list[str]:
-        """Upload a local file or folder; `remote_path` defaults to its name, a trailing `/` puts it inside."""
+    def put(self, local_path: str | os.PathLike[str], remote_path: Any = None, overwrite: bool = False) -> list[str]:
+        """Upload a local file or folder; `remote_path` defaults to its name, a trailing `/` puts it inside.
+
+        A file already in the lake is replaced only with `overwrite=True`; otherwise nothing is written.
+        """
         source = Path(local_path)
         if not source.exists():
             raise LakeError(f"cannot upload {source}: no such local file or folder")
@@ -83,14 +86,21 @@ class Lake:
             remote = posixpath.join(remote, source.name)
         target = self.path(remote)
         if source.is_file():
-            self.fs.put_file(str(source), target)
-            return [target]
-        written = []
-        for file in sorted(p for p in source.rglob("*") if p.is_file()):
-            name = posixpath.join(target, file.relative_to(source).as_posix())
-            self.fs.put_file(str(file), self.path(name))
-            written.append(name)
-        return written
+            pairs = [(source, target)]
+        else:
+            files = sorted(p for p in source.rglob("*") if p.is_file())
+            pairs = [(f, self.path(posixpath.join(target, f.relative_to(source).as_posix()))) for f in files]
+        if not overwrite:
+            existing = [name for _, name in pairs if self.fs.exists(name)]
+            if existing:
+                shown = ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
+                raise LakeError(
+                    f"the {self.env or ''} lake already holds {shown}; nothing was uploaded".replace("  ", " "),
+                    hint="Upload under another name, or pass --overwrite to replace it.",
+                )
+        for file, name in pairs:
+            self.fs.put_file(str(file), name)
+        return [name for _, name in pairs]
 
     def get(self, remote_path: Any, local_path: str | os.PathLike[str] | None = None) -> list[Path]:
         """Download a lake file or folder (logged as read); `local_path` defaults to its name in the cwd."""

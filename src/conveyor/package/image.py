@@ -31,7 +31,7 @@ ENV PATH={venv}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     CONVEYOR_PACKAGE_DIR={app} CONVEYOR_MODEL_DIR={app}/model PYTHONUNBUFFERED=1 LANG=C.UTF-8
 WORKDIR /app
 EXPOSE {port}
-ENTRYPOINT ["conveyor", "serve", "{app}", "--host", "0.0.0.0", "--port", "{port}"]
+ENTRYPOINT ["python", "-m", "conveyor.serving", "{app}", "--host", "0.0.0.0", "--port", "{port}"]
 """
 
 

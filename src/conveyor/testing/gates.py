@@ -1,0 +1,173 @@
+"""Quality gates: the project's `evaluate(model, frame)` on the sealed evaluation set, run against the packaged
+model and the production champion, checked against the `[gates]` rules of conveyor.toml.
+
+The evaluation set's location is a secret of the gate environment (stage by default) and a path in its lake, so
+dev credentials cannot read it. Its location and contents never appear in output or files.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conveyor.config.schema import RULE
+from conveyor.errors import CheckFailed, ConfigError, ConveyorError, NotFoundError
+from conveyor.package.record import BuildRecord
+
+Progress = Callable[[str], None]
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq,
+}
+CHAMPION_ALIAS = "prod"
+
+
+@dataclass
+class GateResult:
+    metric: str
+    value: float | None
+    rule: str
+    threshold: float | None
+    champion: float | None
+    passed: bool
+    note: str = ""
+
+
+@dataclass
+class GateReport:
+    ok: bool
+    results: list[GateResult] = field(default_factory=list)
+    champion: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """The `gates` section of build.json."""
+        return {
+            "ok": self.ok,
+            "champion": self.champion,
+            "results": [
+                {"metric": r.metric, "value": r.value, "rule": r.rule, "champion": r.champion, "passed": r.passed,
+                 "threshold": r.threshold, "note": r.note}
+                for r in self.results
+            ],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "champion": self.champion, "results": [asdict(r) for r in self.results]}
+
+
+def check_rule(metric: str, rule: str, value: float | None, champion: float | None) -> GateResult:
+    """One rule (`>= 0.0`, `<= 1.1 * champion`) applied to `value`; champion rules pass when there is none."""
+    match = RULE.match(rule)
+    if not match:
+        raise ConfigError(f"gates.metrics.{metric} = {rule!r} is not a rule", hint="Write e.g. '>= 0.5'.")
+    op, number, uses_champion = match.group(1), float(match.group(2)), bool(match.group(4))
+    if value is None:
+        return GateResult(metric, None, rule, None, champion, False, "evaluate() did not return this metric")
+    if uses_champion:
+        if champion is None:
+            return GateResult(metric, value, rule, None, None, True, "no champion")
+        threshold = number * champion
+    else:
+        threshold = number
+    passed = OPERATORS[op](value, threshold)
+    return GateResult(metric, value, rule, threshold, champion, passed)
+
+
+def evaluate_package(package_dir: Path, evaluate_py: Path, data: bytes) -> dict[str, float]:
+    """Metrics of a package directory's model on `data` (CSV bytes), in a separate Python process."""
+    result = subprocess.run(
+        [sys.executable, "-m", "conveyor.testing.evaluation", str(package_dir), str(evaluate_py)],
+        input=data, capture_output=True, check=False, timeout=900,
+    )
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.decode(errors="replace").strip().splitlines()[-12:])
+        raise CheckFailed(f"evaluating {package_dir} failed:\n{tail}",
+                          hint="Run the project's evaluate.py against the package by hand to see why.")
+    return json.loads(result.stdout.decode().strip().splitlines()[-1])
+
+
+def _eval_data(project: Any) -> bytes:
+    gates = project.config.gates
+    if not gates.eval_data:
+        raise ConfigError(
+            f"[gates] eval_data is not set in {project.file}",
+            hint='Set eval_data = "${secret:eval-data-url}", a path in the gate environment\'s lake.',
+        )
+    environment = project.environment(gates.env)
+    location = environment.resolve(gates.eval_data, "gates.eval_data")
+    lake = environment.lake()
+    try:
+        with lake.open(location, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise ConveyorError(
+            f"the sealed evaluation set named by [gates] eval_data is not in the {gates.env} lake",
+            hint=f"Put it there with stage credentials (conveyor lake put --env {gates.env} ...).",
+        ) from None
+
+
+def champion_environment(project: Any) -> Any | None:
+    """The environment whose registry holds production (`[release.prod] env`, else an environment named prod)."""
+    stage = project.config.release.get("prod")
+    name = stage.env if stage and stage.env else ("prod" if "prod" in project.config.environments else None)
+    return project.environment(name) if name else None
+
+
+def run_gates(build_record: BuildRecord, progress: Progress | None = None) -> GateReport:
+    """Evaluate the packaged model (and the champion: alias `prod` in prod's registry) on the sealed set, apply
+    the rules, write the `gates` section of build.json. `ok=False` when any rule fails."""
+    from conveyor.config import load_project
+    from conveyor.package.manifest import check_package
+
+    say = progress or (lambda _message: None)
+    project = load_project(build_record.project_root)
+    rules = dict(project.config.gates.metrics)
+    evaluate_py = project.root / project.config.project.evaluate
+    if not evaluate_py.is_file():
+        raise ConfigError(f"{evaluate_py} does not exist",
+                          hint="Write evaluate(model, frame) -> {metric: value} there, or set [project] evaluate.")
+    check_package(build_record.package_dir, build_record.digest)
+    data = _eval_data(project)
+    say(f"evaluating build {build_record.short} on the sealed set of the {project.config.gates.env} environment")
+    metrics = evaluate_package(build_record.package_dir, evaluate_py, data)
+    champion_metrics: dict[str, float] | None = None
+    champion_ref = None
+    if any(RULE.match(rule) and RULE.match(rule).group(4) for rule in rules.values()):
+        champion_metrics, champion_ref = _champion_metrics(project, build_record, evaluate_py, data, say)
+    results = [
+        check_rule(metric, rule, metrics.get(metric), (champion_metrics or {}).get(metric))
+        for metric, rule in sorted(rules.items())
+    ]
+    report = GateReport(ok=all(r.passed for r in results), results=results, champion=champion_ref, metrics=metrics)
+    build_record.update("gates", report.to_record())
+    return report
+
+
+def _champion_metrics(
+    project: Any, build_record: BuildRecord, evaluate_py: Path, data: bytes, say: Progress
+) -> tuple[dict[str, float] | None, str | None]:
+    from conveyor.registry import ModelRegistry, materialize
+
+    environment = champion_environment(project)
+    if environment is None:
+        return None, None
+    name = build_record.data["model"]["name"]
+    try:
+        info = ModelRegistry(environment).resolve(f"{name}@{CHAMPION_ALIAS}")
+    except NotFoundError:
+        say(f"no champion: {name}@{CHAMPION_ALIAS} is not in the {environment.name} registry")
+        return None, None
+    except ConveyorError as error:
+        say(f"no champion ({error.message})")
+        return None, None
+    say(f"champion: {info.name} version {info.version} in {environment.name}")
+    with tempfile.TemporaryDirectory(prefix="conveyor-champion-") as tmp:
+        folder = materialize(f"models:/{info.name}/{info.version}", environment, Path(tmp) / "package")
+        return evaluate_package(folder, evaluate_py, data), f"{info.name}/{info.version} ({environment.name})"

@@ -1,0 +1,67 @@
+"""Reading and adjusting what pytest writes: JUnit counts and properties, Cobertura paths and line rate."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class JunitCounts:
+    tests: int
+    failures: int
+    errors: int
+    skipped: int
+
+    @property
+    def passed(self) -> int:
+        return self.tests - self.failures - self.errors - self.skipped
+
+
+def _suites(root: ET.Element) -> list[ET.Element]:
+    return [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+
+
+def junit_counts(path: Path) -> JunitCounts:
+    root = ET.parse(path).getroot()
+    totals = [0, 0, 0, 0]
+    for suite in _suites(root):
+        for i, key in enumerate(("tests", "failures", "errors", "skipped")):
+            totals[i] += int(suite.get(key, "0"))
+    return JunitCounts(*totals)
+
+
+def add_junit_properties(path: Path, properties: dict[str, str]) -> None:
+    """Add `<property>` entries to every test suite (where the tests ran, which package, ...)."""
+    tree = ET.parse(path)
+    for suite in _suites(tree.getroot()):
+        holder = suite.find("properties")
+        if holder is None:
+            holder = ET.Element("properties")
+            suite.insert(0, holder)
+        for name, value in properties.items():
+            ET.SubElement(holder, "property", {"name": name, "value": value})
+    tree.write(path, encoding="utf-8", xml_declaration=True)
+
+
+def map_coverage_paths(path: Path, source_root: Path, mapping: dict[str, str]) -> float:
+    """Point coverage.xml at the project's source: `<source>` becomes `source_root` and packaged file names
+    (`inference/model.py`) become project paths (`src/inference/model.py`) by the `mapping` of top-level names.
+
+    Returns the line coverage in percent.
+    """
+    tree = ET.parse(path)
+    root = tree.getroot()
+    sources = root.find("sources")
+    if sources is not None:
+        for source in list(sources):
+            sources.remove(source)
+        ET.SubElement(sources, "source").text = str(source_root)
+    for element in root.iter("class"):
+        name = element.get("filename", "")
+        head, _, rest = name.partition("/")
+        if head in mapping:
+            element.set("filename", f"{mapping[head]}/{rest}" if rest else mapping[head])
+    tree.write(path, encoding="utf-8", xml_declaration=True)
+    return round(float(root.get("line-rate", "0")) * 100, 1)

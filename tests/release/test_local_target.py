@@ -1,0 +1,72 @@
+"""local://PORT: the tested image runs under podman until /health/ready answers; the next release replaces it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import FakeClock, alias_version, build, free_port
+
+from conveyor.config import load_project
+from conveyor.release import Ledger, Releases
+
+pytestmark = [pytest.mark.container, pytest.mark.services, pytest.mark.slow]
+
+
+def served(port: int) -> tuple[int, str]:
+    ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).status_code
+    return ready, httpx.get(f"http://127.0.0.1:{port}/release", timeout=5).text
+
+
+def containers() -> list[str]:
+    out = subprocess.run(
+        ["podman", "ps", "--format", "{{.Names}} {{.Labels}}"], capture_output=True, text=True, check=True
+    ).stdout
+    return [line for line in out.splitlines() if line.startswith("conveyor-census-")]
+
+
+def test_local_release_runs_replaces_and_rolls_back(
+    podman_storage: Path, make_project: Callable[..., Path], clock: FakeClock, mlflow_registry: str
+) -> None:
+    port = free_port()
+    project = load_project(make_project(local_port=port))
+    desk = Releases(project, Ledger.open(project, clock=clock))
+
+    first = desk.create(build(desk, "local-one", model_version="1"), "live", actor="carol")
+    assert first.status == "live"
+    assert first.deployment is not None and first.deployment["steps"] == ["load", "run", "ready", "alias"]
+    assert served(port) == (200, "local-one")
+    assert alias_version(mlflow_registry, "live") == "1"
+
+    clock.advance(minutes=1)
+    second = desk.create(build(desk, "local-two", model_version="2"), "live", actor="carol")
+    assert served(port) == (200, "local-two")
+    running = containers()
+    assert len(running) == 1 and f"conveyor.release:{second.id}" in running[0]
+    assert desk.show(first.id).status == "superseded"
+
+    clock.advance(minutes=1)
+    back = desk.rollback("live", actor="carol")
+    assert (back.kind, back.source_release) == ("rollback", first.id)
+    assert served(port) == (200, "local-one")
+    assert alias_version(mlflow_registry, "live") == "1"
+    assert [e.release for e in desk.history("live")] == [first.id, second.id, back.id]
+
+
+def test_local_release_refuses_an_image_whose_digest_is_not_the_tested_one(
+    podman_storage: Path, make_project: Callable[..., Path], clock: FakeClock
+) -> None:
+    from conveyor.errors import CheckFailed
+
+    project = load_project(make_project(local_port=free_port()))
+    desk = Releases(project, Ledger.open(project, clock=clock))
+    path = build(desk, "local-wrong")
+    record = json.loads(path.read_text())
+    record["image"]["digest"] = "sha256:" + "0" * 64
+    path.write_text(json.dumps(record))
+    with pytest.raises(CheckFailed, match="does not hold the tested image"):
+        desk.create(path, "live", actor="carol")
