@@ -44,7 +44,9 @@ def test_put_ls_get(project: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     local.write_text("age, fnlwgt\n39, 77516\n")
     p = ["--project", str(project)]
     code, out, _ = run(capsys, "lake", "put", str(local), "census/", "--env", "dev", *p)
-    assert code == 0 and out.strip().endswith("lakes/dev/census/AdultCensusIncome.csv")
+    assert code == 0 and out.strip() == "census/AdultCensusIncome.csv"
+    code, _, err = run(capsys, "lake", "put", str(local), "census/", "--env", "dev", *p)
+    assert code == 2 and "already holds census/AdultCensusIncome.csv" in err
     assert (project / "lakes" / "dev" / "census" / "AdultCensusIncome.csv").read_text() == local.read_text()
 
     code, out, _ = run(capsys, "lake", "ls", "census", "-e", "dev", "--json", *p)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FakeClock, alias_version, build, free_port
 
+from conftest import FakeClock, alias_version, build, free_port
 from conveyor.config import load_project
 from conveyor.release import Ledger, Releases
 
