@@ -126,3 +126,12 @@ def test_unknown_secret_scheme(tmp_path):
     with pytest.raises(SecretError, match=r"unknown secret store scheme 'keepass://'.*") as info:
         _ = load_project(root).environment("dev").secrets
     assert "file://" in str(info.value) and "vault://" in str(info.value)
+
+
+def test_ci_can_hand_over_its_own_secret_store(tmp_path, monkeypatch):
+    text = MINIMAL.replace('lake = "file://lake/dev"', 'lake = "${secret:datalake-fqdn}"')
+    env = load_project(write_project(tmp_path, text)).environment("dev")
+    monkeypatch.setenv("CONVEYOR_SECRETS_DEV", "env://CI_DEV_")
+    monkeypatch.setenv("CI_DEV_DATALAKE_FQDN", "file:///ci/lake")
+    assert env.secrets_url == "env://CI_DEV_"
+    assert env.lake_url == "file:///ci/lake"

@@ -44,7 +44,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(secrets.app, name="secrets")
 
 
-ROOM_MODULES = ("lake", "serve", "package", "release")
+ROOM_MODULES = ("lake", "serve", "package", "release", "pipeline")
 
 
 def _add_rooms() -> None:

@@ -43,14 +43,22 @@ def build(
     project: ProjectOption = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="NAME/VERSION or NAME@ALIAS (default: the newest version in the "
-                     "environment's registry).", show_default=False),
+        typer.Option(
+            "--model",
+            "-m",
+            help="NAME/VERSION or NAME@ALIAS (default: the newest version in the environment's registry).",
+            show_default=False,
+        ),
     ] = None,
     engine: EngineOption = None,
     base_image: Annotated[
         str | None,
-        typer.Option("--base-image", envvar="CONVEYOR_BASE_IMAGE", help="Base image (default python:3.11-slim; "
-                     "where it cannot be pulled, one made from Debian packages).", show_default=False),
+        typer.Option(
+            "--base-image",
+            envvar="CONVEYOR_BASE_IMAGE",
+            help="Base image (default python:3.11-slim; where it cannot be pulled, one made from Debian packages).",
+            show_default=False,
+        ),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -95,8 +103,11 @@ def build(
 def verify(
     target: Annotated[
         str | None,
-        typer.Argument(help="A build (digest, folder or build.json), a package folder, or an image.oci.tar "
-                       "(default: the last build).", show_default=False),
+        typer.Argument(
+            help="A build (digest, folder or build.json), a package folder, or an image.oci.tar "
+            "(default: the last build).",
+            show_default=False,
+        ),
     ] = None,
     env: EnvOption = None,
     project: ProjectOption = None,
@@ -128,8 +139,11 @@ def test(
     project: ProjectOption = None,
     where: Annotated[
         str | None,
-        typer.Option(help="image (in the built image, tests and pytest mounted, network off) or venv (a fresh "
-                     "virtual environment from the lock). Default: image when an engine works.", show_default=False),
+        typer.Option(
+            help="image (in the built image, tests and pytest mounted, network off) or venv (a fresh "
+            "virtual environment from the lock). Default: image when an engine works.",
+            show_default=False,
+        ),
     ] = None,
     results: Annotated[
         Path | None, typer.Option(help="Folder for junit.xml, coverage.xml, htmlcov/ (default PROJECT/results).")
@@ -166,7 +180,7 @@ def test(
 def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.1f}"
 
 
 def gate(
@@ -198,8 +212,14 @@ def gate(
             table.add_column(column)
         for r in report.results:
             verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
-            table.add_row(r.metric, _fmt(r.value), r.rule, _fmt(r.threshold), _fmt(r.champion) if r.champion
-                          is not None else (r.note or "-"), verdict)
+            table.add_row(
+                r.metric,
+                _fmt(r.value),
+                r.rule,
+                _fmt(r.threshold),
+                _fmt(r.champion) if r.champion is not None else (r.note or "-"),
+                verdict,
+            )
         stdout.print(table)
         if not report.results:
             stdout.print("no gates configured ([gates] metrics in conveyor.toml)")

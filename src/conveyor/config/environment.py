@@ -32,9 +32,15 @@ class Environment:
     def __repr__(self) -> str:
         return f"Environment({self.name!r})"
 
+    @property
+    def secrets_url(self) -> str:
+        """The store URL: `CONVEYOR_SECRETS_<ENV>` when set (how CI hands over its own store), else the file's."""
+        override = os.environ.get(f"CONVEYOR_SECRETS_{self.name.upper().replace('-', '_')}")
+        return override or self.resolve(self.config.secrets, "secrets", allow_secrets=False)
+
     @cached_property
     def secrets(self) -> SecretStore:
-        return open_store(self.resolve(self.config.secrets, "secrets", allow_secrets=False), self.project.root)
+        return open_store(self.secrets_url, self.project.root)
 
     def secret(self, key: str) -> str:
         return self.secrets.get(key)

@@ -58,6 +58,12 @@ def _registry_fingerprint(environment: Environment) -> list[Any] | None:
     return stats or None
 
 
+def _engines_on_path() -> str:
+    from conveyor.package.engine import ENGINES
+
+    return "auto:" + ",".join(name for name in ENGINES if shutil.which(name))
+
+
 def warm_key(
     environment: Environment, model_spec: str | None, engine: str | None, base_image: str | None
 ) -> str | None:
@@ -73,7 +79,7 @@ def warm_key(
             "registry": environment.registry_uri,
             "fingerprint": fingerprint,
             "model": model_spec,
-            "engine": engine or os.environ.get("CONVEYOR_ENGINE") or "auto",
+            "engine": engine or os.environ.get("CONVEYOR_ENGINE") or _engines_on_path(),
             "base": base_image or os.environ.get("CONVEYOR_BASE_IMAGE"),
             "conveyor": source_digest(),
             "server": list(SERVER_REQUIREMENTS),

@@ -165,11 +165,10 @@ class ContainerEngine:
 
     def build(self, context: Path, containerfile: Path, reference: str, labels: dict[str, str]) -> None:
         label_args = [arg for key, value in sorted(labels.items()) for arg in ("--label", f"{key}={value}")]
-        verb = ("build",) if self.name != "buildah" else ("build",)
         extra = ["--pull=never"] if self.name != "docker" else []
         if self.name == "docker":
             os.environ.setdefault("DOCKER_BUILDKIT", "1")
-        self.run(*verb, *extra, "-f", str(containerfile), "-t", reference, *label_args, str(context), timeout=3600)
+        self.run("build", *extra, "-f", str(containerfile), "-t", reference, *label_args, str(context), timeout=3600)
 
     def save_oci_archive(self, reference: str, dest: Path) -> None:
         """Write the image as an OCI archive (the file a release pushes, with its manifest digest kept)."""
@@ -201,8 +200,7 @@ class ContainerEngine:
         subprocess.run([skopeo, "copy", f"oci-archive:{archive}", f"docker-daemon:{reference}"], check=True)
 
     def remove_image(self, reference: str) -> None:
-        verb = ("rmi", "--force") if self.name != "buildah" else ("rmi", "--force")
-        self.run(*verb, reference, check=False)
+        self.run("rmi", "--force", reference, check=False)
 
     def describe(self) -> str:
         version = self.run("--version", check=False).stdout.strip()

@@ -21,7 +21,6 @@ def main(argv: list[str]) -> int:
     os.environ["CONVEYOR_PACKAGE_DIR"] = str(package_dir)
     sys.path.insert(0, str(package_dir))
     import pandas as pd
-
     import score  # the packaged score.py
 
     score.init()

@@ -23,7 +23,11 @@ from conveyor.package.record import BuildRecord
 
 Progress = Callable[[str], None]
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq,
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
 }
 CHAMPION_ALIAS = "prod"
 
@@ -52,8 +56,15 @@ class GateReport:
             "ok": self.ok,
             "champion": self.champion,
             "results": [
-                {"metric": r.metric, "value": r.value, "rule": r.rule, "champion": r.champion, "passed": r.passed,
-                 "threshold": r.threshold, "note": r.note}
+                {
+                    "metric": r.metric,
+                    "value": r.value,
+                    "rule": r.rule,
+                    "champion": r.champion,
+                    "passed": r.passed,
+                    "threshold": r.threshold,
+                    "note": r.note,
+                }
                 for r in self.results
             ],
         }
@@ -84,12 +95,17 @@ def evaluate_package(package_dir: Path, evaluate_py: Path, data: bytes) -> dict[
     """Metrics of a package directory's model on `data` (CSV bytes), in a separate Python process."""
     result = subprocess.run(
         [sys.executable, "-m", "conveyor.testing.evaluation", str(package_dir), str(evaluate_py)],
-        input=data, capture_output=True, check=False, timeout=900,
+        input=data,
+        capture_output=True,
+        check=False,
+        timeout=900,
     )
     if result.returncode != 0:
         tail = "\n".join(result.stderr.decode(errors="replace").strip().splitlines()[-12:])
-        raise CheckFailed(f"evaluating {package_dir} failed:\n{tail}",
-                          hint="Run the project's evaluate.py against the package by hand to see why.")
+        raise CheckFailed(
+            f"evaluating {package_dir} failed:\n{tail}",
+            hint="Run the project's evaluate.py against the package by hand to see why.",
+        )
     return json.loads(result.stdout.decode().strip().splitlines()[-1])
 
 
@@ -131,8 +147,10 @@ def run_gates(build_record: BuildRecord, progress: Progress | None = None) -> Ga
     rules = dict(project.config.gates.metrics)
     evaluate_py = project.root / project.config.project.evaluate
     if not evaluate_py.is_file():
-        raise ConfigError(f"{evaluate_py} does not exist",
-                          hint="Write evaluate(model, frame) -> {metric: value} there, or set [project] evaluate.")
+        raise ConfigError(
+            f"{evaluate_py} does not exist",
+            hint="Write evaluate(model, frame) -> {metric: value} there, or set [project] evaluate.",
+        )
     check_package(build_record.package_dir, build_record.digest)
     data = _eval_data(project)
     say(f"evaluating build {build_record.short} on the sealed set of the {project.config.gates.env} environment")

@@ -58,8 +58,20 @@ class TestReport:
     def to_record(self) -> dict[str, Any]:
         """The `tests` section of build.json."""
         data = asdict(self)
-        return {key: data[key] for key in ("ok", "passed", "failed", "errors", "skipped", "ran_in", "junit",
-                                           "coverage_xml", "coverage_percent")}
+        return {
+            key: data[key]
+            for key in (
+                "ok",
+                "passed",
+                "failed",
+                "errors",
+                "skipped",
+                "ran_in",
+                "junit",
+                "coverage_xml",
+                "coverage_percent",
+            )
+        }
 
 
 def _project_tests(record: BuildRecord) -> tuple[Any, Path]:
@@ -92,8 +104,10 @@ def _choose_where(record: BuildRecord, where: str | None, say: Progress):
         return "venv", None
     if not record.image:
         if where == "image":
-            raise ConveyorError("this build has no image (it was built without a container engine)",
-                                hint="Rebuild with a container engine, or test with --where venv.")
+            raise ConveyorError(
+                "this build has no image (it was built without a container engine)",
+                hint="Rebuild with a container engine, or test with --where venv.",
+            )
         say("the build has no image: testing in a virtual environment made from the lock")
         return "venv", None
     try:
@@ -138,11 +152,14 @@ def run_tests(
         raise CheckFailed(
             f"the tests did not run (pytest exit status {exit_code}); no junit.xml was written:\n{output[-3000:]}"
         )
-    add_junit_properties(junit, {
-        "conveyor.ran_in": ran_in,
-        "conveyor.package_digest": build_record.digest,
-        "conveyor.model": f"{build_record.data['model']['name']}/{build_record.data['model']['version']}",
-    })
+    add_junit_properties(
+        junit,
+        {
+            "conveyor.ran_in": ran_in,
+            "conveyor.package_digest": build_record.digest,
+            "conveyor.model": f"{build_record.data['model']['name']}/{build_record.data['model']['version']}",
+        },
+    )
     counts = junit_counts(junit)
     coverage_xml = results / "coverage.xml"
     percent = None
@@ -150,10 +167,18 @@ def run_tests(
         percent = map_coverage_paths(coverage_xml, project.root, _source_mapping(project, build_record.package_dir))
     report = TestReport(
         ok=exit_code == 0 and counts.failures == 0 and counts.errors == 0,
-        passed=counts.passed, failed=counts.failures, errors=counts.errors, skipped=counts.skipped,
-        ran_in=ran_in, junit=str(junit), coverage_xml=str(coverage_xml) if coverage_xml.is_file() else None,
-        coverage_percent=percent, htmlcov=str(results / "htmlcov") if (results / "htmlcov").is_dir() else None,
-        where=chosen, exit_code=exit_code, output=output,
+        passed=counts.passed,
+        failed=counts.failures,
+        errors=counts.errors,
+        skipped=counts.skipped,
+        ran_in=ran_in,
+        junit=str(junit),
+        coverage_xml=str(coverage_xml) if coverage_xml.is_file() else None,
+        coverage_percent=percent,
+        htmlcov=str(results / "htmlcov") if (results / "htmlcov").is_dir() else None,
+        where=chosen,
+        exit_code=exit_code,
+        output=output,
     )
     build_record.update("tests", report.to_record())
     return report
@@ -161,10 +186,21 @@ def run_tests(
 
 def _pytest_args(tests: str, results: str, coveragerc: str) -> list[str]:
     return [
-        "-m", "pytest", tests, "-q", "-rfE", "-p", "no:cacheprovider",
-        f"--junitxml={results}/junit.xml", "-o", "junit_family=xunit2",
-        "--cov", f"--cov-config={coveragerc}",
-        f"--cov-report=xml:{results}/coverage.xml", f"--cov-report=html:{results}/htmlcov", "--cov-report=term",
+        "-m",
+        "pytest",
+        tests,
+        "-q",
+        "-rfE",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={results}/junit.xml",
+        "-o",
+        "junit_family=xunit2",
+        "--cov",
+        f"--cov-config={coveragerc}",
+        f"--cov-report=xml:{results}/coverage.xml",
+        f"--cov-report=html:{results}/htmlcov",
+        "--cov-report=term",
     ]
 
 
@@ -177,8 +213,10 @@ def _in_image(record: BuildRecord, engine: Any, work: Path, results: Path, say: 
     if engine.image_id(reference) != image["id"]:
         say(f"loading {reference} from {Path(image['archive']).name}")
         if read_oci_archive(Path(image["archive"])).digest != recorded:
-            raise CheckFailed(f"{image['archive']} is not the image the build recorded ({recorded})",
-                              hint="Run `conveyor verify`, then rebuild.")
+            raise CheckFailed(
+                f"{image['archive']} is not the image the build recorded ({recorded})",
+                hint="Run `conveyor verify`, then rebuild.",
+            )
         engine.load_oci_archive(Path(image["archive"]), reference)
         if engine.image_id(reference) != image["id"]:
             raise CheckFailed(f"{reference} in {engine.name} is not the recorded image {image['id']}")
@@ -186,11 +224,30 @@ def _in_image(record: BuildRecord, engine: Any, work: Path, results: Path, say: 
     (work / "coveragerc").write_text(COVERAGERC.format(data_file="/tmp/conveyor.coverage"))
     say(f"running {record.data['project']} tests in {reference} ({recorded[:19]}), network off")
     command = engine.command(
-        "run", "--rm", "--network", "none", "--entrypoint", "python", "--workdir", APP_DIR,
-        "-v", f"{work}:/conveyor-test:ro", "-v", f"{tools}:/opt/conveyor-test-tools:ro", "-v", f"{results}:/results",
-        "-e", f"CONVEYOR_PACKAGE_DIR={APP_DIR}", "-e", f"CONVEYOR_MODEL_DIR={APP_DIR}/model",
-        "-e", "PYTHONPATH=/opt/conveyor-test-tools", "-e", "PYTHONDONTWRITEBYTECODE=1",
-        reference, *_pytest_args("/conveyor-test/tests", "/results", "/conveyor-test/coveragerc"),
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "python",
+        "--workdir",
+        APP_DIR,
+        "-v",
+        f"{work}:/conveyor-test:ro",
+        "-v",
+        f"{tools}:/opt/conveyor-test-tools:ro",
+        "-v",
+        f"{results}:/results",
+        "-e",
+        f"CONVEYOR_PACKAGE_DIR={APP_DIR}",
+        "-e",
+        f"CONVEYOR_MODEL_DIR={APP_DIR}/model",
+        "-e",
+        "PYTHONPATH=/opt/conveyor-test-tools",
+        "-e",
+        "PYTHONDONTWRITEBYTECODE=1",
+        reference,
+        *_pytest_args("/conveyor-test/tests", "/results", "/conveyor-test/coveragerc"),
     )
     result = subprocess.run(command, env={**os.environ, **engine.env}, capture_output=True, text=True, check=False)
     return f"image {recorded}", result.returncode, result.stdout + result.stderr
@@ -209,18 +266,43 @@ def _in_venv(record: BuildRecord, work: Path, results: Path, say: Progress) -> t
     uv = uv_binary()
     run_tool([uv, "venv", "--quiet", "--python", "3.11", str(venv)], "creating the test virtual environment")
     python = str(venv / "bin" / "python")
-    run_tool([uv, "pip", "install", "--quiet", "--python", python, "--no-index", "--find-links", str(wheels),
-              "--require-hashes", "-r", str(record.package_dir / "requirements.lock")], "installing the lock")
+    run_tool(
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            python,
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            "--require-hashes",
+            "-r",
+            str(record.package_dir / "requirements.lock"),
+        ],
+        "installing the lock",
+    )
     run_tool([uv, "pip", "install", "--quiet", "--python", python, *test_tool_pins()], "installing pytest")
     package = work / "package"
     shutil.copytree(record.package_dir, package)
     (work / "coveragerc").write_text(COVERAGERC.format(data_file=work / ".coverage"))
-    env = {**os.environ, "CONVEYOR_PACKAGE_DIR": str(package), "CONVEYOR_MODEL_DIR": str(package / "model"),
-           "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        **os.environ,
+        "CONVEYOR_PACKAGE_DIR": str(package),
+        "CONVEYOR_MODEL_DIR": str(package / "model"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     env.pop("PYTHONPATH", None)
     env.pop("COV_CORE_SOURCE", None)
     say(f"running {record.data['project']} tests in the virtual environment")
-    result = subprocess.run([python, *_pytest_args(str(work / "tests"), str(results), str(work / "coveragerc"))],
-                            cwd=package, env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [python, *_pytest_args(str(work / "tests"), str(results), str(work / "coveragerc"))],
+        cwd=package,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     digest = "sha256:" + hashlib.sha256(lock_text.encode()).hexdigest()
     return f"venv {digest}", result.returncode, result.stdout + result.stderr

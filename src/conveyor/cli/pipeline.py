@@ -1,0 +1,135 @@
+"""`conveyor pipeline show|run` and `conveyor ci render`: pipelines as code, the same on a laptop and in CI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from conveyor.cli.options import JsonOption, ProjectOption
+from conveyor.cli.output import emit_json, say, stdout
+from conveyor.errors import ConveyorError
+
+pipeline_app = typer.Typer(
+    help="Build and release pipelines as code: the commands CI runs, runnable here.", no_args_is_help=True
+)
+ci_app = typer.Typer(help="Write CI definitions that call the pipelines' commands.", no_args_is_help=True)
+
+PipelineArgument = Annotated[str, typer.Argument(help="build or release.")]
+
+
+def _pipeline(name: str):
+    from conveyor.pipelines import PIPELINES
+
+    if name not in PIPELINES:
+        raise ConveyorError(f"there is no pipeline {name!r}", hint=f"Pipelines: {', '.join(PIPELINES)}.")
+    return PIPELINES[name]
+
+
+def _parameters(values: list[str] | None) -> dict[str, str]:
+    parameters = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConveyorError(f"--param {item!r} is not KEY=VALUE", hint="For example: --param env=stage")
+        parameters[key] = value
+    return parameters
+
+
+@pipeline_app.command("show")
+def show(name: PipelineArgument, json_output: JsonOption = False) -> None:
+    """Show a pipeline's steps and the exact commands they run."""
+    pipeline = _pipeline(name)
+    if json_output:
+        emit_json(
+            {
+                "name": pipeline.name,
+                "parameters": pipeline.parameters,
+                "steps": [{"name": s.name, "title": s.title, "command": ["conveyor", *s.args]} for s in pipeline.steps],
+            }
+        )
+        return
+    table = Table(title=f"pipeline {pipeline.name}: {pipeline.description}")
+    for column in ("step", "what", "command"):
+        table.add_column(column, overflow="fold")
+    for step in pipeline.steps:
+        table.add_row(step.name, step.title, "conveyor " + " ".join(step.args) + (" --json" if step.json else ""))
+    stdout.print(table)
+    for key, text in pipeline.parameters.items():
+        stdout.print(f"parameter {key}: {text}")
+
+
+@pipeline_app.command("run")
+def run(
+    name: PipelineArgument,
+    project: ProjectOption = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="KEY=VALUE, e.g. env=stage.")] = None,
+    step: Annotated[str | None, typer.Option(help="Run only this step, continuing the run kept in results/.")] = None,
+    env: Annotated[
+        str | None, typer.Option("--env", "-e", envvar="CONVEYOR_ENV", help="Shorthand for --param env=ENV.")
+    ] = None,
+    build: Annotated[str | None, typer.Option(help="Shorthand for --param build=BUILD.")] = None,
+) -> None:
+    """Run a pipeline here, exactly as CI runs it: each step is a conveyor command in its own process.
+
+    `conveyor pipeline run build --env stage` trains on stage, builds, tests what ships and runs the gates;
+    `conveyor pipeline run release --build BUILD` releases to QA and requests production. The run's state is
+    kept in results/pipeline-NAME.json, so CI can run one step at a time with --step.
+    """
+    from conveyor.config import load_project
+    from conveyor.pipelines import run_pipeline
+
+    pipeline = _pipeline(name)
+    parameters = _parameters(param)
+    if env:
+        parameters.setdefault("env", env)
+    if build:
+        parameters.setdefault("build", build)
+    if step is not None and step not in [s.name for s in pipeline.steps]:
+        raise ConveyorError(
+            f"pipeline {name!r} has no step {step!r}", hint=f"Steps: {', '.join(s.name for s in pipeline.steps)}."
+        )
+    loaded = load_project(project)
+    result = run_pipeline(loaded.root, pipeline, parameters, only=step, announce=say)
+    say(f"[green]pipeline {name} ok[/]: " + ", ".join(f"{s['name']} {s['seconds']}s" for s in result.steps))
+
+
+@ci_app.command("render")
+def render(
+    system: Annotated[str, typer.Argument(help="github or azure.")],
+    project: ProjectOption = None,
+    env: Annotated[str, typer.Option(help="Environment the build pipeline trains and builds in.")] = "stage",
+    install: Annotated[str, typer.Option(help="The command that installs conveyor on the CI machine.")] = (
+        'pip install "conveyor[all]"'
+    ),
+    out: Annotated[Path | None, typer.Option(help="Folder to write into (default: the project).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace files that exist.")] = False,
+) -> None:
+    """Write CI definitions whose steps are `conveyor pipeline run NAME --step STEP`.
+
+    github writes .github/workflows/conveyor-build.yml and conveyor-release.yml; azure writes
+    azure-pipelines.yml with JUnit and Cobertura publishing, like the lab's pipelines. The environment's secrets
+    reach conveyor as CI secrets through `CONVEYOR_SECRETS_<ENV>=env://CONVEYOR_<ENV>_`.
+    """
+    from conveyor.config import load_project
+    from conveyor.pipelines.ci import RENDERERS
+
+    if system not in RENDERERS:
+        raise ConveyorError(f"cannot render CI for {system!r}", hint=f"Choose one of: {', '.join(RENDERERS)}.")
+    loaded = load_project(project)
+    loaded.environment(env)  # an unknown environment is refused before anything is written
+    files = RENDERERS[system](loaded, env=env, install=install)
+    root = (out or loaded.root).resolve()
+    existing = [p for p in files if (root / p).exists()]
+    if existing and not force:
+        raise ConveyorError(f"{', '.join(existing)} already exist in {root}", hint="Pass --force to replace them.")
+    for relative, text in files.items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        stdout.print(str(target))
+
+
+GROUPS = {"pipeline": pipeline_app, "ci": ci_app}

@@ -1,0 +1,84 @@
+"""The pipelines: each step is a conveyor command a person can run; `{step.key}` takes an earlier step's JSON.
+
+The build pipeline is what CI runs on a merge to main (the lab's build pipeline): train on stage, build the
+package and image, test what ships, run the gates, publish the reports. The release pipeline takes a build to QA
+at once and requests production, which waits for `conveyor approve`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of a pipeline. `json` steps print JSON that later steps refer to as `{name.key.0.key}`."""
+
+    name: str
+    title: str
+    args: tuple[str, ...]
+    json: bool = False
+    publishes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    description: str
+    steps: tuple[Step, ...]
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+
+BUILD = Pipeline(
+    name="build",
+    description="Train on the environment (stage in CI), build the package and image, test it, run the gates.",
+    parameters={"env": "environment to train and build in (CI: stage)"},
+    steps=(
+        Step("secrets", "check the environment's secrets", ("secrets", "check", "--env", "{env}")),
+        Step("train", "train on the environment's lake", ("train", "--env", "{env}"), json=True),
+        Step(
+            "build",
+            "build the package and image of the model just trained",
+            ("build", "--env", "{env}", "--model", "{train.registered.0.name}/{train.registered.0.version}"),
+            json=True,
+        ),
+        Step(
+            "test",
+            "run the project's tests against the built package",
+            ("test", "{build.package.digest}", "--env", "{env}"),
+            publishes=("results/junit.xml", "results/coverage.xml", "results/htmlcov"),
+        ),
+        Step(
+            "gate", "quality gates on the sealed evaluation set", ("gate", "{build.package.digest}", "--env", "{env}")
+        ),
+        Step(
+            "verify",
+            "verify every digest of the build record",
+            ("verify", "{build.path}"),
+            publishes=("{build.path}",),
+        ),
+    ),
+)
+
+RELEASE = Pipeline(
+    name="release",
+    description="Release a tested build to QA at once, then request production (deploys after approval).",
+    parameters={"build": "build.json path or package digest (CI: the build pipeline's artifact)"},
+    steps=(
+        Step("qa", "release to QA (no approval needed)", ("release", "create", "{build}", "--to", "qa"), json=True),
+        Step(
+            "prod",
+            "request production (waits for approval)",
+            ("release", "promote", "{qa.id}", "--to", "prod"),
+            json=True,
+        ),
+    ),
+)
+
+PIPELINES: dict[str, Pipeline] = {p.name: p for p in (BUILD, RELEASE)}

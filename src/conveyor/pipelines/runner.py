@@ -1,0 +1,111 @@
+"""Running a pipeline on this machine: the same commands CI runs, one process each, with their JSON passed on."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import CheckFailed, ConveyorError
+from conveyor.pipelines.definitions import Pipeline, Step
+from conveyor.secrets.redaction import redact
+
+PLACEHOLDER = re.compile(r"\{([a-z_]+(?:\.[A-Za-z0-9_\-]+)*)\}")
+
+
+@dataclass
+class PipelineRun:
+    """The state of one pipeline run, kept in results/pipeline-NAME.json so steps can run one by one in CI."""
+
+    pipeline: str
+    parameters: dict[str, str]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pipeline": self.pipeline, "parameters": self.parameters, "outputs": self.outputs, "steps": self.steps}
+
+
+def state_file(root: Path, pipeline: Pipeline) -> Path:
+    return root / "results" / f"pipeline-{pipeline.name}.json"
+
+
+def lookup(path: str, parameters: dict[str, str], outputs: dict[str, Any]) -> str:
+    """`env` → a parameter; `build.package.digest` → that key of the build step's JSON."""
+    head, *rest = path.split(".")
+    if not rest:
+        if head in parameters:
+            return parameters[head]
+        raise ConveyorError(f"pipeline parameter {head!r} is not set", hint=f"Pass --param {head}=VALUE.")
+    if head not in outputs:
+        raise ConveyorError(
+            f"step {head!r} has not run yet in this pipeline run (needed for {{{path}}})",
+            hint="Run the pipeline from its first step, or that step first with --step.",
+        )
+    value: Any = outputs[head]
+    for key in rest:
+        value = value[int(key)] if isinstance(value, list) else value[key]
+    return str(value)
+
+
+def command_of(step: Step, parameters: dict[str, str], outputs: dict[str, Any]) -> list[str]:
+    args = [PLACEHOLDER.sub(lambda m: lookup(m.group(1), parameters, outputs), a) for a in step.args]
+    return [*args, "--json"] if step.json else args
+
+
+def run_pipeline(
+    root: Path,
+    pipeline: Pipeline,
+    parameters: dict[str, str],
+    only: str | None = None,
+    announce: Callable[[str], None] = print,
+    write: Callable[[str], None] = sys.stderr.write,
+) -> PipelineRun:
+    """Run every step (or only `only`, continuing a run kept in results/), stopping at the first failure."""
+    path = state_file(root, pipeline)
+    run = PipelineRun(pipeline.name, parameters)
+    if only is not None:
+        if path.exists():
+            saved = json.loads(path.read_text())
+            run.outputs = saved.get("outputs", {})
+            run.steps = saved.get("steps", [])
+            run.parameters = {**saved.get("parameters", {}), **parameters}
+        steps = [pipeline.step(only)]
+    else:
+        steps = list(pipeline.steps)
+    for step in steps:
+        argv = command_of(step, run.parameters, run.outputs)
+        announce(f"[{step.name}] {step.title}: conveyor {' '.join(argv)}")
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "conveyor.cli.main", *argv],
+            cwd=root,
+            stdout=subprocess.PIPE if step.json else None,
+            text=True,
+        )
+        elapsed = round(time.perf_counter() - started, 1)
+        run.steps = [s for s in run.steps if s["name"] != step.name]
+        run.steps.append(
+            {"name": step.name, "command": ["conveyor", *argv], "exit_code": done.returncode, "seconds": elapsed}
+        )
+        if step.json and done.returncode == 0:
+            run.outputs[step.name] = json.loads(done.stdout)
+        elif step.json and done.stdout:
+            write(redact(done.stdout))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(run.to_dict(), indent=2))
+        if done.returncode != 0:
+            error = CheckFailed(
+                f"pipeline {pipeline.name!r} stopped: step {step.name!r} exited {done.returncode}",
+                hint=f"Its output is above; the run's state is in {path}.",
+            )
+            error.exit_code = done.returncode
+            raise error
+        announce(f"[{step.name}] done in {elapsed}s")
+    return run
