@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from conveyor.cli.main import main
 from conveyor.compute import train
 from conveyor.config import load_project
+from conveyor.examples.scaffold import init_project
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -24,9 +24,11 @@ def public_csv() -> Path:
     return Path(done.stdout.strip())
 
 
-def test_train_on_the_real_public_census_file(public_csv: Path, census_project: Path, tmp_path: Path, capsys):
-    copy = tmp_path / "census"
-    shutil.copytree(census_project, copy, ignore=shutil.ignore_patterns(".conveyor"))
+def test_train_on_the_real_public_census_file(public_csv: Path, tmp_path: Path, capsys):
+    # A project of its own: the lake is about to be changed.
+    copy = init_project(
+        tmp_path / "census", secrets_dir=tmp_path / "secrets", lakes_dir=tmp_path / "lakes", rows=100
+    ).root
     # The lake holds sample data already: replacing it needs --overwrite, and nothing is lost without it.
     assert main(["lake", "put", str(public_csv), "-p", str(copy), "-e", "dev"]) == 2
     assert "already holds AdultCensusIncome.csv" in capsys.readouterr().err

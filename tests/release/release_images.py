@@ -116,22 +116,39 @@ def write_build(
     gates_ok: bool | None = True,
     env: str = "stage",
 ) -> Path:
-    """A build record like `conveyor build` + `test` + `gate` leave it: package, package.tar, image archive."""
-    work = project_root / ".conveyor" / "work" / label
-    package = work / "package"
+    """A build laid out as `conveyor build` + `test` + `gate` leave it (package, manifest, archives, build.json).
+
+    The package and its archive are written with the package module's own manifest and archive code, so the
+    package module's `verify_build` checks these builds exactly as it checks real ones.
+    """
+    from conveyor.package.archive import write_archive
+    from conveyor.package.manifest import PackageManifest, hash_files
+
+    staging = project_root / ".conveyor" / "staging" / label
+    package = staging / "package"
     (package / "model").mkdir(parents=True, exist_ok=True)
     (package / "score.py").write_text(f"def init():\n    pass\n\n\ndef run(raw):\n    return {{'label': {label!r}}}\n")
     (package / "model" / "model.pkl").write_bytes(label.encode() * 10)
-    files = sorted(p for p in package.rglob("*") if p.is_file() and p.name != "manifest.json")
-    manifest = {str(p.relative_to(package)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
-    (package / "manifest.json").write_text(json.dumps({"files": manifest}, sort_keys=True))
-    archive = work / "package.tar"
-    archive.write_bytes(
-        _tar({str(p.relative_to(package)): p.read_bytes() for p in sorted(package.rglob("*")) if p.is_file()})
+    (package / "requirements.lock").write_text("")
+    model = {"name": "census_model", "version": model_version, "run_id": None, "tags": {}} if model_version else None
+    manifest = PackageManifest(
+        {
+            "schema": 1,
+            "project": "census",
+            "model": model,
+            "requirements": "requirements.lock",
+            "files": hash_files(package),
+        }
     )
-    digest = _digest(archive.read_bytes())
-    image_archive = work / "image.oci.tar"
+    manifest.write(package)
+    digest = manifest.digest
+    folder = project_root / ".conveyor" / "builds" / digest.removeprefix("sha256:")
+    folder.mkdir(parents=True, exist_ok=True)
+    package = package.rename(folder / "package")
+    archive = write_archive(package, folder / "package.tar")
+    image_archive = folder / "image.oci.tar"
     image_digest, image_id = write_oci_archive(image_archive, label)
+    passed = bool(tests_ok)
     record = {
         "schema": 1,
         "project": "census",
@@ -139,9 +156,7 @@ def write_build(
         "created_at": "2026-01-01T00:00:00Z",
         "created_by": "carol",
         "package": {"digest": digest, "dir": str(package), "archive": str(archive)},
-        "model": {"name": "census_model", "version": model_version, "run_id": None, "tags": {}}
-        if model_version
-        else None,
+        "model": model,
         "image": {
             "engine": "podman",
             "reference": f"localhost/census:{digest[7:19]}",
@@ -151,32 +166,10 @@ def write_build(
         },
         "tests": None
         if tests_ok is None
-        else {
-            "ok": tests_ok,
-            "passed": 6 if tests_ok else 5,
-            "failed": 0 if tests_ok else 1,
-            "errors": 0,
-            "skipped": 0,
-        },
+        else {"ok": passed, "passed": 6 if passed else 5, "failed": 0 if passed else 1, "errors": 0, "skipped": 0},
         "gates": None
         if gates_ok is None
         else {"ok": gates_ok, "results": [{"metric": "r2", "value": 0.1, "rule": ">= 0.0", "passed": gates_ok}]},
     }
-    folder = project_root / ".conveyor" / "builds" / digest[7:]
-    folder.mkdir(parents=True, exist_ok=True)
     (folder / "build.json").write_text(json.dumps(record, indent=2))
     return folder / "build.json"
-
-
-def verify_fabricated_build(build_json: Path) -> None:
-    """What the package check does, for these fabricated builds: every packaged byte and the archive digest."""
-    from conveyor.errors import CheckFailed
-
-    record = json.loads(Path(build_json).read_text())
-    package = Path(record["package"]["dir"])
-    listed = json.loads((package / "manifest.json").read_text())["files"]
-    for name, expected in listed.items():
-        if hashlib.sha256((package / name).read_bytes()).hexdigest() != expected:
-            raise CheckFailed(f"package file {name} has changed since the build")
-    if _digest(Path(record["package"]["archive"]).read_bytes()) != record["package"]["digest"]:
-        raise CheckFailed("package archive has changed since the build")

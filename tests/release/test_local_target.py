@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -68,5 +69,31 @@ def test_local_release_refuses_an_image_whose_digest_is_not_the_tested_one(
     record = json.loads(path.read_text())
     record["image"]["digest"] = "sha256:" + "0" * 64
     path.write_text(json.dumps(record))
-    with pytest.raises(CheckFailed, match="does not hold the tested image"):
+    with pytest.raises(CheckFailed, match="the build recorded sha256:0000"):
         desk.create(path, "live", actor="carol")
+
+
+def test_without_an_engine_the_package_is_served_by_conveyor_serve(
+    make_project: Callable[..., Path], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.release.targets import _stop_process
+
+    monkeypatch.setenv("CONVEYOR_ENGINE", "process")
+    monkeypatch.setenv("CONVEYOR_SERVE_WORKERS", "1")
+    port = free_port()
+    project = load_project(make_project(local_port=port))
+    desk = Releases(project, Ledger.open(project, clock=clock))
+    pid_file = project.state_dir / "release" / "local" / "live.pid"
+    try:
+        first = desk.create(build(desk, "process-one"), "live", actor="carol")
+        assert first.status == "live" and first.deployment is not None, first.error
+        assert httpx.post(f"http://127.0.0.1:{port}/score", json={}, timeout=10).json() == {"label": "process-one"}
+        clock.advance(minutes=1)
+        second = desk.create(build(desk, "process-two"), "live", actor="carol")
+        assert httpx.post(f"http://127.0.0.1:{port}/score", json={}, timeout=10).json() == {"label": "process-two"}
+        assert second.deployment is not None and second.deployment["handle"] != first.deployment["handle"]
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(first.deployment["handle"]), 0)
+    finally:
+        if pid_file.is_file():
+            _stop_process(int(pid_file.read_text().split()[0]))

@@ -33,7 +33,14 @@ release_app = typer.Typer(
     "/health/ready answers), `approvers`, `min_approvals`, `requester_may_approve`, `timeout` and `requires`.\n\n"
     "Every deployment also points the MLflow alias named after the stage (e.g. `prod`) at the build's model "
     "version, in the registry of the environment the build was made from (build.json `env`).\n\n"
-    "Everything is kept in the ledger (.conveyor/ledger.db, or [ledger] url / $CONVEYOR_LEDGER_URL for a team).",
+    "Everything is kept in the ledger (.conveyor/ledger.db, or [ledger] url / $CONVEYOR_LEDGER_URL for a team).\n\n"
+    "```\n"
+    "conveyor release create 3f9a2c --to qa        # a tested build; qa needs no approval: deployed now\n"
+    "conveyor release promote 1 --to prod          # the same build, pending in prod\n"
+    "conveyor approve 2 --as alice -m 'r2 is fine' # deployed once min_approvals are in\n"
+    "conveyor history prod                         # what was live when, who asked, who approved\n"
+    "conveyor rollback prod                        # the release before, redeployed as a new release\n"
+    "```",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )

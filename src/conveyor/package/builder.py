@@ -277,6 +277,10 @@ def build(
         record_data["tests"], record_data["gates"] = previous.data.get("tests"), previous.data.get("gates")
     write_json(folder / BUILD_FILE, record_data)
     update_index(project.state_dir, key, environment.name, digest.removeprefix("sha256:"))
+    # reading the registry may have touched its database file: remember the key as it is now, too
+    after = warm_key(environment, model_spec, engine_name, base_image)
+    if after != key:
+        update_index(project.state_dir, after, environment.name, digest.removeprefix("sha256:"))
     say(f"build {digest.removeprefix('sha256:')[:12]} ready in {time.monotonic() - started:.1f} s: {folder}")
     return BuildRecord(folder / BUILD_FILE, record_data, reused=reused_image)
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from conveyor.config import Environment
 
 SPEC = re.compile(r"^(?:models:/)?(?P<name>[A-Za-z0-9_.\-]+)(?:/(?P<version>\d+|latest)|@(?P<alias>[A-Za-z0-9_\-]+))?$")
-DEFAULT_REQUIREMENTS = ("numpy", "scikit-learn", "pandas")
+DEFAULT_REQUIREMENTS = ("numpy", "scikit-learn")
 
 
 def quiet_mlflow() -> None:

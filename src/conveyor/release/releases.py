@@ -28,6 +28,7 @@ from conveyor.release.policy import PolicyRefused, ReleasePolicy
 from conveyor.release.tables import ApprovalRow, BuildRow, DeploymentRow, DeploymentStepRow, ReleaseRow
 from conveyor.release.targets import DeployContext, target_for
 from conveyor.release.verification import verify_release_build
+from conveyor.secrets.redaction import redact
 
 PENDING, APPROVED, DEPLOYING, LIVE = "pending", "approved", "deploying", "live"
 SUPERSEDED, FAILED, REJECTED, EXPIRED = "superseded", "failed", "rejected", "expired"
@@ -273,7 +274,7 @@ class Releases:
                     raise PolicyRefused(f"{actor} already decided on release {release_id} ({earlier.decision}d)")
                 session.add(ApprovalRow(release_id=release_id, actor=actor, decision=decision, comment=comment, at=now))
                 session.flush()
-                self.ledger.audit(session, actor, f"release.{decision}", f"release:{release_id}", comment=comment)
+                self.ledger.audit(session, actor, f"approval.{decision}", f"release:{release_id}", comment=comment)
                 if decision == "reject":
                     self._transition(session, release_id, PENDING, REJECTED, decided_at=now)
                     self.ledger.audit(session, actor, "release.rejected", f"release:{release_id}")
@@ -414,7 +415,7 @@ class Releases:
                 deployment.handle = str(detail.get("container") or detail.get("handle"))
             if name == "alias" and detail.get("alias"):
                 deployment.alias = f"{detail['env']}:{detail['name']}@{detail['alias']} = {detail['version']}"
-            self.ledger.audit(session, actor, "deployment.step", f"release:{release_id}", step=name, **detail)
+            self.ledger.audit(session, actor, "deployment.step", f"release:{release_id}", step=name, detail=detail)
 
     def _still_owner(self, session: Session, release_id: int, token: str) -> None:
         release = self._release(session, release_id, lock=True)
@@ -432,7 +433,7 @@ class Releases:
         return {"env": env, "name": model["name"], "version": str(model["version"]), "alias": context.stage}
 
     def _fail(self, release_id: int, deployment_id: int, actor: str, token: str, error: BaseException) -> None:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        message = redact(str(error).splitlines()[0]) if str(error) else type(error).__name__
         with self.ledger.transaction() as session:
             release = self._release(session, release_id, lock=True)
             if release.deployer != token:
@@ -446,6 +447,7 @@ class Releases:
     def _go_live(self, release_id: int, deployment_id: int, stage: str, actor: str, token: str) -> None:
         now = self.ledger.now()
         with self.ledger.transaction() as session:
+            self.ledger.serialize(session)  # one stage change at a time: exactly one release is live per stage
             self._still_owner(session, release_id, token)
             previous = session.execute(
                 select(DeploymentRow).where(DeploymentRow.stage == stage, DeploymentRow.status == LIVE)

@@ -227,7 +227,9 @@ def _stop_process(pid: int) -> None:
         os.killpg(pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         return
-    for _ in range(50):
+    for _ in range(100):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it when this process started it
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

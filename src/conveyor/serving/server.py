@@ -236,12 +236,13 @@ def run_server(
     offload: str = "auto",
     graceful_timeout: float = 30.0,
     log_level: str = "info",
-    preload: bool = True,
+    preload: bool | None = None,
 ) -> None:
     """Serve `package_dir` on host:port with `workers` processes (default: the CPU count) until SIGTERM/SIGINT.
 
-    With `preload`, score.py is imported (not initialised) once in the supervisor before the workers are forked:
-    they share its modules, and a replaced worker only runs `init()`.
+    With `preload` (default: when there is more than one worker), score.py is imported (not initialised) once in
+    the supervisor before the workers are forked: they share its modules, and a replaced worker only runs
+    `init()`. With one worker the supervisor stays small instead.
     Raises ScoreInitError when score.py's init() fails, ConveyorError for a bad package dir or a busy port.
     """
     from conveyor.serving.app import DEFAULT_MAX_BODY_BYTES
@@ -261,7 +262,7 @@ def run_server(
         "offload": offload,
     }
     sock = bind_socket(host, port)
-    if preload:
+    if preload if preload is not None else workers > 1:
         _preload(package_dir, sock)
     log.info("serving %s on http://%s:%d with %d worker(s)", package_dir, host, port, workers)
     try:

@@ -6,6 +6,7 @@ secrets and registry through `conveyor.context()`.
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 import conveyor
+from inference.model import WageModel
 
 FEATURES = ["age", "hours-per-week"]
 TARGET = "fnlwgt"
@@ -62,9 +64,13 @@ def fit(frame: pd.DataFrame):
 
 
 def save(out_dir: Path, x_scaler, y_scaler, model) -> None:
+    """The three fitted objects, and the linear function they make together (scoring needs only that)."""
     for name, obj in (("x_scaler", x_scaler), ("y_scaler", y_scaler), ("model", model)):
         with open(out_dir / f"{name}.pkl", "wb") as handle:
             pickle.dump(obj, handle)
+    weights, bias = WageModel.fold(x_scaler, y_scaler, model)
+    folded = {"features": FEATURES, "weights": weights, "bias": bias}
+    (out_dir / "weights.json").write_text(json.dumps(folded, indent=2))
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -23,25 +24,55 @@ def model_dir() -> Path:
 
 
 class WageModel:
-    """x → x_scaler → LinearRegression → y_scaler⁻¹, folded into one linear function for speed."""
+    """x → x_scaler → LinearRegression → y_scaler⁻¹, folded into one linear function for speed.
 
-    def __init__(self, x_scaler: Any, y_scaler: Any, model: Any) -> None:
-        self.x_scaler, self.y_scaler, self.model = x_scaler, y_scaler, model
-        # y = ((x - mx) / sx · w + b) · sy + my  ==  x · weights + bias
+    `weights.json` (written by train.py) holds the folded function, so scoring needs neither scikit-learn nor
+    the pickles; the fitted objects themselves are unpickled on first use (`x_scaler`, `y_scaler`, `model`).
+    """
+
+    def __init__(self, directory: Path, weights: list[float], bias: float) -> None:
+        self.directory = directory
+        self.weights = np.asarray(weights, dtype=float)
+        self.bias = float(bias)
+        self._w0, self._w1 = (float(v) for v in weights)
+        self._fitted: dict[str, Any] = {}
+
+    @staticmethod
+    def fold(x_scaler: Any, y_scaler: Any, model: Any) -> tuple[list[float], float]:
+        """y = ((x - mx) / sx · w + b) · sy + my  ==  x · weights + bias."""
         sy, my = float(y_scaler.scale_[0]), float(y_scaler.mean_[0])
         w = np.ravel(model.coef_) / x_scaler.scale_
-        self.weights = (w * sy).astype(float)
-        self.bias = float((np.ravel(model.intercept_)[0] - w @ x_scaler.mean_) * sy + my)
-        self._w0, self._w1 = (float(v) for v in self.weights)
+        bias = (np.ravel(model.intercept_)[0] - w @ x_scaler.mean_) * sy + my
+        return [float(v) for v in w * sy], float(bias)
 
     @classmethod
     def load(cls, directory: Path | None = None) -> WageModel:
         directory = directory or model_dir()
-        parts = {}
-        for name in ("x_scaler", "y_scaler", "model"):
-            with open(directory / f"{name}.pkl", "rb") as handle:
-                parts[name] = pickle.load(handle)
-        return cls(**parts)
+        folded = directory / "weights.json"
+        if folded.exists():
+            data = json.loads(folded.read_text())
+            return cls(directory, data["weights"], data["bias"])
+        model = cls(directory, [0.0, 0.0], 0.0)
+        weights, bias = cls.fold(model.x_scaler, model.y_scaler, model.model)
+        return cls(directory, weights, bias)
+
+    def _unpickle(self, name: str) -> Any:
+        if name not in self._fitted:
+            with open(self.directory / f"{name}.pkl", "rb") as handle:
+                self._fitted[name] = pickle.load(handle)
+        return self._fitted[name]
+
+    @property
+    def x_scaler(self) -> Any:
+        return self._unpickle("x_scaler")
+
+    @property
+    def y_scaler(self) -> Any:
+        return self._unpickle("y_scaler")
+
+    @property
+    def model(self) -> Any:
+        return self._unpickle("model")
 
     def predict(self, age: float, hours_per_week: float) -> float:
         return age * self._w0 + hours_per_week * self._w1 + self.bias

@@ -30,6 +30,12 @@ def test_prediction_is_a_finite_float(scorer):
     assert isinstance(result["estimated_wages"], float) and math.isfinite(result["estimated_wages"])
 
 
+def test_folded_weights_match_the_fitted_objects(scorer):
+    model: WageModel = scorer.model
+    weights, bias = WageModel.fold(model.x_scaler, model.y_scaler, model.model)
+    assert np.allclose(weights, model.weights, rtol=1e-12) and bias == pytest.approx(model.bias, rel=1e-12)
+
+
 def test_fast_path_matches_the_fitted_objects(scorer):
     model: WageModel = scorer.model
     features = np.array([[37.0, 40.0], [20.0, 10.0], [65.0, 60.0]])
