@@ -4,30 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from release_images import BUSYBOX, write_build
+from release_support import BUSYBOX, MODEL, FakeClock, free_port
 
 from conveyor.config import load_project
 from conveyor.release import Ledger, Releases
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "install-release-services.sh"
-MODEL = "census_model"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _service(*args: str) -> str:
@@ -81,30 +72,6 @@ def mlflow_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     for _ in range(4):
         client.create_model_version(MODEL, source=str(folder / "model"))
     return uri
-
-
-def alias_version(uri: str, alias: str) -> str | None:
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(MODEL, alias).version)
-    except MlflowException:
-        return None
-
-
-class FakeClock:
-    """An injectable clock the tests move forward (it starts now, as another process's clock would)."""
-
-    def __init__(self) -> None:
-        self.moment = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-    def advance(self, **delta: float) -> datetime:
-        self.moment += timedelta(**delta)
-        return self.moment
 
 
 @pytest.fixture(autouse=True)
@@ -214,11 +181,7 @@ def sqlite_desk(make_project: Callable[..., Path], clock: FakeClock) -> Releases
     return Releases(project, Ledger.open(project, clock=clock))
 
 
-def build(desk: Releases, label: str, **kwargs: object) -> Path:
-    return write_build(desk.project.root, label, **kwargs)  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def podman_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """podman with runc, no rlimits and vfs storage in a folder of its own (see the containers notes)."""
     if not shutil.which("podman") or not BUSYBOX.is_file():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from release_support import build
 
-from conftest import build
 from conveyor.cli.main import main
 from conveyor.release import Ledger, Releases
 

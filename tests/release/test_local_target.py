@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from release_support import FakeClock, alias_version, build, free_port
 
-from conftest import FakeClock, alias_version, build, free_port
 from conveyor.config import load_project
 from conveyor.release import Ledger, Releases
 

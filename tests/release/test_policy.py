@@ -9,9 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from release_images import tamper_layer
+from release_support import FakeClock, alias_version, build, tamper_layer
 
-from conftest import FakeClock, alias_version, build
 from conveyor.config import load_project
 from conveyor.errors import CheckFailed, ConfigError, ConveyorError, NotFoundError
 from conveyor.release import Ledger, PolicyRefused, Releases, current_actor

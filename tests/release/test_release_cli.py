@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from release_support import build
 
-from conftest import build
 from conveyor.cli.main import main
 from conveyor.config import load_project
 from conveyor.release import Releases

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from release_support import build
 from sqlalchemy import func, select
 
-from conftest import build
 from conveyor.config import load_project
 from conveyor.errors import CheckFailed
 from conveyor.release import Ledger, Releases

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def package_build(census):
     project = load_project(census)
-    return build(project, project.environment("dev"), engine="none")
+    return build(project, project.environment("dev"), model_spec="worst_regression/1", engine="none")
 
 
 def _properties(junit) -> dict[str, str]:

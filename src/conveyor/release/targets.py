@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,13 +16,16 @@ import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from conveyor.errors import CheckFailed, ConfigError, ConveyorError
 from conveyor.release.build_record import BuildRecord
 from conveyor.release.tools import run_tool
+
+if TYPE_CHECKING:
+    from conveyor.package.engine import ContainerEngine
 
 READY_PATH = "/health/ready"
 CONTAINER_PORT = 8080
@@ -110,18 +112,24 @@ class OciTarget:
         raise ValueError(name)
 
 
-def choose_engine(build: BuildRecord) -> str:
-    """`$CONVEYOR_ENGINE` (podman, docker, process), else podman or docker when installed, else process."""
-    chosen = os.environ.get(ENGINE_VARIABLE, "").strip().lower()
-    if chosen:
-        if chosen not in ("podman", "docker", "process"):
-            raise ConfigError(f"{ENGINE_VARIABLE}={chosen!r} must be podman, docker or process")
-        return chosen
-    if build.image:
-        for engine in ("podman", "docker"):
-            if shutil.which(engine):
-                return engine
-    return "process"
+def choose_engine(build: BuildRecord) -> ContainerEngine | None:
+    """The container engine that runs the image (`$CONVEYOR_ENGINE` or the first that works), or None for a
+    process (`CONVEYOR_ENGINE=process`, a build without an image, or no engine installed)."""
+    from conveyor.package.engine import NoEngine, find_engine
+
+    if os.environ.get(ENGINE_VARIABLE, "").strip().lower() == "process" or not build.image:
+        return None
+    try:
+        engine = find_engine()
+    except NoEngine:
+        return None
+    return engine if engine.can_run else None
+
+
+def _engine_named(name: str) -> ContainerEngine | None:
+    from conveyor.package.engine import find_engine
+
+    return None if name == "process" else find_engine(name)
 
 
 def _manifest_config(archive: Path, manifest_digest: str) -> str:
@@ -153,31 +161,43 @@ class LocalTarget:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
+    def image_reference(self, context: DeployContext) -> str:
+        return f"localhost/conveyor-{context.project_name}:{context.stage}-{release_tag(context)}"
+
     def run_step(self, name: str, context: DeployContext) -> dict[str, Any]:
-        engine = context.done.get("load", {}).get("engine") or choose_engine(context.build)
+        if "load" in context.done:
+            engine = _engine_named(context.done["load"]["engine"])
+        else:
+            engine = choose_engine(context.build)
         if name == "load":
-            if engine == "process":
-                return {"engine": engine}
+            if engine is None:
+                return {"engine": "process"}
             image = _require_image(context)
-            run_tool(
-                [engine, "load", "--quiet", "-i", image["archive"]], f"load the image of build {context.build.short}"
-            )
-            return {"engine": engine, "image": _manifest_config(Path(image["archive"]), image["digest"])}
+            archive = Path(image["archive"])
+            reference = self.image_reference(context)
+            expected = _manifest_config(archive, image["digest"])
+            engine.run("load", "-i", str(archive), timeout=1800)
+            engine.run("tag", expected.removeprefix("sha256:"), reference)
+            loaded = engine.image_id(reference)
+            if loaded != expected:
+                raise CheckFailed(
+                    f"{engine.name} loaded {reference} as image {loaded}, not the tested {expected}",
+                    hint="The engine's storage holds a different image under that name; remove it and resume.",
+                )
+            return {"engine": engine.name, "image": reference, "id": expected}
         if name == "run":
             self.stop(context)
-            if engine == "process":
+            if engine is None:
                 return self._start_process(context)
-            image_id = context.done["load"]["image"]
             container = self.container_name(context)
-            out = run_tool(
-                [engine, "run", "-d", "--name", container,
-                 "--label", f"conveyor.release={context.release_id}", "--label", f"conveyor.stage={context.stage}",
-                 "-p", f"127.0.0.1:{self.port}:{CONTAINER_PORT}", image_id],
-                f"start {container} on port {self.port}",
-            )  # fmt: skip
-            return {"engine": engine, "container": container, "handle": out.strip()[:64]}
+            out = engine.run(
+                "run", "-d", "--name", container,
+                "--label", f"conveyor.release={context.release_id}", "--label", f"conveyor.stage={context.stage}",
+                "-p", f"127.0.0.1:{self.port}:{CONTAINER_PORT}", context.done["load"]["image"], timeout=300,
+            ).stdout  # fmt: skip
+            return {"engine": engine.name, "container": container, "handle": out.strip()[:64]}
         if name == "ready":
-            return self._wait_ready(context, engine)
+            return self._wait_ready(context, engine.name if engine else "process")
         raise ValueError(name)
 
     def stop(self, context: DeployContext) -> None:
@@ -186,11 +206,10 @@ class LocalTarget:
         if pid_file.is_file():
             _stop_process(int(pid_file.read_text().split()[0]))
             pid_file.unlink(missing_ok=True)
-        for engine, remove in (("podman", ["rm", "-f", "--time", "10"]), ("docker", ["rm", "-f"])):
-            if shutil.which(engine):
-                subprocess.run(
-                    [engine, *remove, self.container_name(context)], capture_output=True, check=False, timeout=120
-                )
+        engine = choose_engine(context.build)
+        if engine is not None:
+            remove = ("rm", "-f", "--time", "10") if engine.name == "podman" else ("rm", "-f")
+            engine.run(*remove, self.container_name(context), check=False, timeout=120)
 
     def _start_process(self, context: DeployContext) -> dict[str, Any]:
         package = context.build.package_dir

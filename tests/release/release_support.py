@@ -1,4 +1,5 @@
-"""Small real OCI images and build records for release tests (a static busybox serving /health/ready)."""
+"""Helpers of the release tests: small real OCI images (a static busybox serving /health/ready), build records,
+a clock to move, free ports and MLflow alias look-ups."""
 
 from __future__ import annotations
 
@@ -6,10 +7,17 @@ import gzip
 import hashlib
 import io
 import json
+import socket
 import tarfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conveyor.release import Releases
 
 BUSYBOX = Path("/bin/busybox")
+MODEL = "census_model"
 
 
 def _digest(data: bytes) -> str:
@@ -173,3 +181,37 @@ def write_build(
     }
     (folder / "build.json").write_text(json.dumps(record, indent=2))
     return folder / "build.json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def alias_version(uri: str, alias: str) -> str | None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(MODEL, alias).version)
+    except MlflowException:
+        return None
+
+
+class FakeClock:
+    """An injectable clock the tests move forward (it starts now, as another process's clock would)."""
+
+    def __init__(self) -> None:
+        self.moment = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, **delta: float) -> datetime:
+        self.moment += timedelta(**delta)
+        return self.moment
+
+
+def build(desk: Releases, label: str, **kwargs: object) -> Path:
+    return write_build(desk.project.root, label, **kwargs)  # type: ignore[arg-type]
