@@ -48,8 +48,10 @@ class DemoRun:
         return value
 
 
-def run_demo(console: Console, directory: Path | None = None, rows: int = 5000) -> DemoReport:
-    """init → secrets → train in dev → list the model, then the same code in stage, with each step reported."""
+def run_demo(
+    console: Console, directory: Path | None = None, rows: int = 5000, keep_running: bool = False
+) -> DemoReport:
+    """init → train in dev and stage → build → test in the image → gates → QA → approved prod → score → history."""
     from conveyor.compute import train
     from conveyor.config import load_project
     from conveyor.examples.scaffold import init_project
@@ -60,9 +62,13 @@ def run_demo(console: Console, directory: Path | None = None, rows: int = 5000) 
     log: list[str] = []
     run = DemoRun(console, report, log)
 
+    ports = _free_ports(("qa", "prod"))
+    report.facts["ports"] = ports
     made = run.step(
         "init: census project, private secret files and a data lake per environment",
-        lambda: init_project(report.project, secrets_dir=root / "secrets", lakes_dir=root / "lakes", rows=rows),
+        lambda: init_project(
+            report.project, secrets_dir=root / "secrets", lakes_dir=root / "lakes", rows=rows, release_ports=ports
+        ),
     )
     report.facts["secrets"] = str(made.secrets_dir)
     report.facts["lakes"] = {env: str(path) for env, path in made.lakes.items()}
@@ -82,10 +88,109 @@ def run_demo(console: Console, directory: Path | None = None, rows: int = 5000) 
     staged = run.step(
         "train in stage: same code, stage's lake and registry", lambda: train(stage, out=log.append, err=log.append)
     )
-    report.facts["stage_model"] = staged.registered[0]
+    staged_version = staged.registered[0]
+    report.facts["stage_model"] = staged_version
     report.facts["dev_versions_after_stage"] = [v.version for v in registry.versions(version["name"])]
-    report.facts["training_output"] = "".join(log)
+    log.clear()
+    _ship(run, project, stage, staged_version, report, log, keep_running)
     return report
+
+
+def _ship(run: DemoRun, project, stage, version: dict, report: DemoReport, log: list[str], keep_running: bool) -> None:
+    """Build, test and gate the stage model, release it to QA, get prod approved, score against prod."""
+    from conveyor.package import build
+    from conveyor.release import PolicyRefused, Releases
+    from conveyor.testing import run_gates, run_tests
+
+    spec = f"{version['name']}/{version['version']}"
+    record = run.step(
+        f"build: package + OCI image of {spec} from stage's registry",
+        lambda: build(project, stage, model_spec=spec, progress=log.append),
+    )
+    report.facts["build"] = {"digest": record.digest, "path": str(record.path), "image": record.image}
+    tests = run.step(
+        "test: the project's tests against the built package", lambda: run_tests(record, progress=log.append)
+    )
+    report.facts["tests"] = tests.to_record()
+    if not tests.ok:
+        raise ConveyorError(f"the demo's tests failed: see {tests.junit}")
+    gates = run.step(
+        "gate: quality gates on stage's sealed evaluation set", lambda: run_gates(record, progress=log.append)
+    )
+    report.facts["gates"] = gates.to_dict()
+    if not gates.ok:
+        raise ConveyorError("the demo's quality gates failed")
+    desk = Releases(project)
+    try:
+        qa = run.step(
+            "release to qa: verified, deployed at once (no approval needed)",
+            lambda: desk.create(record.path, "qa", actor="carol"),
+        )
+        prod = run.step(
+            "promote to prod: requested by alice, waits for approval",
+            lambda: desk.promote(qa.id, "prod", actor="alice"),
+        )
+
+        def own_approval() -> str:
+            try:
+                desk.approve(prod.id, actor="alice")
+            except PolicyRefused as refused:
+                return refused.message
+            raise ConveyorError("the requester's own approval was accepted; the policy is broken")
+
+        report.facts["refused"] = run.step("approve as alice (the requester): refused", own_approval)
+        approved = run.step(
+            "approve as bob: prod deploys the exact tested image",
+            lambda: desk.approve(prod.id, actor="bob", comment="gates green"),
+        )
+        report.facts["releases"] = {"qa": qa.to_dict(), "prod": approved.to_dict()}
+        answer = run.step("score: a consumer calls prod's /score", lambda: _score(report.facts["ports"]["prod"]))
+        report.facts["prod_answer"] = answer
+        report.facts["history"] = [h.__dict__ for h in desk.history("prod")]
+        report.facts["audit"] = run.step("audit: the hash chain of the ledger holds", lambda: _audit(desk))
+    finally:
+        if not keep_running:
+            _stop_stages(project, record.path)
+
+
+def _score(port: int) -> dict:
+    import httpx
+
+    request = {"age": 37, "hours-per-week": 40.0, "sex": "Female", "occupation": "Exec-managerial"}
+    response = httpx.post(f"http://127.0.0.1:{port}/score", json=request, timeout=30)
+    response.raise_for_status()
+    return {"request": request, "response": response.json()}
+
+
+def _audit(desk) -> dict:
+    chain = desk.ledger.verify_audit()
+    if not chain.ok:
+        raise ConveyorError(f"audit chain broken at entry {chain.first_bad}: {chain.problem}")
+    return {"entries": chain.entries, "head": chain.head}
+
+
+def _free_ports(stages: tuple[str, ...]) -> dict[str, int]:
+    """A free loopback port for each stage's local:// target."""
+    import socket
+
+    ports = {}
+    for stage in stages:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports[stage] = sock.getsockname()[1]
+    return ports
+
+
+def _stop_stages(project, build_path: Path) -> None:
+    """Stop the demo's QA and prod servers (containers or processes)."""
+    from conveyor.release.build_record import BuildRecord
+    from conveyor.release.targets import DeployContext, LocalTarget
+
+    build = BuildRecord.load(build_path)
+    for stage, config in project.config.release.items():
+        if config.target.startswith("local://"):
+            context = DeployContext(project.name, project.state_dir, stage, 0, build, {})
+            LocalTarget(config.target).stop(context)
 
 
 def _check_secrets(environment) -> list[str]:

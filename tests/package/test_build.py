@@ -24,7 +24,11 @@ def test_package_holds_registered_code_model_lock_and_manifest(census, tmp_path)
     record = build(project, project.environment("dev"), engine="none")
     package = record.package_dir
     assert sorted(p.name for p in package.iterdir()) == [
-        "inference", "manifest.json", "model", "requirements.lock", "score.py"
+        "inference",
+        "manifest.json",
+        "model",
+        "requirements.lock",
+        "score.py",
     ]
     assert {"model.pkl", "x_scaler.pkl", "y_scaler.pkl"} <= {p.name for p in (package / "model").iterdir()}
     manifest = PackageManifest.read(package)
@@ -34,7 +38,11 @@ def test_package_holds_registered_code_model_lock_and_manifest(census, tmp_path)
     assert manifest.data["model"]["tags"]["state"] == "dev"
     assert manifest.data["python"] == "3.11" and manifest.data["conveyor"]
     assert set(manifest.files) == {
-        "score.py", "inference/__init__.py", "inference/model.py", "inference/transforms.py", "requirements.lock",
+        "score.py",
+        "inference/__init__.py",
+        "inference/model.py",
+        "inference/transforms.py",
+        "requirements.lock",
         *(f"model/{p.name}" for p in (package / "model").iterdir()),
     }
     lock = (package / "requirements.lock").read_text()
@@ -50,8 +58,18 @@ def test_package_holds_registered_code_model_lock_and_manifest(census, tmp_path)
         text = (census / "inference" / "model.py").read_text()
         (census / "inference" / "model.py").write_text(text.removesuffix("\n# edited\n"))
     record_data = json.loads(record.path.read_text())
-    assert list(record_data) == ["schema", "project", "env", "created_at", "created_by", "package", "model", "image",
-                                 "tests", "gates"]
+    assert list(record_data) == [
+        "schema",
+        "project",
+        "env",
+        "created_at",
+        "created_by",
+        "package",
+        "model",
+        "image",
+        "tests",
+        "gates",
+    ]
 
 
 def test_two_builds_give_the_same_digest_and_identical_archive(census):
@@ -100,7 +118,14 @@ def test_image_is_labelled_saved_once_and_serves_the_digest(image_build):
     assert labels["org.opencontainers.image.version"].startswith("worst_regression-")
     # the image scores with the packaged model and the locked runtime (no network inside)
     result = engine.run(
-        "run", "--rm", "--network", "none", "--entrypoint", "python", image["reference"], "-c",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "python",
+        image["reference"],
+        "-c",
         "import sys; sys.path.insert(0, '/app/package'); import score; score.init(); "
         "print(score.run({'age': 37, 'hours-per-week': 40})['estimated_wages'])",
     )
@@ -118,13 +143,29 @@ def test_warm_build_with_image_reuses_everything(image_build, census):
 
 def test_build_cli_bad_inputs(census, tmp_path, capsys):
     fresh = tmp_path / "fresh"
-    assert main(["init", str(fresh), "--secrets-dir", str(tmp_path / "s"), "--lakes-dir", str(tmp_path / "l"),
-                 "--rows", "100", "--no-git"]) == 0
+    assert (
+        main(
+            [
+                "init",
+                str(fresh),
+                "--secrets-dir",
+                str(tmp_path / "s"),
+                "--lakes-dir",
+                str(tmp_path / "l"),
+                "--rows",
+                "100",
+                "--no-git",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["build", "--env", "dev", "--project", str(fresh), "--engine", "none"]) == 2
     assert "no model is registered in the dev registry" in capsys.readouterr().err
-    assert main(["build", "--env", "dev", "--project", str(census), "--engine", "none",
-                 "--model", "worst_regression/99"]) == 2
+    assert (
+        main(["build", "--env", "dev", "--project", str(census), "--engine", "none", "--model", "worst_regression/99"])
+        == 2
+    )
     assert "'worst_regression/99' is not in the dev registry" in capsys.readouterr().err
     assert main(["build", "--env", "dev", "--project", str(census), "--engine", "kubernetes"]) == 2
     assert "unknown container engine" in capsys.readouterr().err

@@ -77,3 +77,9 @@ def test_changed_byte_in_the_image_archive_fails(image_build, tmp_path, capsys):
     capsys.readouterr()
     assert main(["verify", str(copy)]) == 1
     assert "image.oci.tar" in capsys.readouterr().err
+
+
+@pytest.mark.container
+def test_verify_by_image_reference_checks_the_engines_copy(image_build, census, capsys):
+    assert main(["verify", image_build.image["reference"], "--project", str(census)]) == 0
+    assert "has the recorded id" in capsys.readouterr().out

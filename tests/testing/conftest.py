@@ -14,8 +14,9 @@ INSTALL = "podman is not installed: scripts/install-container-engine.sh installs
 
 def make_project(base: Path, name: str) -> Path:
     root = base / name
-    code = main(["init", str(root), "--secrets-dir", str(base / "secrets"), "--lakes-dir", str(base / "lakes"),
-                 "--rows", "300"])
+    code = main(
+        ["init", str(root), "--secrets-dir", str(base / "secrets"), "--lakes-dir", str(base / "lakes"), "--rows", "300"]
+    )
     assert code == 0
     return root
 

@@ -57,8 +57,20 @@ def test_a_failing_project_test_exits_1_and_still_writes_reports(census, package
     failing.write_text("def test_fails():\n    assert 1 == 2\n")
     try:
         results = tmp_path / "results"
-        code = main(["test", package_build.short, "--env", "dev", "--project", str(census), "--where", "venv",
-                     "--results", str(results)])
+        code = main(
+            [
+                "test",
+                package_build.short,
+                "--env",
+                "dev",
+                "--project",
+                str(census),
+                "--where",
+                "venv",
+                "--results",
+                str(results),
+            ]
+        )
     finally:
         failing.unlink()
     assert code == 1
@@ -75,3 +87,15 @@ def test_where_image_without_an_image_is_refused(package_build, capsys):
 
     with pytest.raises(ConveyorError, match="no image"):
         run_tests(package_build, where="image")
+
+
+@pytest.mark.container
+def test_image_missing_from_storage_is_loaded_from_the_saved_archive(image_build, tmp_path):
+    from conveyor.package.engine import find_engine
+
+    podman = find_engine("podman")
+    podman.remove_image(image_build.image["reference"])
+    assert podman.image_id(image_build.image["reference"]) is None
+    report = run_tests(image_build, where="image", results_dir=tmp_path / "results")
+    assert report.ok and report.ran_in == f"image {image_build.image['digest']}"
+    assert podman.image_id(image_build.image["reference"]) == image_build.image["id"]

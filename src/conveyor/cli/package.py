@@ -74,7 +74,7 @@ def build(
     With a container engine the image is built offline (wheels downloaded on the host, checked against the
     lock's hashes), labelled with org.opencontainers.image.* and the package digest, and saved once as
     image.oci.tar, whose manifest digest is the image digest. The image runs the conveyor scoring server on port
-    8080. Everything lands in .conveyor/builds/<digest>/ with build.json; when nothing changed the previous build
+    8080. Everything lands in .conveyor/builds/DIGEST/ with build.json; when nothing changed the previous build
     is reused.
 
     Example: conveyor build --env stage --model worst_regression/3
@@ -104,8 +104,8 @@ def verify(
     target: Annotated[
         str | None,
         typer.Argument(
-            help="A build (digest, folder or build.json), a package folder, or an image.oci.tar "
-            "(default: the last build).",
+            help="A build (digest, folder or build.json), a package folder, an image.oci.tar, or an image "
+            "reference or digest of a build (default: the last build).",
             show_default=False,
         ),
     ] = None,
@@ -118,13 +118,24 @@ def verify(
     For a build: package files vs manifest.json, manifest vs the recorded package digest, package.tar vs the
     package, and every blob of image.oci.tar vs its name and the recorded image digest.
     """
+    from conveyor.config import load_project
+    from conveyor.errors import NotFoundError
     from conveyor.package import verify_path
+    from conveyor.package.record import find_build_by_image
+    from conveyor.package.verify import verify_image_in_engine
 
     candidate = Path(target) if target else None
     if candidate is not None and candidate.exists():
         result = verify_path(candidate)
     else:
-        result = verify_path(_load_build(project, env, target).path)
+        try:
+            result = verify_path(_load_build(project, env, target).path)
+        except NotFoundError:
+            by_image = find_build_by_image(load_project(project).state_dir, target) if target else None
+            if by_image is None:
+                raise
+            result = verify_path(by_image.path)
+            result.checked.append(verify_image_in_engine(by_image))
     if json_output:
         emit_json({"ok": True, "target": str(result.target), "checked": result.checked})
         return

@@ -18,6 +18,7 @@ ENVIRONMENTS = ("dev", "stage", "prod")
 DATA_FILE = "AdultCensusIncome.csv"
 EVAL_FILE = "sealed/AdultCensusIncome-eval.csv"
 SEEDS = {"dev": 11, "stage": 22, "prod": 33}
+DEFAULT_PORTS = {"qa": 8701, "prod": 8702}
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.template")
 
 
@@ -38,6 +39,7 @@ def init_project(
     lakes_dir: Path | None = None,
     rows: int = 5000,
     git: bool = True,
+    release_ports: dict[str, int] | None = None,
 ) -> InitResult:
     """Create a project at `target` from `example`, with secret files and sample data for dev, stage and prod.
 
@@ -59,7 +61,10 @@ def init_project(
 
     shutil.copytree(source, target, ignore=COPY_IGNORE, dirs_exist_ok=True)
     template = (source / "conveyor.toml.template").read_text()
-    (target / "conveyor.toml").write_text(template.replace("{name}", name).replace("{secrets_dir}", str(secrets_dir)))
+    text = template.replace("{name}", name).replace("{secrets_dir}", str(secrets_dir))
+    for stage, port in (release_ports or {}).items():
+        text = text.replace(f'target = "local://{DEFAULT_PORTS[stage]}"', f'target = "local://{port}"')
+    (target / "conveyor.toml").write_text(text)
     shutil.copyfile(source / "gitignore.template", target / ".gitignore")
 
     result = InitResult(root=target, secrets_dir=secrets_dir)

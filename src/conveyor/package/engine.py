@@ -120,7 +120,7 @@ class ContainerEngine:
             check=False,
         )
         if check and result.returncode != 0:
-            tail = "\n".join(((result.stderr or "") + (result.stdout or "")).strip().splitlines()[-15:])
+            tail = "\n".join(((result.stdout or "") + (result.stderr or "")).strip().splitlines()[-15:])
             raise CheckFailed(
                 f"{self.name} {args[0]} failed (exit status {result.returncode}):\n{tail}",
                 hint=f"The command was: {' '.join(self.command(*args))}",
@@ -166,8 +166,6 @@ class ContainerEngine:
     def build(self, context: Path, containerfile: Path, reference: str, labels: dict[str, str]) -> None:
         label_args = [arg for key, value in sorted(labels.items()) for arg in ("--label", f"{key}={value}")]
         extra = ["--pull=never"] if self.name != "docker" else []
-        if self.name == "docker":
-            os.environ.setdefault("DOCKER_BUILDKIT", "1")
         self.run("build", *extra, "-f", str(containerfile), "-t", reference, *label_args, str(context), timeout=3600)
 
     def save_oci_archive(self, reference: str, dest: Path) -> None:
@@ -189,10 +187,11 @@ class ContainerEngine:
     def load_oci_archive(self, archive: Path, reference: str) -> None:
         """Put an OCI archive back into the engine's storage under `reference`."""
         if self.name == "podman":
-            self.run("pull", "--quiet", f"oci-archive:{archive}", timeout=1800)
-            loaded = self.image_id(f"oci-archive:{archive}")
-            if loaded:
-                self.run("tag", loaded.removeprefix("sha256:"), reference)
+            loaded = self.run("load", "--quiet", "-i", str(archive), timeout=1800).stdout
+            if not self.has_image(reference):
+                names = [line.split(":", 1)[1].strip() for line in loaded.splitlines() if line.startswith("Loaded")]
+                if names:
+                    self.run("tag", names[0].split(",")[0], reference)
             return
         skopeo = shutil.which("skopeo")
         if not skopeo:
@@ -230,7 +229,7 @@ def _make(name: str, binary: str) -> ContainerEngine:
             else []
         )
         return ContainerEngine(name, binary, env, flags)
-    return ContainerEngine(name, binary)
+    return ContainerEngine(name, binary, {"DOCKER_BUILDKIT": "1"})  # RUN --mount needs BuildKit
 
 
 @cache

@@ -131,3 +131,14 @@ def find_build(state_dir: Path, spec: str | None = None, env: str | None = None)
     if len(matches) > 1:
         raise NotFoundError(f"build prefix {spec!r} is ambiguous: {', '.join(m[:16] for m in matches)}")
     return BuildRecord.load(root / matches[0])
+
+
+def find_build_by_image(state_dir: Path, reference: str) -> BuildRecord | None:
+    """The build whose image has this reference (`localhost/census:1a2b...`) or digest, if any."""
+    root = builds_dir(state_dir)
+    for path in sorted(root.glob(f"*/{BUILD_FILE}")) if root.is_dir() else []:
+        record = BuildRecord.load(path)
+        image = record.image or {}
+        if reference in (image.get("reference"), image.get("digest"), image.get("id")):
+            return record
+    return None

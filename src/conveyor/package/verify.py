@@ -70,3 +70,20 @@ def verify_path(target: Path) -> Verification:
         f"{target} is not a build, a package folder or an image archive",
         hint="Pass .conveyor/builds/HEX (or its build.json), its package/ folder, or image.oci.tar.",
     )
+
+
+def verify_image_in_engine(record: BuildRecord) -> str:
+    """The engine's copy of the build's image has the recorded id (config digest)."""
+    from conveyor.package.engine import find_engine
+
+    image = record.image
+    if not image:
+        raise CheckFailed(f"build {record.short} has no image")
+    engine = find_engine(image["engine"])
+    found = engine.image_id(image["reference"])
+    if found != image["id"]:
+        raise CheckFailed(
+            f"{image['reference']} in {engine.name} is {found or 'missing'}, the build recorded {image['id']}",
+            hint="The image was retagged or rebuilt outside conveyor; load image.oci.tar or rebuild.",
+        )
+    return f"{image['reference']} in {engine.name} has the recorded id {found}"

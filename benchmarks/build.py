@@ -1,0 +1,191 @@
+"""Build benchmark: `conveyor build` (cold and unchanged) against `mlflow models generate-dockerfile` built by the same
+engine for the same model, with image sizes.
+
+Run: .venv/bin/python benchmarks/build.py [--rows 500] [--skip-mlflow]
+
+The MLflow Dockerfile downloads from the internet during the build; to build it here it is adapted, and the notes
+under the table say exactly how. Both builds use the same base image and offline wheels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from conveyor.cli.main import main as conveyor
+from conveyor.config import load_project
+from conveyor.package import build
+from conveyor.package.baseimage import ensure_base_image
+from conveyor.package.cache import cache_dir
+from conveyor.package.engine import find_engine
+from conveyor.package.lock import pip_platform_args
+
+
+def timed(function, *args, **kwargs):
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def image_size(engine, reference: str) -> int:
+    return int(engine.run("image", "inspect", "--format", "{{.Size}}", reference).stdout.strip())
+
+
+def adapt_mlflow_dockerfile(text: str, base: str) -> tuple[str, list[str]]:
+    """Make MLflow's Dockerfile build offline on `base`; returns the new text and what was changed."""
+    notes = []
+    text = re.sub(
+        r"^FROM .*$",
+        f"FROM {base}\nRUN python3 -m venv /opt/venv\nENV PATH=/opt/venv/bin:$PATH",
+        text,
+        count=1,
+        flags=re.M,
+    )
+    notes.append(
+        f"FROM python:3.11.x-slim -> FROM {base} + `python3 -m venv /opt/venv` on PATH (same base as conveyor)"
+    )
+    text = re.sub(r"^RUN apt-get -y update && apt-get install .*nginx.*$", "", text, flags=re.M)
+    notes.append("dropped `apt-get install nginx` (no network in the build; nginx fronts MLflow's server)")
+    mount = "--mount=type=bind,source=wheels,target=/wheels"
+    text = text.replace("RUN pip install mlflow", f"RUN {mount} pip install --no-index --find-links /wheels mlflow")
+    text = text.replace(
+        'RUN python -c "from mlflow.models import container',
+        f'RUN {mount} PIP_NO_INDEX=1 PIP_FIND_LINKS=/wheels python -c "from mlflow.models import container',
+    )
+    notes.append(
+        "pip installs of mlflow and the model's requirements read wheels downloaded on the host "
+        "(bind mount, PIP_NO_INDEX=1) instead of PyPI"
+    )
+    return text, notes
+
+
+def mlflow_build(project_root: Path, engine, base: str) -> dict:
+    registry = load_project(project_root).environment("dev").registry_uri
+    work = Path(tempfile.mkdtemp(prefix="mlflow-docker-"))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": registry}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "generate-dockerfile",
+            "-m",
+            "models:/worst_regression/1",
+            "-d",
+            str(work),
+            "--env-manager",
+            "local",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    requirements = (work / "model_dir" / "requirements.txt").read_text()
+    mlflow_pin = next(line for line in requirements.splitlines() if line.startswith("mlflow"))
+    wheels = cache_dir("bench", "mlflow-wheels", re.sub(r"\W", "_", mlflow_pin) + "-server")
+    if not (wheels / ".complete").exists():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                *pip_platform_args(),
+                "-d",
+                str(wheels),
+                "-r",
+                str(work / "model_dir" / "requirements.txt"),
+                "pip",
+                "gunicorn[gevent]",  # MLflow's container installs it for its server
+                "wheel",
+                "setuptools",
+            ],
+            check=True,
+        )
+        (wheels / ".complete").write_text("ok\n")
+    subprocess.run(["cp", "-al", str(wheels), str(work / "wheels")], check=True)
+    text, notes = adapt_mlflow_dockerfile((work / "Dockerfile").read_text(), base)
+    (work / "Dockerfile").write_text(text)
+    reference = "localhost/bench-mlflow:latest"
+    engine.remove_image(reference)
+    _, seconds = timed(
+        engine.run, "build", "--no-cache", "-f", str(work / "Dockerfile"), "-t", reference, str(work), timeout=3600
+    )
+    size = image_size(engine, reference)
+    engine.remove_image(reference)
+    return {"seconds": seconds, "size": size, "notes": notes}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=500)
+    parser.add_argument("--skip-mlflow", action="store_true")
+    args = parser.parse_args(argv)
+    engine = find_engine(None)
+    base = ensure_base_image(engine, None, print)
+    home = Path(tempfile.mkdtemp(prefix="bench-build-"))
+    root = home / "census"
+    assert (
+        conveyor(
+            [
+                "init",
+                str(root),
+                "--secrets-dir",
+                str(home / "s"),
+                "--lakes-dir",
+                str(home / "l"),
+                "--rows",
+                str(args.rows),
+            ]
+        )
+        == 0
+    )
+    assert conveyor(["train", "--env", "dev", "--project", str(root)]) == 0
+    project = load_project(root)
+    environment = project.environment("dev")
+    cold, cold_s = timed(build, project, environment, engine=engine.name)
+    warm, warm_s = timed(build, project, environment, engine=engine.name)
+    assert warm.reused and warm.digest == cold.digest
+    started = time.perf_counter()
+    subprocess.run(
+        [str(Path(sys.executable).parent / "conveyor"), "build", "--env", "dev", "-p", str(root)],
+        capture_output=True,
+        check=True,
+    )
+    cli_warm_s = time.perf_counter() - started
+    size = image_size(engine, cold.image["reference"])
+    archive = Path(cold.image["archive"]).stat().st_size
+    rows = [
+        ("conveyor build, cold (new model version; base image, lock and wheel caches present)", cold_s, size),
+        ("conveyor build, unchanged (Python API)", warm_s, None),
+        ("conveyor build, unchanged (CLI process, incl. interpreter start and imports)", cli_warm_s, None),
+    ]
+    mlflow = None if args.skip_mlflow else mlflow_build(root, engine, base)
+    if mlflow:
+        rows.append(("mlflow models generate-dockerfile + build (no cache)", mlflow["seconds"], mlflow["size"]))
+    print(f"\nengine: {engine.describe()}; base image: {base}; 2 cores")
+    print(f"{'what':<88} {'seconds':>8} {'image MB':>9}")
+    for what, seconds, bytes_ in rows:
+        print(f"{what:<88} {seconds:>8.2f} {(bytes_ / 1e6 if bytes_ else float('nan')):>9.0f}")
+    print(f"conveyor image archive (image.oci.tar, layers compressed): {archive / 1e6:.0f} MB")
+    if mlflow:
+        print(
+            f"ratios: mlflow/conveyor build time {mlflow['seconds'] / cold_s:.2f}x, image size "
+            f"{mlflow['size'] / size:.2f}x; unchanged conveyor build vs cold {cold_s / warm_s:.0f}x faster"
+        )
+        print("notes on the MLflow build:")
+        for note in mlflow["notes"]:
+            print(f"  - {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
