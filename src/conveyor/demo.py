@@ -186,7 +186,7 @@ def _stop_stages(project, build_path: Path) -> None:
     from conveyor.release.build_record import BuildRecord
     from conveyor.release.targets import DeployContext, LocalTarget
 
-    build = BuildRecord.load(build_path)
+    build = BuildRecord.load(Path(build_path))
     for stage, config in project.config.release.items():
         if config.target.startswith("local://"):
             context = DeployContext(project.name, project.state_dir, stage, 0, build, {})

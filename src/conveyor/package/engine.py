@@ -98,6 +98,7 @@ class ContainerEngine:
     binary: str
     env: dict[str, str] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    build_flags: list[str] = field(default_factory=list)  # e.g. ["--no-cache"]
 
     @property
     def can_run(self) -> bool:
@@ -166,7 +167,18 @@ class ContainerEngine:
     def build(self, context: Path, containerfile: Path, reference: str, labels: dict[str, str]) -> None:
         label_args = [arg for key, value in sorted(labels.items()) for arg in ("--label", f"{key}={value}")]
         extra = ["--pull=never"] if self.name != "docker" else []
-        self.run("build", *extra, "-f", str(containerfile), "-t", reference, *label_args, str(context), timeout=3600)
+        self.run(
+            "build",
+            *extra,
+            *self.build_flags,
+            "-f",
+            str(containerfile),
+            "-t",
+            reference,
+            *label_args,
+            str(context),
+            timeout=3600,
+        )
 
     def save_oci_archive(self, reference: str, dest: Path) -> None:
         """Write the image as an OCI archive (the file a release pushes, with its manifest digest kept)."""

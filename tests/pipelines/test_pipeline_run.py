@@ -1,0 +1,54 @@
+"""`conveyor pipeline run`: the build pipeline on stage, then the release pipeline, exactly as CI runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conveyor.cli.main import main
+from conveyor.examples.scaffold import init_project
+
+pytestmark = [pytest.mark.slow, pytest.mark.container]
+
+
+def test_build_then_release_pipeline(tmp_path, capsys):
+    import socket
+
+    ports = {}
+    for stage in ("qa", "prod"):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports[stage] = sock.getsockname()[1]
+    root = init_project(
+        tmp_path / "census", secrets_dir=tmp_path / "s", lakes_dir=tmp_path / "l", rows=600, release_ports=ports
+    ).root
+    assert main(["pipeline", "run", "build", "--env", "stage", "-p", str(root)]) == 0
+    state = json.loads((root / "results" / "pipeline-build.json").read_text())
+    assert [s["name"] for s in state["steps"]] == ["secrets", "train", "build", "test", "gate", "verify"]
+    assert all(s["exit_code"] == 0 for s in state["steps"])
+    build = state["outputs"]["build"]
+    assert state["steps"][2]["command"][:6] == ["conveyor", "build", "--env", "stage", "--model", "worst_regression/1"]
+    assert (root / "results" / "junit.xml").exists() and (root / "results" / "coverage.xml").exists()
+
+    try:
+        assert main(["pipeline", "run", "release", "--build", build["path"], "-p", str(root)]) == 0
+        release = json.loads((root / "results" / "pipeline-release.json").read_text())
+        assert release["outputs"]["qa"]["status"] == "live"
+        assert release["outputs"]["prod"]["status"] == "pending"
+    finally:
+        from conveyor.config import load_project
+        from conveyor.demo import _stop_stages
+
+        _stop_stages(load_project(root), build["path"])
+    capsys.readouterr()
+
+
+def test_failing_step_stops_the_pipeline_with_its_exit_code(tmp_path, capsys):
+    root = init_project(tmp_path / "census", secrets_dir=tmp_path / "s", lakes_dir=tmp_path / "l", rows=100).root
+    (root / "train.py").write_text("raise SystemExit('no data today')\n")
+    assert main(["pipeline", "run", "build", "--env", "stage", "-p", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert "step 'train' exited 1" in err
+    state = json.loads((root / "results" / "pipeline-build.json").read_text())
+    assert [s["name"] for s in state["steps"]] == ["secrets", "train"]
