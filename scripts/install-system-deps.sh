@@ -29,8 +29,12 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-for script in install-container-engine.sh install-azurite.sh; do
+for script in install-container-engine.sh install-azurite.sh install-release-services.sh; do
   if [[ -x "$ROOT/scripts/$script" ]]; then
-    "$ROOT/scripts/$script" >/dev/null
+    if [[ "$script" == install-release-services.sh ]]; then
+      "$ROOT/scripts/$script" install >/dev/null
+    else
+      "$ROOT/scripts/$script" >/dev/null
+    fi
   fi
 done

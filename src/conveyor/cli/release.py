@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from conveyor.cli.options import JsonOption, ProjectOption
 from conveyor.cli.output import emit_json, say, stdout
 from conveyor.config import load_project
-from conveyor.release import HistoryEntry, Releases, ReleaseView
-from conveyor.release.releases import parse_time
+
+if TYPE_CHECKING:  # the release room (SQLAlchemy) is imported only by the commands that use it
+    from conveyor.release import HistoryEntry, Releases, ReleaseView
 
 AsOption = Annotated[
     str | None,
@@ -52,6 +53,8 @@ audit_app = typer.Typer(
 
 
 def _desk(project: Any) -> Releases:
+    from conveyor.release import Releases
+
     return Releases(load_project(project))
 
 
@@ -202,7 +205,9 @@ def history(
 ) -> None:
     """What was live in STAGE and when: release, build, model, who requested and who approved."""
     if at:
-        parse_time(at)
+        from conveyor.release.releases import parse_time
+
+        parse_time(at)  # a bad time is refused before the ledger is opened
     entries = _desk(project).history(stage, at)
     if as_json:
         emit_json([e.to_dict() for e in entries])
