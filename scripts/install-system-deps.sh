@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 declare -A NEED=(
   [podman]=podman [skopeo]=skopeo [mmdebstrap]=mmdebstrap [docker-registry]=docker-registry
-  [wrk]=wrk [java]=default-jre-headless [node]=nodejs [npm]=npm
+  [wrk]=wrk [java]=default-jre-headless [node]=nodejs [npm]=npm [buildah]=buildah
 )
 missing=()
 for tool in "${!NEED[@]}"; do

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import re
@@ -226,20 +227,41 @@ def pinned_requirements(names: tuple[str, ...] = DEFAULT_REQUIREMENTS) -> list[s
     return pins
 
 
-def materialize(uri: str, environment: Environment, dest: Path) -> Path:
-    """Turn `models:/NAME/VERSION|@ALIAS` into a package-layout folder (score.py, code, model/) at `dest`."""
+def materialize(uri: str, environment: Environment | str, cache_dir: Path) -> Path:
+    """Turn `models:/NAME/VERSION|@ALIAS` into a package-layout folder (score.py, code, model/) under `cache_dir`.
+
+    An alias is resolved first, so the folder is keyed by the registry, name and version it names now; a folder
+    made before is reused only when complete.
+    """
+    import hashlib
+
+    if isinstance(environment, str):
+        from conveyor.config import load_project
+
+        environment = load_project().environment(environment)
     registry = ModelRegistry(environment)
     info = registry.resolve(uri)
-    with tempfile.TemporaryDirectory(prefix="conveyor-download-") as tmp:
-        model_dir = registry.download(info, Path(tmp))
-        dest.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"{registry.uri}\0{info.name}\0{info.version}".encode()).hexdigest()[:16]
+    dest = cache_dir / f"{info.name}-{info.version}-{key}"
+    if (dest / ".complete").exists():
+        return dest
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="conveyor-download-", dir=cache_dir) as tmp:
+        model_dir = registry.download(info, Path(tmp) / "mlflow")
+        staging = Path(tmp) / "package"
+        staging.mkdir()
         for item in (model_dir / "code").iterdir():
             if item.name == "conveyor_pyfunc.py":
                 continue
-            target = dest / item.name
+            target = staging / item.name
             if item.is_dir():
-                shutil.copytree(item, target, dirs_exist_ok=True)
+                shutil.copytree(item, target)
             else:
                 shutil.copy2(item, target)
-        shutil.copytree(model_dir / "data" / "model", dest / "model", dirs_exist_ok=True)
+        shutil.copytree(model_dir / "data" / "model", staging / "model")
+        described = {"model": {"name": info.name, "version": info.version, "run_id": info.run_id, "tags": info.tags}}
+        (staging / "registered-model.json").write_text(json.dumps(described, indent=2))
+        (staging / ".complete").write_text(f"{info.name}/{info.version}\n")
+        shutil.rmtree(dest, ignore_errors=True)
+        staging.rename(dest)
     return dest

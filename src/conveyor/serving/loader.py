@@ -56,9 +56,12 @@ def check_package_dir(package_dir: Path) -> Path:
 
 
 def read_package_info(package_dir: Path, name: str | None = None) -> PackageInfo:
-    """Name and version of the served model: `manifest.json`'s model, else the directory's name and "1"."""
+    """Name and version of the served model: `manifest.json`'s model (or `registered-model.json` of a folder
+    downloaded from a registry), else the directory's name and "1"."""
     manifest: dict[str, Any] = {}
     path = package_dir / "manifest.json"
+    if not path.is_file():
+        path = package_dir / "registered-model.json"
     if path.is_file():
         try:
             manifest = json.loads(path.read_text())

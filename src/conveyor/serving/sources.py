@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import re
 from dataclasses import dataclass
@@ -70,7 +69,4 @@ def _materialize(uri: str, env: str | None, cache_dir: Path) -> Path:
             f"cannot serve {uri}: this conveyor has no registry download yet (conveyor.registry.materialize)",
             hint="Build a package with `conveyor build` and serve its directory instead.",
         ) from None
-    key = hashlib.sha256(f"{env}\0{uri}".encode()).hexdigest()[:16]
-    dest = cache_dir / key
-    result = materialize(uri, env, dest)
-    return check_package_dir(Path(result) if result is not None else dest)
+    return check_package_dir(Path(materialize(uri, env, cache_dir)))
