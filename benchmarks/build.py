@@ -26,7 +26,7 @@ from conveyor.package import build
 from conveyor.package.baseimage import ensure_base_image
 from conveyor.package.cache import cache_dir
 from conveyor.package.engine import find_engine
-from conveyor.package.lock import pip_platform_args
+from conveyor.package.lock import pip_download, pip_platform_args
 
 
 def timed(function, *args, **kwargs):
@@ -93,16 +93,9 @@ def mlflow_build(project_root: Path, engine, base: str) -> dict:
     mlflow_pin = next(line for line in requirements.splitlines() if line.startswith("mlflow"))
     wheels = cache_dir("bench", "mlflow-wheels", re.sub(r"\W", "_", mlflow_pin) + "-server")
     if not (wheels / ".complete").exists():
-        subprocess.run(
+        pip_download(
             [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
                 *pip_platform_args(),
-                "-d",
-                str(wheels),
                 "-r",
                 str(work / "model_dir" / "requirements.txt"),
                 "pip",
@@ -110,7 +103,8 @@ def mlflow_build(project_root: Path, engine, base: str) -> dict:
                 "wheel",
                 "setuptools",
             ],
-            check=True,
+            wheels,
+            "downloading the wheels of MLflow's image",
         )
         (wheels / ".complete").write_text("ok\n")
     subprocess.run(["cp", "-al", str(wheels), str(work / "wheels")], check=True)

@@ -28,7 +28,7 @@ as_postgres() {
 
 install() {
   local missing=()
-  have pg_ctlcluster || [[ -n "$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null || true)" ]] || missing+=(postgresql)
+  (pg_bin) >/dev/null 2>&1 || missing+=(postgresql) # the same test `postgres` uses to find initdb/pg_ctl
   have docker-registry || missing+=(docker-registry)
   have skopeo || missing+=(skopeo)
   have podman || missing+=(podman)

@@ -138,3 +138,10 @@ def test_models_list_and_show(capsys, trained_project):
     assert code == 2 and "'worst_regression/99' is not in the dev registry" in err
     code, _, err = run(capsys, "models", "show", "no such!", "-p", str(trained_project), "-e", "dev")
     assert code == 2 and "not understood" in err
+
+
+@pytest.mark.parametrize("argv", [["serve", "--bogus"], ["models", "lst"], ["train", "--env"]])
+def test_usage_errors_exit_2_without_a_traceback(capsys, argv):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert "Traceback" not in err and "Error" in err

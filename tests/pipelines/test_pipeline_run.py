@@ -52,3 +52,15 @@ def test_failing_step_stops_the_pipeline_with_its_exit_code(tmp_path, capsys):
     assert "step 'train' exited 1" in err
     state = json.loads((root / "results" / "pipeline-build.json").read_text())
     assert [s["name"] for s in state["steps"]] == ["secrets", "train"]
+
+
+def test_a_value_an_earlier_step_did_not_print_is_a_clear_error():
+    from conveyor.errors import ConveyorError
+    from conveyor.pipelines.definitions import BUILD
+    from conveyor.pipelines.runner import command_of
+
+    build = BUILD.step("build")
+    trained = {"train": {"registered": [{"name": "m", "version": "3"}]}}
+    assert command_of(build, {"env": "stage"}, trained)[-3:] == ["--model", "m/3", "--json"]
+    with pytest.raises(ConveyorError, match=r"step 'train' gave no \{train\.registered\.0\.name\}"):
+        command_of(build, {"env": "stage"}, {"train": {"registered": []}})

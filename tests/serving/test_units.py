@@ -77,3 +77,14 @@ def test_cli_serve_reports_a_bad_source(tmp_path, capsys) -> None:
 
     assert main(["serve", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_python_m_serving_exits_2_on_bad_usage_and_bad_source(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "conveyor.serving"]
+    usage = subprocess.run([*command, "--no-such-option"], capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and "No such option" in usage.stderr
+    missing = subprocess.run([*command, str(tmp_path / "missing")], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr

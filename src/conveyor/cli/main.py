@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from conveyor import __version__
@@ -72,18 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     redaction.install()
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="conveyor", standalone_mode=False)
+        command.main(args=argv, prog_name="conveyor", standalone_mode=True)
     except ConveyorError as error:
         fail(error.message, error.hint)
         return error.exit_code
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.exceptions.Abort:
-        fail("aborted")
-        return 130
-    except click.ClickException as error:
-        error.show()
-        return 2 if isinstance(error, click.UsageError) else error.exit_code
+    except SystemExit as done:  # usage errors (2), --help and --version (0), Ctrl-C (1 from click's Abort)
+        return done.code if isinstance(done.code, int) else 0
     return 0
 
 

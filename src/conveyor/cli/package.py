@@ -120,7 +120,7 @@ def verify(
     """
     from conveyor.config import load_project
     from conveyor.errors import NotFoundError
-    from conveyor.package import verify_path
+    from conveyor.package import find_build, verify_path
     from conveyor.package.record import find_build_by_image
     from conveyor.package.verify import verify_image_in_engine
 
@@ -128,10 +128,11 @@ def verify(
     if candidate is not None and candidate.exists():
         result = verify_path(candidate)
     else:
+        state_dir = load_project(project).state_dir
         try:
-            result = verify_path(_load_build(project, env, target).path)
+            result = verify_path(find_build(state_dir, target, env).path)
         except NotFoundError:
-            by_image = find_build_by_image(load_project(project).state_dir, target) if target else None
+            by_image = find_build_by_image(state_dir, target) if target else None
             if by_image is None:
                 raise
             result = verify_path(by_image.path)

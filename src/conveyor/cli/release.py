@@ -62,12 +62,19 @@ def _time(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S}Z" if moment else "-"
 
 
+def _short(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:12]
+
+
+def _model(model: dict[str, Any]) -> str:
+    return f"{model.get('name')}/{model.get('version')}" if model.get("name") else "-"
+
+
 def _describe(view: ReleaseView) -> str:
-    model = view.model.get("name")
-    model_text = f" {model}/{view.model.get('version')}" if model else ""
+    model_text = f" {_model(view.model)}" if view.model.get("name") else ""
     lines = [
-        f"release {view.id} → {view.stage}: [bold]{view.status}[/] ({view.kind}{model_text}, build "
-        f"{view.build.removeprefix('sha256:')[:12]})",
+        f"release {view.id} → {view.stage}: [bold]{view.status}[/] ({view.kind}{model_text}, "
+        f"build {_short(view.build)})",
         f"  requested by {view.requested_by} at {_time(view.requested_at)}",
     ]
     if view.status == "pending":
@@ -182,12 +189,11 @@ def rollback(
 
 
 def _history_row(entry: HistoryEntry) -> list[str]:
-    model = f"{entry.model.get('name')}/{entry.model.get('version')}" if entry.model.get("name") else "-"
     return [
         str(entry.release),
         entry.kind,
-        model,
-        entry.build.removeprefix("sha256:")[:12],
+        _model(entry.model),
+        _short(entry.build),
         _time(entry.live_from),
         _time(entry.live_until) if entry.live_until else "now",
         entry.requested_by,
@@ -242,9 +248,8 @@ def list_releases(
 
     table = Table("release", "stage", "status", "kind", "model", "build", "requested by", "approved by")
     for view in views:
-        model = f"{view.model.get('name')}/{view.model.get('version')}" if view.model.get("name") else "-"
         table.add_row(
-            str(view.id), view.stage, view.status, view.kind, model, view.build.removeprefix("sha256:")[:12],
+            str(view.id), view.stage, view.status, view.kind, _model(view.model), _short(view.build),
             view.requested_by, ", ".join(view.approved_by) or "-",
         )  # fmt: skip
     stdout.print(table)

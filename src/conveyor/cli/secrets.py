@@ -50,18 +50,13 @@ def set_secret(
 def check(env: EnvOption = None, project: ProjectOption = None, json_output: JsonOption = False) -> None:
     """Report which secrets the project needs in this environment and which are missing (exit 1 if any)."""
     loaded, environment = project_and_env(project, env)
-    needed = set(environment.required_secrets())
-    gates = loaded.config.gates
-    if gates.eval_data and gates.env == environment.name:
-        from conveyor.config.environment import REFERENCE
-
-        needed |= {m.group(2) for m in REFERENCE.finditer(gates.eval_data) if m.group(1) == "secret"}
+    needed = loaded.required_secrets(environment.name)
     present = set(environment.secrets.names())
-    missing = sorted(needed - present)
+    missing = [name for name in needed if name not in present]
     if json_output:
-        emit_json({"store": environment.secrets.url, "needed": sorted(needed), "missing": missing})
+        emit_json({"store": environment.secrets.url, "needed": needed, "missing": missing})
     else:
-        for name in sorted(needed):
+        for name in needed:
             mark = "[green]ok[/]" if name in present else "[red]missing[/]"
             stdout.print(f"  {mark:>20}  {name}")
     if missing:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from conveyor.cli.output import console
 from conveyor.errors import ConveyorError
-
-console = Console(stderr=True)
 
 
 def serve(

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 REFERENCE = re.compile(r"\$\{(secret|env):([A-Za-z0-9_.\-/]+)\}")
 
 
+def secret_references(value: str) -> set[str]:
+    """The keys of the `${secret:KEY}` references in a configured value."""
+    return {m.group(2) for m in REFERENCE.finditer(value) if m.group(1) == "secret"}
+
+
 class Environment:
     """dev, stage, prod...: the same code runs in each; only this configuration and its secrets differ."""
 
@@ -110,28 +115,9 @@ class Environment:
 
     def required_secrets(self) -> list[str]:
         """The secret keys this environment's configuration refers to."""
-        fields = self.config.model_dump()
-        keys = {
-            m.group(2)
-            for v in fields.values()
-            if isinstance(v, str)
-            for m in REFERENCE.finditer(v)
-            if m.group(1) == "secret"
-        }
-        return sorted(keys)
+        values = [v for v in self.config.model_dump().values() if isinstance(v, str)]
+        return sorted({key for value in values for key in secret_references(value)})
 
     def public_secret_keys(self) -> set[str]:
         """Secret keys whose values are published by design (they become the `state` and `created_by` tags)."""
-        fields = (self.config.state or "", self.config.created_by or "")
-        return {m.group(2) for value in fields for m in REFERENCE.finditer(value) if m.group(1) == "secret"}
-
-    @property
-    def local_dir(self) -> Path:
-        path = self.project.state_dir / self.name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-
-def project_path(project: Project, value: str) -> Path:
-    path = Path(os.path.expanduser(value))
-    return path if path.is_absolute() else project.root / path
+        return secret_references(self.config.state or "") | secret_references(self.config.created_by or "")

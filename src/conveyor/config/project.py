@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from conveyor.config.environment import Environment
+from conveyor.config.environment import Environment, secret_references
 from conveyor.config.schema import ProjectFile
 from conveyor.errors import ConfigError
 from conveyor.secrets.redaction import redact
@@ -78,8 +79,14 @@ class Project:
         """`.conveyor/` inside the project: local stores, builds and the ledger (never committed)."""
         return self.root / ".conveyor"
 
-    def environment_names(self) -> list[str]:
-        return list(self.config.environments)
+    def required_secrets(self, env: str) -> list[str]:
+        """Secret keys `env` needs: its configuration's references, and in the gates' environment the evaluation
+        data's."""
+        keys = set(self.environment(env).required_secrets())
+        gates = self.config.gates
+        if gates.eval_data and gates.env == env:
+            keys |= secret_references(gates.eval_data)
+        return sorted(keys)
 
     def environment(self, name: str | None = None) -> Environment:
         """The named environment (default: `$CONVEYOR_ENV`); unknown names are refused with the known ones."""
@@ -90,7 +97,7 @@ class Project:
                 hint=f"Pass --env with one of: {', '.join(self.config.environments)} (or set {ENV_VARIABLE}).",
             )
         if name not in self.config.environments:
-            close = [n for n in self.config.environments if n.startswith(name[:1])]
+            close = difflib.get_close_matches(name, list(self.config.environments), n=1, cutoff=0.5)
             suggestion = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
                 f"environment {name!r} is not declared in {self.file}.{suggestion}",

@@ -12,6 +12,8 @@ import hashlib
 import io
 import os
 import posixpath
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fsspec import AbstractFileSystem
@@ -108,7 +110,7 @@ class ConfinedFileSystem(DirFileSystem):
                 listed = self.fs.ls(self._join(parent), detail=False)
                 names = sorted(posixpath.basename(name.rstrip("/")) for name in listed)
                 break
-            except (FileNotFoundError, NotADirectoryError, OSError, ValueError):
+            except (OSError, ValueError):
                 if not parent:
                     names = []
                     break
@@ -121,6 +123,16 @@ class ConfinedFileSystem(DirFileSystem):
             f"{inside or '/'!r} does not exist in the lake {self.location.url}; {there}",
             hint=f"Upload it with: conveyor lake put FILE {inside} --env {env}",
         )
+
+    @contextmanager
+    def _named_if_missing(self, path: Any, *also: type[OSError]) -> Iterator[None]:
+        """Turn the backend's FileNotFoundError (or `also`) for `path` into `missing(path)`."""
+        try:
+            yield
+        except (FileNotFoundError, *also) as exc:
+            if isinstance(exc, LakeError):
+                raise
+            raise self.missing(path) from None
 
     # -- reading, logged -----------------------------------------------------------------------------------
 
@@ -137,12 +149,8 @@ class ConfinedFileSystem(DirFileSystem):
         inside = lake_path(path, self.location)
         if compression == "infer":
             compression = infer_compression(inside)
-        try:
+        with self._named_if_missing(inside, IsADirectoryError):
             inner = self.fs.open(self._join(inside), "rb", *args, **kwargs)
-        except (FileNotFoundError, IsADirectoryError) as exc:
-            if isinstance(exc, LakeError):
-                raise
-            raise self.missing(inside) from None
         reader: Any = HashingReader(inner, inside, self.read_log)  # hashes the stored bytes
         if compression:
             reader = compr[compression](reader, mode="rb")
@@ -152,12 +160,8 @@ class ConfinedFileSystem(DirFileSystem):
 
     def cat_file(self, path: Any, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         inside = lake_path(path, self.location)
-        try:
+        with self._named_if_missing(inside):
             data = self.fs.cat_file(self._join(inside), start=start, end=end, **kwargs)
-        except FileNotFoundError as exc:
-            if isinstance(exc, LakeError):
-                raise
-            raise self.missing(inside) from None
         if start is None and end is None:
             self.read_log.record(inside, hashlib.sha256(data).hexdigest())
         else:
@@ -182,12 +186,8 @@ class ConfinedFileSystem(DirFileSystem):
 
     def get_file(self, rpath: Any, lpath: Any, **kwargs: Any) -> Any:
         inside = lake_path(rpath, self.location)
-        try:
+        with self._named_if_missing(inside):
             result = self.fs.get_file(self._join(inside), lpath, **kwargs)
-        except FileNotFoundError as exc:
-            if isinstance(exc, LakeError):
-                raise
-            raise self.missing(inside) from None
         if os.path.isfile(lpath):
             with open(lpath, "rb") as handle:
                 self.read_log.record(inside, sha256_of_stream(handle))
@@ -213,20 +213,12 @@ class ConfinedFileSystem(DirFileSystem):
     # -- missing paths named -------------------------------------------------------------------------------
 
     def ls(self, path: Any = "", detail: bool = True, **kwargs: Any) -> Any:
-        try:
+        with self._named_if_missing(path):
             return super().ls(path, detail=detail, **kwargs)
-        except FileNotFoundError as exc:
-            if isinstance(exc, LakeError):
-                raise
-            raise self.missing(path) from None
 
     def info(self, path: Any, **kwargs: Any) -> dict[str, Any]:
-        try:
+        with self._named_if_missing(path):
             return super().info(path, **kwargs)
-        except FileNotFoundError as exc:
-            if isinstance(exc, LakeError):
-                raise
-            raise self.missing(path) from None
 
     def __repr__(self) -> str:
         return f"ConfinedFileSystem({self.location.url!r})"

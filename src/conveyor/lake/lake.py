@@ -94,8 +94,9 @@ class Lake:
             existing = [name for _, name in pairs if self.fs.exists(name)]
             if existing:
                 shown = ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")
+                lake = f"the {self.env} lake" if self.env else "the lake"
                 raise LakeError(
-                    f"the {self.env or ''} lake already holds {shown}; nothing was uploaded".replace("  ", " "),
+                    f"{lake} already holds {shown}; nothing was uploaded",
                     hint="Upload under another name, or pass --overwrite to replace it.",
                 )
         for file, name in pairs:

@@ -32,17 +32,12 @@ def entries(package_dir: Path) -> list[str]:
 def write_archive(package_dir: Path, dest: Path) -> Path:
     """Write `package_dir` as an uncompressed POSIX tar at `dest` (rooted at `package/`)."""
     names = entries(package_dir)
-    directories = sorted({str(Path(n).parent) for n in names if "/" in n} | set())
-    expanded = set()
-    for directory in directories:
-        parts = directory.split("/")
-        expanded.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    directories = {parent.as_posix() for name in names for parent in Path(name).parents if parent != Path(".")}
     tmp = dest.with_suffix(".tmp")
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
         tar.addfile(_info("package", directory=True))
-        for item in sorted([*(("d", d) for d in expanded), *(("f", n) for n in names)], key=lambda x: x[1]):
-            kind, name = item
-            if kind == "d":
+        for name in sorted([*directories, *names]):
+            if name in directories:
                 tar.addfile(_info(f"package/{name}", directory=True))
                 continue
             data = (package_dir / name).read_bytes()

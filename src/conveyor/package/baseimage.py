@@ -30,13 +30,13 @@ def _mmdebstrap_version(binary: str) -> str:
 
 def debian_base_reference(suite: str = DEBIAN_SUITE, packages: tuple[str, ...] = DEBIAN_PACKAGES) -> tuple[str, str]:
     """(image reference, cache key) of the Debian base image for these inputs."""
-    binary = shutil.which("mmdebstrap") or "mmdebstrap"
+    binary = shutil.which("mmdebstrap")
     key = input_key(
         {
             "suite": suite,
             "packages": sorted(packages),
             "variant": "apt",
-            "tool": _mmdebstrap_version(binary) if shutil.which("mmdebstrap") else "mmdebstrap",
+            "tool": _mmdebstrap_version(binary) if binary else "mmdebstrap",
         }
     )
     return f"{LOCAL_REPOSITORY}:{suite}-{key[:12]}", key

@@ -6,6 +6,7 @@ model in the registry, not from the work tree.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -19,7 +20,14 @@ import conveyor
 from conveyor.errors import ConveyorError
 from conveyor.package.archive import write_archive
 from conveyor.package.cache import input_key
-from conveyor.package.lock import PYTHON_VERSION, SERVER_REQUIREMENTS, lock_requirements
+from conveyor.package.distribution import conveyor_wheel, source_digest
+from conveyor.package.lock import (
+    PYTHON_VERSION,
+    SERVER_REQUIREMENTS,
+    RequirementsLock,
+    download_wheels,
+    lock_requirements,
+)
 from conveyor.package.manifest import PackageManifest, check_package, hash_files
 from conveyor.package.record import (
     BUILD_FILE,
@@ -68,8 +76,6 @@ def warm_key(
     environment: Environment, model_spec: str | None, engine: str | None, base_image: str | None
 ) -> str | None:
     """What decides a build when the registry has not changed; None when that cannot be known cheaply."""
-    from conveyor.package.distribution import source_digest
-
     fingerprint = _registry_fingerprint(environment)
     if fingerprint is None:
         return None
@@ -196,9 +202,14 @@ def _resolve_engine(engine: str | ContainerEngine | None, say: Progress) -> Cont
 
 
 def _image_inputs(engine: ContainerEngine, base: str, lock_digest: str) -> dict[str, Any]:
-    from conveyor.package.distribution import source_digest
-
-    return {"engine": engine.name, "base": base, "lock": lock_digest, "conveyor": source_digest()}
+    """What the image is made from besides the package; `base_id` catches a base image re-pulled or remade."""
+    return {
+        "engine": engine.name,
+        "base": base,
+        "base_id": engine.image_id(base),
+        "lock": lock_digest,
+        "conveyor": source_digest(),
+    }
 
 
 def build(
@@ -271,7 +282,7 @@ def build(
     reused_image = False
     if chosen_engine:
         record_data["image"], reused_image = _build_or_reuse_image(
-            chosen_engine, project, info, folder, package_dir, base, lock, previous, say
+            chosen_engine, project, info, package_dir, digest, base, lock, previous, say
         )
     if previous and (reused_image or (not chosen_engine and not previous.image)):
         record_data["tests"], record_data["gates"] = previous.data.get("tests"), previous.data.get("gates")
@@ -289,20 +300,16 @@ def _build_or_reuse_image(
     engine: ContainerEngine,
     project: Project,
     info: ModelVersionInfo,
-    folder: Path,
     package_dir: Path,
+    digest: str,
     base: str,
-    lock: Any,
+    lock: RequirementsLock,
     previous: BuildRecord | None,
     say: Progress,
 ) -> tuple[dict[str, Any], bool]:
-    import json
-
-    from conveyor.package.distribution import conveyor_wheel
     from conveyor.package.image import build_image, prepare_context, read_oci_archive
-    from conveyor.package.lock import download_wheels
 
-    digest = PackageManifest.read(package_dir).digest
+    folder = package_dir.parent
     reference = f"localhost/{project.name}:{digest.removeprefix('sha256:')[:12]}"
     archive = folder / "image.oci.tar"
     inputs = _image_inputs(engine, base, lock.digest)

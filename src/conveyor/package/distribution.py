@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import conveyor
 from conveyor.errors import ConveyorError
 from conveyor.package.cache import cache_dir
-from conveyor.package.lock import run_tool, uv_binary
+from conveyor.package.lock import pip_download, run_tool, uv_binary
 
 
 def source_root() -> Path | None:
@@ -50,19 +49,9 @@ def conveyor_wheel() -> Path:
             "building conveyor's wheel (uv build)",
         )
     else:
-        run_tool(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--only-binary=:all:",
-                f"conveyor=={conveyor.__version__}",
-                "-d",
-                str(folder),
-            ],
+        pip_download(
+            ["--no-deps", "--only-binary=:all:", f"conveyor=={conveyor.__version__}"],
+            folder,
             "downloading conveyor's wheel",
         )
     found = sorted(folder.glob("conveyor-*.whl"))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from conveyor.errors import CheckFailed, ConveyorError
 from conveyor.package.cache import cache_dir
+from conveyor.package.lock import run_tool
 
 ENGINES = ("podman", "docker", "buildah")
 INSTALL_HINT = "Install one with scripts/install-container-engine.sh (podman, runc, skopeo, mmdebstrap) or your OS."
@@ -154,7 +155,7 @@ class ContainerEngine:
             container = self.run("from", "scratch").stdout.strip()
             try:
                 mount = self.run("mount", container).stdout.strip()
-                subprocess.run(["tar", "-xf", str(tarball), "-C", mount], check=True)
+                run_tool(["tar", "-xf", str(tarball), "-C", mount], f"unpacking {tarball.name} for buildah")
                 for change in changes:
                     key, _, value = change.partition(" ")
                     self.run("config", f"--{key.lower()}", value, container)
@@ -194,7 +195,11 @@ class ContainerEngine:
                     "saving a docker image as an OCI archive needs skopeo, which is not installed",
                     hint="Install skopeo (apt-get install skopeo, brew install skopeo), or use --engine podman.",
                 )
-            subprocess.run([skopeo, "copy", f"docker-daemon:{reference}", f"oci-archive:{dest}"], check=True)
+            run_tool(
+                [skopeo, "copy", f"docker-daemon:{reference}", f"oci-archive:{dest}"],
+                f"saving {reference} as an OCI archive (skopeo copy)",
+                timeout=1800,
+            )
 
     def load_oci_archive(self, archive: Path, reference: str) -> None:
         """Put an OCI archive back into the engine's storage under `reference`."""
@@ -208,7 +213,11 @@ class ContainerEngine:
         skopeo = shutil.which("skopeo")
         if not skopeo:
             raise EngineError("loading an OCI archive into docker needs skopeo", hint="Install skopeo.")
-        subprocess.run([skopeo, "copy", f"oci-archive:{archive}", f"docker-daemon:{reference}"], check=True)
+        run_tool(
+            [skopeo, "copy", f"oci-archive:{archive}", f"docker-daemon:{reference}"],
+            f"loading {archive.name} into docker as {reference} (skopeo copy)",
+            timeout=1800,
+        )
 
     def remove_image(self, reference: str) -> None:
         self.run("rmi", "--force", reference, check=False)

@@ -7,11 +7,13 @@ versions installed where conveyor runs, so the lock is the same from one day to 
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -81,18 +83,19 @@ def run_tool(command: list[str], what: str, timeout: float = 900) -> str:
     return result.stdout
 
 
+def pip_download(args: Sequence[str], dest: Path, what: str) -> None:
+    """`pip download --quiet ARGS -d DEST` with this Python's pip; a failure is a CheckFailed naming `what`."""
+    run_tool([sys.executable, "-m", "pip", "download", "--quiet", *args, "-d", str(dest)], what)
+
+
 @dataclass(frozen=True)
 class RequirementsLock:
-    """The lock's text, the inputs it came from, and the key those inputs hash to."""
+    """The text of a requirements.lock; its digest keys the wheels it names."""
 
     text: str
-    requirements: tuple[str, ...]
-    key: str
 
     @property
     def digest(self) -> str:
-        import hashlib
-
         return "sha256:" + hashlib.sha256(self.text.encode()).hexdigest()
 
 
@@ -105,7 +108,7 @@ def lock_requirements(model_requirements: str, extra: tuple[str, ...] = SERVER_R
     key = input_key({"requirements": wanted, "constraints": constraints, "target": target, "tool": "uv-compile-1"})
     cached = cache_dir("locks") / f"{key}.lock"
     if cached.is_file():
-        return RequirementsLock(cached.read_text(), tuple(wanted), key)
+        return RequirementsLock(cached.read_text())
     work = cache_dir("locks", "inputs", key)
     (work / "requirements.in").write_text("\n".join(wanted) + "\n")
     (work / "constraints.txt").write_text("\n".join(constraints) + "\n")
@@ -135,7 +138,7 @@ def lock_requirements(model_requirements: str, extra: tuple[str, ...] = SERVER_R
     )
     text = "# conveyor runtime lock: pinned with hashes; install with pip --require-hashes\n" + output.read_text()
     cached.write_text(text)
-    return RequirementsLock(text, tuple(wanted), key)
+    return RequirementsLock(text)
 
 
 def pip_platform_args() -> list[str]:
@@ -160,21 +163,9 @@ def download_wheels(lock: RequirementsLock) -> Path:
         return folder
     lock_file = folder / "requirements.lock"
     lock_file.write_text(lock.text)
-    run_tool(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--require-hashes",
-            *pip_platform_args(),
-            "-r",
-            str(lock_file),
-            "-d",
-            str(folder),
-        ],
+    pip_download(
+        ["--no-deps", "--require-hashes", *pip_platform_args(), "-r", str(lock_file)],
+        folder,
         "downloading the locked wheels (pip download)",
     )
     done.write_text("ok\n")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import CheckFailed
+from conveyor.package.cache import sha256_file
 
 MANIFEST = "manifest.json"
 SKIPPED = ("__pycache__", ".pytest_cache")
@@ -30,8 +31,6 @@ def package_files(package_dir: Path) -> list[str]:
 
 
 def hash_files(package_dir: Path) -> dict[str, str]:
-    from conveyor.package.cache import sha256_file
-
     return {name: f"sha256:{sha256_file(package_dir / name)}" for name in package_files(package_dir)}
 
 

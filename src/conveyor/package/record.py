@@ -112,7 +112,7 @@ def update_index(state_dir: Path, warm_key: str | None, env: str, hex_digest: st
 def find_build(state_dir: Path, spec: str | None = None, env: str | None = None) -> BuildRecord:
     """A build by path (folder or build.json), digest or digest prefix; default the last one built (in `env`)."""
     root = builds_dir(state_dir)
-    if spec and (Path(spec).is_file() or Path(spec).is_dir()) and not (root / spec).is_dir():
+    if spec and Path(spec).exists() and not (root / spec).is_dir():
         return BuildRecord.load(Path(spec).resolve())
     if not spec:
         index = read_index(state_dir)

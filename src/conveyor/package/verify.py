@@ -30,9 +30,11 @@ def verify_build(build_json_path: Path | str) -> Verification:
     manifest = check_package(record.package_dir, record.digest)
     result.checked.append(f"{len(manifest.files)} package files match manifest.json")
     result.checked.append(f"manifest digest is {record.digest}")
-    expected_dir = record.dir / record.digest.removeprefix("sha256:")
-    if record.dir.name != record.digest.removeprefix("sha256:") and expected_dir != record.dir:
-        raise CheckFailed(f"build folder {record.dir.name} is not named by the package digest {record.digest}")
+    if record.dir.name != record.digest.removeprefix("sha256:"):
+        raise CheckFailed(
+            f"build folder {record.dir.name} is not named by the package digest {record.digest}",
+            hint="A build folder is named by its digest; rename it back or rebuild with `conveyor build`.",
+        )
     check_archive(record.archive, record.package_dir)
     result.checked.append(f"{record.archive.name} holds exactly the package's bytes")
     image = record.image
@@ -59,10 +61,9 @@ def verify_path(target: Path) -> Verification:
         return verify_build(target)
     if target.is_dir() and (target / MANIFEST).is_file():
         manifest = check_package(target)
-        result = Verification(
+        return Verification(
             target, [f"{len(manifest.files)} package files match manifest.json", f"package digest is {manifest.digest}"]
         )
-        return result
     if target.is_file():
         info = read_oci_archive(target, check_blobs=True)
         return Verification(target, [f"every blob hashes to its name; manifest digest {info.digest}"])

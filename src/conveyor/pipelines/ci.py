@@ -11,27 +11,17 @@ from typing import Any
 import yaml
 
 from conveyor.config import Project
-from conveyor.config.environment import REFERENCE
 from conveyor.pipelines.definitions import PIPELINES, Pipeline
 from conveyor.secrets.env import variable_name
 
 INSTALL = 'pip install "conveyor[all]"'
 
 
-def stage_secrets(project: Project, env: str) -> list[str]:
-    """Secret keys the build pipeline needs in `env` (the environment's references and the gates' data)."""
-    keys = set(project.environment(env).required_secrets())
-    gates = project.config.gates
-    if gates.eval_data and gates.env == env:
-        keys |= {m.group(2) for m in REFERENCE.finditer(gates.eval_data) if m.group(1) == "secret"}
-    return sorted(keys)
-
-
 def secret_env(project: Project, env: str, style: str) -> dict[str, str]:
     """The variables that make CI's own secrets the environment's store (`env://CONVEYOR_<ENV>_`)."""
     prefix = f"CONVEYOR_{env.upper()}_"
     mapping = {f"CONVEYOR_SECRETS_{env.upper()}": f"env://{prefix}"}
-    for key in stage_secrets(project, env):
+    for key in project.required_secrets(env):
         name = variable_name(prefix, key)
         mapping[name] = f"${{{{ secrets.{name} }}}}" if style == "github" else f"$({name})"
     return mapping

@@ -49,8 +49,15 @@ def lookup(path: str, parameters: dict[str, str], outputs: dict[str, Any]) -> st
             hint="Run the pipeline from its first step, or that step first with --step.",
         )
     value: Any = outputs[head]
-    for key in rest:
-        value = value[int(key)] if isinstance(value, list) else value[key]
+    try:
+        for key in rest:
+            value = value[int(key)] if isinstance(value, list) else value[key]
+    except (KeyError, IndexError, ValueError, TypeError):
+        raise ConveyorError(
+            f"step {head!r} gave no {{{path}}} in its JSON output",
+            hint=f"Check what {head!r} printed (kept under outputs in results/pipeline-*.json), e.g. that train "
+            "registered a model.",
+        ) from None
     return str(value)
 
 

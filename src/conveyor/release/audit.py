@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,13 +36,7 @@ class ChainReport:
     problem: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "entries": self.entries,
-            "head": self.head,
-            "first_bad": self.first_bad,
-            "problem": self.problem,
-        }
+        return asdict(self)
 
 
 def verify_chain(rows: list[Any], head_seq: int, head_hash: str) -> ChainReport:

@@ -144,13 +144,13 @@ class Ledger:
             yield session
 
     # --- audit -------------------------------------------------------------------------------------------
-    def serialize(self, session: Session) -> None:
+    def serialize(self, session: Session) -> AuditHeadRow:
         """Lock the audit head now: writers that call this first run one after another."""
-        session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
+        return session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
 
     def audit(self, session: Session, actor: str, action: str, subject: str, **details: Any) -> AuditEntryRow:
         """Append an entry in `session`'s transaction; the head row is locked so entries form one chain."""
-        head = session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
+        head = self.serialize(session)
         at = self.now()
         body = canonical(details)
         seq = head.seq + 1

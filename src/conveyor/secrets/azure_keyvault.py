@@ -30,6 +30,7 @@ from azure.core.exceptions import (
 from azure.keyvault.secrets import SecretClient
 
 from conveyor.errors import SecretError
+from conveyor.secrets.base import missing_secret
 from conveyor.secrets.redaction import redact, register_secret
 
 VAULT_NAME = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
@@ -123,10 +124,7 @@ class AzureKeyVaultSecretStore:
                     f"cannot {doing}: vault {self.vault_url} was not found (store {self.url})",
                     hint="Check the vault name in the store URL.",
                 ) from None
-            raise SecretError(
-                f"secret {key!r} is missing from store {self.url}",
-                hint=f"Set it with: conveyor secrets set {key} --env <environment>",
-            ) from None
+            raise missing_secret(key, self.url) from None
         except ClientAuthenticationError as exc:
             raise SecretError(
                 f"cannot {doing}: no valid Azure credential for store {self.url} ({redact(_first_line(exc.message))})",
@@ -158,7 +156,10 @@ class AzureKeyVaultSecretStore:
         with self._errors(f"read secret {key!r}", key):
             secret = self.client.get_secret(name)
         if secret.value is None:
-            raise SecretError(f"secret {key!r} in store {self.url} has no value")
+            raise SecretError(
+                f"secret {key!r} in store {self.url} has no value",
+                hint=f"Set it again with: conveyor secrets set {key} --env <environment>",
+            )
         register_secret(secret.value)
         return secret.value
 

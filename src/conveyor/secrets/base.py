@@ -35,6 +35,14 @@ class SecretStore(Protocol):
     def set(self, key: str, value: str) -> None: ...
 
 
+def missing_secret(key: str, url: str) -> SecretError:
+    """The error for a key that store `url` does not hold: names both and says how to set it."""
+    return SecretError(
+        f"secret {key!r} is missing from store {url}",
+        hint=f"Set it with: conveyor secrets set {key} --env <environment>",
+    )
+
+
 def scheme_of(url: str) -> str:
     """The URL's scheme (`file`, `env`, `vault`, ...), or an error naming the URL when it has none."""
     if "://" not in url:

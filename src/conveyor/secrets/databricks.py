@@ -28,6 +28,7 @@ from databricks.sdk.errors import (
 )
 
 from conveyor.errors import SecretError
+from conveyor.secrets.base import missing_secret
 from conveyor.secrets.redaction import redact, register_secret
 
 NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
@@ -109,10 +110,7 @@ class DatabricksSecretStore:
             yield
         except NotFound as exc:
             if key is not None and not str(exc).strip().lower().startswith("scope"):
-                raise SecretError(
-                    f"secret {key!r} is missing from store {self.url}",
-                    hint=f"Set it with: conveyor secrets set {key} --env <environment>",
-                ) from None
+                raise missing_secret(key, self.url) from None
             raise SecretError(
                 f"cannot {doing}: secret scope {self.scope!r} does not exist (store {self.url}): {redact(str(exc))}",
                 hint=f"Create it with: databricks secrets create-scope {self.scope}",

@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 from conveyor.errors import SecretError
+from conveyor.secrets.base import missing_secret
 from conveyor.secrets.redaction import register_secret
 
 
@@ -70,10 +71,7 @@ class FileSecretStore:
     def get(self, key: str) -> str:
         values = self._read()
         if key not in values:
-            raise SecretError(
-                f"secret {key!r} is missing from store {self.url}",
-                hint=f"Set it with: conveyor secrets set {key} --env <environment>",
-            )
+            raise missing_secret(key, self.url)
         register_secret(values[key])
         return values[key]
 

@@ -21,6 +21,7 @@ import hvac.exceptions
 import requests
 
 from conveyor.errors import SecretError
+from conveyor.secrets.base import missing_secret
 from conveyor.secrets.redaction import redact, register_secret
 
 DEFAULT_PORT = 8200
@@ -180,10 +181,7 @@ class VaultSecretStore:
     def get(self, key: str) -> str:
         values, _ = self._read(f"read secret {key!r}")
         if key not in values:
-            raise SecretError(
-                f"secret {key!r} is missing from store {self.url}",
-                hint=f"Set it with: conveyor secrets set {key} --env <environment>",
-            )
+            raise missing_secret(key, self.url)
         register_secret(values[key])
         return values[key]
 

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from conveyor.secrets.redaction import redact
-from conveyor.serving.batching import Batcher, Outcome
+from conveyor.serving.batching import Batcher, run_each
 from conveyor.serving.calls import CallPolicy, Offload
 from conveyor.serving.loader import (
     ScoreModule,
@@ -65,17 +65,6 @@ def _default(value: Any) -> Any:
 
 def dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def run_each(run: Callable[[Any], Any], items: list[Any]) -> list[Outcome]:
-    """`run()` on each item, each failure kept apart."""
-    outcomes: list[Outcome] = []
-    for item in items:
-        try:
-            outcomes.append((True, run(item)))
-        except Exception as exc:  # reported per record
-            outcomes.append((False, exc))
-    return outcomes
 
 
 async def send_json(send: Send, status: int, body: bytes, content_type: bytes = JSON) -> int:

@@ -20,6 +20,17 @@ from conveyor.serving.metrics import ServingMetrics
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 
 
+def run_each(run: Callable[[Any], Any], items: list[Any]) -> list[Outcome]:
+    """`run()` on each item, each failure kept apart."""
+    outcomes: list[Outcome] = []
+    for item in items:
+        try:
+            outcomes.append((True, run(item)))
+        except Exception as exc:  # reported per record
+            outcomes.append((False, exc))
+    return outcomes
+
+
 class Batcher:
     """Gathers single requests into batches for `run_batch`, with per-request fallback to `run`."""
 
@@ -125,10 +136,4 @@ class Batcher:
         except Exception:  # any failure falls back to per-request calls
             pass
         self.metrics.batch_fallbacks += 1
-        outcomes: list[Outcome] = []
-        for item in items:
-            try:
-                outcomes.append((True, self.run(item)))
-            except Exception as exc:  # each request gets its own error
-                outcomes.append((False, exc))
-        return outcomes
+        return run_each(self.run, items)

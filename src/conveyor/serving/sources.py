@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,12 +60,6 @@ def _materialize(uri: str, env: str | None, cache_dir: Path) -> Path:
             f"serving {uri} needs an environment to find its registry",
             hint="Pass --env dev|stage|prod (an environment of conveyor.toml).",
         )
-    try:
-        registry = importlib.import_module("conveyor.registry")
-        materialize = registry.materialize
-    except (ImportError, AttributeError):
-        raise ConveyorError(
-            f"cannot serve {uri}: this conveyor has no registry download yet (conveyor.registry.materialize)",
-            hint="Build a package with `conveyor build` and serve its directory instead.",
-        ) from None
-    return check_package_dir(Path(materialize(uri, env, cache_dir)))
+    from conveyor.registry import materialize
+
+    return check_package_dir(materialize(uri, env, cache_dir))

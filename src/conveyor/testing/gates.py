@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ class GateReport:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "champion": self.champion, "results": [asdict(r) for r in self.results]}
+        return self.to_record()
 
 
 def check_rule(metric: str, rule: str, value: float | None, champion: float | None) -> GateResult:
@@ -157,7 +157,7 @@ def run_gates(build_record: BuildRecord, progress: Progress | None = None) -> Ga
     metrics = evaluate_package(build_record.package_dir, evaluate_py, data)
     champion_metrics: dict[str, float] | None = None
     champion_ref = None
-    if any(RULE.match(rule) and RULE.match(rule).group(4) for rule in rules.values()):
+    if any((match := RULE.match(rule)) and match.group(4) for rule in rules.values()):
         champion_metrics, champion_ref = _champion_metrics(project, build_record, evaluate_py, data, say)
     results = [
         check_rule(metric, rule, metrics.get(metric), (champion_metrics or {}).get(metric))

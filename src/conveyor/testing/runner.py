@@ -223,7 +223,7 @@ def _in_image(record: BuildRecord, engine: Any, work: Path, results: Path, say: 
     tools = test_tools_dir()
     (work / "coveragerc").write_text(COVERAGERC.format(data_file="/tmp/conveyor.coverage"))
     say(f"running {record.data['project']} tests in {reference} ({recorded[:19]}), network off")
-    command = engine.command(
+    result = engine.run(
         "run",
         "--rm",
         "--network",
@@ -248,23 +248,28 @@ def _in_image(record: BuildRecord, engine: Any, work: Path, results: Path, say: 
         "PYTHONDONTWRITEBYTECODE=1",
         reference,
         *_pytest_args("/conveyor-test/tests", "/results", "/conveyor-test/coveragerc"),
+        check=False,
     )
-    result = subprocess.run(command, env={**os.environ, **engine.env}, capture_output=True, text=True, check=False)
     return f"image {recorded}", result.returncode, result.stdout + result.stderr
 
 
 def _in_venv(record: BuildRecord, work: Path, results: Path, say: Progress) -> tuple[str, int, str]:
-    import hashlib
+    from conveyor.package.lock import (
+        PYTHON_VERSION,
+        RequirementsLock,
+        download_wheels,
+        run_tool,
+        test_tool_pins,
+        uv_binary,
+    )
 
-    from conveyor.package.lock import RequirementsLock, download_wheels, run_tool, test_tool_pins, uv_binary
-
-    lock_text = (record.package_dir / "requirements.lock").read_text()
-    lock = RequirementsLock(lock_text, (), "")
+    lock_file = record.package_dir / "requirements.lock"
+    lock = RequirementsLock(lock_file.read_text())
     wheels = download_wheels(lock)
     venv = work / "venv"
     say(f"making a virtual environment from the lock ({lock.digest[:19]})")
     uv = uv_binary()
-    run_tool([uv, "venv", "--quiet", "--python", "3.11", str(venv)], "creating the test virtual environment")
+    run_tool([uv, "venv", "--quiet", "--python", PYTHON_VERSION, str(venv)], "creating the test virtual environment")
     python = str(venv / "bin" / "python")
     run_tool(
         [
@@ -279,7 +284,7 @@ def _in_venv(record: BuildRecord, work: Path, results: Path, say: Progress) -> t
             str(wheels),
             "--require-hashes",
             "-r",
-            str(record.package_dir / "requirements.lock"),
+            str(lock_file),
         ],
         "installing the lock",
     )
@@ -304,5 +309,4 @@ def _in_venv(record: BuildRecord, work: Path, results: Path, say: Progress) -> t
         text=True,
         check=False,
     )
-    digest = "sha256:" + hashlib.sha256(lock_text.encode()).hexdigest()
-    return f"venv {digest}", result.returncode, result.stdout + result.stderr
+    return f"venv {lock.digest}", result.returncode, result.stdout + result.stderr
