@@ -119,8 +119,9 @@ class ConfinedFileSystem(DirFileSystem):
         shown = ", ".join(names[:SHOWN_ENTRIES]) + (", ..." if len(names) > SHOWN_ENTRIES else "")
         there = f"{where} holds: {shown}" if names else f"{where} is empty or does not exist"
         env = self.env or "ENV"
+        lake = f"{self.env} lake" if self.env else f"lake {self.location.url}"
         return LakePathMissing(
-            f"{inside or '/'!r} does not exist in the lake {self.location.url}; {there}",
+            f"{inside or '/'!r} does not exist in the {lake}; {there}",
             hint=f"Upload it with: conveyor lake put FILE {inside} --env {env}",
         )
 
