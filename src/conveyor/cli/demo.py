@@ -55,7 +55,8 @@ def demo(
     cover = f", coverage {tests['coverage_percent']}%" if tests.get("coverage_percent") is not None else ""
     stdout.print(f"tests:          {tests['passed']} passed, {tests['failed']} failed{cover}, ran in {tests['ran_in']}")
     gates = ", ".join(
-        f"{g['metric']}={g['value']:.4g} ({g['rule']}: {'pass' if g['passed'] else 'FAIL'})"
+        f"{g['metric']}={g['value']:.4g} ({g['rule']}: {'pass' if g['passed'] else 'FAIL'}"
+        f"{', no champion in prod yet' if 'champion' in g['rule'] and g.get('champion') is None else ''})"
         for g in facts["gates"]["results"]
     )
     stdout.print(f"gates:          {gates}")
