@@ -12,7 +12,6 @@ concurrency 1, 8 and 64, and the memory of its process tree afterwards.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -29,7 +28,6 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-CENSUS = ROOT / "src" / "conveyor" / "examples" / "census"
 AZML_VENV = ROOT / ".cache" / "bench" / "azml"
 REQUEST = {"age": 37, "hours-per-week": 40.0, "sex": "Female", "occupation": "Exec-managerial"}
 CONCURRENCY = (1, 8, 64)
@@ -68,23 +66,9 @@ class Result:
 
 def build_package(dest: Path) -> Path:
     """The census package layout, with a model fitted on generated census rows."""
-    sys.path.insert(0, str(CENSUS))  # train.py imports the example's inference package
-    train_spec = importlib.util.spec_from_file_location("census_train", CENSUS / "train.py")
-    train = importlib.util.module_from_spec(train_spec)
-    train_spec.loader.exec_module(train)
-    package = dest / "package"
-    (package / "model").mkdir(parents=True)
-    from conveyor.examples.census_data import write_census_csv
+    from conveyor.examples.census_package import write_census_package
 
-    write_census_csv(dest / "census.csv", rows=5000, seed=7)
-    with open(dest / "census.csv", "rb") as handle:
-        frame = train.load(handle)
-    x_scaler, y_scaler, model, _ = train.fit(frame)
-    train.save(package / "model", x_scaler, y_scaler, model)
-    shutil.copy(CENSUS / "score.py", package / "score.py")
-    shutil.copytree(CENSUS / "inference", package / "inference", ignore=shutil.ignore_patterns("__pycache__"))
-    (package / "manifest.json").write_text(json.dumps({"model": {"name": "census", "version": "1"}}))
-    return package
+    return write_census_package(dest, rows=5000, seed=7)
 
 
 def log_pyfunc(package: Path, dest: Path) -> str:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-CENSUS = Path(__file__).resolve().parents[2] / "src" / "conveyor" / "examples" / "census"
 SECRET = "s3cr3t-hunter2-value"
 
 TOY_SCORE = """
@@ -59,31 +56,12 @@ def run_batch(raws):
 """
 
 
-def _load_train():
-    spec = importlib.util.spec_from_file_location("census_train_for_tests", CENSUS / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def census_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The census example as `conveyor build` lays it out, with a model fitted on 600 generated rows."""
-    from conveyor.examples.census_data import write_census_csv
+    from conveyor.examples.census_package import write_census_package
 
-    root = tmp_path_factory.mktemp("census")
-    package = root / "package"
-    (package / "model").mkdir(parents=True)
-    write_census_csv(root / "census.csv", rows=600, seed=3)
-    train = _load_train()
-    with open(root / "census.csv", "rb") as handle:
-        frame = train.load(handle)
-    x_scaler, y_scaler, model, _ = train.fit(frame)
-    train.save(package / "model", x_scaler, y_scaler, model)
-    shutil.copy(CENSUS / "score.py", package / "score.py")
-    shutil.copytree(CENSUS / "inference", package / "inference", ignore=shutil.ignore_patterns("__pycache__"))
-    (package / "manifest.json").write_text(json.dumps({"model": {"name": "census", "version": "3"}}))
-    return package
+    return write_census_package(tmp_path_factory.mktemp("census"), rows=600, seed=3, version="3")
 
 
 @pytest.fixture(scope="session")
