@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.transforms import parse_request, to_response
+from inference.transforms import parse_columns, parse_request, to_response
 
 EXAMPLE_REQUEST = {"age": 37, "hours-per-week": 40.0, "sex": "Female", "occupation": "Exec-managerial"}
 
@@ -88,3 +88,11 @@ class WageModel:
     def score_batch(self, raw_requests: list[Any]) -> list[dict[str, float]]:
         features = np.array([parse_request(r) for r in raw_requests], dtype=float).reshape(-1, 2)
         return [to_response(v) for v in features @ self.weights + self.bias]
+
+    def score_table(self, batch: Any) -> dict[str, np.ndarray]:
+        """A pyarrow RecordBatch of census rows → `{"estimated_wages": float64 array}`, one value per row.
+
+        Element-wise, as `predict()` computes one row, so a row gets the same value however rows are batched.
+        """
+        age, hours_per_week = parse_columns(batch)
+        return {"estimated_wages": age * self._w0 + hours_per_week * self._w1 + self.bias}

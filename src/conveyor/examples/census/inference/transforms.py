@@ -6,6 +6,8 @@ import json
 import math
 from typing import Any
 
+import numpy as np
+
 NUMERIC_FIELDS = ("age", "hours-per-week")
 TEXT_FIELDS = ("sex", "occupation")
 
@@ -43,6 +45,29 @@ def parse_request(raw: Any) -> tuple[float, float]:
         if field in raw and not isinstance(raw[field], str):
             raise RequestError(f"field {field!r} must be a string, got {type(raw[field]).__name__}", field)
     return values[0], values[1]
+
+
+def parse_columns(batch: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The numeric features of a table (a pyarrow RecordBatch or Table) as float64 arrays: (age, hours-per-week).
+
+    The same rules as `parse_request`, applied to whole columns; the first column breaking them is named.
+    """
+    names = list(batch.schema.names)
+    columns = []
+    for field in NUMERIC_FIELDS:
+        if field not in names:
+            raise RequestError(f"missing column {field!r} (the table has: {', '.join(names)})", field)
+        column = batch.column(field)
+        if column.null_count:
+            raise RequestError(f"column {field!r} has {column.null_count} empty values", field)
+        values = np.asarray(column.to_numpy(zero_copy_only=False))
+        if values.dtype.kind not in "iuf":
+            raise RequestError(f"column {field!r} must be numeric, not {column.type}", field)
+        values = values.astype(np.float64, copy=False)
+        if not (np.isfinite(values).all() and (values >= 0).all()):
+            raise RequestError(f"column {field!r} must hold finite non-negative numbers", field)
+        columns.append(values)
+    return columns[0], columns[1]
 
 
 def to_response(estimated_wages: float) -> dict[str, float]:
