@@ -54,8 +54,11 @@ def _format_of(name: str) -> DatasetFormat | None:
     return SUFFIXES.get(posixpath.splitext(name)[1].lower())
 
 
-def _hidden(name: str) -> bool:
-    return posixpath.basename(name).startswith(("_", "."))
+def hidden(name: str, root: str) -> bool:
+    """Whether Spark and Hadoop skip `name` inside folder `root`: a part of its path starts with `_` or `.`
+    (`_SUCCESS`, `.crc` checksums, `_temporary/`, staging folders)."""
+    relative = posixpath.relpath(name, root) if root else name
+    return any(part.startswith(("_", ".")) for part in relative.split("/"))
 
 
 def find_input(lake: Lake, path: str) -> InputDataset:
@@ -63,9 +66,11 @@ def find_input(lake: Lake, path: str) -> InputDataset:
     inside = lake.path(path)
     info = lake.info(inside)  # a missing path raises LakePathMissing, which names it and what is there
     if info.get("type") == "directory":
-        files = sorted(lake.path(name) for name in lake.find(inside) if not _hidden(name))
+        files = sorted(lake.path(name) for name in lake.find(inside) if not hidden(lake.path(name), inside))
         if not files:
-            raise BatchInputError(f"the input folder {inside!r} holds no data files", hint=f"score-batch reads {ACCEPTED}.")
+            raise BatchInputError(
+                f"the input folder {inside!r} holds no data files", hint=f"score-batch reads {ACCEPTED}."
+            )
         formats = {_format_of(name) for name in files}
         if len(formats) != 1 or None in formats:
             odd = next((n for n in files if _format_of(n) is None), files[0])

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from conveyor.batch.datasets import InputDataset, local_path
+from conveyor.batch.datasets import InputDataset, hidden, local_path
 from conveyor.batch.errors import BatchInputError, OutputExists
 from conveyor.lake import Lake
 
@@ -43,7 +43,7 @@ class StagedOutput:
         """Refuse to go on if the output exists and may not be replaced."""
         if not self.overwrite and self.lake.fs.exists(self.path):
             raise OutputExists(
-                f"the output {self.path!r} already exists in the {self.lake.env or 'environment'}'s lake",
+                f"the output {self.path!r} already exists in the {self.lake.env or 'environment'} lake",
                 hint="Choose another --output, or pass --overwrite to replace it.",
             )
 
@@ -80,7 +80,7 @@ class StagedOutput:
         if aside is not None:
             fs.rm(aside, recursive=True)
         return sorted(
-            self.lake.path(name) for name in fs.find(self.path) if not posixpath.basename(name).startswith((".", "_"))
+            self.lake.path(name) for name in fs.find(self.path) if not hidden(self.lake.path(name), self.path)
         )
 
     def abort(self) -> None:

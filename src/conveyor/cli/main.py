@@ -43,7 +43,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(secrets.app, name="secrets")
 
 
-ROOM_MODULES = ("lake", "serve", "package", "release", "pipeline")
+ROOM_MODULES = ("lake", "serve", "package", "release", "pipeline", "batch")
 
 
 def _add_rooms() -> None:

@@ -1,0 +1,59 @@
+"""The trained census project of the suite, with CSV and Parquet inputs for the batch tests in its dev lake."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+
+from conveyor.config import Environment, load_project
+from conveyor.examples.census_data import write_census_csv
+
+INPUT_ROWS = 1_500
+
+
+@dataclass(frozen=True)
+class BatchProject:
+    root: Path
+    lake: Path  # the dev lake's folder
+
+    def env(self) -> Environment:
+        return load_project(self.root).environment("dev")
+
+    def read(self, output: str) -> pa.Table:
+        return pq.read_table(self.lake / output)
+
+
+@pytest.fixture(scope="session")
+def batch_project(trained_project: Path) -> BatchProject:
+    """The suite's trained census project (worst_regression/1 in dev), with `people.csv` (census format) and
+    `people.parquet` in its dev lake."""
+    environment = load_project(trained_project).environment("dev")
+    lake = Path(environment.lake().location.root)
+    write_census_csv(lake / "people.csv", rows=INPUT_ROWS, seed=5)
+    from conveyor.batch.datasets import tidy_csv_batch
+
+    tidy = tidy_csv_batch(pcsv.read_csv(lake / "people.csv").combine_chunks().to_batches()[0])
+    pq.write_table(pa.Table.from_batches([tidy]), lake / "people.parquet", row_group_size=500)
+    return BatchProject(trained_project, lake)
+
+
+@pytest.fixture
+def package_copy(batch_project: BatchProject, tmp_path: Path):
+    """A copy of the registered model's package whose score.py a test may rewrite."""
+    from conveyor.batch import model_package
+
+    def copy(name: str, score: str | None = None) -> Path:
+        source = model_package(batch_project.env(), model="worst_regression/1")
+        target = tmp_path / name
+        shutil.copytree(source, target)
+        if score is not None:
+            (target / "score.py").write_text(score)
+        return target
+
+    return copy
