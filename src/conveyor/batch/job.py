@@ -67,7 +67,7 @@ def model_package(environment: Environment, model: str | None = None, package: P
     if (model is None) == (package is None):
         raise ConveyorError(
             "name the model to score with: a registered model or a built package (one of them)",
-            hint="Pass --model NAME[/VERSION|@ALIAS] or --build BUILD.",
+            hint="Pass --model NAME, NAME/VERSION or NAME@ALIAS, or --build BUILD.",
         )
     if package is not None:
         return check_package_dir(package)

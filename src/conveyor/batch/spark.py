@@ -80,12 +80,17 @@ def is_connect(spark: Any) -> bool:
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
-_shipped: set[tuple[int, str]] = set()
+_shipped: set[tuple[str, str]] = set()
+
+
+def session_id(spark: Any) -> str:
+    """What names a session for as long as it lives: its Connect session id, or its application's id."""
+    return str(spark.session_id if is_connect(spark) else spark.sparkContext.applicationId)
 
 
 def ship(spark: Any, archive: Path) -> None:
     """Send the archive to the executors once per session (unpacked there under its own name)."""
-    key = (id(spark), archive.name)
+    key = (session_id(spark), archive.name)
     if key not in _shipped:
         spark.addArtifacts(str(archive), archive=True)
         _shipped.add(key)

@@ -60,8 +60,10 @@ class RichProgress:
 
     def update(self, done: int, rows: int | None = None) -> None:
         if self.bar is not None and self.task is not None:
-            fields = {"rows": f"{rows:,} rows"} if rows is not None and self.unit != "rows" else {}
-            self.bar.update(self.task, completed=done, **fields)
+            if rows is not None and self.unit != "rows":
+                self.bar.update(self.task, completed=done, rows=f"{rows:,} rows")
+            else:
+                self.bar.update(self.task, completed=done)
 
     def finish(self, rows: int) -> None:
         if self.bar is not None and self.task is not None:
