@@ -63,6 +63,7 @@ class SparkLocal(SparkCompute):
             .appName(app_name(environment))
             .master(os.environ.get("CONVEYOR_SPARK_MASTER", "local[*]"))
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", "4")
             .config("spark.driver.memory", os.environ.get("CONVEYOR_SPARK_DRIVER_MEMORY", "2g"))
         )
@@ -78,6 +79,7 @@ class SparkCluster(SparkCompute):
             .appName(app_name(environment))
             .master(self.setting)
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.driver.memory", os.environ.get("CONVEYOR_SPARK_DRIVER_MEMORY", "2g"))
         )
 
