@@ -10,9 +10,12 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
+from spark_servers import spark_cluster, spark_connect
 
 from conveyor.config import Environment, load_project
 from conveyor.examples.census_data import write_census_csv
+
+__all__ = ["spark_cluster", "spark_connect"]  # the loopback Spark servers of tests/spark_servers.py
 
 INPUT_ROWS = 1_500
 

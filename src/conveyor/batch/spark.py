@@ -62,7 +62,7 @@ def package_archive(package_dir: Path, cache_dir: Path) -> Path:
 
 def spark_session(job: BatchJob) -> Any:
     """The environment's SparkSession (local mode for `compute = "local"`), its Python workers on this Python."""
-    from conveyor.compute.spark import spark_session as environment_session
+    from conveyor.compute import spark_session as environment_session
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
