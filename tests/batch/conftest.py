@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from spark_servers import spark_cluster, spark_connect
 
 from conveyor.config import Environment, load_project
 from conveyor.examples.census_data import write_census_csv
+from spark_servers import spark_cluster, spark_connect
 
 __all__ = ["spark_cluster", "spark_connect"]  # the loopback Spark servers of tests/spark_servers.py
 

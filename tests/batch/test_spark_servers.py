@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from spark_servers import ConnectServer, StandaloneCluster
 
 from conveyor.batch import score_batch
 from conveyor.config import load_project
+from spark_servers import ConnectServer, StandaloneCluster
 
 pytestmark = pytest.mark.slow
 
