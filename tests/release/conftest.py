@@ -76,6 +76,29 @@ def mlflow_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     return uri
 
 
+@pytest.fixture(scope="session")
+def logged_model_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An MLflow registry (sqlite) whose version 1 of the model has real artifacts, as `conveyor train` leaves."""
+    from mlflow import MlflowClient
+
+    from conveyor.registry.store import quiet_mlflow
+
+    quiet_mlflow()
+    folder = tmp_path_factory.mktemp("mlflow-logged")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("census", artifact_location=(folder / "artifacts").as_uri())
+    run = client.create_run(experiment)
+    model = folder / "model"
+    model.mkdir()
+    (model / "MLmodel").write_text("flavors: {}\n")
+    client.log_artifacts(run.info.run_id, str(model), "model")
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model(MODEL)
+    client.create_model_version(MODEL, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    return uri
+
+
 @pytest.fixture(scope="session", autouse=True)
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     """The release tests' signing keys (ci, alice, bob, carol, dave, erin; and an outsider)."""
@@ -110,9 +133,7 @@ break_glass = ["dave"]"""
 
 
 @pytest.fixture
-def make_project(
-    tmp_path: Path, registries: dict[str, str], mlflow_registry: str, keys: Keys
-) -> Callable[..., Path]:
+def make_project(tmp_path: Path, registries: dict[str, str], mlflow_registry: str, keys: Keys) -> Callable[..., Path]:
     """Write a census project whose qa and prod stages push to the two registries; ci is its builder, and
     allowed_signers (beside conveyor.toml) lists ci, alice, bob, carol, dave and erin."""
 
@@ -123,6 +144,8 @@ def make_project(
         local_port: int | None = None,
         ledger_url: str | None = None,
         repo: str | None = None,
+        stage_registry: str | None = None,
+        prod_registry: str | None = None,
     ) -> Path:
         root = tmp_path / "census"
         root.mkdir(exist_ok=True)
@@ -136,12 +159,12 @@ name = "census"
 [environments.stage]
 secrets = "env://"
 lake = "file://{tmp_path}/lake"
-registry = "{mlflow_registry}"
+registry = "{stage_registry or mlflow_registry}"
 
 [environments.prod]
 secrets = "env://"
 lake = "file://{tmp_path}/lake"
-registry = "{mlflow_registry}"
+registry = "{prod_registry or mlflow_registry}"
 
 [trust]
 allowed_signers = "allowed_signers"

@@ -61,7 +61,9 @@ def write_oci_archive(path: Path, label: str, *, broken: bool = False) -> tuple[
             "architecture": "amd64",
             "os": "linux",
             "config": {
-                "Cmd": ["/bin/busybox", "false"] if broken else ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"],
+                "Cmd": ["/bin/busybox", "false"]
+                if broken
+                else ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"],
                 "ExposedPorts": {"8080/tcp": {}},
                 "StopSignal": "SIGKILL",
                 "Labels": {"conveyor.test": label},

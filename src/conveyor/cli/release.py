@@ -10,6 +10,7 @@ import typer
 
 from conveyor.cli.options import JsonOption, ProjectOption
 from conveyor.cli.output import emit_json, say, stdout
+from conveyor.secrets.redaction import redact
 from conveyor.config import load_project
 from conveyor.config.targets import TARGETS
 
@@ -154,7 +155,7 @@ def _show(view: ReleaseView, as_json: bool) -> None:
     if as_json:
         emit_json(view.to_dict())
     else:
-        say(_describe(view))
+        stdout.print(redact(_describe(view)))
 
 
 @release_app.command("create")
@@ -335,21 +336,23 @@ def rollback(
     _show(view, as_json)
 
 
-def _history_row(entry: HistoryEntry) -> list[str]:
-    signers = sorted({s["by"] for s in entry.signers})
-    return [
-        str(entry.release) + (" !" if entry.break_glass else ""),
-        str(entry.kind),
-        _model(entry.model),
-        _short(entry.build),
-        _short(entry.image_digest),
-        _time(entry.live_from),
-        _time(entry.live_until) if entry.live_until else "now",
-        entry.requested_by,
-        ", ".join(entry.approved_by) or ("break glass" if entry.break_glass else "-"),
-        ", ".join(signers),
-        ", ".join(_short(a) for a in entry.attestations) or "-",
+def _history_block(entry: HistoryEntry) -> str:
+    """One release's stretch in a stage, with its verified signers and attestation digests."""
+    glass = " [bold red]break glass[/]" if entry.break_glass else ""
+    until = _time(entry.live_until) if entry.live_until else "now"
+    approved = ", ".join(entry.approved_by) or ("no one (break glass)" if entry.break_glass else "no one needed")
+    signers = sorted({(s["by"], s["key"]) for s in entry.signers})
+    lines = [
+        f"release {entry.release} ({entry.kind}{glass}) {_model(entry.model)}, build {_short(entry.build)}, "
+        f"image {entry.image_digest or '-'}",
+        f"  live {_time(entry.live_from)} → {until}; requested by {entry.requested_by}, approved by {approved}, "
+        f"deployed by {entry.deployed_by}",
+        "  signed by " + ", ".join(f"{who} ({key})" for who, key in signers),
+        "  attestations " + (", ".join(entry.attestations) or "none"),
     ]
+    if entry.reference:
+        lines.insert(1, f"  at {entry.reference}")
+    return "\n".join(lines)
 
 
 def history(
@@ -374,15 +377,7 @@ def history(
     if not entries:
         say(f"nothing was live in {stage}" + (f" at {at}" if at else ""))
         return
-    from rich.table import Table
-
-    table = Table(
-        "release", "kind", "model", "build", "image", "live from", "until", "requested by", "approved by",
-        "signed by", "attestations",
-    )  # fmt: skip
-    for entry in entries:
-        table.add_row(*_history_row(entry))
-    stdout.print(table)
+    stdout.print(redact("\n\n".join(_history_block(entry) for entry in entries)))
     verification = entries[0].verification
     if verification.ok:
         say("every event verified: signatures, chain and recorded policies")

@@ -105,7 +105,8 @@ def verify_events(rows: Sequence[EventRow], head_seq: int, head_hash: str) -> Ve
         try:
             verifier.check(row)
         except ConveyorError as exc:
-            return Verified(verifier.state, ChainReport(False, len(rows), head_hash, row.seq, exc.message))
+            bad = min(row.seq, verifier.count + 1)  # a gap names the first missing event
+            return Verified(verifier.state, ChainReport(False, len(rows), head_hash, bad, exc.message))
     last = verifier.count
     if head_seq != last or head_hash != verifier.previous:
         if head_seq > last:

@@ -78,7 +78,8 @@ class Deployment:
         self._append(EventKind.DEPLOYMENT_STEP, data)
 
     def fail(self, error: BaseException) -> None:
-        message = redact(str(error).splitlines()[0]) if str(error) else type(error).__name__
+        first = str(error).splitlines()[0] if str(error) else ""
+        message = redact(first if isinstance(error, ConveyorError) else f"{type(error).__name__}: {first}".rstrip(": "))
         self._append(EventKind.DEPLOYMENT_FAILED, {"token": self.token, "error": message})
 
     def go_live(self) -> None:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
+import re
 
 from conveyor.errors import ConfigError
 
+BRACKETED = re.compile(r"^\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?$")
+PLAIN = re.compile(r"^([^\s:/\[\]@]+)(?::(\d{1,5}))?$")
+
 
 def registry_host(location: str) -> str:
-    """The host name of `HOST[:PORT]` (IPv6 in brackets), lower-cased, without the port."""
-    try:
-        host = urlsplit(f"//{location}").hostname
-    except ValueError:
-        host = None
-    if not host:
-        raise ConfigError(f"registry {location!r} has no host name", hint="Write oci://HOST[:PORT]/REPO.")
-    return host.lower().rstrip(".")
+    """The host of `HOST[:PORT]` (an IPv6 address in brackets), lower-cased, without the port; anything else,
+    such as `[::1].example.com`, is refused."""
+    match = BRACKETED.match(location) or PLAIN.match(location)
+    if match is None:
+        raise ConfigError(
+            f"registry {location!r} is not HOST[:PORT]", hint="Write oci://HOST[:PORT]/REPO (IPv6 as [ADDRESS])."
+        )
+    return match.group(1).lower().rstrip(".")
 
 
 def is_loopback(location: str) -> bool:
