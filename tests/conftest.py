@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,45 @@ os.environ.setdefault("CONVEYOR_USER", "tester")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
 
 INSTALL = "podman is not installed: scripts/install-container-engine.sh installs it"
+PRINCIPALS = ("ci", "alice", "bob", "carol")
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """ed25519 keys made by ssh-keygen for the principals ci, alice, bob and carol (all in `allowed_signers`),
+    and for `outsider` (not in it)."""
+
+    folder: Path
+    allowed_signers: Path
+
+    def key(self, name: str) -> Path:
+        """The private key file of `name` (its public half is beside it, NAME.pub)."""
+        return self.folder / name
+
+    def public(self, name: str) -> str:
+        return (self.folder / f"{name}.pub").read_text().strip()
+
+
+def make_keyring(folder: Path) -> Keyring:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["# principals of the test suite"]
+    for name in (*PRINCIPALS, "outsider"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(folder / name)], check=True
+        )
+        if name != "outsider":
+            lines.append(f"{name} {(folder / f'{name}.pub').read_text().strip()}")
+    allowed = folder / "allowed_signers"
+    allowed.write_text("\n".join(lines) + "\n")
+    return Keyring(folder, allowed)
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keyring:
+    """The suite's signing keys: ci (the builder), alice, bob and carol, and an outsider."""
+    if not shutil.which("ssh-keygen"):
+        pytest.skip("ssh-keygen is not installed: scripts/install-system-deps.sh installs openssh-client")
+    return make_keyring(tmp_path_factory.mktemp("keys"))
 
 
 def make_project(base: Path, name: str) -> Path:

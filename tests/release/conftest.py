@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from release_support import BUSYBOX, MODEL, FakeClock, free_port
+import release_support
+from release_support import BUSYBOX, MODEL, FakeClock, Keys, free_port, make_keys
 
 from conveyor.config import load_project
-from conveyor.release import Ledger, Releases
+from conveyor.release.ledger import Ledger
+from conveyor.release.releases import Releases
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "install-release-services.sh"
@@ -74,17 +76,47 @@ def mlflow_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     return uri
 
 
+@pytest.fixture(scope="session")
+def logged_model_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An MLflow registry (sqlite) whose version 1 of the model has real artifacts, as `conveyor train` leaves."""
+    from mlflow import MlflowClient
+
+    from conveyor.registry.store import quiet_mlflow
+
+    quiet_mlflow()
+    folder = tmp_path_factory.mktemp("mlflow-logged")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("census", artifact_location=(folder / "artifacts").as_uri())
+    run = client.create_run(experiment)
+    model = folder / "model"
+    model.mkdir()
+    (model / "MLmodel").write_text("flavors: {}\n")
+    client.log_artifacts(run.info.run_id, str(model), "model")
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model(MODEL)
+    client.create_model_version(MODEL, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    return uri
+
+
+@pytest.fixture(scope="session", autouse=True)
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    """The release tests' signing keys (ci, alice, bob, carol, dave, erin; and an outsider)."""
+    if not shutil.which("ssh-keygen"):
+        pytest.fail("ssh-keygen is not installed: scripts/install-system-deps.sh installs openssh-client")
+    made = make_keys(tmp_path_factory.mktemp("release-keys"))
+    release_support.KEYS[:] = [made]
+    return made
+
+
 @pytest.fixture(autouse=True)
-def _no_actor_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Who acts is always said by the test (the suite's CONVEYOR_USER and a CI's own variables are set aside)."""
-    for variable in (
-        "CONVEYOR_USER",
-        "GITHUB_ACTOR",
-        "BUILD_REQUESTEDFOR",
-        "RELEASE_REQUESTEDFOR",
-        "CONVEYOR_LEDGER_URL",
-    ):
+def _no_key_or_ledger_from_outside(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Which key signs is always said by the test: no $CONVEYOR_SIGNING_KEY, no git user.signingkey, no
+    $CONVEYOR_LEDGER_URL from the machine running the suite."""
+    for variable in ("CONVEYOR_SIGNING_KEY", "CONVEYOR_LEDGER_URL", "CONVEYOR_USER"):
         monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
 
 
 @pytest.fixture
@@ -96,12 +128,14 @@ PROD_POLICY = """approvers = ["alice", "bob", "dave"]
 min_approvals = {min_approvals}
 requester_may_approve = {requester_may_approve}
 timeout = "2d"
-requires = ["qa"]"""
+requires = ["qa"]
+break_glass = ["dave"]"""
 
 
 @pytest.fixture
-def make_project(tmp_path: Path, registries: dict[str, str], mlflow_registry: str) -> Callable[..., Path]:
-    """Write a census project whose qa and prod stages push to the two registries."""
+def make_project(tmp_path: Path, registries: dict[str, str], mlflow_registry: str, keys: Keys) -> Callable[..., Path]:
+    """Write a census project whose qa and prod stages push to the two registries; ci is its builder, and
+    allowed_signers (beside conveyor.toml) lists ci, alice, bob, carol, dave and erin."""
 
     def make(
         *,
@@ -110,6 +144,8 @@ def make_project(tmp_path: Path, registries: dict[str, str], mlflow_registry: st
         local_port: int | None = None,
         ledger_url: str | None = None,
         repo: str | None = None,
+        stage_registry: str | None = None,
+        prod_registry: str | None = None,
     ) -> Path:
         root = tmp_path / "census"
         root.mkdir(exist_ok=True)
@@ -123,12 +159,16 @@ name = "census"
 [environments.stage]
 secrets = "env://"
 lake = "file://{tmp_path}/lake"
-registry = "{mlflow_registry}"
+registry = "{stage_registry or mlflow_registry}"
 
 [environments.prod]
 secrets = "env://"
 lake = "file://{tmp_path}/lake"
-registry = "{mlflow_registry}"
+registry = "{prod_registry or mlflow_registry}"
+
+[trust]
+allowed_signers = "allowed_signers"
+builders = ["ci"]
 
 [release.qa]
 target = "oci://{registries["qa"]}/{repo}"
@@ -144,6 +184,7 @@ env = "prod"
         if ledger_url:
             text += f'\n[ledger]\nurl = "{ledger_url}"\n'
         (root / "conveyor.toml").write_text(text)
+        (root / "allowed_signers").write_text(keys.allowed_signers)
         return root
 
     return make
@@ -168,7 +209,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def desk(make_project: Callable[..., Path], clock: FakeClock, backend: str) -> Releases:
+def releases(make_project: Callable[..., Path], clock: FakeClock, backend: str) -> Releases:
     """Releases of a fresh project (prod: 2 of alice/bob/dave, requester may not approve) on each backend."""
     root = make_project(ledger_url=None if backend == "sqlite" else backend)
     project = load_project(root)
@@ -176,7 +217,7 @@ def desk(make_project: Callable[..., Path], clock: FakeClock, backend: str) -> R
 
 
 @pytest.fixture
-def sqlite_desk(make_project: Callable[..., Path], clock: FakeClock) -> Releases:
+def sqlite_releases(make_project: Callable[..., Path], clock: FakeClock) -> Releases:
     project = load_project(make_project())
     return Releases(project, Ledger.open(project, clock=clock))
 

@@ -1,5 +1,5 @@
-"""Helpers of the release tests: small real OCI images (a static busybox serving /health/ready), build records,
-a clock to move, free ports and MLflow alias look-ups."""
+"""Helpers of the release tests: signing keys, small real OCI images (a static busybox serving /health/ready),
+attested build records, a clock to move, free ports and MLflow alias look-ups."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ import hashlib
 import io
 import json
 import socket
+import subprocess
 import tarfile
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from conveyor.release.attested import GATE_RESULT
+
 if TYPE_CHECKING:
-    from conveyor.release import Releases
+    from conveyor.release.releases import Releases
+    from conveyor.trust import SigningKey, Statement
 
 BUSYBOX = Path("/bin/busybox")
 MODEL = "census_model"
@@ -38,8 +43,10 @@ def _tar(files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> bytes:
     return buffer.getvalue()
 
 
-def write_oci_archive(path: Path, label: str) -> tuple[str, str]:
-    """An OCI archive whose image serves /health/ready and /release (= `label`) on 8080; returns (digest, id)."""
+def write_oci_archive(path: Path, label: str, *, broken: bool = False) -> tuple[str, str]:
+    """An OCI archive whose image serves /health/ready and /release (= `label`) on 8080; returns (digest, id).
+
+    A `broken` image exits at once (its server never becomes ready)."""
     layer = _tar(
         {
             "bin/busybox": BUSYBOX.read_bytes(),
@@ -54,7 +61,9 @@ def write_oci_archive(path: Path, label: str) -> tuple[str, str]:
             "architecture": "amd64",
             "os": "linux",
             "config": {
-                "Cmd": ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"],
+                "Cmd": ["/bin/busybox", "false"]
+                if broken
+                else ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"],
                 "ExposedPorts": {"8080/tcp": {}},
                 "StopSignal": "SIGKILL",
                 "Labels": {"conveyor.test": label},
@@ -115,6 +124,58 @@ def tamper_layer(archive: Path) -> None:
     archive.write_bytes(buffer.getvalue())
 
 
+PRINCIPALS = ("ci", "alice", "bob", "carol", "dave", "erin")
+
+
+@dataclass(frozen=True)
+class Keys:
+    """ed25519 keys made by ssh-keygen: ci (the builder), alice, bob, dave (prod's approvers), carol and erin
+    (requesters), all in `allowed_signers`; `outsider` is not in it."""
+
+    folder: Path
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    def __getattr__(self, name: str) -> SigningKey:
+        if name.startswith("_") or not (self.folder / name).is_file():
+            raise AttributeError(name)
+        from conveyor.trust import load_signing_key
+
+        return load_signing_key(self.folder / name)
+
+    @property
+    def allowed_signers(self) -> str:
+        return (self.folder / "allowed_signers").read_text()
+
+
+def make_keys(folder: Path) -> Keys:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for name in (*PRINCIPALS, "outsider"):
+        if not (folder / name).is_file():
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(folder / name)], check=True
+            )
+        if name != "outsider":
+            lines.append(f"{name} {(folder / f'{name}.pub').read_text().strip()}")
+    (folder / "allowed_signers").write_text("\n".join(lines) + "\n")
+    return Keys(folder)
+
+
+KEYS: list[Keys] = []  # set once per session by the `keys` fixture, for the helpers below
+
+
+def keys() -> Keys:
+    return KEYS[0]
+
+
+def attest(folder: Path, statement: Statement, name: str, key: SigningKey) -> str:
+    from conveyor.trust import sign_statement
+
+    return sign_statement(statement, key).save(folder / "attestations" / f"{name}.json")
+
+
 def write_build(
     project_root: Path,
     label: str,
@@ -123,14 +184,18 @@ def write_build(
     tests_ok: bool | None = True,
     gates_ok: bool | None = True,
     env: str = "stage",
+    signer: str = "ci",
+    broken: bool = False,
 ) -> Path:
-    """A build laid out as `conveyor build` + `test` + `gate` leave it (package, manifest, archives, build.json).
+    """A build laid out as `conveyor build` + `test` + `gate` leave it: package, manifest, archives, build.json, and
+    provenance, test and gate attestations signed by `signer` (a builder: ci).
 
-    The package and its archive are written with the package module's own manifest and archive code, so the
-    package module's `verify_build` checks these builds exactly as it checks real ones.
+    The package and its archive are written with the package module's own manifest and archive code. A `broken`
+    build's image exits at once instead of serving.
     """
     from conveyor.package.archive import write_archive
     from conveyor.package.manifest import PackageManifest, hash_files
+    from conveyor.trust import SLSA_PROVENANCE, TEST_RESULT, Statement, Subject
 
     staging = project_root / ".conveyor" / "staging" / label
     package = staging / "package"
@@ -138,7 +203,7 @@ def write_build(
     (package / "score.py").write_text(f"def init():\n    pass\n\n\ndef run(raw):\n    return {{'label': {label!r}}}\n")
     (package / "model" / "model.pkl").write_bytes(label.encode() * 10)
     (package / "requirements.lock").write_text("")
-    model = {"name": "census_model", "version": model_version, "run_id": None, "tags": {}} if model_version else None
+    model = {"name": MODEL, "version": model_version, "run_id": None, "tags": {}} if model_version else None
     manifest = PackageManifest(
         {
             "schema": 1,
@@ -155,14 +220,13 @@ def write_build(
     package = package.rename(folder / "package")
     archive = write_archive(package, folder / "package.tar")
     image_archive = folder / "image.oci.tar"
-    image_digest, image_id = write_oci_archive(image_archive, label)
-    passed = bool(tests_ok)
+    image_digest, image_id = write_oci_archive(image_archive, label, broken=broken)
     record = {
         "schema": 1,
         "project": "census",
         "env": env,
         "created_at": "2026-01-01T00:00:00Z",
-        "created_by": "carol",
+        "created_by": signer,
         "package": {"digest": digest, "dir": str(package), "archive": str(archive)},
         "model": model,
         "image": {
@@ -172,14 +236,20 @@ def write_build(
             "digest": image_digest,
             "archive": str(image_archive),
         },
-        "tests": None
-        if tests_ok is None
-        else {"ok": passed, "passed": 6 if passed else 5, "failed": 0 if passed else 1, "errors": 0, "skipped": 0},
-        "gates": None
-        if gates_ok is None
-        else {"ok": gates_ok, "results": [{"metric": "r2", "value": 0.1, "rule": ">= 0.0", "passed": gates_ok}]},
+        "tests": None if tests_ok is None else {"ok": tests_ok},
+        "gates": None if gates_ok is None else {"ok": gates_ok},
     }
     (folder / "build.json").write_text(json.dumps(record, indent=2))
+    subjects = (Subject.sha256("package", digest), Subject.sha256("image", image_digest))
+    key = getattr(keys(), signer)
+    provenance = {"buildType": "https://conveyor.dev/build/v1", "model": model or {}, "env": env}
+    attest(folder, Statement(subjects, SLSA_PROVENANCE, provenance), "provenance", key)
+    if tests_ok is not None:
+        result = "PASSED" if tests_ok else "FAILED"
+        attest(folder, Statement(subjects, TEST_RESULT, {"result": result, "passedTests": []}), "test", key)
+    if gates_ok is not None:
+        result = "PASSED" if gates_ok else "FAILED"
+        attest(folder, Statement(subjects, GATE_RESULT, {"result": result}), "gate", key)
     return folder / "build.json"
 
 

@@ -1,13 +1,23 @@
-"""The ledger itself: migrations on open, on SQLite and PostgreSQL, and the hash-chained audit log."""
+"""The ledger itself, on SQLite and PostgreSQL: migrations on open, and every edit of its tables found.
+
+An edited status column, an inserted approval (forged, by an unknown key, or by a real key the rules refuse), an
+edited event, a re-hashed chain, deleted events: each is named by `audit verify` and refused at deploy.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+
 import pytest
 import sqlalchemy as sa
-from release_support import build
+from release_support import Keys, build
 
 from conveyor.cli.main import main
-from conveyor.release import Ledger, Releases
+from conveyor.errors import CheckFailed
+from conveyor.release.ledger import Ledger, LedgerBroken
+from conveyor.release.releases import Releases
 
 pytestmark = pytest.mark.services
 
@@ -16,80 +26,162 @@ def _tables(ledger: Ledger) -> set[str]:
     return set(sa.inspect(ledger.engine).get_table_names())
 
 
-def test_open_migrates_to_head_once(desk: Releases) -> None:
-    ledger = desk.ledger
-    assert {"builds", "releases", "approvals", "deployments", "deployment_steps", "audit_log", "audit_head"} <= _tables(
-        ledger
-    )
+def test_open_migrates_to_head_once(releases: Releases) -> None:
+    ledger = releases.ledger
+    assert {"events", "event_head", "releases", "legacy_audit_log", "legacy_releases"} <= _tables(ledger)
     with ledger.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM conveyor_ledger_version")).scalar_one() == "0001"
+        assert connection.execute(sa.text("SELECT version_num FROM conveyor_ledger_version")).scalar_one() == "0002"
     again = Ledger.from_url(ledger.engine.url.render_as_string(hide_password=False))
     assert again.verify_audit().ok
 
 
-def _some_history(desk: Releases) -> None:
-    first = desk.create(build(desk, "audit-a"), "qa", actor="carol")
-    desk.promote(first.id, "prod", actor="carol")
+def _pending_in_prod(releases: Releases, keys: Keys) -> int:
+    """qa live, then prod requested by carol and approved once by alice (one more approval needed)."""
+    qa = releases.create(build(releases, "audit-a"), "qa", keys.carol)
+    pending = releases.promote(qa.id, "prod", keys.carol)
+    releases.approve(pending.id, keys.alice)
+    return pending.id
 
 
-def test_audit_chain_verifies_and_detects_an_edited_entry(desk: Releases) -> None:
-    _some_history(desk)
-    report = desk.ledger.verify_audit()
-    assert report.ok and report.entries >= 6, report
-    with desk.ledger.engine.begin() as connection:
-        connection.execute(sa.text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3"))
-    report = desk.ledger.verify_audit()
-    assert not report.ok
-    assert report.first_bad == 3
-    assert "edited" in (report.problem or "")
+def _rows(ledger: Ledger) -> list[dict]:
+    with ledger.engine.connect() as connection:
+        return [dict(r._mapping) for r in connection.execute(sa.text("SELECT * FROM events ORDER BY seq"))]
 
 
-def test_audit_chain_detects_a_deleted_entry(desk: Releases) -> None:
-    _some_history(desk)
-    with desk.ledger.engine.begin() as connection:
-        connection.execute(sa.text("DELETE FROM audit_log WHERE seq = 2"))
-    report = desk.ledger.verify_audit()
-    assert (report.ok, report.first_bad) == (False, 2)
-    assert "deleted" in (report.problem or "")
+def _write_event(ledger: Ledger, row: dict, *, insert: bool) -> None:
+    """Store an event row and move the head to it, as someone with write access to the database could."""
+    statement = (
+        "INSERT INTO events (seq, at, kind, release_id, principal, key, payload, signature, prev_hash, hash) "
+        "VALUES (:seq, :at, :kind, :release_id, :principal, :key, :payload, :signature, :prev_hash, :hash)"
+        if insert
+        else "UPDATE events SET payload = :payload, signature = :signature, prev_hash = :prev_hash, hash = :hash, "
+        "principal = :principal, key = :key, kind = :kind WHERE seq = :seq"
+    )
+    with ledger.engine.begin() as connection:
+        connection.execute(sa.text(statement), row)
+        connection.execute(sa.text("UPDATE event_head SET seq = :seq, hash = :hash WHERE id = 1"), row)
 
 
-def test_audit_chain_detects_entries_cut_from_the_end(desk: Releases) -> None:
-    _some_history(desk)
-    last = desk.ledger.verify_audit().entries
-    with desk.ledger.engine.begin() as connection:
-        connection.execute(sa.text("DELETE FROM audit_log WHERE seq = :seq"), {"seq": last})
-    report = desk.ledger.verify_audit()
-    assert (report.ok, report.first_bad) == (False, last)
+def _forged_event(last: dict, payload: dict, signature: str) -> dict:
+    payload = {**payload, "seq": last["seq"] + 1, "prev": last["hash"]}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return {
+        "seq": payload["seq"], "at": last["at"], "kind": payload["kind"], "release_id": payload["release"],
+        "principal": payload["by"], "key": payload["key"], "payload": text, "signature": signature,
+        "prev_hash": last["hash"], "hash": hashlib.sha256(text.encode()).hexdigest(),
+    }  # fmt: skip
 
 
-def test_audit_chain_detects_a_rewritten_hash(desk: Releases) -> None:
-    """Recomputing an edited entry's own hash still breaks the link to the next entry."""
-    from conveyor.release.audit import entry_hash
-
-    _some_history(desk)
-    entry = desk.ledger.audit_entries()[1]
-    forged = entry_hash(entry.seq, entry.at, "mallory", entry.action, entry.subject, entry.details, entry.prev_hash)
-    with desk.ledger.engine.begin() as connection:
-        connection.execute(
-            sa.text("UPDATE audit_log SET actor = 'mallory', hash = :h WHERE seq = :s"), {"h": forged, "s": entry.seq}
-        )
-    report = desk.ledger.verify_audit()
-    assert (report.ok, report.first_bad) == (False, entry.seq + 1)
+def _approval_payload(last: dict, release_id: int, principal: str, fingerprint: str) -> dict:
+    previous = json.loads(last["payload"])
+    return {
+        "v": 1, "at": previous["at"], "kind": "release.approved", "release": release_id, "by": principal,
+        "key": fingerprint, "data": {"comment": None},
+    }  # fmt: skip
 
 
-def test_cli_audit_verify_exit_codes(desk: Releases, capsys: pytest.CaptureFixture[str]) -> None:
-    _some_history(desk)
-    root = str(desk.project.root)
-    assert main(["audit", "verify", "-p", root]) == 0
-    with desk.ledger.engine.begin() as connection:
-        connection.execute(sa.text("UPDATE audit_log SET details = '{}' WHERE seq = 4"))
-    capsys.readouterr()
-    assert main(["audit", "verify", "-p", root]) == 1
-    assert "entry 4" in capsys.readouterr().err
+def test_an_edited_status_column_is_refused_at_deploy_and_reported(releases: Releases, keys: Keys) -> None:
+    pending = _pending_in_prod(releases, keys)
+    with releases.ledger.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE releases SET status = 'approved' WHERE id = :id"), {"id": pending})
+    with pytest.raises(
+        LedgerBroken, match=f"releases row {pending}: status says 'approved', its signed events 'pending'"
+    ):
+        releases.resume(pending, keys.bob)
+    report = releases.ledger.verify_audit()
+    assert not report.ok and report.problem is None and report.edited_rows
+    assert releases.ledger.rebuild_release_rows() == 2
+    with pytest.raises(CheckFailed, match=f"release {pending} is pending and cannot be deployed now"):
+        releases.resume(pending, keys.bob)
+    assert releases.show(pending).status == "pending" and releases.history("prod") == []
+
+
+@pytest.mark.parametrize("signer", ["copied", "outsider", "carol"])
+def test_an_inserted_approval_is_named_and_nothing_deploys(releases: Releases, keys: Keys, signer: str) -> None:
+    """A forged approval: a signature copied from alice's real one, a key not in allowed_signers, or the requester's
+    real key (the signature holds, but the recorded policy refuses the requester's approval)."""
+    from conveyor.trust import sign
+
+    pending = _pending_in_prod(releases, keys)
+    rows = _rows(releases.ledger)
+    last = rows[-1]
+    if signer == "copied":
+        alice_approval = next(r for r in rows if r["kind"] == "release.approved")
+        row = _forged_event(last, _approval_payload(last, pending, "bob", keys.bob.fingerprint), "")
+        row["signature"] = alice_approval["signature"]
+        expected = "event .*release.approved by bob.*"
+    else:
+        key = getattr(keys, signer)
+        principal = "bob" if signer == "outsider" else "carol"
+        row = _forged_event(last, _approval_payload(last, pending, principal, key.fingerprint), "")
+        row["signature"] = sign(row["payload"].encode(), key)
+        expected = "not in the ledger's policy" if signer == "outsider" else "carol is not an approver of prod"
+    _write_event(releases.ledger, row, insert=True)
+
+    report = releases.ledger.verify_audit()
+    assert (report.ok, report.first_bad) == (False, row["seq"]), report
+    assert re.search(expected, report.problem or ""), report.problem
+    with pytest.raises(LedgerBroken, match=f"event {row['seq']}"):
+        releases.resume(pending, keys.bob)
+    with pytest.raises(LedgerBroken):
+        releases.approve(pending, keys.dave)
+    assert releases.show(pending).verification.ok is False
+
+
+def test_an_edited_event_and_a_rehashed_chain_are_named(releases: Releases, keys: Keys) -> None:
+    """The prod request's recorded policy lowered to min_approvals = 0, the chain re-hashed after it and the head
+    moved: the request's signature no longer holds, so verification stops there."""
+    pending = _pending_in_prod(releases, keys)
+    rows = _rows(releases.ledger)
+    request = next(r for r in rows if r["kind"] == "release.requested" and r["release_id"] == pending)
+    previous = request["prev_hash"]
+    for row in rows[rows.index(request) :]:
+        payload = json.loads(row["payload"])
+        payload["prev"] = previous
+        if row is request:
+            payload["data"]["policy"]["min_approvals"] = 0
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        row.update(payload=text, prev_hash=previous, hash=hashlib.sha256(text.encode()).hexdigest())
+        _write_event(releases.ledger, row, insert=False)
+        previous = row["hash"]
+    report = releases.ledger.verify_audit()
+    assert (report.ok, report.first_bad) == (False, request["seq"])
+    assert "signature" in (report.problem or "")
+    with pytest.raises(LedgerBroken, match=f"event {request['seq']}"):
+        releases.resume(pending, keys.bob)
+
+
+def test_deleted_events_are_named(releases: Releases, keys: Keys) -> None:
+    _pending_in_prod(releases, keys)
+    last = releases.ledger.verify_audit().entries
+    with releases.ledger.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM events WHERE seq = 2"))
+    report = releases.ledger.verify_audit()
+    assert (report.ok, report.first_bad) == (False, 2) and "deleted" in (report.problem or "")
+    with releases.ledger.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM events WHERE seq > 1"))
+    report = releases.ledger.verify_audit()
+    assert (report.ok, report.first_bad) == (False, 2) and f"events 2-{last} deleted" in (report.problem or "")
+
+
+def test_cli_audit_verify_exit_codes(
+    releases: Releases, keys: Keys, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pending_in_prod(releases, keys)
+    monkeypatch.setenv("CONVEYOR_LEDGER_URL", releases.ledger.engine.url.render_as_string(hide_password=False))
+    project = ["--project", str(releases.project.root)]
+    assert main(["audit", "verify", *project]) == 0
+    assert "ledger verified" in capsys.readouterr().err
+    with releases.ledger.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE events SET payload = replace(payload, 'carol', 'erin') WHERE seq = 4"))
+    assert main(["audit", "verify", *project]) == 1
+    assert "event 4" in capsys.readouterr().err
+    assert main(["audit", "verify", "--json", *project]) == 1
+    assert json.loads(capsys.readouterr().out)["first_bad"] == 4
 
 
 def test_bad_ledger_url_is_a_configuration_error() -> None:
-    from conveyor.errors import CheckFailed, ConfigError
+    from conveyor.errors import ConfigError
 
     with pytest.raises(ConfigError, match="not a SQLAlchemy URL"):
         Ledger.from_url("not a url")

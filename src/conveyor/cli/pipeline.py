@@ -10,7 +10,6 @@ from rich.table import Table
 
 from conveyor.cli.options import JsonOption, ProjectOption
 from conveyor.cli.output import emit_json, say, stdout
-from conveyor.errors import ConveyorError
 
 pipeline_app = typer.Typer(
     help="Build and release pipelines as code: the commands CI runs, runnable here.", no_args_is_help=True
@@ -20,28 +19,12 @@ ci_app = typer.Typer(help="Write CI definitions that call the pipelines' command
 PipelineArgument = Annotated[str, typer.Argument(help="build or release.")]
 
 
-def _pipeline(name: str):
-    from conveyor.pipelines import PIPELINES
-
-    if name not in PIPELINES:
-        raise ConveyorError(f"there is no pipeline {name!r}", hint=f"Pipelines: {', '.join(PIPELINES)}.")
-    return PIPELINES[name]
-
-
-def _parameters(values: list[str] | None) -> dict[str, str]:
-    parameters = {}
-    for item in values or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConveyorError(f"--param {item!r} is not KEY=VALUE", hint="For example: --param env=stage")
-        parameters[key] = value
-    return parameters
-
-
 @pipeline_app.command("show")
 def show(name: PipelineArgument, json_output: JsonOption = False) -> None:
     """Show a pipeline's steps and the exact commands they run."""
-    pipeline = _pipeline(name)
+    from conveyor.pipelines import find_pipeline
+
+    pipeline = find_pipeline(name)
     if json_output:
         emit_json(
             {
@@ -79,20 +62,14 @@ def run(
     kept in results/pipeline-NAME.json, so CI can run one step at a time with --step.
     """
     from conveyor.config import load_project
-    from conveyor.pipelines import run_pipeline
+    from conveyor.pipelines import parse_parameters, run_pipeline
 
-    pipeline = _pipeline(name)
-    parameters = _parameters(param)
+    parameters = parse_parameters(param)
     if env:
         parameters.setdefault("env", env)
     if build:
         parameters.setdefault("build", build)
-    if step is not None and step not in [s.name for s in pipeline.steps]:
-        raise ConveyorError(
-            f"pipeline {name!r} has no step {step!r}", hint=f"Steps: {', '.join(s.name for s in pipeline.steps)}."
-        )
-    loaded = load_project(project)
-    result = run_pipeline(loaded.root, pipeline, parameters, only=step, announce=say)
+    result = run_pipeline(load_project(project).root, name, parameters, only=step, announce=say)
     say(f"[green]pipeline {name} ok[/]: " + ", ".join(f"{s['name']} {s['seconds']}s" for s in result.steps))
 
 
@@ -114,22 +91,10 @@ def render(
     reach conveyor as CI secrets through `CONVEYOR_SECRETS_<ENV>=env://CONVEYOR_<ENV>_`.
     """
     from conveyor.config import load_project
-    from conveyor.pipelines.ci import RENDERERS
+    from conveyor.pipelines import render_ci
 
-    if system not in RENDERERS:
-        raise ConveyorError(f"cannot render CI for {system!r}", hint=f"Choose one of: {', '.join(RENDERERS)}.")
-    loaded = load_project(project)
-    loaded.environment(env)  # an unknown environment is refused before anything is written
-    files = RENDERERS[system](loaded, env=env, install=install)
-    root = (out or loaded.root).resolve()
-    existing = [p for p in files if (root / p).exists()]
-    if existing and not force:
-        raise ConveyorError(f"{', '.join(existing)} already exist in {root}", hint="Pass --force to replace them.")
-    for relative, text in files.items():
-        target = root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-        stdout.print(str(target))
+    for written in render_ci(load_project(project), system, env=env, install=install, out=out, force=force):
+        stdout.print(str(written))
 
 
 GROUPS = {"pipeline": pipeline_app, "ci": ci_app}

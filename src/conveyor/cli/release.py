@@ -1,69 +1,110 @@
-"""`conveyor release`, `approve`, `reject`, `rollback`, `releases`, `history`, `audit`: gated releases."""
+"""`conveyor release`, `approve`, `reject`, `rollback`, `releases`, `history`, `audit`: gated, signed releases."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from conveyor.cli.options import JsonOption, ProjectOption
 from conveyor.cli.output import emit_json, say, stdout
+from conveyor.secrets.redaction import redact
 from conveyor.config import load_project
+from conveyor.config.targets import TARGETS
 
 if TYPE_CHECKING:  # the release room (SQLAlchemy) is imported only by the commands that use it
-    from conveyor.release import HistoryEntry, Releases, ReleaseView
+    from conveyor.release import HistoryEntry, PolicyStatus, ReleaseView
 
+KEYS_HELP = (
+    "**Who acts is whoever's key signs.** Every request, approval, rejection and deployment step is an event "
+    "signed with an SSH key (OpenSSH's sshsig, namespace `conveyor`) and chained to the event before it. The "
+    "signer's name is the principal that `allowed_signers` (beside conveyor.toml, `[trust] allowed_signers`) lists "
+    "for the key, never a name typed on the command line. The key comes from `--key PATH`, else "
+    "`$CONVEYOR_SIGNING_KEY` (a path, or the private key text as a CI secret store hands it over), else git's "
+    "`user.signingkey` (with `gpg.format = ssh`); a key held by ssh-agent works (give its .pub).\n\n"
+    "Set up once: `ssh-keygen -t ed25519 -f ~/.ssh/conveyor`, add `NAME $(cat ~/.ssh/conveyor.pub)` to "
+    "allowed_signers, commit it, then `export CONVEYOR_SIGNING_KEY=~/.ssh/conveyor`."
+)
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        help="Signing key (private key file, or a .pub whose key is in ssh-agent). Default: $CONVEYOR_SIGNING_KEY, "
+        "else git's user.signingkey. The acting principal is the one allowed_signers lists for it.",
+        show_default=False,
+    ),
+]
 AsOption = Annotated[
     str | None,
     typer.Option(
         "--as",
-        help="Who is acting (default: $CONVEYOR_USER, the CI's user: GITHUB_ACTOR, BUILD_REQUESTEDFOR, "
-        "RELEASE_REQUESTEDFOR; else the login name). Recorded on every ledger entry.",
+        help="Only a check: refuse unless the signing key is this principal's (it never chooses who acts).",
         show_default=False,
     ),
 ]
-CommentOption = Annotated[str | None, typer.Option("--comment", "-m", help="Why: kept in the ledger.")]
+CommentOption = Annotated[str | None, typer.Option("--comment", "-m", help="Why: signed with the decision.")]
 ReleaseArgument = Annotated[int, typer.Argument(help="Release number (see `conveyor releases list`).")]
 StageArgument = Annotated[str, typer.Argument(help="Stage name, a [release.STAGE] of conveyor.toml (qa, prod...).")]
 
+
+def _targets_help() -> str:
+    return "\n".join(f"- `{kind.form}`: {kind.summary}." for kind in TARGETS.values())
+
+
 release_app = typer.Typer(
-    help="Put a tested build into a stage (qa, prod...) under the stage's policy.\n\n"
-    "Stages are the `[release.STAGE]` sections of conveyor.toml: `target` (oci://HOST/REPO: the tested image is "
-    "pushed by digest and the digest read back; local://PORT: the image runs on 127.0.0.1:PORT until "
-    "/health/ready answers), `approvers`, `min_approvals`, `requester_may_approve`, `timeout` and `requires`.\n\n"
-    "Every deployment also points the MLflow alias named after the stage (e.g. `prod`) at the build's model "
-    "version, in the registry of the environment the build was made from (build.json `env`).\n\n"
-    "Everything is kept in the ledger (.conveyor/ledger.db, or [ledger] url / $CONVEYOR_LEDGER_URL for a team).\n\n"
+    help="Put a tested, attested build into a stage (qa, prod...) under the stage's policy.\n\n"
+    "Stages are the `[release.STAGE]` sections of conveyor.toml: `target`, `env` (whose MLflow registry gets the "
+    "alias named after the stage, e.g. `prod`: the champion the quality gates compare with), `approvers`, "
+    "`min_approvals`, `requester_may_approve`, `timeout`, `requires` and `break_glass`. Targets:\n\n"
+    f"{_targets_help()}\n\n"
+    "A build is accepted only with valid provenance and passing test and gate attestations signed by a "
+    "`[trust] builders` principal; the request records their digests and the image's manifest digest, and the "
+    "deployment ships exactly that digest (build.json is never trusted at deploy time).\n\n"
+    "The ledger holds the policy in force: the first request adopts the project's; each request records its "
+    "stage's policy, and approvals count only against it. A changed conveyor.toml or allowed_signers takes force "
+    "only once the approvers of the policy in force approve it (`conveyor release policy`).\n\n"
+    f"{KEYS_HELP}\n\n"
     "```\n"
-    "conveyor release create 3f9a2c --to qa        # a tested build; qa needs no approval: deployed now\n"
-    "conveyor release promote 1 --to prod          # the same build, pending in prod\n"
-    "conveyor approve 2 --as alice -m 'r2 is fine' # deployed once min_approvals are in\n"
-    "conveyor history prod                         # what was live when, who asked, who approved\n"
-    "conveyor rollback prod                        # the release before, redeployed as a new release\n"
+    "conveyor release create 3f9a2c --to qa         # signed request; qa needs no approval: deployed now\n"
+    "conveyor release promote 1 --to prod           # pending under prod's recorded policy\n"
+    "conveyor approve 2 --key ~/.ssh/alice -m 'ok'  # a signed approval; deployed once enough are in\n"
+    "conveyor history prod                          # what was live when, verified signers, attestations\n"
+    "conveyor rollback prod                         # the release before, requested again (needs approvals)\n"
+    "conveyor audit verify                          # re-verify every signature; names the first bad event\n"
     "```",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
-releases_app = typer.Typer(help="Look at releases: list them or show one.", no_args_is_help=True)
+releases_app = typer.Typer(help="Look at releases: list them or show one (with signers and attestations).")
+policy_app = typer.Typer(
+    help="The release policy the ledger holds in force, and changing it.\n\n"
+    "The ledger adopts the project's policy (every `[release.STAGE]`, `[trust] builders`, and the keys of "
+    "allowed_signers) on its first request. A change, of conveyor.toml or allowed_signers, is proposed (signed) "
+    "and takes force when, for every stage that needs approvals, that many of its approvers approve it. A copied "
+    "or edited project file changes nothing by itself: requests under any other policy are refused.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+release_app.add_typer(policy_app, name="policy")
 audit_app = typer.Typer(
-    help="The ledger's audit log: every change, who made it and when, each entry hash-chained to the one before.",
+    help="The ledger's events: every request, approval, rejection and deployment step, signed by its actor and "
+    "chained to the one before.",
     no_args_is_help=True,
 )
 
 
-def _desk(project: Any) -> Releases:
-    from conveyor.release import Releases
-
-    return Releases(load_project(project))
+def _project(project: Path | None) -> Any:
+    return load_project(project)
 
 
 def _time(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S}Z" if moment else "-"
 
 
-def _short(digest: str) -> str:
-    return digest.removeprefix("sha256:")[:12]
+def _short(digest: str | None) -> str:
+    return digest.removeprefix("sha256:")[:12] if digest else "-"
 
 
 def _model(model: dict[str, Any]) -> str:
@@ -72,20 +113,26 @@ def _model(model: dict[str, Any]) -> str:
 
 def _describe(view: ReleaseView) -> str:
     model_text = f" {_model(view.model)}" if view.model.get("name") else ""
+    glass = " [bold red]break glass[/]" if view.break_glass else ""
     lines = [
         f"release {view.id} → {view.stage}: [bold]{view.status}[/] ({view.kind}{model_text}, "
-        f"build {_short(view.build)})",
-        f"  requested by {view.requested_by} at {_time(view.requested_at)}",
+        f"build {_short(view.build)}){glass}",
+        f"  requested by {view.requested_by} ({view.requested_key}) at {_time(view.requested_at)}",
+        f"  image {view.image_digest or '-'}",
+        f"  policy {_short(view.policy_digest)}: {view.min_approvals} of "
+        f"{', '.join(view.policy['approvers']) or 'no approvers'}",
     ]
+    for attestation in view.attestations:
+        lines.append(f"  attestation {attestation['digest']} ({attestation['predicate_type']})")
     if view.status == "pending":
         have = len(view.approved_by)
         lines.append(
             f"  needs {view.min_approvals - have} more approval(s) before {_time(view.expires_at)}: "
-            f"conveyor approve {view.id} --as NAME"
+            f"conveyor approve {view.id} --key APPROVER_KEY"
         )
     for approval in view.approvals:
         comment = f": {approval['comment']}" if approval.get("comment") else ""
-        lines.append(f"  {approval['decision']}d by {approval['actor']} at {_time(approval['at'])}{comment}")
+        lines.append(f"  {approval['decision']}d by {approval['actor']} ({approval['key']}) at {_time(approval['at'])}{comment}")
     if view.deployment:
         deployment = view.deployment
         lines.append(f"  deployment {deployment['status']}: {', '.join(deployment['steps']) or 'no step done'}")
@@ -95,6 +142,12 @@ def _describe(view: ReleaseView) -> str:
             lines.append(f"  alias {deployment['alias']}")
     if view.error:
         lines.append(f"  [red]error:[/] {view.error}")
+    signers = sorted({(s["by"], s["key"]) for s in view.signers})
+    lines.append("  signed by " + ", ".join(f"{who} ({key})" for who, key in signers))
+    if view.verification.ok:
+        lines.append("  [green]every event verified[/] (signatures, chain, recorded policy)")
+    else:
+        lines.append(f"  [bold red]ledger does not verify:[/] {view.verification.problem}")
     return "\n".join(lines)
 
 
@@ -102,35 +155,43 @@ def _show(view: ReleaseView, as_json: bool) -> None:
     if as_json:
         emit_json(view.to_dict())
     else:
-        say(_describe(view))
+        stdout.print(redact(_describe(view)))
 
 
 @release_app.command("create")
 def create(
     build: Annotated[str, typer.Argument(help="A build.json path, or the package digest (a unique prefix is enough).")],
     to: Annotated[str, typer.Option("--to", help="Stage to release into, e.g. qa.")],
+    key: KeyOption = None,
+    actor: AsOption = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
-    actor: AsOption = None,
 ) -> None:
-    """Release a build to a stage: refused unless its tests and gates passed and every byte still matches.
+    """Request a build in a stage; signs the request (build, image digest, attestations, the stage's policy).
 
-    Deploys at once when the stage needs no approval (min_approvals = 0); otherwise the release waits for
-    `conveyor approve`. A stage that `requires` others takes only builds already deployed there.
+    Refused unless the build's provenance, test and gate attestations verify and are signed by a builder of the
+    policy in force. Deploys at once when the stage needs no approval; otherwise it waits for `conveyor approve`.
+    A stage that `requires` others takes only builds that went live there.
     """
-    _show(_desk(project).create(build, to, actor), as_json)
+    from conveyor.release import create_release
+
+    _show(create_release(_project(project), build, to, key=key, expect=actor), as_json)
 
 
 @release_app.command("promote")
 def promote(
     release: ReleaseArgument,
     to: Annotated[str, typer.Option("--to", help="Stage to promote into, e.g. prod.")],
+    key: KeyOption = None,
+    actor: AsOption = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
-    actor: AsOption = None,
 ) -> None:
-    """Request the same build as a deployed release in the next stage (pending until approved)."""
-    _show(_desk(project).promote(release, to, actor), as_json)
+    """Request the build of a release that went live in the next stage; signs the request (pending until
+    approved, if the stage's policy asks for approvals)."""
+    from conveyor.release import promote as promote_release
+
+    _show(promote_release(_project(project), release, to, key=key, expect=actor), as_json)
 
 
 @release_app.command("resume")
@@ -139,66 +200,159 @@ def resume(
     force: Annotated[
         bool, typer.Option("--force", help="Take over from a deployer on another machine that is known to be gone.")
     ] = False,
+    key: KeyOption = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
-    actor: AsOption = None,
 ) -> None:
-    """Finish a deployment that was killed or failed half-way. Finished steps are not repeated."""
-    _show(_desk(project).resume(release, actor, force=force), as_json)
+    """Finish a deployment that was killed or failed half-way; signs the claim and each remaining step.
+
+    Finished steps are not repeated, and the release is refused if its signed events do not verify.
+    """
+    from conveyor.release import resume as resume_release
+
+    _show(resume_release(_project(project), release, key=key, force=force), as_json)
+
+
+@release_app.command("stop")
+def stop(stage: StageArgument, project: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """Stop what a local:// stage runs on this machine (its port's forwarder and servers)."""
+    from conveyor.release import stop_stage
+
+    stopped = stop_stage(_project(project), stage)
+    if as_json:
+        emit_json({"stage": stage, "stopped": stopped})
+    else:
+        say("\n".join(f"stopped {item}" for item in stopped) or f"nothing runs for {stage}")
+
+
+def _show_policy(status: PolicyStatus, as_json: bool) -> None:
+    if as_json:
+        emit_json(status.to_dict())
+        return
+    if status.in_force_digest is None:
+        say(f"no policy in force yet: the first request adopts this project's ({_short(status.project_digest)})")
+    else:
+        say(f"policy in force: {_short(status.in_force_digest)}, adopted at event {status.adopted_at_event} "
+            f"by {status.adopted_by}")  # fmt: skip
+        if status.same:
+            say("the project file's policy is the same")
+        else:
+            say("the project file's policy differs:\n  " + "\n  ".join(status.changes))
+    for proposal in status.proposals:
+        missing = "; ".join(proposal["missing"]) or "nothing"
+        say(f"proposal {proposal['proposal']} by {proposal['proposed_by']} ({_short(proposal['digest'])}): "
+            f"approved by {', '.join(proposal['approved_by']) or 'no one yet'}; needs {missing}")  # fmt: skip
+
+
+@policy_app.command("show")
+def policy_show(project: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """The policy in force in the ledger, how the project file differs, and open proposals."""
+    from conveyor.release import policy_status
+
+    _show_policy(policy_status(_project(project)), as_json)
+
+
+@policy_app.command("propose")
+def policy_propose(
+    key: KeyOption = None, actor: AsOption = None, project: ProjectOption = None, as_json: JsonOption = False
+) -> None:
+    """Propose the project file's policy (conveyor.toml's [release.*], [trust] builders, allowed_signers); signs
+    the proposal. It takes force once the approvers of the policy in force approve it."""
+    from conveyor.release import propose_policy
+
+    _show_policy(propose_policy(_project(project), key=key, expect=actor), as_json)
+
+
+@policy_app.command("approve")
+def policy_approve(
+    proposal: Annotated[int, typer.Argument(help="The proposal's number (see `conveyor release policy show`).")],
+    key: KeyOption = None,
+    actor: AsOption = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Approve a proposed policy with an approver's key; the approval that completes the count adopts it."""
+    from conveyor.release import approve_policy
+
+    _show_policy(approve_policy(_project(project), proposal, key=key, expect=actor), as_json)
 
 
 def approve(
     release: ReleaseArgument,
     comment: CommentOption = None,
+    key: KeyOption = None,
+    actor: AsOption = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
-    actor: AsOption = None,
 ) -> None:
-    """Approve a pending release as one of the stage's named approvers.
+    """Approve a pending release: signs an approval with your key.
 
-    The requester may not approve unless `requester_may_approve = true`; an approval after the stage's
-    `timeout` is refused and the release expires. The approval that reaches `min_approvals` deploys it.
+    It counts only if your principal is an approver in the policy recorded with the release (not the file you
+    have now), is not the requester (unless `requester_may_approve`), and the approval window has not closed.
+    The approval that reaches `min_approvals` deploys the release, its steps signed by your key.
     """
-    _show(_desk(project).approve(release, actor, comment), as_json)
+    from conveyor.release import approve as approve_release
+
+    _show(approve_release(_project(project), release, key=key, comment=comment, expect=actor), as_json)
 
 
 def reject(
     release: ReleaseArgument,
     comment: CommentOption = None,
+    key: KeyOption = None,
+    actor: AsOption = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
-    actor: AsOption = None,
 ) -> None:
-    """Reject a pending release (an approver, or the requester withdrawing it). It will never deploy."""
-    _show(_desk(project).reject(release, actor, comment), as_json)
+    """Reject a pending release (an approver, or the requester withdrawing it): signs a rejection. It never
+    deploys."""
+    from conveyor.release import reject as reject_release
+
+    _show(reject_release(_project(project), release, key=key, comment=comment, expect=actor), as_json)
 
 
 def rollback(
     stage: StageArgument,
     to: Annotated[int | None, typer.Option("--to", help="Release to go back to (default: the one before).")] = None,
+    break_glass: Annotated[
+        bool,
+        typer.Option(
+            "--break-glass", help="Deploy without approvals: only for the stage's break_glass principals; marked so."
+        ),
+    ] = False,
+    key: KeyOption = None,
+    actor: AsOption = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
-    actor: AsOption = None,
 ) -> None:
-    """Redeploy the release that was live in STAGE before the current one (or --to RELEASE).
+    """Request the release that was live in STAGE before the current one (or --to RELEASE) again; signs it.
 
-    Recorded as a release of its own (kind rollback). Only the stage's approvers may roll back a stage that
-    has approvers; the build is verified again before it ships.
+    A rollback is a release: it needs the stage's approvals like any other, unless a `break_glass` principal of
+    the stage asks with --break-glass (deployed at once, and marked break glass in history and audit).
     """
-    _show(_desk(project).rollback(stage, to, actor), as_json)
+    from conveyor.release import rollback as rollback_stage
+
+    view = rollback_stage(_project(project), stage, to=to, key=key, break_glass=break_glass, expect=actor)
+    _show(view, as_json)
 
 
-def _history_row(entry: HistoryEntry) -> list[str]:
-    return [
-        str(entry.release),
-        entry.kind,
-        _model(entry.model),
-        _short(entry.build),
-        _time(entry.live_from),
-        _time(entry.live_until) if entry.live_until else "now",
-        entry.requested_by,
-        ", ".join(entry.approved_by) or "-",
+def _history_block(entry: HistoryEntry) -> str:
+    """One release's stretch in a stage, with its verified signers and attestation digests."""
+    glass = " [bold red]break glass[/]" if entry.break_glass else ""
+    until = _time(entry.live_until) if entry.live_until else "now"
+    approved = ", ".join(entry.approved_by) or ("no one (break glass)" if entry.break_glass else "no one needed")
+    signers = sorted({(s["by"], s["key"]) for s in entry.signers})
+    lines = [
+        f"release {entry.release} ({entry.kind}{glass}) {_model(entry.model)}, build {_short(entry.build)}, "
+        f"image {entry.image_digest or '-'}",
+        f"  live {_time(entry.live_from)} → {until}; requested by {entry.requested_by}, approved by {approved}, "
+        f"deployed by {entry.deployed_by}",
+        "  signed by " + ", ".join(f"{who} ({key})" for who, key in signers),
+        "  attestations " + (", ".join(entry.attestations) or "none"),
     ]
+    if entry.reference:
+        lines.insert(1, f"  at {entry.reference}")
+    return "\n".join(lines)
 
 
 def history(
@@ -209,24 +363,26 @@ def history(
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """What was live in STAGE and when: release, build, model, who requested and who approved."""
-    if at:
-        from conveyor.release.releases import parse_time
+    """What was live in STAGE and when: build, image, who requested and approved, the verified signers and the
+    attestation digests of each release (or why the ledger does not verify)."""
+    from conveyor.release import history as stage_history
+    from conveyor.release import parse_time
 
+    if at:
         parse_time(at)  # a bad time is refused before the ledger is opened
-    entries = _desk(project).history(stage, at)
+    entries = stage_history(_project(project), stage, at=at)
     if as_json:
         emit_json([e.to_dict() for e in entries])
         return
     if not entries:
         say(f"nothing was live in {stage}" + (f" at {at}" if at else ""))
         return
-    from rich.table import Table
-
-    table = Table("release", "kind", "model", "build", "live from", "until", "requested by", "approved by")
-    for entry in entries:
-        table.add_row(*_history_row(entry))
-    stdout.print(table)
+    stdout.print(redact("\n\n".join(_history_block(entry) for entry in entries)))
+    verification = entries[0].verification
+    if verification.ok:
+        say("every event verified: signatures, chain and recorded policies")
+    else:
+        say(f"[bold red]the ledger does not verify:[/] {verification.problem}")
 
 
 @releases_app.command("list")
@@ -237,7 +393,9 @@ def list_releases(
     as_json: JsonOption = False,
 ) -> None:
     """The newest releases: stage, status, build, who requested and approved."""
-    views = _desk(project).list(stage, status)
+    from conveyor.release import list_releases as newest
+
+    views = newest(_project(project), stage=stage, status=status)
     if as_json:
         emit_json([v.to_dict() for v in views])
         return
@@ -249,58 +407,74 @@ def list_releases(
     table = Table("release", "stage", "status", "kind", "model", "build", "requested by", "approved by")
     for view in views:
         table.add_row(
-            str(view.id), view.stage, view.status, view.kind, _model(view.model), _short(view.build),
+            str(view.id), view.stage, str(view.status), str(view.kind), _model(view.model), _short(view.build),
             view.requested_by, ", ".join(view.approved_by) or "-",
         )  # fmt: skip
     stdout.print(table)
+    if not views[0].verification.ok:
+        say(f"[bold red]the ledger does not verify:[/] {views[0].verification.problem}")
 
 
 @releases_app.command("show")
 def show_release(release: ReleaseArgument, project: ProjectOption = None, as_json: JsonOption = False) -> None:
-    """One release: its build, approvals, deployment steps and where it went."""
-    _show(_desk(project).show(release), as_json)
+    """One release: its build and image digest, attestations, recorded policy, signed decisions and deployment."""
+    from conveyor.release import show_release as show
+
+    _show(show(_project(project), release), as_json)
 
 
 @audit_app.command("verify")
 def audit_verify(project: ProjectOption = None, as_json: JsonOption = False) -> None:
-    """Check the whole hash chain; exit 1 naming the first edited or deleted entry."""
+    """Re-verify every event: its place in the chain, its hash, its signature by a key of the policy in force,
+    and the rules (recorded policy, approvals, deployment steps). Exit 1 naming the first bad event."""
     from conveyor.errors import CheckFailed
-    from conveyor.release import Ledger
+    from conveyor.release import verify_ledger
 
-    report = Ledger.open(load_project(project)).verify_audit()
+    report = verify_ledger(_project(project))
     if as_json:
         emit_json(report.to_dict())
     if not report.ok:
-        raise CheckFailed(
-            f"audit log broken: {report.problem}",
-            hint=f"The first bad entry is {report.first_bad}; the ledger was changed outside conveyor.",
-        )
+        hint = "The ledger was changed outside conveyor; nothing after the first bad event is trusted, and no "
+        hint += "deployment proceeds until it is restored from a backup."
+        if report.edited_rows and not report.problem:
+            hint = "The releases table was edited; the signed events are intact. Rewrite it: conveyor audit rebuild"
+        raise CheckFailed(f"ledger does not verify: {report.trouble}", hint=hint)
     if not as_json:
-        say(f"audit log intact: {report.entries} entries, head {report.head[:16]}")
+        say(f"ledger verified: {report.entries} signed events, head {report.head[:16]}, policy {_short(report.policy)}")
+
+
+@audit_app.command("rebuild")
+def audit_rebuild(project: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """Rewrite the releases table (a query aid derived from the events) from the verified events."""
+    from conveyor.release import rebuild_releases_table
+
+    rows = rebuild_releases_table(_project(project))
+    if as_json:
+        emit_json({"rows": rows})
+    else:
+        say(f"releases table rewritten from the signed events: {rows} rows")
 
 
 @audit_app.command("list")
 def audit_list(
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Show the last N entries.")] = 20,
-    release: Annotated[int | None, typer.Option("--release", help="Only entries about this release.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Show the last N events.")] = 20,
+    release: Annotated[int | None, typer.Option("--release", help="Only events of this release.")] = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The newest audit entries: when, who, what."""
-    from conveyor.release import Ledger
+    """The newest events: when, who signed (principal and key), what. `audit verify` checks them."""
+    from conveyor.release import audit_entries
 
-    entries = Ledger.open(load_project(project)).audit_entries(
-        limit=limit, subject=f"release:{release}" if release is not None else None
-    )
-    rows = [
-        {"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "subject": e.subject, "details": e.details}
-        for e in entries
-    ]
+    entries = audit_entries(_project(project), limit=limit, release=release)
     if as_json:
-        emit_json(rows)
+        emit_json([e.to_dict() for e in entries])
         return
-    for row in rows:
-        stdout.print(f"{row['seq']:>5} {_time(row['at'])} {row['actor']:<12} {row['action']:<20} {row['subject']}")
+    for entry in entries:
+        subject = f"release {entry.release}" if entry.release is not None else "policy"
+        glass = " (break glass)" if entry.details.get("break_glass") else ""
+        stdout.print(
+            f"{entry.seq:>5} {_time(entry.at)} {entry.actor:<10} {entry.action:<20} {subject}{glass}  {entry.key}"
+        )
 
 
 COMMANDS = {"approve": approve, "reject": reject, "rollback": rollback, "history": history}

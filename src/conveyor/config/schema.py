@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from conveyor.config.computes import accepted_computes, compute_entry
 
+from conveyor.config.targets import target_forms, target_kind
+
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 RULE = re.compile(r"^\s*(>=|<=|>|<|==)\s*(-?\d+(\.\d+)?)\s*(\*\s*champion)?\s*$")
@@ -154,13 +156,16 @@ class EnvironmentConfig(Strict):
 class ReleaseStageConfig(Strict):
     """`[release.STAGE]`: where a release goes and who must approve it."""
 
-    target: str = Field(description="oci://HOST/REPO or local://PORT")
+    target: str = Field(description=f"where releases go: {target_forms()}")
     env: str | None = Field(default=None, description="environment whose registry gets the stage alias")
     approvers: list[str] = Field(default_factory=list)
     min_approvals: int = Field(default=0, ge=0)
     requester_may_approve: bool = False
     timeout: str = "2d"
     requires: list[str] = Field(default_factory=list)
+    break_glass: list[str] = Field(
+        default_factory=list, description="principals whose rollback of this stage needs no approval (marked so)"
+    )
 
     @field_validator("timeout")
     @classmethod
@@ -172,8 +177,7 @@ class ReleaseStageConfig(Strict):
     @field_validator("target")
     @classmethod
     def _target(cls, value: str) -> str:
-        if not (value.startswith("oci://") or value.startswith("local://")):
-            raise ValueError("must start with oci:// or local://")
+        target_kind(value)  # the table of targets says which URLs name one
         return value
 
     def timeout_seconds(self) -> int:
@@ -205,6 +209,17 @@ class LedgerConfig(Strict):
     )
 
 
+class TrustConfig(Strict):
+    """`[trust]`: who may sign (an OpenSSH allowed_signers file beside conveyor.toml) and whose builds count."""
+
+    allowed_signers: str = Field(
+        default="allowed_signers", description="OpenSSH allowed_signers file, relative to conveyor.toml"
+    )
+    builders: list[str] = Field(
+        default_factory=list, description="principals whose test and gate attestations a release accepts"
+    )
+
+
 class ProjectFile(Strict):
     """The whole of `conveyor.toml`."""
 
@@ -213,6 +228,7 @@ class ProjectFile(Strict):
     release: dict[str, ReleaseStageConfig] = Field(default_factory=dict)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    trust: TrustConfig = Field(default_factory=TrustConfig)
 
     @field_validator("environments")
     @classmethod

@@ -76,7 +76,20 @@ def installed_constraints(exclude: set[str]) -> list[str]:
 
 
 def run_tool(command: list[str], what: str, timeout: float = 900) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    """Run an external tool (uv, pip, skopeo, podman...) and return its stdout.
+
+    A missing tool is a ConveyorError naming how to install it; a failure or a timeout is a CheckFailed naming
+    `what` and the tail of the tool's output.
+    """
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise ConveyorError(
+            f"{command[0]} is not installed; it is needed for {what}",
+            hint=f"Install it (Debian: apt-get install {Path(command[0]).name}; or run scripts/install-system-deps.sh).",
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"{what} failed: {command[0]} did not finish within {timeout:.0f} s") from None
     if result.returncode != 0:
         tail = "\n".join((result.stderr + result.stdout).strip().splitlines()[-12:])
         raise CheckFailed(f"{what} failed:\n{tail}", hint=f"The command was: {' '.join(command)}")

@@ -6,11 +6,14 @@ between steps in results/, and nothing happens in CI that a person cannot run wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from conveyor.config import Project
+from conveyor.errors import ConveyorError
 from conveyor.pipelines.definitions import PIPELINES, Pipeline
 from conveyor.secrets.env import variable_name
 
@@ -164,4 +167,34 @@ def azure(project: Project, env: str = "stage", install: str = INSTALL) -> dict[
     return {"azure-pipelines.yml": header + yaml.safe_dump(definition, sort_keys=False, width=120)}
 
 
-RENDERERS = {"github": github, "azure": azure}
+Renderer = Callable[..., dict[str, str]]
+RENDERERS: dict[str, Renderer] = {"github": github, "azure": azure}
+
+
+def render_ci(
+    project: Project,
+    system: str,
+    env: str = "stage",
+    install: str = INSTALL,
+    out: Path | None = None,
+    force: bool = False,
+) -> list[Path]:
+    """Write the CI definitions of `system` (github, azure) into `out` (default the project); returns the files.
+
+    This is `conveyor ci render`. Files that exist are refused unless `force`; nothing is written when any is.
+    """
+    if system not in RENDERERS:
+        raise ConveyorError(f"cannot render CI for {system!r}", hint=f"Choose one of: {', '.join(RENDERERS)}.")
+    project.environment(env)  # an unknown environment is refused before anything is written
+    files = RENDERERS[system](project, env=env, install=install)
+    root = (out or project.root).resolve()
+    existing = [p for p in files if (root / p).exists()]
+    if existing and not force:
+        raise ConveyorError(f"{', '.join(existing)} already exist in {root}", hint="Pass --force to replace them.")
+    written = []
+    for relative, text in files.items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        written.append(target)
+    return written

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from conveyor.errors import ConveyorError
+
 
 @dataclass(frozen=True)
 class Step:
@@ -82,3 +84,21 @@ RELEASE = Pipeline(
 )
 
 PIPELINES: dict[str, Pipeline] = {p.name: p for p in (BUILD, RELEASE)}
+
+
+def find_pipeline(name: str) -> Pipeline:
+    """The pipeline called `name`; an unknown name is refused with the known ones."""
+    if name not in PIPELINES:
+        raise ConveyorError(f"there is no pipeline {name!r}", hint=f"Pipelines: {', '.join(PIPELINES)}.")
+    return PIPELINES[name]
+
+
+def parse_parameters(items: list[str] | None) -> dict[str, str]:
+    """`["env=stage", ...]` → `{"env": "stage"}`; anything not KEY=VALUE is refused."""
+    parameters = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConveyorError(f"--param {item!r} is not KEY=VALUE", hint="For example: --param env=stage")
+        parameters[key] = value
+    return parameters

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import CheckFailed, ConveyorError
-from conveyor.pipelines.definitions import Pipeline, Step
+from conveyor.pipelines.definitions import Pipeline, Step, find_pipeline
 from conveyor.secrets.redaction import redact
 
 PLACEHOLDER = re.compile(r"\{([a-z_]+(?:\.[A-Za-z0-9_\-]+)*)\}")
@@ -66,15 +66,28 @@ def command_of(step: Step, parameters: dict[str, str], outputs: dict[str, Any]) 
     return [*args, "--json"] if step.json else args
 
 
+def _stderr(text: str) -> None:
+    sys.stderr.write(text)
+
+
 def run_pipeline(
     root: Path,
-    pipeline: Pipeline,
+    pipeline: Pipeline | str,
     parameters: dict[str, str],
     only: str | None = None,
     announce: Callable[[str], None] = print,
-    write: Callable[[str], None] = sys.stderr.write,
+    write: Callable[[str], None] = _stderr,
 ) -> PipelineRun:
-    """Run every step (or only `only`, continuing a run kept in results/), stopping at the first failure."""
+    """Run every step (or only `only`, continuing a run kept in results/), stopping at the first failure.
+
+    This is `conveyor pipeline run`: each step is a conveyor command in its own process, as CI runs it.
+    """
+    pipeline = find_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
+    if only is not None and only not in [s.name for s in pipeline.steps]:
+        raise ConveyorError(
+            f"pipeline {pipeline.name!r} has no step {only!r}",
+            hint=f"Steps: {', '.join(s.name for s in pipeline.steps)}.",
+        )
     path = state_file(root, pipeline)
     run = PipelineRun(pipeline.name, parameters)
     if only is not None:

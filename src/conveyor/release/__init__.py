@@ -1,117 +1,86 @@
-"""Gated releases: the ledger, stage policies, approvals, deployments to OCI registries or local servers, rollback.
+"""Gated releases: a ledger of signed, chained events; policies recorded with each request; deployments that ship
+only the digests the ledger recorded, to OCI registries or local servers.
 
-Python API (the CLI calls the same functions):
+Python API (each function is what one `conveyor` command calls):
 
-    from conveyor.release import Ledger, create_release, promote, approve, reject, rollback, resume, history
-    ledger = Ledger.open(project)                      # SQLite in .conveyor/ledger.db, or [ledger] url
-    r = create_release(project, "ab12cd", to="qa", actor="carol")   # deploys at once (no approvals in qa)
-    p = promote(project, r.id, to="prod", actor="carol")            # pending
-    approve(project, p.id, actor="alice")                           # deploys once min_approvals are in
-    rollback(project, "prod", actor="alice")
-    history(project, "prod")
+    from conveyor.release import create_release, promote, approve, rollback, history
+    qa = create_release(project, "3f9a2c", "qa", key=Path("~/.ssh/ci"))     # attested build; qa: deployed now
+    p = promote(project, qa.id, "prod", key=carol_key)                      # pending under prod's recorded policy
+    approve(project, p.id, key=alice_key)                                   # deployed once the count is reached
+    rollback(project, "prod", key=alice_key)                                # a release too: needs approvals
+    history(project, "prod")                                                # with verified signers, attestations
+
+The names are imported on first use, so `import conveyor.release` stays cheap.
 """
 
 from __future__ import annotations
 
-import os
-from datetime import datetime
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from conveyor.config import Project
-from conveyor.release.actor import current_actor
-from conveyor.release.audit import ChainReport
-from conveyor.release.build_record import BuildRecord, find_build
-from conveyor.release.ledger import Ledger, ledger_url
-from conveyor.release.policy import PolicyRefused, ReleasePolicy
-from conveyor.release.releases import HistoryEntry, Releases, ReleaseView
+if TYPE_CHECKING:
+    from conveyor.release.api import (
+        AuditEntry,
+        approve,
+        approve_policy,
+        audit_entries,
+        create_release,
+        history,
+        list_releases,
+        policy_status,
+        promote,
+        propose_policy,
+        rebuild_releases_table,
+        reject,
+        resume,
+        rollback,
+        show_release,
+        stop_stage,
+        verify_ledger,
+    )
+    from conveyor.release.audit import ChainReport
+    from conveyor.release.policy import PolicyRefused
+    from conveyor.release.releases import PolicyStatus, parse_time
+    from conveyor.release.status import ReleaseKind, ReleaseStatus
+    from conveyor.release.views import HistoryEntry, ReleaseView
 
-__all__ = [
-    "BuildRecord",
-    "ChainReport",
-    "HistoryEntry",
-    "Ledger",
-    "PolicyRefused",
-    "ReleasePolicy",
-    "ReleaseView",
-    "Releases",
-    "approve",
-    "create_release",
-    "current_actor",
-    "find_build",
-    "history",
-    "ledger_url",
-    "list_releases",
-    "promote",
-    "reject",
-    "resume",
-    "rollback",
-    "show_release",
-    "verify_audit",
-]
+_HOMES = {
+    **dict.fromkeys(
+        (
+            "AuditEntry",
+            "approve",
+            "approve_policy",
+            "audit_entries",
+            "create_release",
+            "history",
+            "list_releases",
+            "policy_status",
+            "promote",
+            "propose_policy",
+            "rebuild_releases_table",
+            "reject",
+            "resume",
+            "rollback",
+            "show_release",
+            "stop_stage",
+            "verify_ledger",
+        ),
+        "conveyor.release.api",
+    ),  # fmt: skip
+    "ChainReport": "conveyor.release.audit",
+    "PolicyRefused": "conveyor.release.policy",
+    "PolicyStatus": "conveyor.release.releases",
+    "parse_time": "conveyor.release.releases",
+    "ReleaseKind": "conveyor.release.status",
+    "ReleaseStatus": "conveyor.release.status",
+    "HistoryEntry": "conveyor.release.views",
+    "ReleaseView": "conveyor.release.views",
+}
 
-
-def create_release(
-    project: Project, build: str | os.PathLike[str], to: str, actor: str | None = None, *, ledger: Ledger | None = None
-) -> ReleaseView:
-    """Request a tested build (build.json path or package digest prefix) in stage `to`."""
-    return Releases(project, ledger).create(build, to, actor)
-
-
-def promote(
-    project: Project, release: int, to: str, actor: str | None = None, *, ledger: Ledger | None = None
-) -> ReleaseView:
-    """Request the build of deployed release `release` in stage `to`."""
-    return Releases(project, ledger).promote(release, to, actor)
-
-
-def approve(
-    project: Project,
-    release: int,
-    actor: str | None = None,
-    comment: str | None = None,
-    *,
-    ledger: Ledger | None = None,
-) -> ReleaseView:
-    return Releases(project, ledger).approve(release, actor, comment)
-
-
-def reject(
-    project: Project,
-    release: int,
-    actor: str | None = None,
-    comment: str | None = None,
-    *,
-    ledger: Ledger | None = None,
-) -> ReleaseView:
-    return Releases(project, ledger).reject(release, actor, comment)
+__all__ = sorted(_HOMES)
 
 
-def rollback(
-    project: Project, stage: str, to: int | None = None, actor: str | None = None, *, ledger: Ledger | None = None
-) -> ReleaseView:
-    return Releases(project, ledger).rollback(stage, to, actor)
-
-
-def resume(
-    project: Project, release: int, actor: str | None = None, *, force: bool = False, ledger: Ledger | None = None
-) -> ReleaseView:
-    return Releases(project, ledger).resume(release, actor, force=force)
-
-
-def history(
-    project: Project, stage: str, at: datetime | str | None = None, *, ledger: Ledger | None = None
-) -> list[HistoryEntry]:
-    return Releases(project, ledger).history(stage, at)
-
-
-def list_releases(
-    project: Project, stage: str | None = None, status: str | None = None, *, ledger: Ledger | None = None
-) -> list[ReleaseView]:
-    return Releases(project, ledger).list(stage, status)
-
-
-def show_release(project: Project, release: int, *, ledger: Ledger | None = None) -> ReleaseView:
-    return Releases(project, ledger).show(release)
-
-
-def verify_audit(project: Project, *, ledger: Ledger | None = None) -> ChainReport:
-    return (ledger or Ledger.open(project)).verify_audit()
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'conveyor.release' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -1,71 +1,145 @@
-"""The audit log's hash chain: each entry's hash covers its content and the previous entry's hash."""
+"""Verifying the ledger: every event's place in the chain, its hash, its signature, and the rules it must keep.
+
+Events are read in order. Each must follow the one before (seq and previous hash), hash to its stored hash, carry
+a signature by a key that the policy in force lists for the principal it names, and be allowed by the rules at
+that point (`LedgerState.apply`). The first event that fails is named, and nothing after it is trusted. The
+`releases` table, derived from the events, is compared with them too: a row that disagrees was edited.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-GENESIS = "0" * 64
-
-
-def canonical(details: dict[str, Any]) -> str:
-    """The one JSON text of `details` that is hashed and stored (sorted keys, no spaces)."""
-    return json.dumps(details, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def entry_hash(seq: int, at: datetime, actor: str, action: str, subject: str, details: str, prev_hash: str) -> str:
-    """sha256 over the entry's fields and the previous hash, as one canonical JSON array."""
-    content = json.dumps(
-        [seq, at.replace(tzinfo=None).isoformat(timespec="microseconds"), actor, action, subject, details, prev_hash],
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(content.encode()).hexdigest()
+from conveyor.errors import ConveyorError
+from conveyor.release.events import GENESIS, Event, EventRefused, SignedEvent, verify_signature
+from conveyor.release.policy import PolicySet
+from conveyor.release.state import LedgerState
+from conveyor.release.tables import EventRow, ReleaseRow
+from conveyor.trust import AllowedSigners
 
 
 @dataclass(frozen=True)
 class ChainReport:
-    """What `audit verify` found: ok, how many entries, the head hash, and the first bad entry if any."""
+    """What `audit verify` found: ok, how many events, the head, the first bad event and why, edited rows."""
 
     ok: bool
     entries: int
     head: str
     first_bad: int | None = None
     problem: str | None = None
+    edited_rows: list[str] = field(default_factory=list)
+    policy: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def trouble(self) -> str:
+        """One line naming what is wrong (empty when nothing is)."""
+        if self.problem:
+            return f"event {self.first_bad}: {self.problem}" if self.first_bad else self.problem
+        return "; ".join(self.edited_rows)
 
-def verify_chain(rows: list[Any], head_seq: int, head_hash: str) -> ChainReport:
-    """Walk `rows` (ordered by seq) and report the first entry that was edited, deleted or inserted."""
-    previous = GENESIS
-    expected_seq = 1
+
+@dataclass
+class Verified:
+    """The state folded from the events that verified, and the report."""
+
+    state: LedgerState
+    report: ChainReport
+
+
+def _columns_match(row: EventRow, event: Event) -> str | None:
+    """The first stored column that disagrees with the signed payload, if any."""
+    pairs = {
+        "seq": (row.seq, event.seq), "prev_hash": (row.prev_hash, event.prev), "kind": (row.kind, str(event.kind)),
+        "release_id": (row.release_id, event.release), "principal": (row.principal, event.by),
+        "key": (row.key, event.key), "at": (row.at.replace(tzinfo=None), event.at.replace(tzinfo=None)),
+    }  # fmt: skip
+    return next((name for name, (stored, signed) in pairs.items() if stored != signed), None)
+
+
+class Verifier:
+    """Folds events one by one, checking each; keeps the allowed signers of each policy it has seen."""
+
+    def __init__(self) -> None:
+        self.state = LedgerState()
+        self._allowed: dict[str, AllowedSigners] = {}
+        self.previous = GENESIS
+        self.count = 0
+
+    def allowed(self, policy: PolicySet) -> AllowedSigners:
+        digest = policy.digest
+        if digest not in self._allowed:
+            self._allowed[digest] = AllowedSigners.parse(policy.allowed_signers_text, "the ledger's policy")
+        return self._allowed[digest]
+
+    def check(self, row: EventRow) -> None:
+        """Verify and fold one stored event; raises (EventRefused, RuleBroken, ...) naming what is wrong."""
+        expected = self.count + 1
+        if row.seq != expected:
+            missing = f"event {expected}" if row.seq == expected + 1 else f"events {expected}-{row.seq - 1}"
+            raise EventRefused(f"{missing} deleted (event {row.seq} follows)")
+        if row.prev_hash != self.previous:
+            raise EventRefused(f"event {row.seq} does not follow the event before it (the chain was cut or re-hashed)")
+        payload = row.payload.encode()
+        if hashlib.sha256(payload).hexdigest() != row.hash:
+            raise EventRefused(f"event {row.seq} was edited (its content no longer matches its hash)")
+        event = Event.from_payload(payload)
+        column = _columns_match(row, event)
+        if column is not None:
+            raise EventRefused(f"event {row.seq} was edited (its {column} column differs from what was signed)")
+        verify_signature(SignedEvent(event, payload, row.signature), self.allowed(self.state.signers_for(event)))
+        self.state.apply(event)
+        self.previous = row.hash
+        self.count += 1
+
+
+def verify_events(rows: Sequence[EventRow], head_seq: int, head_hash: str) -> Verified:
+    """Walk the events in order; the report names the first one that fails, and the state is what came before."""
+    verifier = Verifier()
     for row in rows:
-        if row.seq != expected_seq:
-            missing = (
-                f"entry {expected_seq}" if row.seq == expected_seq + 1 else f"entries {expected_seq}-{row.seq - 1}"
-            )
-            return ChainReport(
-                False, len(rows), head_hash, expected_seq, f"{missing} deleted (entry {row.seq} follows)"
-            )
-        if row.prev_hash != previous:
-            return ChainReport(
-                False, len(rows), head_hash, row.seq, f"entry {row.seq} does not follow the entry before it"
-            )
-        computed = entry_hash(row.seq, row.at, row.actor, row.action, row.subject, row.details, row.prev_hash)
-        if computed != row.hash:
-            return ChainReport(
-                False, len(rows), head_hash, row.seq, f"entry {row.seq} was edited (its content no longer matches)"
-            )
-        previous = row.hash
-        expected_seq += 1
-    last = expected_seq - 1
-    if head_seq != last or head_hash != previous:
+        try:
+            verifier.check(row)
+        except ConveyorError as exc:
+            bad = min(row.seq, verifier.count + 1)  # a gap names the first missing event
+            return Verified(verifier.state, ChainReport(False, len(rows), head_hash, bad, exc.message))
+    last = verifier.count
+    if head_seq != last or head_hash != verifier.previous:
         if head_seq > last:
-            span = f"entry {last + 1}" if head_seq == last + 1 else f"entries {last + 1}-{head_seq}"
-            return ChainReport(False, len(rows), head_hash, last + 1, f"{span} deleted from the end of the log")
-        return ChainReport(False, len(rows), head_hash, last, f"the log's head does not match entry {last}")
-    return ChainReport(True, len(rows), head_hash)
+            span = f"event {last + 1}" if head_seq == last + 1 else f"events {last + 1}-{head_seq}"
+            report = ChainReport(False, len(rows), head_hash, last + 1, f"{span} deleted from the end of the ledger")
+        else:
+            report = ChainReport(False, len(rows), head_hash, last, f"the ledger's head does not match event {last}")
+        return Verified(verifier.state, report)
+    policy = verifier.state.policy.digest if verifier.state.policy else None
+    return Verified(verifier.state, ChainReport(True, len(rows), head_hash, policy=policy))
+
+
+def edited_rows(state: LedgerState, rows: Sequence[ReleaseRow]) -> list[str]:
+    """Rows of the `releases` table that disagree with the signed events (each one an edit made outside conveyor)."""
+    found = []
+    seen = set()
+    for row in rows:
+        seen.add(row.id)
+        release = state.releases.get(row.id)
+        if release is None:
+            found.append(f"releases row {row.id} has no signed request (inserted)")
+            continue
+        signed = {
+            "stage": release.stage, "kind": str(release.kind), "status": str(release.status),
+            "build": release.shipment.package_digest, "requested_by": release.requested_by,
+        }  # fmt: skip
+        stored = {
+            "stage": row.stage, "kind": row.kind, "status": row.status, "build": row.build,
+            "requested_by": row.requested_by,
+        }  # fmt: skip
+        for column, value in signed.items():
+            if stored[column] != value:
+                found.append(f"releases row {row.id}: {column} says {stored[column]!r}, its signed events {value!r}")
+    for missing in sorted(set(state.releases) - seen):
+        found.append(f"releases row {missing} was deleted")
+    return found

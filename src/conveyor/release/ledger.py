@@ -1,4 +1,10 @@
-"""The release ledger: a SQL database (SQLite in the project by default, PostgreSQL for a team), migrated on open."""
+"""The release ledger: a chain of signed events in a SQL database (SQLite in the project by default, PostgreSQL
+for a team), migrated on open.
+
+Every write takes the chain's head row first (`SELECT … FOR UPDATE`; on SQLite, `BEGIN IMMEDIATE`), verifies and
+folds the whole chain, checks the new event against the rules, signs it and appends it, all in one transaction.
+So writers run one after another, each on verified state, and two of them can never both win the same step.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,11 +23,15 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor.errors import CheckFailed, ConfigError
-from conveyor.release.audit import ChainReport, canonical, entry_hash, verify_chain
-from conveyor.release.tables import AuditEntryRow, AuditHeadRow
+from conveyor.release.audit import ChainReport, Verified, edited_rows, verify_events
+from conveyor.release.events import Event, SignedEvent, sign_event
+from conveyor.release.state import LedgerState
+from conveyor.release.status import EventKind
+from conveyor.release.tables import EventHeadRow, EventRow, ReleaseRow
 
 if TYPE_CHECKING:
     from conveyor.config import Project
+    from conveyor.trust import Identity
 
 URL_VARIABLE = "CONVEYOR_LEDGER_URL"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -63,8 +74,18 @@ def _sqlite_serialized(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+REPAIR_HINT = (
+    "`conveyor audit verify` names the first bad event. Restore the ledger database from a backup taken before it; "
+    "nothing more is written to a ledger that does not verify."
+)
+
+
+class LedgerBroken(CheckFailed):
+    """The chain of signed events does not verify (or the releases table was edited): nothing is written."""
+
+
 class Ledger:
-    """Builds, releases, approvals, deployments and the hash-chained audit log of one project (or team)."""
+    """The signed, chained events of one project's (or team's) releases, and the state they fold into."""
 
     def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
         self.engine = engine
@@ -137,43 +158,108 @@ class Ledger:
     def now(self) -> datetime:
         return naive_utc(self.clock())
 
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One transaction: commits on success, rolls back on any error."""
-        with self.sessions() as session, session.begin():
-            yield session
+    # --- reading -----------------------------------------------------------------------------------------
+    def _verify(self, session: Session) -> Verified:
+        rows = list(session.execute(select(EventRow).order_by(EventRow.seq)).scalars())
+        head = session.execute(select(EventHeadRow).where(EventHeadRow.id == 1)).scalar_one()
+        verified = verify_events(rows, head.seq, head.hash)
+        if verified.report.ok:
+            table = list(session.execute(select(ReleaseRow)).scalars())
+            edits = edited_rows(verified.state, table)
+            if edits:
+                report = verified.report
+                verified.report = ChainReport(
+                    False, report.entries, report.head, edited_rows=edits, policy=report.policy
+                )
+        return verified
 
-    # --- audit -------------------------------------------------------------------------------------------
-    def serialize(self, session: Session) -> AuditHeadRow:
-        """Lock the audit head now: writers that call this first run one after another."""
-        return session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
-
-    def audit(self, session: Session, actor: str, action: str, subject: str, **details: Any) -> AuditEntryRow:
-        """Append an entry in `session`'s transaction; the head row is locked so entries form one chain."""
-        head = self.serialize(session)
-        at = self.now()
-        body = canonical(details)
-        seq = head.seq + 1
-        digest = entry_hash(seq, at, actor, action, subject, body, head.hash)
-        entry = AuditEntryRow(
-            seq=seq, at=at, actor=actor, action=action, subject=subject, details=body, prev_hash=head.hash, hash=digest
-        )
-        session.add(entry)
-        head.seq, head.hash = seq, digest
-        session.flush()
-        return entry
-
-    def audit_entries(self, limit: int | None = None, subject: str | None = None) -> list[AuditEntryRow]:
+    def verified(self) -> Verified:
+        """The state folded from the verified events, and what verification found."""
         with self.sessions() as session:
-            query = select(AuditEntryRow).order_by(AuditEntryRow.seq)
-            if subject:
-                query = query.where(AuditEntryRow.subject == subject)
+            return self._verify(session)
+
+    def verify_audit(self) -> ChainReport:
+        """Check every event (place in the chain, hash, signature, rules) and the releases table."""
+        return self.verified().report
+
+    def events(self, limit: int | None = None, release: int | None = None) -> list[EventRow]:
+        """Stored events, oldest first (the last `limit`; only those of `release`), unverified: for listing."""
+        with self.sessions() as session:
+            query = select(EventRow).order_by(EventRow.seq)
+            if release is not None:
+                query = query.where(EventRow.release_id == release)
             rows = list(session.execute(query).scalars())
         return rows[-limit:] if limit else rows
 
-    def verify_audit(self) -> ChainReport:
-        """Check the whole chain; `ok` is False at the first edited, deleted or inserted entry."""
-        with self.sessions() as session:
-            rows = list(session.execute(select(AuditEntryRow).order_by(AuditEntryRow.seq)).scalars())
-            head = session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1)).scalar_one()
-            return verify_chain(rows, head.seq, head.hash)
+    # --- writing -----------------------------------------------------------------------------------------
+    @contextmanager
+    def writing(self) -> Iterator[Writer]:
+        """One transaction holding the chain's head: verified state in, signed events appended, committed."""
+        with self.sessions() as session, session.begin():
+            head = session.execute(select(EventHeadRow).where(EventHeadRow.id == 1).with_for_update()).scalar_one()
+            verified = self._verify(session)
+            if not verified.report.ok:
+                raise LedgerBroken(f"the ledger does not verify: {verified.report.trouble}", hint=REPAIR_HINT)
+            yield Writer(self, session, head, verified.state)
+
+    def rebuild_release_rows(self) -> int:
+        """Rewrite the releases table from the verified events (after an edit was found); returns the rows."""
+        with self.sessions() as session, session.begin():
+            session.execute(select(EventHeadRow).where(EventHeadRow.id == 1).with_for_update()).scalar_one()
+            rows = list(session.execute(select(EventRow).order_by(EventRow.seq)).scalars())
+            head = session.execute(select(EventHeadRow).where(EventHeadRow.id == 1)).scalar_one()
+            verified = verify_events(rows, head.seq, head.hash)
+            if not verified.report.ok:
+                raise LedgerBroken(f"the ledger does not verify: {verified.report.trouble}", hint=REPAIR_HINT)
+            for row in session.execute(select(ReleaseRow)).scalars():
+                session.delete(row)
+            session.flush()
+            for release_id in verified.state.releases:
+                _sync_row(session, verified.state, release_id)
+            return len(verified.state.releases)
+
+
+def _sync_row(session: Session, state: LedgerState, release_id: int) -> None:
+    release = state.releases[release_id]
+    row = session.get(ReleaseRow, release_id)
+    if row is None:
+        row = ReleaseRow(id=release_id)
+        session.add(row)
+    row.stage, row.kind, row.status = release.stage, str(release.kind), str(release.status)
+    row.build, row.requested_by, row.requested_at = (
+        release.shipment.package_digest,
+        release.requested_by,
+        release.requested_at,
+    )
+
+
+@dataclass
+class Writer:
+    """Appends signed events to the chain in one transaction, each checked against the folded state first."""
+
+    ledger: Ledger
+    session: Session
+    head: EventHeadRow
+    state: LedgerState
+
+    def append(self, kind: EventKind, release: int | None, data: dict[str, Any], identity: Identity) -> SignedEvent:
+        """Check `kind` against the rules (RuleBroken when they refuse it), sign it as `identity`, append it."""
+        event = Event(
+            seq=self.head.seq + 1, prev=self.head.hash, at=self.ledger.now(), kind=kind, release=release,
+            by=identity.principal, key=identity.key.fingerprint, data=data,
+        )  # fmt: skip
+        before = {i: r.status for i, r in self.state.releases.items()}
+        self.state.apply(event)
+        signed = sign_event(event, identity)
+        self.session.add(
+            EventRow(
+                seq=event.seq, at=event.at, kind=str(kind), release_id=release, principal=event.by, key=event.key,
+                payload=signed.payload.decode(), signature=signed.signature, prev_hash=event.prev, hash=signed.hash,
+            )
+        )  # fmt: skip
+        self.head.seq, self.head.hash = event.seq, signed.hash
+        changed = {i for i, r in self.state.releases.items() if before.get(i) != r.status}
+        for release_id in sorted(changed | ({release} if release is not None else set())):
+            _sync_row(self.session, self.state, release_id)
+        self.session.flush()
+        return signed

@@ -1,72 +1,229 @@
-"""A stage's release policy (`[release.STAGE]`): who approves, how many, who may not, how long it waits."""
+"""Release policies: each stage's rules, and the policy set the ledger holds in force for the whole project.
+
+A `PolicySet` is the `[release.*]` sections, the `[trust] builders` and the principal → key pairs of
+allowed_signers, as one canonical JSON document with a digest. The ledger adopts the first one it sees (the
+team's, when it creates the ledger) and from then on holds it in force: a request records its stage's section
+(canonical JSON and digest) and must match the policy in force, so a copied or edited project file cannot lower
+the bar. A changed policy is proposed and takes force only once the approvers of every guarded stage of the policy
+in force approve it, in the numbers that policy asks.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
-from conveyor.config import Project, ReleaseStageConfig
+from conveyor.config import Project
+from conveyor.config.schema import DURATION
 from conveyor.errors import CheckFailed, ConfigError
 
 
 class PolicyRefused(CheckFailed):
-    """The stage's policy does not allow what was asked (exit code 1)."""
+    """The policy does not allow what was asked (exit code 1)."""
+
+
+def canonical(value: Any) -> bytes:
+    """The one JSON text of `value` that is hashed and signed (sorted keys, no blanks, UTF-8)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def digest_of(value: Any) -> str:
+    return "sha256:" + hashlib.sha256(canonical(value)).hexdigest()
 
 
 @dataclass(frozen=True)
-class ReleasePolicy:
-    """The rules of one stage."""
+class StagePolicy:
+    """The rules of one stage, as recorded with each request to it."""
 
     stage: str
-    config: ReleaseStageConfig
+    target: str
+    env: str | None
+    approvers: tuple[str, ...]
+    min_approvals: int
+    requester_may_approve: bool
+    timeout: str
+    requires: tuple[str, ...]
+    break_glass: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage, "target": self.target, "env": self.env, "approvers": list(self.approvers),
+            "min_approvals": self.min_approvals, "requester_may_approve": self.requester_may_approve,
+            "timeout": self.timeout, "requires": list(self.requires), "break_glass": list(self.break_glass),
+        }  # fmt: skip
 
     @classmethod
-    def of(cls, project: Project, stage: str) -> ReleasePolicy:
-        stages = project.config.release
-        if stage not in stages:
-            known = ", ".join(stages) or "none"
-            raise ConfigError(
-                f"stage {stage!r} is not declared in {project.file}",
-                hint=f"Declared stages: {known}. Add a [release.{stage}] section with a target.",
-            )
-        config = stages[stage]
-        if config.min_approvals > len(config.approvers):
-            raise ConfigError(
-                f"release.{stage}.min_approvals = {config.min_approvals} but only {len(config.approvers)} approvers "
-                "are named",
-                hint=f"Name at least {config.min_approvals} people in release.{stage}.approvers.",
-            )
-        for required in config.requires:
-            if required not in stages:
-                raise ConfigError(f"release.{stage}.requires names {required!r}, which is not a declared stage")
-        return cls(stage, config)
+    def from_json(cls, data: dict[str, Any]) -> StagePolicy:
+        return cls(
+            stage=str(data["stage"]), target=str(data["target"]), env=data.get("env"),
+            approvers=tuple(data.get("approvers", ())), min_approvals=int(data.get("min_approvals", 0)),
+            requester_may_approve=bool(data.get("requester_may_approve", False)),
+            timeout=str(data.get("timeout", "2d")), requires=tuple(data.get("requires", ())),
+            break_glass=tuple(data.get("break_glass", ())),
+        )  # fmt: skip
+
+    @property
+    def digest(self) -> str:
+        return digest_of(self.to_json())
 
     @property
     def needs_approval(self) -> bool:
-        return self.config.min_approvals > 0
+        return self.min_approvals > 0
 
     @property
-    def timeout(self) -> timedelta:
-        return timedelta(seconds=self.config.timeout_seconds())
+    def timeout_delta(self) -> timedelta:
+        match = DURATION.match(self.timeout)
+        if match is None:
+            raise ConfigError(f"release.{self.stage}.timeout = {self.timeout!r} is not a duration such as 2d")
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+        return timedelta(seconds=int(match.group(1)) * unit)
 
-    def check_approver(self, actor: str, requester: str) -> None:
-        """Refuse a person who is not a named approver, or the requester unless the policy allows it."""
-        if actor not in self.config.approvers:
+    def describe_approvers(self) -> str:
+        return ", ".join(self.approvers) or "none"
+
+    def check_approver(self, principal: str, requester: str, release_id: int) -> None:
+        """Refuse a principal who is not a named approver, or the requester unless the policy allows it."""
+        if principal not in self.approvers:
             raise PolicyRefused(
-                f"{actor} is not an approver of {self.stage}",
-                hint=f"Approvers of {self.stage}: {', '.join(self.config.approvers) or 'none'} "
-                f"(release.{self.stage}.approvers). Act as one with --as NAME or $CONVEYOR_USER.",
+                f"{principal} is not an approver of {self.stage}, so their approval of release {release_id} is refused",
+                hint=f"Approvers of {self.stage} under the policy recorded with the release: "
+                f"{self.describe_approvers()}. An approval is signed with the approver's own key (--key PATH).",
             )
-        if actor == requester and not self.config.requester_may_approve:
+        if principal == requester and not self.requester_may_approve:
             raise PolicyRefused(
-                f"{actor} requested this release and may not approve it",
-                hint=f"Another approver of {self.stage} must approve (release.{self.stage}.requester_may_approve = "
-                "false).",
+                f"{principal} requested release {release_id} and may not approve it",
+                hint=f"Another approver of {self.stage} must approve ({self.describe_approvers()}); the recorded "
+                f"policy says requester_may_approve = false.",
             )
 
-    def check_may_roll_back(self, actor: str) -> None:
-        if self.config.approvers and actor not in self.config.approvers:
+    def check_may_reject(self, principal: str, requester: str, release_id: int) -> None:
+        if principal not in self.approvers and principal != requester:
             raise PolicyRefused(
-                f"{actor} may not roll back {self.stage}: only its approvers may",
-                hint=f"Approvers of {self.stage}: {', '.join(self.config.approvers)}.",
+                f"{principal} may not reject release {release_id}: only approvers of {self.stage} or its requester may",
+                hint=f"Approvers of {self.stage}: {self.describe_approvers()}.",
             )
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Every stage's policy, the builders and the signers' keys: what the ledger holds in force."""
+
+    stages: dict[str, StagePolicy]
+    builders: tuple[str, ...]
+    signers: tuple[tuple[str, str], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stages": {name: policy.to_json() for name, policy in sorted(self.stages.items())},
+            "builders": list(self.builders),
+            "signers": [list(pair) for pair in self.signers],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PolicySet:
+        stages = {name: StagePolicy.from_json(stage) for name, stage in dict(data["stages"]).items()}
+        signers = tuple(sorted((str(p), str(k)) for p, k in data.get("signers", ())))
+        return cls(stages, tuple(data.get("builders", ())), signers)
+
+    @property
+    def digest(self) -> str:
+        return digest_of(self.to_json())
+
+    @property
+    def allowed_signers_text(self) -> str:
+        """The signers as an OpenSSH allowed_signers file (principal, then key), for verifying signatures."""
+        return "".join(f"{principal} {key}\n" for principal, key in self.signers)
+
+    def stage(self, name: str, source: str = "the policy in force") -> StagePolicy:
+        if name not in self.stages:
+            raise ConfigError(
+                f"stage {name!r} is not declared in {source}",
+                hint=f"Declared stages: {', '.join(sorted(self.stages)) or 'none'}. Add a [release.{name}] section "
+                "with a target (a new stage is a policy change: conveyor release policy propose).",
+            )
+        return self.stages[name]
+
+    def guarded(self) -> list[StagePolicy]:
+        """Stages that need approvals: their approvers decide a change of policy."""
+        return [policy for policy in self.stages.values() if policy.needs_approval]
+
+    def changes(self, other: PolicySet) -> list[str]:
+        """What `other` changes from this set, one line each, for messages."""
+        lines = []
+        for name in sorted(set(self.stages) | set(other.stages)):
+            mine, theirs = self.stages.get(name), other.stages.get(name)
+            if mine is None:
+                lines.append(f"adds stage {name}")
+            elif theirs is None:
+                lines.append(f"removes stage {name}")
+            else:
+                old, new = mine.to_json(), theirs.to_json()
+                lines += [f"release.{name}.{k}: {old[k]!r} → {new[k]!r}" for k in sorted(old) if old[k] != new[k]]
+        if self.builders != other.builders:
+            lines.append(f"trust.builders: {list(self.builders)} → {list(other.builders)}")
+        mine_signers, their_signers = set(self.signers), set(other.signers)
+        lines += [f"adds signer {p} ({k.split()[0]} …{k[-8:]})" for p, k in sorted(their_signers - mine_signers)]
+        lines += [f"removes signer {p} ({k.split()[0]} …{k[-8:]})" for p, k in sorted(mine_signers - their_signers)]
+        return lines
+
+    @classmethod
+    def from_project(cls, project: Project) -> PolicySet:
+        """The policy set a project file declares (read with its allowed_signers), checked for consistency."""
+        from conveyor.trust import AllowedSigners
+
+        path = allowed_signers_path(project)
+        allowed = AllowedSigners.load(path)
+        signers = sorted(
+            {
+                (entry.name, entry.key.openssh())
+                for entry in allowed.entries
+                if entry.name and entry.allows_namespace("conveyor")
+            }
+        )
+        stages = {}
+        for name, config in project.config.release.items():
+            stages[name] = StagePolicy(
+                stage=name, target=config.target, env=config.env, approvers=tuple(config.approvers),
+                min_approvals=config.min_approvals, requester_may_approve=config.requester_may_approve,
+                timeout=config.timeout, requires=tuple(config.requires), break_glass=tuple(config.break_glass),
+            )  # fmt: skip
+        policy = cls(stages, tuple(project.config.trust.builders), tuple(signers))
+        policy.check(project.file, path)
+        return policy
+
+    def check(self, file: Path, allowed_signers: Path) -> None:
+        """Refuse a policy no one could satisfy, or one naming principals allowed_signers does not list."""
+        known = {principal for principal, _ in self.signers}
+        for name, stage in self.stages.items():
+            if stage.min_approvals > len(stage.approvers):
+                raise ConfigError(
+                    f"release.{name}.min_approvals = {stage.min_approvals} but only {len(stage.approvers)} approvers "
+                    f"are named in {file}",
+                    hint=f"Name at least {stage.min_approvals} principals in release.{name}.approvers.",
+                )
+            for required in stage.requires:
+                if required not in self.stages:
+                    raise ConfigError(f"release.{name}.requires names {required!r}, which is not a declared stage")
+            for role, names in (("approvers", stage.approvers), ("break_glass", stage.break_glass)):
+                for principal in names:
+                    if principal not in known:
+                        raise ConfigError(
+                            f"release.{name}.{role} names {principal}, who has no key in {allowed_signers}",
+                            hint=f"Add the line `{principal} ssh-ed25519 AAAA…` (their public key) to "
+                            f"{allowed_signers.name} and commit it.",
+                        )
+        for principal in self.builders:
+            if principal not in known:
+                raise ConfigError(
+                    f"trust.builders names {principal}, who has no key in {allowed_signers}",
+                    hint=f"Add the builder's public key to {allowed_signers.name}: `{principal} ssh-ed25519 AAAA…`.",
+                )
+
+
+def allowed_signers_path(project: Project) -> Path:
+    """`[trust] allowed_signers`, relative to the project file."""
+    return project.root / project.config.trust.allowed_signers

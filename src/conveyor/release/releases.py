@@ -1,110 +1,34 @@
-"""Releases: create, promote, approve, reject, deploy, resume, roll back, and what was live when.
+"""Releases: request, promote, approve, reject, roll back, deploy, resume; and what was live when.
 
-Every change is one database transaction that also appends to the audit log. Deployments run outside those
-transactions; a release is claimed for deployment by a conditional update that only one process can win, and its
-steps are recorded as they complete, so a deployment resumed after a crash never repeats a finished step.
+Every change is a signed event appended to the ledger by `Ledger.writing`, which verifies the chain and folds it
+first; the rules live in `LedgerState.apply`, so a request, an approval or a claim is refused here exactly when a
+verifier would refuse the same event later. Deployments run outside those transactions (see `deployment`).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
-
 from conveyor.config import Project
 from conveyor.errors import CheckFailed, ConveyorError, NotFoundError
-from conveyor.release.actor import current_actor
-from conveyor.release.build_record import BuildRecord, find_build
-from conveyor.release.ledger import Ledger, naive_utc
-from conveyor.release.policy import PolicyRefused, ReleasePolicy
-from conveyor.release.tables import ApprovalRow, BuildRow, DeploymentRow, DeploymentStepRow, ReleaseRow
-from conveyor.release.targets import DeployContext, target_for
-from conveyor.release.verification import verify_release_build
-from conveyor.secrets.redaction import redact
-
-PENDING, APPROVED, DEPLOYING, LIVE = "pending", "approved", "deploying", "live"
-SUPERSEDED, FAILED, REJECTED, EXPIRED = "superseded", "failed", "rejected", "expired"
-SYSTEM_ACTOR = "conveyor"
-
-
-@dataclass
-class ReleaseView:
-    """A release as people and machines see it (`releases show --json`)."""
-
-    id: int
-    stage: str
-    status: str
-    kind: str
-    target: str
-    build: str
-    build_path: str
-    model: dict[str, Any]
-    image_digest: str | None
-    requested_by: str
-    requested_at: datetime
-    min_approvals: int
-    expires_at: datetime | None
-    source_release: int | None
-    approvals: list[dict[str, Any]] = field(default_factory=list)
-    deployment: dict[str, Any] | None = None
-    error: str | None = None
-
-    @property
-    def approved_by(self) -> list[str]:
-        return [a["actor"] for a in self.approvals if a["decision"] == "approve"]
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["approved_by"] = self.approved_by
-        return data
+from conveyor.package.record import find_build
+from conveyor.release.acting import KeyChoice, acting_identity, require_in_force
+from conveyor.release.attested import attested_shipment
+from conveyor.release.deployment import deploy
+from conveyor.release.ledger import Ledger, LedgerBroken, Writer, naive_utc
+from conveyor.release.policy import PolicyRefused, PolicySet
+from conveyor.release.shipment import Shipment
+from conveyor.release.state import LedgerState, ReleaseState, shipment_to_json
+from conveyor.release.status import EventKind, ReleaseKind, ReleaseStatus
+from conveyor.release.views import HistoryEntry, ReleaseView, Verification, history_entries, release_view
+from conveyor.trust import Identity
 
 
-@dataclass
-class HistoryEntry:
-    """One stretch of time during which a release was live in a stage."""
-
-    stage: str
-    release: int
-    kind: str
-    build: str
-    model: dict[str, Any]
-    image_digest: str | None
-    reference: str | None
-    live_from: datetime
-    live_until: datetime | None
-    requested_by: str
-    approved_by: list[str]
-    deployed_by: str
-    source_release: int | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _owner_token() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _owner_alive(token: str) -> bool:
-    """Whether the process named by a deployer token still runs (unknowable for another host: assumed yes)."""
-    host, _, rest = token.partition(":")
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(int(rest.split(":")[0]), 0)
-    except ProcessLookupError:
-        return False
-    except (ValueError, PermissionError):
-        return True
-    return True
+class PolicyDiffers(PolicyRefused):
+    """The project file's policy is not the one the ledger holds in force."""
 
 
 def parse_time(text: str) -> datetime:
@@ -117,504 +41,293 @@ def parse_time(text: str) -> datetime:
         ) from None
 
 
+@dataclass
+class PolicyStatus:
+    """The policy the ledger holds in force, the project file's, how they differ, and open proposals."""
+
+    in_force: dict[str, Any] | None
+    in_force_digest: str | None
+    adopted_by: str | None
+    adopted_at_event: int | None
+    project: dict[str, Any]
+    project_digest: str
+    changes: list[str]
+    proposals: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def same(self) -> bool:
+        return self.in_force_digest == self.project_digest
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "in_force": self.in_force, "in_force_digest": self.in_force_digest, "adopted_by": self.adopted_by,
+            "adopted_at_event": self.adopted_at_event, "project": self.project, "project_digest": self.project_digest,
+            "same": self.same, "changes": self.changes, "proposals": self.proposals,
+        }  # fmt: skip
+
+
 class Releases:
-    """The release operations of one project against one ledger (the CLI and the Python API both use this)."""
+    """The release operations of one project against one ledger (the CLI and the Python API both use this).
+
+    Every operation that changes the ledger takes the acting key (`key`: a SigningKey, a key file, or None for
+    $CONVEYOR_SIGNING_KEY / git's user.signingkey); `expect` (the CLI's --as) must name its principal.
+    """
 
     def __init__(self, project: Project, ledger: Ledger | None = None) -> None:
         self.project = project
         self.ledger = ledger or Ledger.open(project)
 
+    def identity(self, key: KeyChoice = None, expect: str | None = None) -> Identity:
+        return acting_identity(self.project, key, expect)
+
     # --- requests --------------------------------------------------------------------------------------------
-    def create(self, build: str | os.PathLike[str] | BuildRecord, to: str, actor: str | None = None) -> ReleaseView:
-        """Request `build` in stage `to`; deploys at once when the stage needs no approval."""
-        record = build if isinstance(build, BuildRecord) else find_build(self.project, build)
-        return self._request(record, to, current_actor(actor), kind="release", source=None)
-
-    def promote(self, release_id: int, to: str, actor: str | None = None) -> ReleaseView:
-        """Request the build of a deployed release in the next stage (pending until approved, if approvals apply)."""
-        with self.ledger.sessions() as session:
-            source = self._release(session, release_id)
-            deployment = self._deployment(session, release_id)
-            build_row = session.get(BuildRow, source.build_id)
-            assert build_row is not None
-        if deployment is None or deployment.live_from is None:
-            raise CheckFailed(
-                f"release {release_id} was never deployed to {source.stage}, so it cannot be promoted",
-                hint=f"Its status is {source.status}. Promote a release that went live.",
-            )
-        if source.stage == to:
-            raise ConveyorError(f"release {release_id} is already a release to {to}", hint="Promote to the next stage.")
-        return self._request(
-            BuildRecord.load(Path(build_row.path)), to, current_actor(actor), kind="promotion", source=release_id
-        )
-
-    def _request(self, build: BuildRecord, stage: str, actor: str, *, kind: str, source: int | None) -> ReleaseView:
-        policy = ReleasePolicy.of(self.project, stage)
-        if build.project and build.project != self.project.name:
+    def create(self, build: str | Path, to: str, key: KeyChoice = None, *, expect: str | None = None) -> ReleaseView:
+        """Request a build (build.json path or package digest prefix) in stage `to`, accepted only by its signed
+        attestations; deploys at once when the stage needs no approval."""
+        identity = self.identity(key, expect)
+        record = find_build(self.project.state_dir, str(build))
+        owner = str(record.data.get("project") or "")
+        if owner and owner != self.project.name:
             raise ConveyorError(
-                f"build {build.short} belongs to project {build.project!r}, not {self.project.name!r}",
+                f"build {record.short} belongs to project {owner!r}, not {self.project.name!r}",
                 hint="Release it from its own project.",
             )
-        build.require_passed()
-        verify_release_build(build)
-        now = self.ledger.now()
-        with self.ledger.transaction() as session:
-            build_row = self._record_build(session, build, actor)
-            for required in policy.config.requires:
-                went_live = session.execute(
-                    select(func.count(DeploymentRow.id))
-                    .join(ReleaseRow, ReleaseRow.id == DeploymentRow.release_id)
-                    .where(
-                        DeploymentRow.stage == required,
-                        ReleaseRow.build_id == build_row.id,
-                        DeploymentRow.live_from.is_not(None),
-                    )
-                ).scalar_one()
-                if not went_live:
-                    raise PolicyRefused(
-                        f"build {build.short} has not been deployed to {required}, which {stage} requires",
-                        hint=f"Release it to {required} first: conveyor release create {build.path} --to {required}",
-                    )
-            needs = policy.needs_approval
-            release = ReleaseRow(
-                stage=stage,
-                build_id=build_row.id,
-                kind=kind,
-                source_release_id=source,
-                target=policy.config.target,
-                status=PENDING if needs else APPROVED,
-                requested_by=actor,
-                requested_at=now,
-                min_approvals=policy.config.min_approvals,
-                expires_at=now + policy.timeout if needs else None,
-                decided_at=None if needs else now,
+        policy = self._policy_for_request()
+        shipment, model_env = attested_shipment(record, policy)
+        return self._request(identity, to, ReleaseKind.RELEASE, shipment, model_env, policy=policy)
+
+    def promote(self, release_id: int, to: str, key: KeyChoice = None, *, expect: str | None = None) -> ReleaseView:
+        """Request the build of a release that went live in another stage in stage `to`."""
+        identity = self.identity(key, expect)
+        source = self._state().release(release_id)
+        return self._request(identity, to, ReleaseKind.PROMOTION, source.shipment, source.model_env, source=release_id)
+
+    def rollback(
+        self,
+        stage: str,
+        to: int | None = None,
+        key: KeyChoice = None,
+        *,
+        break_glass: bool = False,
+        expect: str | None = None,
+    ) -> ReleaseView:
+        """Request, as a new release, the one live in `stage` before the current one (or release `to`).
+
+        Like any release it needs the stage's approvals, unless `break_glass` and the acting principal is one of
+        the stage's break_glass principals: then it deploys at once, marked as such in history and audit.
+        """
+        identity = self.identity(key, expect)
+        source = self._rollback_source(self._state(), stage, to)
+        return self._request(
+            identity, stage, ReleaseKind.ROLLBACK, source.shipment, source.model_env, source=source.id,
+            break_glass=break_glass,
+        )  # fmt: skip
+
+    def _rollback_source(self, state: LedgerState, stage: str, to: int | None) -> ReleaseState:
+        """Release `to`, or the one that went live in `stage` last before the one live now."""
+        went_live = [r for r in state.releases.values() if r.stage == stage and r.deployment and r.deployment.live_from]
+        went_live.sort(key=lambda r: (r.deployment.live_from if r.deployment else None, r.id), reverse=True)
+        if to is None:
+            earlier = [r for r in went_live if r.id != state.live.get(stage)]
+            if not earlier:
+                raise CheckFailed(
+                    f"nothing to roll back to in {stage}: no release was live there before the current one"
+                )
+            return earlier[0]
+        found = [r for r in went_live if r.id == to]
+        if not found:
+            raise CheckFailed(
+                f"release {to} was never live in {stage}, so {stage} cannot roll back to it",
+                hint=f"See what was: conveyor history {stage}",
             )
-            session.add(release)
-            session.flush()
-            self.ledger.audit(
-                session, actor, f"release.{kind}", f"release:{release.id}",
-                stage=stage, build=build.digest, target=release.target, source_release=source,
-                min_approvals=release.min_approvals, expires_at=release.expires_at,
-            )  # fmt: skip
-            if not needs:
-                self.ledger.audit(session, actor, "release.approved", f"release:{release.id}", rule="min_approvals = 0")
-            release_id = release.id
-        if not needs:
-            return self._deploy(release_id, actor, verified=True)
+        return found[0]
+
+    def _policy_for_request(self) -> PolicySet:
+        """The policy a request is checked against: the one in force, or (first use) the project file's."""
+        in_force = self._state().policy
+        return in_force if in_force is not None else PolicySet.from_project(self.project)
+
+    def _request(
+        self,
+        identity: Identity,
+        stage: str,
+        kind: ReleaseKind,
+        shipment: Shipment,
+        model_env: str | None,
+        *,
+        source: int | None = None,
+        break_glass: bool = False,
+        policy: PolicySet | None = None,
+    ) -> ReleaseView:
+        declared = PolicySet.from_project(self.project)
+        with self.ledger.writing() as writer:
+            self._adopt_on_first_use(writer, declared, identity)
+            in_force = writer.state.in_force()
+            require_in_force(identity, in_force)
+            if policy is not None and policy.digest != in_force.digest:
+                raise CheckFailed("the policy in force changed while the build was checked; request it again")
+            self._require_declared(in_force, declared)
+            stage_policy = in_force.stage(stage, f"the policy in force (and {self.project.file})")
+            release_id = writer.state.next_release_id()
+            data = {
+                "stage": stage, "kind": str(kind), "source_release": source, "target": stage_policy.target,
+                "policy": stage_policy.to_json(), "policy_digest": stage_policy.digest, "policy_set": in_force.digest,
+                "build": shipment_to_json(shipment, model_env), "break_glass": break_glass,
+            }  # fmt: skip
+            writer.append(EventKind.RELEASE_REQUESTED, release_id, data, identity)
+            status = writer.state.release(release_id).status
+        if status == ReleaseStatus.APPROVED:
+            deploy(self.project, self.ledger, release_id, identity)
         return self.show(release_id)
 
-    def _record_build(self, session: Session, build: BuildRecord, actor: str) -> BuildRow:
-        row = session.execute(select(BuildRow).where(BuildRow.digest == build.digest)).scalar_one_or_none()
-        record = json.dumps(build.data, sort_keys=True)
-        if row is None:
-            row = BuildRow(
-                digest=build.digest,
-                project=build.project or self.project.name,
-                env=build.env,
-                path=str(build.path),
-                model_name=build.model.get("name"),
-                model_version=None if build.model.get("version") is None else str(build.model.get("version")),
-                image_digest=(build.image or {}).get("digest"),
-                tests_ok=build.tests_ok,
-                gates_ok=build.gates_ok,
-                record=record,
-                recorded_at=self.ledger.now(),
-                recorded_by=actor,
-            )
-            session.add(row)
-            session.flush()
-            self.ledger.audit(session, actor, "build.recorded", f"build:{build.digest}", path=str(build.path))
-        elif row.record != record or row.path != str(build.path):
-            row.record, row.path = record, str(build.path)
-            row.tests_ok, row.gates_ok = build.tests_ok, build.gates_ok
-            self.ledger.audit(session, actor, "build.updated", f"build:{build.digest}", path=str(build.path))
-        return row
+    def _adopt_on_first_use(self, writer: Writer, declared: PolicySet, identity: Identity) -> None:
+        """A ledger with no policy adopts the project's (trust on first use: the team's first request)."""
+        if writer.state.policy is None:
+            data = {"policy": declared.to_json(), "digest": declared.digest, "proposal": None, "source": "first use"}
+            writer.append(EventKind.POLICY_ADOPTED, None, data, identity)
+
+    def _require_declared(self, in_force: PolicySet, declared: PolicySet) -> None:
+        if in_force.digest == declared.digest:
+            return
+        changes = in_force.changes(declared)
+        raise PolicyDiffers(
+            f"the release policy in {self.project.file} is not the one the ledger holds in force:\n  "
+            + "\n  ".join(changes or ["(differs)"]),
+            hint="Requests are checked against the policy in force, never against an edited or copied project file. "
+            "To change it: conveyor release policy propose; the approvers of the policy in force then approve it "
+            "(conveyor release policy approve N).",
+        )
 
     # --- decisions -------------------------------------------------------------------------------------------
-    def approve(self, release_id: int, actor: str | None = None, comment: str | None = None) -> ReleaseView:
-        """Approve a pending release as a named approver; deploys it when enough approvals are in."""
-        return self._decide(release_id, current_actor(actor), "approve", comment)
-
-    def reject(self, release_id: int, actor: str | None = None, comment: str | None = None) -> ReleaseView:
-        """Reject a pending release (an approver, or its requester withdrawing it); it will never deploy."""
-        return self._decide(release_id, current_actor(actor), "reject", comment)
-
-    def _decide(self, release_id: int, actor: str, decision: str, comment: str | None) -> ReleaseView:
-        now = self.ledger.now()
-        expired = won = False
-        with self.ledger.transaction() as session:
-            release = self._release(session, release_id, lock=True)
-            policy = ReleasePolicy.of(self.project, release.stage)
-            expires_at, stage = release.expires_at, release.stage
-            if release.status != PENDING:
-                raise CheckFailed(
-                    f"release {release_id} is {release.status}; only a pending release can be {decision}d",
-                    hint=f"See: conveyor releases show {release_id}",
-                )
-            if release.expires_at is not None and now > release.expires_at:
-                release.status, release.decided_at = EXPIRED, now
-                self.ledger.audit(
-                    session, actor, "release.expired", f"release:{release_id}",
-                    expires_at=release.expires_at, attempted=decision,
-                )  # fmt: skip
-                expired = True
-            else:
-                if decision == "approve":
-                    policy.check_approver(actor, release.requested_by)
-                elif actor not in policy.config.approvers and actor != release.requested_by:
-                    raise PolicyRefused(
-                        f"{actor} may not reject release {release_id}: only approvers of {release.stage} or its "
-                        "requester may",
-                        hint=f"Approvers of {release.stage}: {', '.join(policy.config.approvers) or 'none'}.",
-                    )
-                earlier = session.execute(
-                    select(ApprovalRow).where(ApprovalRow.release_id == release_id, ApprovalRow.actor == actor)
-                ).scalar_one_or_none()
-                if earlier is not None:
-                    raise PolicyRefused(f"{actor} already decided on release {release_id} ({earlier.decision}d)")
-                session.add(ApprovalRow(release_id=release_id, actor=actor, decision=decision, comment=comment, at=now))
-                session.flush()
-                self.ledger.audit(session, actor, f"approval.{decision}", f"release:{release_id}", comment=comment)
-                if decision == "reject":
-                    self._transition(session, release_id, PENDING, REJECTED, decided_at=now)
-                    self.ledger.audit(session, actor, "release.rejected", f"release:{release_id}")
-                else:
-                    count = session.execute(
-                        select(func.count(ApprovalRow.id)).where(
-                            ApprovalRow.release_id == release_id, ApprovalRow.decision == "approve"
-                        )
-                    ).scalar_one()
-                    if count >= release.min_approvals:
-                        won = self._transition(session, release_id, PENDING, APPROVED, decided_at=now)
-                        if won:
-                            self.ledger.audit(
-                                session, actor, "release.approved", f"release:{release_id}", approvals=count
-                            )
-        if expired:
-            raise CheckFailed(
-                f"release {release_id} expired at {expires_at:%Y-%m-%d %H:%M} UTC and can no longer be {decision}d",
-                hint=f"Its approval window (release.{stage}.timeout = {policy.config.timeout}) has passed; "
-                f"request it again with conveyor release promote or create.",
-            )
-        if won:
-            return self.deploy(release_id, actor)
+    def approve(
+        self, release_id: int, key: KeyChoice = None, comment: str | None = None, *, expect: str | None = None
+    ) -> ReleaseView:
+        """Approve a pending release with an approver's key; the approval that completes it deploys it."""
+        identity = self.identity(key, expect)
+        if self._decide(release_id, identity, EventKind.RELEASE_APPROVED, comment) == ReleaseStatus.APPROVED:
+            deploy(self.project, self.ledger, release_id, identity)
         return self.show(release_id)
 
-    def _transition(self, session: Session, release_id: int, old: str, new: str, **values: Any) -> bool:
-        """`UPDATE releases SET status = new WHERE id = … AND status = old`: True only for the one that wins."""
-        result = session.execute(
-            update(ReleaseRow)
-            .where(ReleaseRow.id == release_id, ReleaseRow.status == old)
-            .values(status=new, **values)
-            .execution_options(synchronize_session=False)
-        )
-        session.expire_all()
-        return result.rowcount == 1
+    def reject(
+        self, release_id: int, key: KeyChoice = None, comment: str | None = None, *, expect: str | None = None
+    ) -> ReleaseView:
+        """Reject a pending release (an approver, or its requester withdrawing it); it will never deploy."""
+        self._decide(release_id, self.identity(key, expect), EventKind.RELEASE_REJECTED, comment)
+        return self.show(release_id)
+
+    def _decide(self, release_id: int, identity: Identity, kind: EventKind, comment: str | None) -> ReleaseStatus:
+        """Append the decision (the rules check it against the policy recorded with the release); the new status."""
+        with self.ledger.writing() as writer:
+            require_in_force(identity, writer.state.in_force())
+            writer.append(kind, release_id, {"comment": comment}, identity)
+            return writer.state.release(release_id).status
 
     # --- deployment ------------------------------------------------------------------------------------------
     def deploy(
-        self, release_id: int, actor: str | None = None, *, resume: bool = False, force: bool = False
+        self, release_id: int, key: KeyChoice = None, *, resume: bool = False, force: bool = False
     ) -> ReleaseView:
         """Deploy an approved release (or, with `resume`, finish a deployment that stopped half-way)."""
-        return self._deploy(release_id, actor, resume=resume, force=force)
-
-    def _deploy(
-        self, release_id: int, actor: str | None, *, resume: bool = False, force: bool = False, verified: bool = False
-    ) -> ReleaseView:
-        """`deploy`; `verified` when the caller has just verified the build, so it is not hashed twice."""
-        actor = current_actor(actor)
-        token = _owner_token()
-        deployment_id, build, stage, target_url = self._claim(release_id, actor, token, resume=resume, force=force)
-        target = target_for(target_url)
-        done: dict[str, dict[str, Any]] = {}
-        with self.ledger.sessions() as session:
-            for step in session.execute(
-                select(DeploymentStepRow).where(DeploymentStepRow.deployment_id == deployment_id)
-            ).scalars():
-                done[step.name] = json.loads(step.detail)
-        context = DeployContext(self.project.name, self.project.state_dir, stage, release_id, build, done)
-        try:
-            if not verified:
-                verify_release_build(build)
-            for name in [*target.steps(), "alias"]:
-                if name in done:
-                    continue
-                detail = self._set_alias(context) if name == "alias" else target.run_step(name, context)
-                done[name] = detail
-                self._record_step(deployment_id, release_id, actor, token, name, detail)
-        except (ConveyorError, OSError) as exc:
-            self._fail(release_id, deployment_id, actor, token, exc)
-            if isinstance(exc, ConveyorError):
-                raise
-            raise CheckFailed(f"deployment of release {release_id} failed: {exc}") from exc
-        self._go_live(release_id, deployment_id, stage, actor, token)
+        deploy(self.project, self.ledger, release_id, self.identity(key), resume=resume, force=force)
         return self.show(release_id)
 
-    def resume(self, release_id: int, actor: str | None = None, *, force: bool = False) -> ReleaseView:
+    def resume(self, release_id: int, key: KeyChoice = None, *, force: bool = False) -> ReleaseView:
         """Finish a deployment that was killed or failed half-way; finished steps are not repeated."""
-        return self.deploy(release_id, actor, resume=True, force=force)
+        return self.deploy(release_id, key, resume=True, force=force)
 
-    def _claim(
-        self, release_id: int, actor: str, token: str, *, resume: bool, force: bool
-    ) -> tuple[int, BuildRecord, str, str]:
-        now = self.ledger.now()
-        with self.ledger.transaction() as session:
-            release = self._release(session, release_id, lock=True)
-            status, owner = release.status, release.deployer
-            if status in (LIVE, SUPERSEDED):
-                raise CheckFailed(f"release {release_id} was already deployed ({status}); it is never deployed twice")
-            allowed = status == APPROVED or (resume and status == FAILED)
-            if resume and status == DEPLOYING:
-                if owner and _owner_alive(owner) and not force:
-                    raise CheckFailed(
-                        f"release {release_id} is being deployed right now by {owner.rsplit(':', 1)[0]}",
-                        hint="Wait for it; if that process is gone (another machine), resume with --force.",
-                    )
-                allowed = True
-            if not allowed:
-                hint = (
-                    f"Resume it with: conveyor release resume {release_id}" if status in (DEPLOYING, FAILED) else None
-                )
-                raise CheckFailed(f"release {release_id} is {status} and cannot be deployed now", hint=hint)
-            same_owner = ReleaseRow.deployer.is_(None) if owner is None else ReleaseRow.deployer == owner
-            claimed = session.execute(
-                update(ReleaseRow)
-                .where(ReleaseRow.id == release_id, ReleaseRow.status == status, same_owner)
-                .values(status=DEPLOYING, deployer=token, error=None)
-                .execution_options(synchronize_session=False)
-            ).rowcount  # fmt: skip
-            if claimed != 1:
-                raise CheckFailed(f"release {release_id} was claimed by another deployment at the same moment")
-            deployment = self._deployment(session, release_id)
-            if deployment is None:
-                deployment = DeploymentRow(
-                    release_id=release_id, stage=release.stage, target=release.target, status="running",
-                    started_at=now, started_by=actor,
-                )  # fmt: skip
-                session.add(deployment)
-                session.flush()
-                self.ledger.audit(session, actor, "deployment.started", f"release:{release_id}", target=release.target)
+    # --- the policy in force ---------------------------------------------------------------------------------
+    def policy(self) -> PolicyStatus:
+        """The policy in force in the ledger beside the project file's, and the open proposals."""
+        declared = PolicySet.from_project(self.project)
+        verified = self.ledger.verified()
+        state = verified.state
+        if not verified.report.ok and state.policy is None:
+            raise LedgerBroken(f"the ledger does not verify: {verified.report.trouble}")
+        proposals = []
+        for proposal in state.proposals.values():
+            if proposal.adopted:
+                continue
+            proposals.append(
+                {
+                    "proposal": proposal.seq, "digest": proposal.policy.digest, "proposed_by": proposal.proposed_by,
+                    "at": proposal.at, "approved_by": sorted(proposal.approvals),
+                    "changes": state.in_force().changes(proposal.policy), "missing": state.change_missing(proposal),
+                }
+            )  # fmt: skip
+        in_force = state.policy
+        return PolicyStatus(
+            in_force=in_force.to_json() if in_force else None, in_force_digest=in_force.digest if in_force else None,
+            adopted_by=state.policy_adopted_by, adopted_at_event=state.policy_seq, project=declared.to_json(),
+            project_digest=declared.digest, changes=in_force.changes(declared) if in_force else [],
+            proposals=proposals,
+        )  # fmt: skip
+
+    def propose_policy(self, key: KeyChoice = None, *, expect: str | None = None) -> PolicyStatus:
+        """Propose the project file's policy; adopted at once when no stage of the policy in force is guarded."""
+        identity = self.identity(key, expect)
+        declared = PolicySet.from_project(self.project)
+        with self.ledger.writing() as writer:
+            if writer.state.policy is None:
+                self._adopt_on_first_use(writer, declared, identity)
             else:
-                deployment.status, deployment.error = "running", None
-                self.ledger.audit(
-                    session, actor, "deployment.resumed", f"release:{release_id}", previous_status=status,
-                    previous_owner=owner,
-                )  # fmt: skip
-            build_row = session.get(BuildRow, release.build_id)
-            assert build_row is not None
-            return deployment.id, BuildRecord.load(Path(build_row.path)), release.stage, release.target
+                require_in_force(identity, writer.state.in_force())
+                data = {"policy": declared.to_json(), "digest": declared.digest}
+                proposal = writer.append(EventKind.POLICY_PROPOSED, None, data, identity).seq
+                self._adopt_when_approved(writer, proposal, identity)
+        return self.policy()
 
-    def _record_step(
-        self, deployment_id: int, release_id: int, actor: str, token: str, name: str, detail: dict[str, Any]
-    ) -> None:
-        with self.ledger.transaction() as session:
-            self._still_owner(session, release_id, token)
-            session.add(
-                DeploymentStepRow(
-                    deployment_id=deployment_id, name=name, at=self.ledger.now(), detail=json.dumps(detail, default=str)
-                )
-            )
-            deployment = session.get(DeploymentRow, deployment_id)
-            assert deployment is not None
-            if detail.get("reference"):
-                deployment.reference = str(detail["reference"])
-            if detail.get("handle") or detail.get("container"):
-                deployment.handle = str(detail.get("container") or detail.get("handle"))
-            if name == "alias" and detail.get("alias"):
-                deployment.alias = f"{detail['env']}:{detail['name']}@{detail['alias']} = {detail['version']}"
-            self.ledger.audit(session, actor, "deployment.step", f"release:{release_id}", step=name, detail=detail)
+    def approve_policy(self, proposal: int, key: KeyChoice = None, *, expect: str | None = None) -> PolicyStatus:
+        """Approve a proposed policy as an approver of the policy in force; the approval that completes it adopts
+        it."""
+        identity = self.identity(key, expect)
+        with self.ledger.writing() as writer:
+            require_in_force(identity, writer.state.in_force())
+            found = writer.state.proposals.get(proposal)
+            digest = found.policy.digest if found else None
+            writer.append(EventKind.POLICY_APPROVED, None, {"proposal": proposal, "digest": digest}, identity)
+            self._adopt_when_approved(writer, proposal, identity)
+        return self.policy()
 
-    def _still_owner(self, session: Session, release_id: int, token: str) -> None:
-        release = self._release(session, release_id, lock=True)
-        if release.status != DEPLOYING or release.deployer != token:
-            raise CheckFailed(f"release {release_id} was taken over by another deployment; this one stops")
-
-    def _set_alias(self, context: DeployContext) -> dict[str, Any]:
-        """Point the stage's alias (e.g. `prod`) at the model version, in the registry the build was made from."""
-        model, env = context.build.model, context.build.env
-        if not model.get("name") or model.get("version") is None or not env:
-            return {"skipped": "the build names no registered model"}
-        from conveyor.registry import ModelRegistry
-
-        ModelRegistry(self.project.environment(env)).set_alias(model["name"], context.stage, str(model["version"]))
-        return {"env": env, "name": model["name"], "version": str(model["version"]), "alias": context.stage}
-
-    def _fail(self, release_id: int, deployment_id: int, actor: str, token: str, error: BaseException) -> None:
-        message = redact(str(error).splitlines()[0]) if str(error) else type(error).__name__
-        with self.ledger.transaction() as session:
-            release = self._release(session, release_id, lock=True)
-            if release.deployer != token:
-                return
-            release.status, release.error, release.deployer = FAILED, message, None
-            deployment = session.get(DeploymentRow, deployment_id)
-            assert deployment is not None
-            deployment.status, deployment.error, deployment.finished_at = FAILED, message, self.ledger.now()
-            self.ledger.audit(session, actor, "deployment.failed", f"release:{release_id}", error=message)
-
-    def _go_live(self, release_id: int, deployment_id: int, stage: str, actor: str, token: str) -> None:
-        now = self.ledger.now()
-        with self.ledger.transaction() as session:
-            self.ledger.serialize(session)  # one stage change at a time: exactly one release is live per stage
-            self._still_owner(session, release_id, token)
-            previous = session.execute(
-                select(DeploymentRow).where(DeploymentRow.stage == stage, DeploymentRow.status == LIVE)
-            ).scalars()
-            replaced = []
-            for old in previous:
-                old.status, old.live_until = SUPERSEDED, now
-                session.execute(
-                    update(ReleaseRow)
-                    .where(ReleaseRow.id == old.release_id, ReleaseRow.status == LIVE)
-                    .values(status=SUPERSEDED)
-                    .execution_options(synchronize_session=False)
-                )
-                replaced.append(old.release_id)
-            deployment = session.get(DeploymentRow, deployment_id)
-            assert deployment is not None
-            deployment.status, deployment.live_from, deployment.finished_at = LIVE, now, now
-            session.execute(
-                update(ReleaseRow)
-                .where(ReleaseRow.id == release_id)
-                .values(status=LIVE, deployer=None)
-                .execution_options(synchronize_session=False)
-            )
-            self.ledger.audit(
-                session, actor, "release.live", f"release:{release_id}", stage=stage, replaced=replaced,
-                reference=deployment.reference,
-            )  # fmt: skip
-
-    # --- rollback --------------------------------------------------------------------------------------------
-    def rollback(self, stage: str, to: int | None = None, actor: str | None = None) -> ReleaseView:
-        """Redeploy the release live in `stage` before the current one (or release `to`), as a new release."""
-        actor = current_actor(actor)
-        policy = ReleasePolicy.of(self.project, stage)
-        policy.check_may_roll_back(actor)
-        now = self.ledger.now()
-        with self.ledger.transaction() as session:
-            went_live = list(
-                session.execute(
-                    select(DeploymentRow)
-                    .where(DeploymentRow.stage == stage, DeploymentRow.live_from.is_not(None))
-                    .order_by(DeploymentRow.live_from.desc(), DeploymentRow.id.desc())
-                ).scalars()
-            )
-            current = next((d for d in went_live if d.status == LIVE), None)
-            if to is None:
-                earlier = [d for d in went_live if current is None or d.live_from < current.live_from]  # type: ignore[operator]
-                if not earlier:
-                    raise CheckFailed(
-                        f"nothing to roll back to in {stage}: no release was live there before the current one"
-                    )
-                chosen = earlier[0]
-            else:
-                found = [d for d in went_live if d.release_id == to]
-                if not found:
-                    raise CheckFailed(
-                        f"release {to} was never live in {stage}, so {stage} cannot roll back to it",
-                        hint=f"See what was: conveyor history {stage}",
-                    )
-                chosen = found[0]
-            if current is not None and chosen.release_id == current.release_id:
-                raise CheckFailed(f"release {to} is the one live in {stage} now")
-            source = self._release(session, chosen.release_id)
-            release = ReleaseRow(
-                stage=stage, build_id=source.build_id, kind="rollback", source_release_id=source.id,
-                target=policy.config.target, status=APPROVED, requested_by=actor, requested_at=now, min_approvals=0,
-                expires_at=None, decided_at=now,
-            )  # fmt: skip
-            session.add(release)
-            session.flush()
-            self.ledger.audit(
-                session, actor, "release.rollback", f"release:{release.id}", stage=stage, to_release=source.id,
-                from_release=current.release_id if current else None,
-            )  # fmt: skip
-            release_id = release.id
-        return self.deploy(release_id, actor)
+    def _adopt_when_approved(self, writer: Writer, proposal: int, identity: Identity) -> None:
+        found = writer.state.proposals[proposal]
+        if not writer.state.change_missing(found):
+            data = {"policy": found.policy.to_json(), "digest": found.policy.digest, "proposal": proposal}
+            writer.append(EventKind.POLICY_ADOPTED, None, data, identity)
 
     # --- reading ---------------------------------------------------------------------------------------------
+    def _state(self) -> LedgerState:
+        verified = self.ledger.verified()
+        if not verified.report.ok and verified.report.problem:
+            raise LedgerBroken(
+                f"the ledger does not verify: {verified.report.trouble}",
+                hint="`conveyor audit verify` names the first bad event; restore the ledger from a backup.",
+            )
+        return verified.state
+
+    def _verification(self) -> tuple[LedgerState, Verification]:
+        verified = self.ledger.verified()
+        report = verified.report
+        return verified.state, Verification(report.ok, None if report.ok else report.trouble)
+
     def show(self, release_id: int) -> ReleaseView:
-        with self.ledger.sessions() as session:
-            return self._view(session, self._release(session, release_id))
+        state, verification = self._verification()
+        if release_id not in state.releases and not verification.ok:
+            raise LedgerBroken(
+                f"release {release_id} cannot be shown: {verification.problem}",
+                hint="`conveyor audit verify` names the first bad event; nothing after it is trusted.",
+            )
+        if release_id not in state.releases:
+            raise NotFoundError(f"release {release_id} does not exist", hint="List releases: conveyor releases list")
+        return release_view(state.releases[release_id], self.ledger.now(), verification)
 
     def list(self, stage: str | None = None, status: str | None = None, limit: int = 50) -> list[ReleaseView]:
-        with self.ledger.sessions() as session:
-            query = select(ReleaseRow).order_by(ReleaseRow.id.desc()).limit(limit)
-            if stage:
-                query = query.where(ReleaseRow.stage == stage)
-            views = [self._view(session, r) for r in session.execute(query).scalars()]
-        return [v for v in views if status is None or v.status == status]
+        state, verification = self._verification()
+        now = self.ledger.now()
+        views = [release_view(r, now, verification) for r in sorted(state.releases.values(), key=lambda r: -r.id)]
+        views = [v for v in views if (stage is None or v.stage == stage) and (status is None or v.status == status)]
+        return views[:limit]
 
     def history(self, stage: str, at: datetime | str | None = None) -> list[HistoryEntry]:
         """What was live in `stage`, oldest first; with `at`, only what was live at that moment."""
         moment = parse_time(at) if isinstance(at, str) else (naive_utc(at) if at else None)
-        with self.ledger.sessions() as session:
-            query = (
-                select(DeploymentRow)
-                .where(DeploymentRow.stage == stage, DeploymentRow.live_from.is_not(None))
-                .order_by(DeploymentRow.live_from, DeploymentRow.id)
-            )
-            if moment is not None:
-                query = query.where(DeploymentRow.live_from <= moment).where(
-                    (DeploymentRow.live_until.is_(None)) | (DeploymentRow.live_until > moment)
-                )
-            entries = []
-            for deployment in session.execute(query).scalars():
-                view = self._view(session, self._release(session, deployment.release_id))
-                assert deployment.live_from is not None
-                entries.append(
-                    HistoryEntry(
-                        stage=stage, release=view.id, kind=view.kind, build=view.build, model=view.model,
-                        image_digest=view.image_digest, reference=deployment.reference,
-                        live_from=deployment.live_from, live_until=deployment.live_until,
-                        requested_by=view.requested_by, approved_by=view.approved_by,
-                        deployed_by=deployment.started_by, source_release=view.source_release,
-                    )
-                )  # fmt: skip
-        return entries
-
-    def _release(self, session: Session, release_id: int, *, lock: bool = False) -> ReleaseRow:
-        query = select(ReleaseRow).where(ReleaseRow.id == release_id)
-        if lock:
-            query = query.with_for_update()
-        release = session.execute(query).scalar_one_or_none()
-        if release is None:
-            raise NotFoundError(f"release {release_id} does not exist", hint="List releases: conveyor releases list")
-        return release
-
-    def _deployment(self, session: Session, release_id: int) -> DeploymentRow | None:
-        return session.execute(select(DeploymentRow).where(DeploymentRow.release_id == release_id)).scalar_one_or_none()
-
-    def _view(self, session: Session, release: ReleaseRow) -> ReleaseView:
-        build = session.get(BuildRow, release.build_id)
-        assert build is not None
-        approvals = [
-            {"actor": a.actor, "decision": a.decision, "comment": a.comment, "at": a.at}
-            for a in session.execute(
-                select(ApprovalRow).where(ApprovalRow.release_id == release.id).order_by(ApprovalRow.id)
-            ).scalars()
-        ]
-        deployment = self._deployment(session, release.id)
-        deployed = None
-        if deployment is not None:
-            steps = session.execute(
-                select(DeploymentStepRow.name)
-                .where(DeploymentStepRow.deployment_id == deployment.id)
-                .order_by(DeploymentStepRow.id)
-            ).scalars()
-            deployed = {
-                "status": deployment.status, "started_at": deployment.started_at, "started_by": deployment.started_by,
-                "finished_at": deployment.finished_at, "live_from": deployment.live_from,
-                "live_until": deployment.live_until, "reference": deployment.reference, "handle": deployment.handle,
-                "alias": deployment.alias, "steps": list(steps), "error": deployment.error,
-            }  # fmt: skip
-        status = release.status
-        if status == PENDING and release.expires_at is not None and self.ledger.now() > release.expires_at:
-            status = EXPIRED
-        return ReleaseView(
-            id=release.id, stage=release.stage, status=status, kind=release.kind, target=release.target,
-            build=build.digest, build_path=build.path,
-            model={"name": build.model_name, "version": build.model_version, "env": build.env},
-            image_digest=build.image_digest, requested_by=release.requested_by, requested_at=release.requested_at,
-            min_approvals=release.min_approvals, expires_at=release.expires_at,
-            source_release=release.source_release_id, approvals=approvals, deployment=deployed, error=release.error,
-        )  # fmt: skip
+        state, verification = self._verification()
+        return history_entries(state, stage, verification, moment)

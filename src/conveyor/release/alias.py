@@ -1,0 +1,71 @@
+"""The last step of every deployment: the stage's alias (e.g. `prod`) in the registry of the stage's environment.
+
+That is the registry the quality gates read the champion from (`[release.prod] env`). When the build's model was
+registered in another environment's registry, the model version is first copied into the stage's registry (once:
+a version tagged with the package digest is reused), so the alias names a version that registry holds.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from conveyor.config import Project
+from conveyor.release.shipment import Shipment
+from conveyor.release.targets import StepResult
+
+if TYPE_CHECKING:
+    from conveyor.registry import ModelRegistry
+
+PACKAGE_TAG = "conveyor.package"
+SOURCE_TAG = "conveyor.source"
+
+
+def set_stage_alias(
+    project: Project, stage: str, stage_env: str | None, model_env: str | None, shipment: Shipment
+) -> StepResult:
+    """Point alias `stage` at the shipped model version in `stage_env`'s registry; say what was done."""
+    if not shipment.model_name or shipment.model_version is None:
+        return StepResult(note="the build names no registered model")
+    if stage_env is None:
+        return StepResult(note=f"release.{stage} names no env, so no registry gets the {stage} alias")
+    from conveyor.registry import ModelRegistry
+
+    target = ModelRegistry(project.environment(stage_env))
+    version = shipment.model_version
+    if model_env is not None and model_env != stage_env:
+        source = ModelRegistry(project.environment(model_env))
+        if source.uri != target.uri:
+            version = _copy_version(source, target, shipment)
+    target.set_alias(shipment.model_name, stage, version)
+    return StepResult(reference=f"{stage_env}:{shipment.model_name}@{stage} = {version}", note=f"version {version}")
+
+
+def _copy_version(source: ModelRegistry, target: ModelRegistry, shipment: Shipment) -> str:
+    """The version of the shipped model in `target`'s registry, registered from `source`'s copy if not there."""
+    from mlflow.exceptions import MlflowException
+
+    name, version = shipment.model_name, shipment.model_version
+    assert name is not None and version is not None
+    client = target.client
+    try:
+        for found in client.search_model_versions(f"name = '{name}'"):
+            if (found.tags or {}).get(PACKAGE_TAG) == shipment.package_digest:
+                return str(found.version)
+    except MlflowException:
+        pass  # the model is not registered there yet
+    info = source.resolve(f"{name}/{version}")
+    origin = f"{source.environment.name}:{name}/{version}"
+    tags = {**info.tags, PACKAGE_TAG: shipment.package_digest, SOURCE_TAG: origin}
+    with tempfile.TemporaryDirectory(prefix="conveyor-alias-") as tmp:
+        folder = source.download(info, Path(tmp) / "model")
+        run = client.create_run(target.experiment_id(), tags={SOURCE_TAG: origin, PACKAGE_TAG: shipment.package_digest})
+        client.log_artifacts(run.info.run_id, str(folder), "model")
+        client.set_terminated(run.info.run_id)
+    try:
+        client.create_registered_model(name)
+    except MlflowException:
+        pass  # it exists
+    copied = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id, tags=tags)
+    return str(copied.version)

@@ -1,0 +1,167 @@
+"""The release room's Python API: one function per `conveyor` command, each the function that command calls.
+
+`key` is the acting signing key: a `conveyor.trust.SigningKey`, the path of a key file, or None for
+`$CONVEYOR_SIGNING_KEY`, then git's `user.signingkey` (ssh-agent works). The acting principal is the one
+allowed_signers lists for that key; `expect` (the CLI's `--as`) only asserts it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from conveyor.config import Project
+from conveyor.release.acting import KeyChoice
+from conveyor.release.audit import ChainReport
+from conveyor.release.ledger import Ledger
+from conveyor.release.releases import PolicyStatus, Releases
+from conveyor.release.views import HistoryEntry, ReleaseView
+
+
+def _releases(project: Project, ledger: Ledger | None) -> Releases:
+    return Releases(project, ledger)
+
+
+def create_release(
+    project: Project, build: str | Path, to: str, *, key: KeyChoice = None, expect: str | None = None,
+    ledger: Ledger | None = None,
+) -> ReleaseView:  # fmt: skip
+    """`conveyor release create`: request a build in a stage, signed; deployed at once if no approval is needed."""
+    return _releases(project, ledger).create(build, to, key, expect=expect)
+
+
+def promote(
+    project: Project, release: int, to: str, *, key: KeyChoice = None, expect: str | None = None,
+    ledger: Ledger | None = None,
+) -> ReleaseView:  # fmt: skip
+    """`conveyor release promote`: request the build of a release that went live in the next stage."""
+    return _releases(project, ledger).promote(release, to, key, expect=expect)
+
+
+def approve(
+    project: Project, release: int, *, key: KeyChoice = None, comment: str | None = None,
+    expect: str | None = None, ledger: Ledger | None = None,
+) -> ReleaseView:  # fmt: skip
+    """`conveyor approve`: sign an approval; the one that completes the recorded policy's count deploys."""
+    return _releases(project, ledger).approve(release, key, comment, expect=expect)
+
+
+def reject(
+    project: Project, release: int, *, key: KeyChoice = None, comment: str | None = None,
+    expect: str | None = None, ledger: Ledger | None = None,
+) -> ReleaseView:  # fmt: skip
+    """`conveyor reject`: sign a rejection (an approver, or the requester withdrawing); it never deploys."""
+    return _releases(project, ledger).reject(release, key, comment, expect=expect)
+
+
+def rollback(
+    project: Project, stage: str, *, to: int | None = None, key: KeyChoice = None, break_glass: bool = False,
+    expect: str | None = None, ledger: Ledger | None = None,
+) -> ReleaseView:  # fmt: skip
+    """`conveyor rollback`: request the earlier release again, as a release needing the stage's approvals
+    (none for a break_glass principal who says so)."""
+    return _releases(project, ledger).rollback(stage, to, key, break_glass=break_glass, expect=expect)
+
+
+def resume(
+    project: Project, release: int, *, key: KeyChoice = None, force: bool = False, ledger: Ledger | None = None
+) -> ReleaseView:
+    """`conveyor release resume`: finish a deployment that stopped half-way; done steps are not repeated."""
+    return _releases(project, ledger).resume(release, key, force=force)
+
+
+def history(
+    project: Project, stage: str, *, at: datetime | str | None = None, ledger: Ledger | None = None
+) -> list[HistoryEntry]:
+    """`conveyor history`: what was live in a stage and when, with verified signers and attestation digests."""
+    return _releases(project, ledger).history(stage, at)
+
+
+def list_releases(
+    project: Project, *, stage: str | None = None, status: str | None = None, ledger: Ledger | None = None
+) -> list[ReleaseView]:
+    """`conveyor releases list`: the newest releases."""
+    return _releases(project, ledger).list(stage, status)
+
+
+def show_release(project: Project, release: int, *, ledger: Ledger | None = None) -> ReleaseView:
+    """`conveyor releases show`: one release, its recorded policy, signers, attestations and deployment."""
+    return _releases(project, ledger).show(release)
+
+
+def verify_ledger(project: Project, *, ledger: Ledger | None = None) -> ChainReport:
+    """`conveyor audit verify`: every event's chain link, hash, signature and rules, and the releases table."""
+    return (ledger or Ledger.open(project)).verify_audit()
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One stored event as `audit list` shows it (not verified: `audit verify` does that)."""
+
+    seq: int
+    at: datetime
+    actor: str
+    key: str
+    action: str
+    release: int | None
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq, "at": self.at, "actor": self.actor, "key": self.key, "action": self.action,
+            "release": self.release, "details": self.details,
+        }  # fmt: skip
+
+
+def audit_entries(
+    project: Project, *, limit: int | None = None, release: int | None = None, ledger: Ledger | None = None
+) -> list[AuditEntry]:
+    """`conveyor audit list`: the newest events (optionally of one release), oldest first."""
+    import json
+
+    rows = (ledger or Ledger.open(project)).events(limit=limit, release=release)
+    entries = []
+    for row in rows:
+        try:
+            details = dict(json.loads(row.payload).get("data") or {})
+        except ValueError:
+            details = {"unreadable": True}
+        entries.append(AuditEntry(row.seq, row.at, row.principal, row.key, row.kind, row.release_id, details))
+    return entries
+
+
+def rebuild_releases_table(project: Project, *, ledger: Ledger | None = None) -> int:
+    """`conveyor audit rebuild`: rewrite the releases table from the verified events; returns its rows."""
+    return (ledger or Ledger.open(project)).rebuild_release_rows()
+
+
+def policy_status(project: Project, *, ledger: Ledger | None = None) -> PolicyStatus:
+    """`conveyor release policy show`: the policy in force beside the project file's, and open proposals."""
+    return _releases(project, ledger).policy()
+
+
+def propose_policy(
+    project: Project, *, key: KeyChoice = None, expect: str | None = None, ledger: Ledger | None = None
+) -> PolicyStatus:
+    """`conveyor release policy propose`: propose the project file's policy (and allowed_signers) for adoption."""
+    return _releases(project, ledger).propose_policy(key, expect=expect)
+
+
+def approve_policy(
+    project: Project, proposal: int, *, key: KeyChoice = None, expect: str | None = None,
+    ledger: Ledger | None = None,
+) -> PolicyStatus:  # fmt: skip
+    """`conveyor release policy approve`: approve a proposed policy as an approver of the policy in force."""
+    return _releases(project, ledger).approve_policy(proposal, key, expect=expect)
+
+
+def stop_stage(project: Project, stage: str) -> list[str]:
+    """`conveyor release stop`: stop what a local:// stage runs (its forwarder and servers); says what stopped."""
+    from conveyor.errors import ConfigError
+    from conveyor.release.targets import target_for
+
+    if stage not in project.config.release:
+        raise ConfigError(f"stage {stage!r} is not declared in {project.file}")
+    return target_for(project.config.release[stage].target).stop(project.name, project.state_dir, stage)

@@ -1,0 +1,93 @@
+"""What a release ships, as its signed request recorded it, and the check that the bytes at hand are exactly that.
+
+A deployment reads the package digest, the image's manifest digest and the attestation digests from the ledger,
+never from build.json, and refuses to go on when the content-addressed archives hold anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from conveyor.errors import CheckFailed
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """A signed attestation the ledger recorded for the build: its DSSE envelope's digest and where it is kept."""
+
+    digest: str
+    predicate_type: str
+    path: Path
+
+    def read(self) -> bytes:
+        """The envelope's bytes, refused unless they hash to the recorded digest."""
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            raise CheckFailed(
+                f"attestation {self.digest} recorded for this release is missing from {self.path}",
+                hint="Restore the build folder (its attestations are kept beside build.json).",
+            ) from None
+        found = "sha256:" + hashlib.sha256(data).hexdigest()
+        if found != self.digest:
+            raise CheckFailed(
+                f"attestation {self.path.name} hashes to {found}, not the {self.digest} the ledger recorded",
+                hint="The envelope was changed after the release was requested; nothing is shipped.",
+            )
+        return data
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """What the ledger recorded for a release, and so the only thing a deployment may ship."""
+
+    package_digest: str
+    image_digest: str | None
+    image_archive: Path | None
+    package_dir: Path | None
+    model_name: str | None
+    model_version: str | None
+    attestations: tuple[Attestation, ...] = ()
+
+    @property
+    def short(self) -> str:
+        return self.package_digest.removeprefix("sha256:")[:12]
+
+    def require_image(self, stage: str) -> tuple[Path, str]:
+        """The image archive and the recorded manifest digest; CheckFailed when the release has no image."""
+        if self.image_archive is None or self.image_digest is None:
+            raise CheckFailed(
+                f"build {self.short} has no image, so it cannot go to {stage}",
+                hint="Build the image with `conveyor build` (needs podman or docker), test it, and request again.",
+            )
+        return self.image_archive, self.image_digest
+
+
+def check_image(shipment: Shipment, stage: str) -> str:
+    """Hash every blob of the image archive; its manifest must be the one recorded. Returns the config digest."""
+    from conveyor.package.image import read_oci_archive
+
+    archive, recorded = shipment.require_image(stage)
+    info = read_oci_archive(archive, check_blobs=True)
+    if info.digest != recorded:
+        raise CheckFailed(
+            f"image archive {archive} holds manifest {info.digest}, but the ledger recorded {recorded} for this release",
+            hint="The archive was replaced after the build was tested; only the recorded image ships. Restore it "
+            "from the build, or build, test and request again.",
+        )
+    return info.config_digest
+
+
+def check_package(shipment: Shipment) -> Path:
+    """The package folder, its files hashed against the manifest whose digest the ledger recorded."""
+    from conveyor.package.manifest import check_package as check_manifest
+
+    folder = shipment.package_dir
+    if folder is None or not folder.is_dir():
+        raise CheckFailed(
+            f"build {shipment.short} has no package folder at {folder}", hint="Restore the build folder or rebuild."
+        )
+    check_manifest(folder, shipment.package_digest)
+    return folder

@@ -1,0 +1,476 @@
+"""The ledger's state, computed by folding its verified events in order; every rule of a release is checked here.
+
+A writer folds the chain, asks the state to `apply` the event it means to append (which raises a `RuleBroken`
+naming the rule and the fix when the event is not allowed), and appends it only then. A verifier folds the same
+events with the same `apply`: an event that breaks a rule, even one signed by a real key and inserted by hand, is
+the first bad event. So there is one statement of the rules, and the state always comes from signed events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import CheckFailed
+from conveyor.release.events import Event
+from conveyor.release.policy import PolicyRefused, PolicySet, StagePolicy
+from conveyor.release.shipment import Attestation, Shipment
+from conveyor.release.status import Decision, DeploymentStatus, EventKind, ReleaseKind, ReleaseStatus
+from conveyor.release.targets import StepResult, target_for
+
+ALIAS_STEP = "alias"
+
+
+class RuleBroken(PolicyRefused):
+    """An event the rules do not allow at this point of the chain."""
+
+
+class NotOwner(RuleBroken):
+    """A deployment step by a deployer whose claim was taken over (or that never claimed)."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Who signed an event of a release, with which key, when, and what the event was."""
+
+    seq: int
+    kind: EventKind
+    principal: str
+    key: str
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "event": str(self.kind), "by": self.principal, "key": self.key, "at": self.at}
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """An approval or rejection, and whether it counts toward the recorded policy."""
+
+    principal: str
+    key: str
+    decision: Decision
+    comment: str | None
+    at: datetime
+    seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.principal, "key": self.key, "decision": str(self.decision), "comment": self.comment,
+            "at": self.at, "seq": self.seq,
+        }  # fmt: skip
+
+
+@dataclass
+class DeploymentState:
+    """The one deployment of a release: who runs it (an owner token per claim), the steps done, the outcome."""
+
+    status: DeploymentStatus
+    owner: str | None
+    started_at: datetime
+    started_by: str
+    steps: dict[str, StepResult] = field(default_factory=dict)
+    finished_at: datetime | None = None
+    live_from: datetime | None = None
+    live_until: datetime | None = None
+    error: str | None = None
+    claims: int = 1
+
+    @property
+    def reference(self) -> str | None:
+        for name in reversed(list(self.steps)):
+            if name != ALIAS_STEP and self.steps[name].reference:
+                return self.steps[name].reference
+        return None
+
+
+@dataclass
+class ReleaseState:
+    """A release as its verified events make it."""
+
+    id: int
+    stage: str
+    kind: ReleaseKind
+    policy: StagePolicy
+    policy_set: str
+    shipment: Shipment
+    model_env: str | None
+    requested_by: str
+    requested_key: str
+    requested_at: datetime
+    expires_at: datetime | None
+    source_release: int | None
+    break_glass: bool
+    status: ReleaseStatus
+    decisions: list[DecisionRecord] = field(default_factory=list)
+    deployment: DeploymentState | None = None
+    signatures: list[Signature] = field(default_factory=list)
+    decided_at: datetime | None = None
+
+    @property
+    def approved_by(self) -> list[str]:
+        return [d.principal for d in self.decisions if d.decision == Decision.APPROVE]
+
+    def status_at(self, now: datetime) -> ReleaseStatus:
+        """The status, with a pending release past its approval window shown as expired."""
+        if self.status == ReleaseStatus.PENDING and self.expires_at is not None and now > self.expires_at:
+            return ReleaseStatus.EXPIRED
+        return self.status
+
+    def steps(self) -> list[str]:
+        """Every step its deployment runs: the target's, then the stage's model alias."""
+        return [*target_for(self.policy.target).steps(), ALIAS_STEP]
+
+
+@dataclass
+class PolicyProposal:
+    """A proposed policy set, waiting for the approvers of the policy in force."""
+
+    seq: int
+    policy: PolicySet
+    proposed_by: str
+    at: datetime
+    approvals: dict[str, int] = field(default_factory=dict)
+    adopted: bool = False
+
+
+@dataclass
+class LedgerState:
+    """Everything the events say: the policy in force, proposals, releases, what is live where."""
+
+    policy: PolicySet | None = None
+    policy_seq: int | None = None
+    policy_adopted_by: str | None = None
+    proposals: dict[int, PolicyProposal] = field(default_factory=dict)
+    releases: dict[int, ReleaseState] = field(default_factory=dict)
+    live: dict[str, int] = field(default_factory=dict)
+    went_live: set[tuple[str, str]] = field(default_factory=set)
+    seq: int = 0
+
+    # --- reading -----------------------------------------------------------------------------------------
+    def release(self, release_id: int) -> ReleaseState:
+        from conveyor.errors import NotFoundError
+
+        if release_id not in self.releases:
+            raise NotFoundError(f"release {release_id} does not exist", hint="List releases: conveyor releases list")
+        return self.releases[release_id]
+
+    def next_release_id(self) -> int:
+        return max(self.releases, default=0) + 1
+
+    def in_force(self) -> PolicySet:
+        if self.policy is None:
+            raise CheckFailed("the ledger holds no policy yet", hint="The first request adopts the project's policy.")
+        return self.policy
+
+    def signers_for(self, event: Event) -> PolicySet:
+        """The policy whose signers may sign `event`: the one in force, or for the first adoption its own."""
+        if self.policy is None:
+            if event.kind != EventKind.POLICY_ADOPTED or "policy" not in event.data:
+                raise RuleBroken(f"event {event.seq} ({event.kind}) comes before any policy was adopted")
+            return PolicySet.from_json(event.data["policy"])
+        return self.policy
+
+    # --- folding -----------------------------------------------------------------------------------------
+    def apply(self, event: Event) -> None:
+        """Fold one verified event in; RuleBroken (with the rule and the fix) when the rules do not allow it."""
+        handler = {
+            EventKind.POLICY_ADOPTED: self._policy_adopted,
+            EventKind.POLICY_PROPOSED: self._policy_proposed,
+            EventKind.POLICY_APPROVED: self._policy_approved,
+            EventKind.RELEASE_REQUESTED: self._requested,
+            EventKind.RELEASE_APPROVED: self._decided,
+            EventKind.RELEASE_REJECTED: self._decided,
+            EventKind.DEPLOYMENT_CLAIMED: self._claimed,
+            EventKind.DEPLOYMENT_STEP: self._step,
+            EventKind.DEPLOYMENT_FAILED: self._failed,
+            EventKind.RELEASE_LIVE: self._live,
+        }[event.kind]
+        handler(event)
+        self.seq = event.seq
+        if event.release is not None and event.release in self.releases:
+            self.releases[event.release].signatures.append(
+                Signature(event.seq, event.kind, event.by, event.key, event.at)
+            )
+
+    # --- policy ------------------------------------------------------------------------------------------
+    def _policy_adopted(self, event: Event) -> None:
+        policy = PolicySet.from_json(event.data["policy"])
+        if policy.digest != event.data.get("digest"):
+            raise RuleBroken(f"event {event.seq}: the adopted policy does not match its digest")
+        proposal_seq = event.data.get("proposal")
+        if proposal_seq is None:
+            if self.policy is not None:
+                raise RuleBroken(
+                    f"event {event.seq}: a policy was adopted without a proposal while another is in force",
+                    hint="A change of policy is proposed and approved: conveyor release policy propose",
+                )
+        else:
+            proposal = self.proposals.get(int(proposal_seq))
+            if proposal is None or proposal.adopted or proposal.policy.digest != policy.digest:
+                raise RuleBroken(f"event {event.seq}: adopts a policy that was not proposed as event {proposal_seq}")
+            missing = self.change_missing(proposal)
+            if missing:
+                raise RuleBroken(f"event {event.seq}: the policy change still needs {'; '.join(missing)}")
+            proposal.adopted = True
+        self.policy, self.policy_seq, self.policy_adopted_by = policy, event.seq, event.by
+
+    def _policy_proposed(self, event: Event) -> None:
+        current = self.in_force()
+        policy = PolicySet.from_json(event.data["policy"])
+        if policy.digest != event.data.get("digest"):
+            raise RuleBroken(f"event {event.seq}: the proposed policy does not match its digest")
+        if policy.digest == current.digest:
+            raise RuleBroken("the project's policy is already the one in force", hint="There is nothing to propose.")
+        self.proposals[event.seq] = PolicyProposal(event.seq, policy, event.by, event.at)
+
+    def _policy_approved(self, event: Event) -> None:
+        current = self.in_force()
+        proposal = self.proposals.get(int(event.data.get("proposal", -1)))
+        if proposal is None or proposal.adopted:
+            raise RuleBroken(
+                f"there is no open policy proposal {event.data.get('proposal')}",
+                hint="See it with: conveyor release policy show",
+            )
+        if proposal.policy.digest != event.data.get("digest"):
+            raise RuleBroken(f"event {event.seq}: approves another policy than proposal {proposal.seq}")
+        deciders = {p for stage in current.guarded() for p in stage.approvers}
+        if event.by not in deciders:
+            raise PolicyRefused(
+                f"{event.by} is not an approver of any guarded stage, so cannot approve a change of policy",
+                hint="Approvers of the policy in force: " + ", ".join(sorted(deciders) or ["none"]) + ".",
+            )
+        if event.by in proposal.approvals:
+            raise PolicyRefused(f"{event.by} already approved policy proposal {proposal.seq}")
+        proposal.approvals[event.by] = event.seq
+
+    def change_missing(self, proposal: PolicyProposal) -> list[str]:
+        """What a proposal still needs: per guarded stage of the policy in force, its approvals (not the
+        proposer's, unless that stage lets a requester approve)."""
+        missing = []
+        for stage in self.in_force().guarded():
+            counted = [
+                p for p in proposal.approvals
+                if p in stage.approvers and (p != proposal.proposed_by or stage.requester_may_approve)
+            ]  # fmt: skip
+            if len(counted) < stage.min_approvals:
+                missing.append(
+                    f"{stage.min_approvals - len(counted)} more approval(s) from {stage.stage}'s approvers "
+                    f"({stage.describe_approvers()})"
+                )
+        return missing
+
+    # --- requests ----------------------------------------------------------------------------------------
+    def _requested(self, event: Event) -> None:
+        data = event.data
+        current = self.in_force()
+        stage = str(data["stage"])
+        recorded = StagePolicy.from_json(data["policy"])
+        in_force = current.stage(stage)
+        if data.get("policy_set") != current.digest or recorded.to_json() != in_force.to_json():
+            raise RuleBroken(
+                f"the [release.{stage}] policy of this request is not the one in force in the ledger",
+                hint="Use the committed project file; to change the policy, propose it and have it approved: "
+                "conveyor release policy propose",
+            )
+        if data.get("policy_digest") != recorded.digest:
+            raise RuleBroken(f"event {event.seq}: the recorded policy does not match its digest")
+        if event.release != self.next_release_id():
+            raise RuleBroken(f"event {event.seq}: release number {event.release} is out of sequence")
+        kind = ReleaseKind(data["kind"])
+        shipment = shipment_from_json(data["build"])
+        source = data.get("source_release")
+        if kind == ReleaseKind.PROMOTION:
+            self._check_promotion(stage, int(source), shipment)
+        elif kind == ReleaseKind.ROLLBACK:
+            self._check_rollback(stage, int(source), shipment)
+        if kind != ReleaseKind.ROLLBACK:
+            for required in recorded.requires:
+                if (required, shipment.package_digest) not in self.went_live:
+                    raise RuleBroken(
+                        f"build {shipment.short} has not been deployed to {required}, which {stage} requires",
+                        hint=f"Release it to {required} first: conveyor release create BUILD --to {required}",
+                    )
+        break_glass = bool(data.get("break_glass"))
+        if break_glass and (kind != ReleaseKind.ROLLBACK or event.by not in recorded.break_glass):
+            raise RuleBroken(
+                f"{event.by} may not break glass in {stage}: only a rollback by a break_glass principal "
+                f"({', '.join(recorded.break_glass) or 'none named'}) needs no approval"
+            )
+        needs = recorded.needs_approval and not break_glass
+        expires_at = event.at + recorded.timeout_delta if needs else None
+        self.releases[int(event.release)] = ReleaseState(
+            id=int(event.release), stage=stage, kind=kind, policy=recorded, policy_set=current.digest,
+            shipment=shipment, model_env=data["build"].get("model_env"), requested_by=event.by,
+            requested_key=event.key, requested_at=event.at, expires_at=expires_at,
+            source_release=None if source is None else int(source), break_glass=break_glass,
+            status=ReleaseStatus.PENDING if needs else ReleaseStatus.APPROVED,
+            decided_at=None if needs else event.at,
+        )  # fmt: skip
+
+    def _went_live(self, release_id: int) -> ReleaseState | None:
+        found = self.releases.get(release_id)
+        if found is None or found.deployment is None or found.deployment.live_from is None:
+            return None
+        return found
+
+    def _check_promotion(self, stage: str, source: int, shipment: Shipment) -> None:
+        origin = self._went_live(source)
+        if origin is None:
+            status = self.releases[source].status if source in self.releases else "unknown"
+            raise RuleBroken(
+                f"release {source} was never deployed, so it cannot be promoted",
+                hint=f"Its status is {status}. Promote a release that went live.",
+            )
+        if origin.stage == stage:
+            raise RuleBroken(f"release {source} is already a release to {stage}", hint="Promote to the next stage.")
+        if origin.shipment.package_digest != shipment.package_digest:
+            raise RuleBroken(f"a promotion of release {source} must ship its build {origin.shipment.short}")
+
+    def _check_rollback(self, stage: str, source: int, shipment: Shipment) -> None:
+        origin = self._went_live(source)
+        if origin is None or origin.stage != stage:
+            raise RuleBroken(
+                f"release {source} was never live in {stage}, so {stage} cannot roll back to it",
+                hint=f"See what was: conveyor history {stage}",
+            )
+        if self.live.get(stage) == source:
+            raise RuleBroken(f"release {source} is the one live in {stage} now")
+        if origin.shipment.package_digest != shipment.package_digest:
+            raise RuleBroken(f"a rollback to release {source} must ship its build {origin.shipment.short}")
+
+    # --- decisions ---------------------------------------------------------------------------------------
+    def _decided(self, event: Event) -> None:
+        release = self.release(int(event.release or 0))
+        decision = Decision.APPROVE if event.kind == EventKind.RELEASE_APPROVED else Decision.REJECT
+        verb = f"{decision}d"
+        if release.status != ReleaseStatus.PENDING:
+            raise RuleBroken(
+                f"release {release.id} is {release.status}; only a pending release can be {verb}",
+                hint=f"See: conveyor releases show {release.id}",
+            )
+        if release.expires_at is not None and event.at > release.expires_at:
+            raise RuleBroken(
+                f"release {release.id} expired at {release.expires_at:%Y-%m-%d %H:%M} UTC and can no longer be {verb}",
+                hint=f"Its approval window (release.{release.stage}.timeout = {release.policy.timeout}) has passed; "
+                "request it again with conveyor release promote or create.",
+            )
+        if decision == Decision.APPROVE:
+            release.policy.check_approver(event.by, release.requested_by, release.id)
+        else:
+            release.policy.check_may_reject(event.by, release.requested_by, release.id)
+        earlier = next((d for d in release.decisions if d.principal == event.by), None)
+        if earlier is not None:
+            raise RuleBroken(f"{event.by} already decided on release {release.id} ({earlier.decision}d)")
+        comment = event.data.get("comment")
+        release.decisions.append(
+            DecisionRecord(
+                event.by, event.key, decision, None if comment is None else str(comment), event.at, event.seq
+            )
+        )
+        if decision == Decision.REJECT:
+            release.status, release.decided_at = ReleaseStatus.REJECTED, event.at
+        elif len(release.approved_by) >= release.policy.min_approvals:
+            release.status, release.decided_at = ReleaseStatus.APPROVED, event.at
+
+    # --- deployment --------------------------------------------------------------------------------------
+    def _claimed(self, event: Event) -> None:
+        release = self.release(int(event.release or 0))
+        resume = bool(event.data.get("resume"))
+        allowed = release.status == ReleaseStatus.APPROVED or (
+            resume and release.status in (ReleaseStatus.DEPLOYING, ReleaseStatus.FAILED)
+        )
+        if release.status in (ReleaseStatus.LIVE, ReleaseStatus.SUPERSEDED):
+            raise RuleBroken(
+                f"release {release.id} was already deployed ({release.status}); it is never deployed twice"
+            )
+        if not allowed:
+            hint = None
+            if release.status in (ReleaseStatus.DEPLOYING, ReleaseStatus.FAILED):
+                hint = f"Resume it with: conveyor release resume {release.id}"
+            elif release.status == ReleaseStatus.PENDING:
+                hint = f"It needs {release.policy.min_approvals - len(release.approved_by)} more approval(s)."
+            raise RuleBroken(f"release {release.id} is {release.status} and cannot be deployed now", hint=hint)
+        token = str(event.data["token"])
+        if release.deployment is None:
+            release.deployment = DeploymentState(DeploymentStatus.RUNNING, token, event.at, event.by)
+        else:
+            release.deployment.status, release.deployment.owner = DeploymentStatus.RUNNING, token
+            release.deployment.error = None
+            release.deployment.claims += 1
+        release.status = ReleaseStatus.DEPLOYING
+
+    def _owned(self, event: Event) -> tuple[ReleaseState, DeploymentState]:
+        release = self.release(int(event.release or 0))
+        deployment = release.deployment
+        if (
+            release.status != ReleaseStatus.DEPLOYING
+            or deployment is None
+            or deployment.owner != event.data.get("token")
+        ):
+            raise NotOwner(f"release {release.id} was taken over by another deployment; this one stops")
+        return release, deployment
+
+    def _step(self, event: Event) -> None:
+        release, deployment = self._owned(event)
+        name = str(event.data["name"])
+        if name not in release.steps() or name in deployment.steps:
+            raise RuleBroken(f"event {event.seq}: step {name!r} is not a step to do for release {release.id}")
+        deployment.steps[name] = StepResult.from_dict(dict(event.data.get("result") or {}))
+
+    def _failed(self, event: Event) -> None:
+        release, deployment = self._owned(event)
+        error = str(event.data.get("error") or "failed")
+        release.status = ReleaseStatus.FAILED
+        deployment.status, deployment.error, deployment.finished_at = DeploymentStatus.FAILED, error, event.at
+        deployment.owner = None
+
+    def _live(self, event: Event) -> None:
+        release, deployment = self._owned(event)
+        missing = [name for name in release.steps() if name not in deployment.steps]
+        if missing:
+            raise RuleBroken(f"release {release.id} cannot go live before its steps {', '.join(missing)}")
+        previous = self.live.get(release.stage)
+        if previous is not None:
+            old = self.releases[previous]
+            old.status = ReleaseStatus.SUPERSEDED
+            if old.deployment is not None:
+                old.deployment.status, old.deployment.live_until = DeploymentStatus.SUPERSEDED, event.at
+        release.status = ReleaseStatus.LIVE
+        deployment.status, deployment.owner = DeploymentStatus.LIVE, None
+        deployment.live_from = deployment.finished_at = event.at
+        self.live[release.stage] = release.id
+        self.went_live.add((release.stage, release.shipment.package_digest))
+
+
+def shipment_to_json(shipment: Shipment, model_env: str | None) -> dict[str, Any]:
+    """A shipment as recorded in a signed request."""
+    return {
+        "package": shipment.package_digest,
+        "image": shipment.image_digest,
+        "image_archive": None if shipment.image_archive is None else str(shipment.image_archive),
+        "package_dir": None if shipment.package_dir is None else str(shipment.package_dir),
+        "model": {"name": shipment.model_name, "version": shipment.model_version},
+        "model_env": model_env,
+        "attestations": [
+            {"digest": a.digest, "predicate_type": a.predicate_type, "path": str(a.path)} for a in shipment.attestations
+        ],
+    }
+
+
+def shipment_from_json(data: dict[str, Any]) -> Shipment:
+    model = data.get("model") or {}
+    return Shipment(
+        package_digest=str(data["package"]),
+        image_digest=data.get("image"),
+        image_archive=Path(data["image_archive"]) if data.get("image_archive") else None,
+        package_dir=Path(data["package_dir"]) if data.get("package_dir") else None,
+        model_name=model.get("name"),
+        model_version=None if model.get("version") is None else str(model["version"]),
+        attestations=tuple(
+            Attestation(str(a["digest"]), str(a["predicate_type"]), Path(a["path"]))
+            for a in data.get("attestations", ())
+        ),
+    )

@@ -1,0 +1,78 @@
+"""What every deployment target is: named steps, each idempotent, each returning a `StepResult`.
+
+A deployment runs a target's steps in order and records each result in the ledger as it completes; a deployment
+killed half-way resumes with the steps not yet recorded, so every step must be safe to run again.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+from conveyor.release.shipment import Shipment
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step did, as the ledger keeps it: where the release is reachable, and how to find what runs."""
+
+    reference: str | None = None
+    digest: str | None = None
+    engine: str | None = None
+    image: str | None = None
+    handle: str | None = None
+    url: str | None = None
+    log: str | None = None
+    note: str | None = None
+    referrers: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only the fields that are set (the form stored in a signed event)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items() if v not in (None, ())}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepResult:
+        known = {f.name for f in fields(cls)}
+        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class DeployContext:
+    """What a step needs: the project, the stage, the release and what it ships, and the steps already done."""
+
+    project_name: str
+    state_dir: Path
+    stage: str
+    release_id: int
+    shipment: Shipment
+    done: dict[str, StepResult] = field(default_factory=dict)
+
+
+class Target(ABC):
+    """A place releases go. Subclasses parse their URL in `__init__` (ConfigError when it is wrong)."""
+
+    scheme: ClassVar[str]
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @abstractmethod
+    def steps(self) -> list[str]:
+        """The step names, in order."""
+
+    @abstractmethod
+    def run_step(self, name: str, context: DeployContext) -> StepResult:
+        """Run one step (again, if a deployment resumes); raise ConveyorError when it fails."""
+
+    def stop(self, project_name: str, state_dir: Path, stage: str) -> list[str]:
+        """Stop what this target runs for the stage (a local server; nothing for a registry); says what stopped."""
+        return []
+
+
+def release_tag(context: DeployContext) -> str:
+    """The image tag of a release: model version and release id, e.g. `v3-r12` (docker tag syntax)."""
+    version = context.shipment.model_version
+    return f"v{version}-r{context.release_id}" if version else f"r{context.release_id}"

@@ -1,0 +1,355 @@
+"""`local://PORT`: run the recorded image (podman or docker; without one, the package as a process) on 127.0.0.1.
+
+A new release starts beside the one serving now, on a port of its own; once its /health/ready answers, the
+stage's forwarder on PORT sends new connections to it, and only then is the old server stopped. A release whose
+server never becomes ready is stopped again and fails, and the old one goes on serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from conveyor.errors import CheckFailed, ConfigError
+from conveyor.release.shipment import Shipment, check_image, check_package
+from conveyor.release.targets.base import DeployContext, StepResult, Target, release_tag
+from conveyor.release.targets.forwarder import Route, ack_path
+
+if TYPE_CHECKING:
+    from conveyor.package.engine import ContainerEngine
+
+READY_PATH = "/health/ready"
+CONTAINER_PORT = 8080
+ENGINE_VARIABLE = "CONVEYOR_ENGINE"
+READY_TIMEOUT_VARIABLE = "CONVEYOR_READY_TIMEOUT"
+PROCESS = "process"
+
+
+def choose_engine(shipment: Shipment) -> ContainerEngine | None:
+    """The container engine that runs the image (`$CONVEYOR_ENGINE` or the first that works), or None for a
+    process (`CONVEYOR_ENGINE=process`, a release without an image, or no engine installed)."""
+    from conveyor.package.engine import NoEngine, find_engine
+
+    if os.environ.get(ENGINE_VARIABLE, "").strip().lower() == PROCESS or shipment.image_digest is None:
+        return None
+    try:
+        engine = find_engine()
+    except NoEngine:
+        return None
+    return engine if engine.can_run else None
+
+
+def engine_named(name: str | None) -> ContainerEngine | None:
+    from conveyor.package.engine import find_engine
+
+    return None if name in (None, PROCESS) else find_engine(name)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # reaped: it was this process's child and it exited
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_process(pid: int, timeout: float = 10) -> None:
+    """SIGTERM the process group of `pid`, then SIGKILL it when it has not gone within `timeout` seconds."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One server of the stage: a container (engine + name) or a process (pid), on its own port."""
+
+    release: int
+    port: int
+    engine: str
+    handle: str
+
+
+class LocalTarget(Target):
+    """Serve the stage on 127.0.0.1:PORT through its forwarder; each release runs beside the previous one first."""
+
+    scheme = "local"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        try:
+            self.port = int(url.removeprefix("local://").strip("/"))
+        except ValueError:
+            raise ConfigError(f"release target {url!r} must be local://PORT (e.g. local://8701)") from None
+
+    def steps(self) -> list[str]:
+        return ["load", "start", "switch"]
+
+    def run_step(self, name: str, context: DeployContext) -> StepResult:
+        if name == "load":
+            return self._load(context)
+        if name == "start":
+            return self._start(context)
+        if name == "switch":
+            return self._switch(context)
+        raise ValueError(f"{type(self).__name__} has no step {name!r}")
+
+    # --- where things are ----------------------------------------------------------------------------------
+    @staticmethod
+    def run_dir(state_dir: Path) -> Path:
+        folder = state_dir / "release" / "local"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def route_file(self, state_dir: Path, stage: str) -> Path:
+        return self.run_dir(state_dir) / f"{stage}.route"
+
+    def _backend_file(self, state_dir: Path, stage: str, release: int) -> Path:
+        return self.run_dir(state_dir) / f"{stage}-r{release}.backend"
+
+    def _forwarder_pid(self, state_dir: Path, stage: str) -> Path:
+        return self.run_dir(state_dir) / f"{stage}.forwarder.pid"
+
+    @staticmethod
+    def image_reference(context: DeployContext) -> str:
+        return f"localhost/conveyor-{context.project_name}:{context.stage}-{release_tag(context)}"
+
+    @staticmethod
+    def container_name(project_name: str, stage: str, release: int) -> str:
+        return f"conveyor-{project_name}-{stage}-r{release}"
+
+    # --- steps ---------------------------------------------------------------------------------------------
+    def _engine(self, context: DeployContext) -> ContainerEngine | None:
+        done = context.done.get("load")
+        return engine_named(done.engine) if done else choose_engine(context.shipment)
+
+    def _load(self, context: DeployContext) -> StepResult:
+        engine = self._engine(context)
+        if engine is None:
+            check_package(context.shipment)
+            return StepResult(engine=PROCESS)
+        archive, _ = context.shipment.require_image(context.stage)
+        expected = check_image(context.shipment, context.stage)
+        reference = self.image_reference(context)
+        engine.run("load", "-i", str(archive), timeout=1800)
+        engine.run("tag", expected.removeprefix("sha256:"), reference)
+        loaded = engine.image_id(reference)
+        if loaded != expected:
+            raise CheckFailed(
+                f"{engine.name} loaded {reference} as image {loaded}, not the tested {expected}",
+                hint="The engine's storage holds a different image under that name; remove it and resume.",
+            )
+        return StepResult(engine=engine.name, image=reference, digest=expected)
+
+    def _start(self, context: DeployContext) -> StepResult:
+        """Start the release's server on a port of its own and wait until it is ready; stop it if it never is."""
+        engine = self._engine(context)
+        backend = self._running_backend(context, engine)
+        if backend is None:
+            port = free_port()
+            if engine is None:
+                backend = self._start_process(context, port)
+            else:
+                backend = self._start_container(context, engine, port)
+            self._backend_file(context.state_dir, context.stage, context.release_id).write_text(
+                json.dumps(backend.__dict__)
+            )
+        try:
+            self._wait_ready(backend)
+        except CheckFailed:
+            self._stop_backend(context.state_dir, context.stage, backend)
+            raise
+        return StepResult(
+            engine=backend.engine, handle=backend.handle, url=f"http://127.0.0.1:{backend.port}",
+            log=str(self._log(context.state_dir, context.stage, context.release_id)) if engine is None else None,
+        )  # fmt: skip
+
+    def _switch(self, context: DeployContext) -> StepResult:
+        """Route PORT to the new server, wait until the forwarder uses that route, then stop the older servers."""
+        backend = self._backend(context.state_dir, context.stage, context.release_id)
+        if backend is None:
+            raise CheckFailed(f"the server of release {context.release_id} is gone", hint="Resume the release.")
+        route_file = self.route_file(context.state_dir, context.stage)
+        serial = Route.read(route_file).serial + 1 if route_file.is_file() else 1
+        Route(backend.port, context.release_id, serial).write(route_file)
+        self._ensure_forwarder(context.state_dir, context.stage, route_file)
+        self._await_route(route_file, serial)
+        for other in self._backends(context.state_dir, context.stage):
+            if other.release != context.release_id:
+                self._stop_backend(context.state_dir, context.stage, other)
+        return StepResult(reference=f"http://127.0.0.1:{self.port}", engine=backend.engine, handle=backend.handle)
+
+    # --- servers -------------------------------------------------------------------------------------------
+    def _log(self, state_dir: Path, stage: str, release: int) -> Path:
+        return self.run_dir(state_dir) / f"{stage}-r{release}.log"
+
+    def _start_process(self, context: DeployContext, port: int) -> Backend:
+        package = check_package(context.shipment)
+        log = self._log(context.state_dir, context.stage, context.release_id).open("ab")
+        command = [sys.executable, "-m", "conveyor.serving", str(package), "--host", "127.0.0.1", "--port", str(port)]
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        return Backend(context.release_id, port, PROCESS, str(process.pid))
+
+    def _start_container(self, context: DeployContext, engine: ContainerEngine, port: int) -> Backend:
+        name = self.container_name(context.project_name, context.stage, context.release_id)
+        engine.run("rm", "-f", name, check=False, timeout=120)
+        image = context.done["load"].image
+        assert image is not None
+        engine.run(
+            "run", "-d", "--name", name,
+            "--label", f"conveyor.project={context.project_name}", "--label", f"conveyor.stage={context.stage}",
+            "--label", f"conveyor.release={context.release_id}",
+            "-p", f"127.0.0.1:{port}:{CONTAINER_PORT}", image, timeout=300,
+        )  # fmt: skip
+        return Backend(context.release_id, port, engine.name, name)
+
+    def _backend(self, state_dir: Path, stage: str, release: int) -> Backend | None:
+        try:
+            return Backend(**json.loads(self._backend_file(state_dir, stage, release).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _backends(self, state_dir: Path, stage: str) -> list[Backend]:
+        found = []
+        for path in sorted(self.run_dir(state_dir).glob(f"{stage}-r*.backend")):
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                found.append(Backend(**json.loads(path.read_text())))
+        return found
+
+    def _running_backend(self, context: DeployContext, engine: ContainerEngine | None) -> Backend | None:
+        backend = self._backend(context.state_dir, context.stage, context.release_id)
+        return backend if backend is not None and self._backend_alive(backend) else None
+
+    def _backend_alive(self, backend: Backend) -> bool:
+        if backend.engine == PROCESS:
+            return _alive(int(backend.handle))
+        engine = engine_named(backend.engine)
+        assert engine is not None
+        state = engine.run("inspect", "--format", "{{.State.Running}}", backend.handle, check=False, timeout=60)
+        return state.returncode == 0 and state.stdout.strip() == "true"
+
+    def _wait_ready(self, backend: Backend) -> None:
+        url = f"http://127.0.0.1:{backend.port}{READY_PATH}"
+        timeout = float(os.environ.get(READY_TIMEOUT_VARIABLE, "120"))
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        checked = time.monotonic()
+        while time.monotonic() < deadline:
+            try:
+                status = httpx.get(url, timeout=2).status_code
+                if status == 200:
+                    return
+                last = f"HTTP {status}"
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            if time.monotonic() - checked > 1:
+                checked = time.monotonic()
+                if not self._backend_alive(backend):
+                    last = "the server exited"
+                    break
+            time.sleep(0.2)
+        where = f"`{backend.engine} logs {backend.handle}`" if backend.engine != PROCESS else "its log"
+        raise CheckFailed(
+            f"the new server of release {backend.release} was not ready at {url} ({last}); the server already "
+            "serving the stage goes on serving",
+            hint=f"See {where}. Fix the build, then release it again.",
+        )
+
+    def _stop_backend(self, state_dir: Path, stage: str, backend: Backend) -> None:
+        if backend.engine == PROCESS:
+            stop_process(int(backend.handle))
+        else:
+            engine = engine_named(backend.engine)
+            assert engine is not None
+            remove = ("rm", "-f", "--time", "10") if engine.name == "podman" else ("rm", "-f")
+            engine.run(*remove, backend.handle, check=False, timeout=120)
+        self._backend_file(state_dir, stage, backend.release).unlink(missing_ok=True)
+
+    # --- the forwarder -------------------------------------------------------------------------------------
+    def _forwarder_running(self, state_dir: Path, stage: str) -> int | None:
+        path = self._forwarder_pid(state_dir, stage)
+        try:
+            pid = int(path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if _alive(pid) else None
+
+    def _ensure_forwarder(self, state_dir: Path, stage: str, route_file: Path) -> None:
+        if self._forwarder_running(state_dir, stage) is not None:
+            return
+        log = (self.run_dir(state_dir) / f"{stage}.forwarder.log").open("ab")
+        command = [sys.executable, "-m", "conveyor.release.targets.forwarder",
+                   "--port", str(self.port), "--route", str(route_file)]  # fmt: skip
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self._forwarder_pid(state_dir, stage).write_text(f"{process.pid} {self.port}\n")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if not _alive(process.pid):
+                raise CheckFailed(
+                    f"the forwarder of {stage} could not listen on 127.0.0.1:{self.port}",
+                    hint=f"Is another program using port {self.port}? See {log.name}.",
+                )
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return
+            time.sleep(0.1)
+        raise CheckFailed(f"the forwarder of {stage} did not start listening on 127.0.0.1:{self.port}")
+
+    def _await_route(self, route_file: Path, serial: int) -> None:
+        """Open a connection through the port (the forwarder re-reads its route then) until it acknowledges."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                pass
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                if Route.read(ack_path(route_file)).serial >= serial:
+                    return
+            time.sleep(0.05)
+        raise CheckFailed(f"the forwarder on port {self.port} did not take the new route within 30 s")
+
+    def stop(self, project_name: str, state_dir: Path, stage: str) -> list[str]:
+        """Stop the stage's forwarder and every server it runs; returns what was stopped."""
+        stopped = []
+        pid = self._forwarder_running(state_dir, stage)
+        if pid is not None:
+            stop_process(pid)
+            stopped.append(f"forwarder {pid} on port {self.port}")
+        self._forwarder_pid(state_dir, stage).unlink(missing_ok=True)
+        for backend in self._backends(state_dir, stage):
+            self._stop_backend(state_dir, stage, backend)
+            stopped.append(f"release {backend.release} ({backend.engine} {backend.handle})")
+        for path in (self.route_file(state_dir, stage), ack_path(self.route_file(state_dir, stage))):
+            path.unlink(missing_ok=True)
+        return stopped

@@ -1,0 +1,183 @@
+"""What ships is what was attested and recorded: build.json edits after testing, a swapped image archive, a copied
+project file with a lowered bar, a deploy step that throws, and the stage's alias in the stage's own registry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from release_support import MODEL, FakeClock, Keys, alias_version, build
+
+from conveyor.config import load_project
+from conveyor.errors import CheckFailed
+from conveyor.release.ledger import Ledger
+from conveyor.release.policy import PolicyRefused
+from conveyor.release.releases import PolicyDiffers, Releases
+from conveyor.release.targets.referrers import DSSE, fallback_tag
+
+pytestmark = pytest.mark.services
+
+
+def _record(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_build_json_with_another_builds_image_is_refused(sqlite_releases: Releases, keys: Keys) -> None:
+    """The image section of a failing build copied into a passing build's build.json after testing."""
+    good = build(sqlite_releases, "good")
+    bad = build(sqlite_releases, "bad", tests_ok=False)
+    record = _record(good)
+    record["image"] = _record(bad)["image"]
+    good.write_text(json.dumps(record))
+    with pytest.raises(CheckFailed, match="about another package or image"):
+        sqlite_releases.create(good, "qa", keys.carol)
+    assert sqlite_releases.list() == []
+
+
+def test_build_json_with_tests_ok_flipped_is_refused(sqlite_releases: Releases, keys: Keys) -> None:
+    failed = build(sqlite_releases, "flipped", tests_ok=False)
+    record = _record(failed)
+    record["tests"] = {"ok": True, "passed": 6, "failed": 0}
+    failed.write_text(json.dumps(record))
+    with pytest.raises(CheckFailed, match="failed its tests .signed result: FAILED"):
+        sqlite_releases.create(failed, "qa", keys.carol)
+
+
+def test_a_deploy_ships_the_recorded_digest_never_build_json(
+    sqlite_releases: Releases, keys: Keys, registries: dict[str, str]
+) -> None:
+    """After the prod request, build.json is pointed at another (failing) image: the deploy does not read it and
+    pushes the digest the request recorded. An image archive replaced at the recorded path is refused."""
+    releases = sqlite_releases
+    path = build(releases, "recorded")
+    qa = releases.create(path, "qa", keys.carol)
+    tested = qa.image_digest
+    pending = releases.promote(qa.id, "prod", keys.carol)
+    other = build(releases, "other-image", tests_ok=False)
+    record = _record(path)
+    record["image"] = _record(other)["image"]
+    path.write_text(json.dumps(record))
+    releases.approve(pending.id, keys.alice)
+    live = releases.approve(pending.id, keys.bob)
+    assert live.status == "live" and live.image_digest == tested
+    assert live.deployment is not None and live.deployment["reference"].endswith(f"@{tested}")
+
+    swapped = build(releases, "swapped-archive")
+    second = releases.create(swapped, "qa", keys.carol)
+    pending = releases.promote(second.id, "prod", keys.carol)
+    shutil.copyfile(_record(other)["image"]["archive"], _record(swapped)["image"]["archive"])
+    releases.approve(pending.id, keys.alice)
+    with pytest.raises(CheckFailed, match="holds manifest .* but the ledger recorded"):
+        releases.approve(pending.id, keys.bob)
+    failed = releases.show(pending.id)
+    assert failed.status == "failed" and "the ledger recorded" in (failed.error or "")
+    assert [e.release for e in releases.history("prod")] == [live.id]
+
+
+def test_attestations_are_pushed_as_referrers_of_the_image(
+    sqlite_releases: Releases, keys: Keys, registries: dict[str, str]
+) -> None:
+    release = sqlite_releases.create(build(sqlite_releases, "referrers"), "qa", keys.carol)
+    assert release.deployment is not None
+    result = release.deployment["results"]["attest"]
+    assert len(result["referrers"]) == 3
+    host_repo = release.deployment["reference"].split("@")[0]
+    host, repo = host_repo.split("/", 1)
+    index = httpx.get(
+        f"http://{host}/v2/{repo}/manifests/{fallback_tag(release.image_digest)}",
+        headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+    ).json()
+    assert [m["digest"] for m in index["manifests"]] == result["referrers"]
+    layers = []
+    for descriptor in index["manifests"]:
+        manifest = httpx.get(
+            f"http://{host}/v2/{repo}/manifests/{descriptor['digest']}",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        ).json()
+        assert manifest["subject"]["digest"] == release.image_digest and manifest["artifactType"] == DSSE
+        layers.append(manifest["layers"][0]["digest"])
+    assert layers == [a["digest"] for a in release.attestations]
+
+
+def test_a_copied_project_file_cannot_lower_the_bar(
+    make_project: Callable[..., Path], clock: FakeClock, keys: Keys, tmp_path: Path
+) -> None:
+    """A copy of conveyor.toml with min_approvals = 0, pointing at the same ledger: a fresh request under it is
+    refused, and the pending release still counts against the policy recorded with it."""
+    root = make_project()
+    project = load_project(root)
+    releases = Releases(project, Ledger.open(project, clock=clock))
+    qa = releases.create(build(releases, "lowered"), "qa", keys.carol)
+    pending = releases.promote(qa.id, "prod", keys.carol)
+
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".conveyor"))
+    text = (copy / "conveyor.toml").read_text().replace("min_approvals = 2", "min_approvals = 0")
+    (copy / "conveyor.toml").write_text(text + f'\n[ledger]\nurl = "sqlite:///{root}/.conveyor/ledger.db"\n')
+    copied = Releases(load_project(copy), Ledger.open(load_project(copy), clock=clock))
+    with pytest.raises(PolicyDiffers, match="release.prod.min_approvals: 2 → 0"):
+        copied.promote(qa.id, "prod", keys.carol)
+    assert copied.approve(pending.id, keys.alice).status == "pending"
+    assert copied.show(pending.id).min_approvals == 2
+
+
+def test_a_policy_change_takes_force_only_with_the_approvers_of_the_one_in_force(
+    make_project: Callable[..., Path], clock: FakeClock, keys: Keys
+) -> None:
+    root = make_project()
+    project = load_project(root)
+    releases = Releases(project, Ledger.open(project, clock=clock))
+    qa = releases.create(build(releases, "policy-change"), "qa", keys.carol)
+    (root / "conveyor.toml").write_text((root / "conveyor.toml").read_text().replace("min_approvals = 2", "min_approvals = 1"))
+    lowered = Releases(load_project(root), releases.ledger)
+    status = lowered.propose_policy(keys.alice)
+    (proposal,) = status.proposals
+    assert not status.same and proposal["changes"] == ["release.prod.min_approvals: 2 → 1"]
+    with pytest.raises(PolicyDiffers):
+        lowered.promote(qa.id, "prod", keys.carol)
+    with pytest.raises(PolicyRefused, match="erin is not an approver"):
+        lowered.approve_policy(proposal["proposal"], keys.erin)
+    assert lowered.approve_policy(proposal["proposal"], keys.alice).proposals[0]["missing"]  # the proposer's own
+    assert lowered.approve_policy(proposal["proposal"], keys.bob).proposals[0]["missing"]
+    status = lowered.approve_policy(proposal["proposal"], keys.dave)
+    assert status.same and status.proposals == []
+    pending = lowered.promote(qa.id, "prod", keys.carol)
+    assert pending.min_approvals == 1
+    assert lowered.approve(pending.id, keys.alice).status == "live"
+    assert lowered.ledger.verify_audit().ok
+
+
+def test_any_exception_in_a_step_marks_the_release_failed(sqlite_releases: Releases, keys: Keys) -> None:
+    """The alias step raises MlflowException (version 99 is not in the registry): the release is failed, the
+    error recorded, and it can be resumed."""
+    release_path = build(sqlite_releases, "no-such-version", model_version="99")
+    with pytest.raises(CheckFailed, match="deployment of release 1 failed: MlflowException"):
+        sqlite_releases.create(release_path, "qa", keys.carol)
+    view = sqlite_releases.show(1)
+    assert view.status == "failed" and "MlflowException" in (view.error or "")
+    assert view.deployment is not None and view.deployment["steps"] == ["push", "check-digest", "attest"]
+
+
+def test_the_alias_goes_to_the_stage_registry_where_the_gates_find_the_champion(
+    make_project: Callable[..., Path], clock: FakeClock, keys: Keys, tmp_path: Path, logged_model_registry: str
+) -> None:
+    """The build's model is in stage's registry; prod has a registry of its own. Going live in prod copies the
+    version there (tagged with the package digest) and points `prod` at it: the registry the champion gate reads."""
+    from conveyor.testing.gates import CHAMPION_ALIAS, champion_environment
+
+    prod_registry = f"sqlite:///{tmp_path / 'prod-mlflow.db'}"
+    root = make_project(min_approvals=1, stage_registry=logged_model_registry, prod_registry=prod_registry)
+    project = load_project(root)
+    releases = Releases(project, Ledger.open(project, clock=clock))
+    qa = releases.create(build(releases, "champion", model_version="1"), "qa", keys.carol)
+    pending = releases.promote(qa.id, "prod", keys.carol)
+    live = releases.approve(pending.id, keys.alice)
+    assert live.status == "live", live.error
+    assert live.deployment is not None and live.deployment["alias"] == f"prod:{MODEL}@prod = 1"
+    assert alias_version(prod_registry, CHAMPION_ALIAS) == "1"
+    assert alias_version(logged_model_registry, "prod") is None
+    assert champion_environment(project).registry_uri == prod_registry
