@@ -41,7 +41,7 @@ def test_tls_is_skipped_only_for_loopback_and_exactly_localhost(host: str, insec
 
 
 def test_every_table_entry_is_a_target_for_its_scheme() -> None:
-    assert set(TARGETS) == {"oci", "local"}
+    assert set(TARGETS) == {"oci", "local", "batch"}
     for scheme, kind in TARGETS.items():
         cls = target_class(kind)
         assert issubclass(cls, Target) and cls.scheme == scheme
@@ -50,7 +50,7 @@ def test_every_table_entry_is_a_target_for_its_scheme() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("ftp://example.com/x", "must be oci://HOST[:PORT]/REPO or local://PORT"),
+        ("ftp://example.com/x", "must be oci://HOST[:PORT]/REPO, local://PORT or batch://ENV/INPUT"),
         ("oci://registry.example.com", "must be oci://HOST[:PORT]/REPO"),
         ("local://eighty", "must be local://PORT"),
     ],

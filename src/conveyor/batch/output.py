@@ -70,18 +70,30 @@ class StagedOutput:
         aside = None
         if fs.exists(self.path):
             aside = posixpath.join(parent, f".{posixpath.basename(self.path)}.replaced-{uuid.uuid4().hex[:12]}")
-            fs.mv(self.path, aside, recursive=True)
+            self._move(self.path, aside)
         try:
-            fs.mv(self.staging, self.path, recursive=True)
+            self._move(self.staging, self.path)
         except Exception:
             if aside is not None:
-                fs.mv(aside, self.path, recursive=True)
+                self._move(aside, self.path)
             raise
         if aside is not None:
             fs.rm(aside, recursive=True)
         return sorted(
             self.lake.path(name) for name in fs.find(self.path) if not hidden(self.lake.path(name), self.path)
         )
+
+    def _move(self, source: str, target: str) -> None:
+        """A rename on local disks; on object stores (no folders, no rename) each file copied, then the source
+        deleted."""
+        fs = self.lake.fs
+        if self.lake.location.is_local:
+            fs.mv(source, target, recursive=True)
+            return
+        for name in fs.find(source):
+            inside = self.lake.path(name)
+            fs.copy(inside, posixpath.join(target, posixpath.relpath(inside, source)))
+        fs.rm(source, recursive=True)
 
     def abort(self) -> None:
         """Delete whatever the job wrote (quietly: the job's own error is what matters)."""

@@ -44,6 +44,14 @@ TARGETS: dict[str, TargetKind] = {
             "and takes over the port once /health/ready answers",
             implementation="conveyor.release.targets.local:LocalTarget",
         ),
+        TargetKind(
+            scheme="batch",
+            form="batch://ENV/INPUT?output=OUTPUT[&engine=local|spark]",
+            pattern=r"batch://[a-z0-9][a-z0-9_-]*/[^\s?]+\?output=[^\s&]+(&engine=(local|spark))?",
+            summary="the tested package scores INPUT in ENV's lake into OUTPUT (Parquet; `{release}` in OUTPUT "
+            "becomes the release's tag), locally or on ENV's Spark",
+            implementation="conveyor.release.targets.batch:BatchTarget",
+        ),
     )
 }
 
