@@ -50,7 +50,7 @@ def test_a_changed_package_is_not_shipped(batch_project, built, tmp_path):
     shutil.copytree(built.package_dir, copy)
     (copy / "model" / "weights.json").write_text('{"weights": [0, 0], "bias": 1}')
     changed = Shipment(built.digest, None, None, copy, "worst_regression", "1")
-    with pytest.raises(CheckFailed, match="weights.json"):
+    with pytest.raises(CheckFailed, match=r"weights\.json"):
         deploy(batch_project, "batch://dev/people.parquet?output=scores/tampered", changed)
     assert not (batch_project.lake / "scores/tampered").exists()
 

@@ -73,11 +73,7 @@ def test_local_release_runs_replaces_and_rolls_back(
 
 @pytest.mark.container
 def test_a_failed_start_leaves_the_old_server_serving(
-    podman_storage: Path,
-    live_stage: tuple[Releases, int],
-    clock: FakeClock,
-    keys: Keys,
-    monkeypatch: pytest.MonkeyPatch,
+    podman_storage: Path, live_stage: tuple[Releases, int], clock: FakeClock, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     releases, port = live_stage
     first = releases.create(build(releases, "still-serving"), "live", keys.carol)

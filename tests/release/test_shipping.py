@@ -132,9 +132,7 @@ def test_a_policy_change_takes_force_only_with_the_approvers_of_the_one_in_force
     project = load_project(root)
     releases = Releases(project, Ledger.open(project, clock=clock))
     qa = releases.create(build(releases, "policy-change"), "qa", keys.carol)
-    (root / "conveyor.toml").write_text(
-        (root / "conveyor.toml").read_text().replace("min_approvals = 2", "min_approvals = 1")
-    )
+    (root / "conveyor.toml").write_text((root / "conveyor.toml").read_text().replace("min_approvals = 2", "min_approvals = 1"))
     lowered = Releases(load_project(root), releases.ledger)
     status = lowered.propose_policy(keys.alice)
     (proposal,) = status.proposals

@@ -132,9 +132,7 @@ def _describe(view: ReleaseView) -> str:
         )
     for approval in view.approvals:
         comment = f": {approval['comment']}" if approval.get("comment") else ""
-        lines.append(
-            f"  {approval['decision']}d by {approval['actor']} ({approval['key']}) at {_time(approval['at'])}{comment}"
-        )
+        lines.append(f"  {approval['decision']}d by {approval['actor']} ({approval['key']}) at {_time(approval['at'])}{comment}")
     if view.deployment:
         deployment = view.deployment
         lines.append(f"  deployment {deployment['status']}: {', '.join(deployment['steps']) or 'no step done'}")
