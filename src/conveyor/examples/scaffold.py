@@ -61,7 +61,7 @@ def init_project(
 
     shutil.copytree(source, target, ignore=COPY_IGNORE, dirs_exist_ok=True)
     template = (source / "conveyor.toml.template").read_text()
-    text = template.replace("{name}", name).replace("{secrets_dir}", str(secrets_dir))
+    text = template.replace("{name}", name).replace("{secrets_dir}", portable(secrets_dir))
     for stage, port in (release_ports or {}).items():
         text = text.replace(f'target = "local://{DEFAULT_PORTS[stage]}"', f'target = "local://{port}"')
     (target / "conveyor.toml").write_text(text)
@@ -86,6 +86,16 @@ def init_project(
     if git:
         _git_init(target)
     return result
+
+
+def portable(path: Path) -> str:
+    """`path` as written into the shared, committed conveyor.toml: `~/...` when it is under the home folder of
+    whoever runs `conveyor init`, so the file names the same place for everyone who clones the project."""
+    home = Path(os.path.expanduser("~")).resolve()
+    try:
+        return "~/" + path.resolve().relative_to(home).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def write_sample_data(lake: Path, env: str, rows: int) -> None:
