@@ -113,11 +113,12 @@ def write_sample_data(lake: Path, env: str, rows: int) -> None:
 def _git_init(root: Path) -> None:
     if shutil.which("git") is None:
         return
-    run = {"cwd": root, "capture_output": True, "check": False}
-    subprocess.run(["git", "init", "-q", "-b", "main"], **run)
-    subprocess.run(["git", "add", "-A"], **run)
+
+    def git(*args: str) -> int:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, check=False).returncode
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
     identity = ["-c", "user.name=conveyor", "-c", "user.email=conveyor@localhost"]
-    has_identity = subprocess.run(["git", "config", "user.email"], **run).returncode == 0
-    subprocess.run(
-        ["git", *([] if has_identity else identity), "commit", "-q", "-m", "Project from conveyor init"], **run
-    )
+    has_identity = git("config", "user.email") == 0
+    git(*([] if has_identity else identity), "commit", "-q", "-m", "Project from conveyor init")
