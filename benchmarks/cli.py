@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -118,6 +119,7 @@ with mlflow.start_run(experiment_id=experiment):
 class Row:
     command: str
     conveyor: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     peer_label: str = ""
     peer: list[float] = field(default_factory=list)
     target: float | None = None
@@ -155,13 +157,20 @@ def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.Complet
     return done
 
 
-def timed(command: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> float:
+def cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, the process and what it waited for) of one run of `command`."""
+    cpu = cpu_of_children()
     started = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - started
     if done.returncode not in ok:
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
-    return elapsed
+    return elapsed, cpu_of_children() - cpu
 
 
 def measure(row: Row, ours: list[str], peer: list[str] | None, cwd: Path, runs: int, ok: tuple[int, ...] = (0,)) -> Row:
@@ -170,9 +179,11 @@ def measure(row: Row, ours: list[str], peer: list[str] | None, cwd: Path, runs: 
     if peer:
         timed(peer, cwd)
     for _ in range(runs):
-        row.conveyor.append(timed(ours, cwd, ok))
+        wall, cpu = timed(ours, cwd, ok)
+        row.conveyor.append(wall)
+        row.cpu.append(cpu)
         if peer:
-            row.peer.append(timed(peer, cwd))
+            row.peer.append(timed(peer, cwd)[0])
     return row
 
 
@@ -249,8 +260,8 @@ def seconds(value: float | None) -> str:
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| command | conveyor | MLflow peer | peer / conveyor | target | met | same answer |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| command | conveyor | (its CPU) | MLflow peer | peer / conveyor | target | met | same answer |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         peer = row.peer_median
@@ -260,7 +271,8 @@ def table(rows: list[Row]) -> str:
         answer = {True: "yes", False: "**no**", None: ""}[row.same_answer]
         label = f"{seconds(peer)} ({row.peer_label})" if peer else (row.peer_label or "—")
         lines.append(
-            f"| {row.command}{' ' + row.note if row.note else ''} | {seconds(row.median)} | {label} | {ratio} "
+            f"| {row.command}{' ' + row.note if row.note else ''} | {seconds(row.median)} "
+            f"| {seconds(statistics.median(row.cpu)) if row.cpu else ''} | {label} | {ratio} "
             f"| {target} | {met} | {answer} |"
         )
     return "\n".join(lines)
@@ -374,6 +386,7 @@ def main() -> None:
         measure(baseline, plain, None, project, args.train_runs)
         overhead = Row("train overhead (conveyor − plain python)", target=TRAIN_OVERHEAD_TARGET)
         overhead.conveyor = [train.median - baseline.median]
+        overhead.cpu = [statistics.median(train.cpu) - statistics.median(baseline.cpu)]
         if train.peer_median is not None:
             overhead.peer = [train.peer_median - baseline.median]
             overhead.peer_label = "MLflow's overhead on the same code"
@@ -389,7 +402,8 @@ def main() -> None:
     print()
     print(
         f"- {args.runs} timed runs per read command ({args.train_runs} per training variant), medians, each a new "
-        f"process, alternating with its peer after one warm-up run of each; project made by {made_by}."
+        f"process, alternating with its peer after one warm-up run of each; project made by {made_by}. CPU: user + "
+        "system seconds of the process and the processes it waited for (less sensitive to the machine's load)."
     )
     print(f"- bytecode of site-packages: {bytecode_state()}; PYTHONDONTWRITEBYTECODE unset for the runs.")
     print(
