@@ -14,6 +14,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
+from conveyor.compute.engines import compute_for
 from conveyor.compute.lineage import git_commit
 from conveyor.config import load_project
 from conveyor.errors import ConveyorError
@@ -61,7 +62,8 @@ def main() -> int:
     script = root / project.config.project.train
     output = Path(tempfile.mkdtemp(prefix="conveyor-train-"))
     with mlflow.start_run(experiment_id=registry.experiment_id(), run_name=f"train-{environment.name}") as run:
-        ctx = TrainingContext(environment, output, run.info.run_id)
+        compute = compute_for(environment)
+        ctx = TrainingContext(environment, output, run.info.run_id, lambda: compute.spark_session(environment))
         set_current_context(ctx)
         mlflow.set_tags({"conveyor.environment": environment.name, "conveyor.script": script.name})
         sys.argv = [str(script), *json.loads(os.environ.get("CONVEYOR_SCRIPT_ARGS", "[]"))]

@@ -8,6 +8,7 @@ script registers nothing.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,8 +17,12 @@ from typing import TYPE_CHECKING, Any
 from conveyor.errors import ConveyorError
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
     from conveyor.config import Environment
     from conveyor.lake import Lake
+
+SparkFactory = Callable[[], "SparkSession"]
 
 _current: TrainingContext | None = None
 
@@ -34,12 +39,20 @@ class PendingRegistration:
 class TrainingContext:
     """Everything a training script may use from conveyor, the same in every environment."""
 
-    def __init__(self, environment: Environment, output_dir: Path, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        environment: Environment,
+        output_dir: Path,
+        run_id: str | None = None,
+        spark_factory: SparkFactory | None = None,
+    ) -> None:
+        """`spark_factory` makes the session `spark()` returns; the compute that runs the script provides it."""
         self.environment = environment
         self.output_dir = output_dir
         self.run_id = run_id
         self.registrations: list[PendingRegistration] = []
-        self._spark = None
+        self._spark_factory = spark_factory
+        self._spark: SparkSession | None = None
 
     @property
     def env(self) -> str:
@@ -97,16 +110,21 @@ class TrainingContext:
         return self.environment.compute != "local"
 
     def spark_url(self, path: str) -> str:
-        """The URL of a lake path for Spark to read, recorded for lineage like a file opened through ctx.lake."""
+        """The URL Spark reads a lake path by (a file, a folder or a glob); the files it names are recorded for
+        lineage like files opened through ctx.lake."""
         self.lake.record_read(path)
-        return self.lake.url_of(path)
+        return self.lake.hadoop_url_of(path)
 
-    def spark(self):
-        """A SparkSession for this environment's compute: local mode, a cluster (spark://) or Spark Connect (sc://)."""
+    def spark(self) -> SparkSession:
+        """A SparkSession on this environment's compute: local mode, a cluster (spark://), Spark Connect (sc://) or
+        the Databricks cluster the run is on."""
         if self._spark is None:
-            from conveyor.compute.spark import spark_session
-
-            self._spark = spark_session(self.environment)
+            if self._spark_factory is None:
+                raise ConveyorError(
+                    "ctx.spark() has no Spark engine in this context",
+                    hint="Run the script with `conveyor train --env ENV`; the environment's compute provides Spark.",
+                )
+            self._spark = self._spark_factory()
         return self._spark
 
     def stop_spark(self) -> None:
