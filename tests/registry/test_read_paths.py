@@ -211,3 +211,22 @@ def test_cli_reads_a_server_without_mlflow(registry_store, reference, mlflow_ser
     ]
     assert listed[:3] == reference["versions alpha_model"]
     assert _mlflow_or_sqlalchemy(modules) == set()
+
+
+def test_prepare_opens_the_store_and_makes_the_experiment_once(tmp_path):
+    """`prepare` (run in a thread while a training script runs) leaves the experiment for the registration."""
+    import threading
+
+    from conveyor.config import load_project
+    from conveyor.registry import ModelRegistry
+
+    project = load_project(project_on(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", tmp_path / "p"))
+    registry = ModelRegistry(project.environment("dev"))
+    warming = threading.Thread(target=registry.prepare)
+    warming.start()
+    mine = registry.experiment_id()  # while prepare may be making it: one experiment, never two
+    warming.join()
+    again = ModelRegistry(project.environment("dev")).experiment_id()
+    assert mine == again
+    experiment = registry.client.get_experiment(mine)
+    assert experiment.name == "reads" and experiment.artifact_location.endswith(".conveyor/dev/artifacts")

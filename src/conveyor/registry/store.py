@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,25 +43,45 @@ class ModelRegistry:
         self.environment = environment
         self.uri = environment.registry_uri
         self._reader: RegistryReader | None = None
+        self._client: MlflowClient | None = None
+        self._experiment_id: str | None = None
+        self._lock = threading.Lock()
 
     @property
     def client(self) -> MlflowClient:
-        from mlflow import MlflowClient
+        """MLflow's client on this registry (made once: opening a store imports and checks a lot)."""
+        with self._lock:
+            if self._client is None:
+                from mlflow import MlflowClient
 
-        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+                self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            return self._client
+
+    def prepare(self) -> None:
+        """Import MLflow's model logging and open the store now, e.g. in a thread while a training script runs, so
+        that registering afterwards costs only the registering."""
+        import mlflow.pyfunc  # noqa: F401  (what log_pyfunc uses)
+
+        self.experiment_id()
 
     def experiment_id(self) -> str:
         """The environment's experiment (the project's name), created on first use."""
-        name = self.environment.project.name
         client = self.client
+        with self._lock:
+            if self._experiment_id is None:
+                self._experiment_id = self._find_or_create_experiment(client)
+            return self._experiment_id
+
+    def _find_or_create_experiment(self, client: MlflowClient) -> str:
+        name = self.environment.project.name
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
-            return experiment.experiment_id
+            return str(experiment.experiment_id)
         location = None
         if self.uri.startswith("sqlite:") or self.uri.startswith("file:") or "://" not in self.uri:
             self.environment.artifact_root.mkdir(parents=True, exist_ok=True)
             location = self.environment.artifact_root.as_uri()
-        return client.create_experiment(name, artifact_location=location)
+        return str(client.create_experiment(name, artifact_location=location))
 
     # --- reading (without MLflow's client where the store allows: see registry.reading) ---------------------
     @property
