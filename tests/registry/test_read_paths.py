@@ -230,3 +230,15 @@ def test_prepare_opens_the_store_and_makes_the_experiment_once(tmp_path):
     assert mine == again
     experiment = registry.client.get_experiment(mine)
     assert experiment.name == "reads" and experiment.artifact_location.endswith(".conveyor/dev/artifacts")
+
+
+def test_a_store_migrated_while_read_is_not_misread(registry_store, tmp_path):
+    path, _ = registry_store
+    copy = tmp_path / "mlflow.db"
+    shutil.copyfile(path, copy)
+    reader = open_reader(f"sqlite:///{copy}")
+    assert isinstance(reader, SqliteTables) and reader.model_names()
+    with sqlite3.connect(copy) as db:  # another process upgrades the store to a revision conveyor does not know
+        db.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
+    with pytest.raises(ConveyorError, match="ffffffffffff"):
+        reader.versions("alpha_model")

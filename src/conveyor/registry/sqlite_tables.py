@@ -57,6 +57,14 @@ NOT_A_PROMPT = f"""mv.name NOT IN (
 )"""
 
 
+def _revision_of(db: sqlite3.Connection) -> str | None:
+    try:
+        rows = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.DatabaseError:
+        return None
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
 def sqlite_file(uri: str) -> Path | None:
     """The database file of a `sqlite:///relative` or `sqlite:////absolute` URI (None for in-memory ones)."""
     rest = uri.split(":", 1)[1]
@@ -77,7 +85,9 @@ class SqliteTables:
         self.reason = f"MLflow's tables in {path}, read directly"
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, *, checked: bool = True) -> Iterator[sqlite3.Connection]:
+        """A read-only connection; `checked`: to a store still at a supported revision (it may be migrated at any
+        time by another process)."""
         uri = f"file:{quote(str(self.file.resolve()))}?mode=ro"
         try:
             connection = sqlite3.connect(uri, uri=True, timeout=30)
@@ -87,16 +97,19 @@ class SqliteTables:
                 hint="Check that the file is an MLflow SQLite database you can read.",
             ) from None
         with closing(connection):
+            if checked:
+                revision = _revision_of(connection)
+                if revision not in SUPPORTED_REVISIONS:
+                    raise ConveyorError(
+                        f"the MLflow store {self.file} changed to schema revision {revision!r} while it was read",
+                        hint="Run the command again: a store at that revision is read with MLflow's client.",
+                    )
             yield connection
 
     def revision(self) -> str | None:
         """The store's Alembic revision (None when it has none: not an MLflow store, or not set up yet)."""
-        with self._connect() as db:
-            try:
-                rows = db.execute("SELECT version_num FROM alembic_version").fetchall()
-            except sqlite3.DatabaseError:
-                return None
-        return str(rows[0][0]) if len(rows) == 1 else None
+        with self._connect(checked=False) as db:
+            return _revision_of(db)
 
     def model_names(self) -> list[str]:
         query = f"""
