@@ -74,12 +74,14 @@ def registry_store(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return path, runs
 
 
-def start_mlflow_server(store: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_mlflow_server(
+    store: Path, log: Path, *options: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """`mlflow server` on a free loopback port over `store`; returns the process and its URL once it answers."""
     port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{store}"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", *options]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

@@ -242,3 +242,35 @@ def test_a_store_migrated_while_read_is_not_misread(registry_store, tmp_path):
         db.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
     with pytest.raises(ConveyorError, match="ffffffffffff"):
         reader.versions("alpha_model")
+
+
+def test_rest_reads_with_mlflows_credentials(registry_store, reference, tmp_path, monkeypatch):
+    """A server behind MLflow's basic-auth app: the credentials MLflow's client reads from the environment work, and
+    wrong ones are said plainly."""
+    pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs mlflow[auth] (pip install 'mlflow[auth]')")
+    from conftest import start_mlflow_server, stop_mlflow_server
+
+    path, runs = registry_store
+    config = tmp_path / "auth.ini"
+    config.write_text(
+        f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{tmp_path / 'auth.db'}\n"
+        "admin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "grant_default_workspace_access = true\n"
+    )
+    secrets = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": "a-long-test-password-42",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
+    }
+    process, url = start_mlflow_server(path, tmp_path / "server.log", "--app-name", "basic-auth", env=secrets)
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "a-long-test-password-42")
+        assert open_reader(url).model_names() == reference["names"]
+        assert answers(open_reader(url), list(runs.values())) == reference
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+        with pytest.raises(ConveyorError, match="refused the request") as refused:
+            open_reader(url).model_names()
+        assert "MLFLOW_TRACKING_USERNAME" in (refused.value.hint or "")
+    finally:
+        stop_mlflow_server(process)
