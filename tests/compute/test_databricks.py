@@ -22,6 +22,7 @@ from databricks_workspace import DatabricksWorkspace
 
 from conveyor.compute import train
 from conveyor.compute.databricks.bundle import TASK_ENTRY_POINT, conveyor_wheel
+from conveyor.compute.databricks.compute import upload_once
 from conveyor.compute.databricks.job import task_spec
 from conveyor.compute.databricks.workspace import open_workspace
 from conveyor.config import load_project
@@ -108,10 +109,15 @@ def test_census_trains_as_a_databricks_job_run(
     assert "read 600 rows from AdultCensusIncome.csv in the dbx lake" in output  # the task's log, passed on
     assert TOKEN not in output
 
-    uploads = len([r for r in workspace.requests if r[0] == "PUT" and "/wheels/" in r[1]])
-    second = train(env, out=lines.append, err=lines.append)
-    assert second.registered[0]["version"] == str(int(version["version"]) + 1)
-    assert len([r for r in workspace.requests if r[0] == "PUT" and "/wheels/" in r[1]]) == uploads  # not again
+
+def test_unchanged_artifacts_are_not_uploaded_again(dbx_project: Path, workspace: DatabricksWorkspace) -> None:
+    ws = open_workspace(load_project(dbx_project).environment("dbx"))
+    wheel = conveyor_wheel()
+    first = upload_once(ws, "wheels", wheel)
+    puts = [r for r in workspace.requests if r[0] == "PUT" and r[1].endswith(wheel.name)]
+    assert upload_once(ws, "wheels", conveyor_wheel()) == first
+    assert [r for r in workspace.requests if r[0] == "PUT" and r[1].endswith(wheel.name)] == puts
+    assert workspace.local(first).read_bytes() == wheel.data
 
 
 def test_a_script_failing_on_the_cluster_shows_its_error_and_log_tail(
