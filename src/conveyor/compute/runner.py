@@ -13,14 +13,15 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
+from typing import Any
 
 from conveyor.compute.engines import compute_for
 from conveyor.compute.lineage import git_commit
-from conveyor.config import load_project
+from conveyor.config import Project, load_project
 from conveyor.errors import ConveyorError
 from conveyor.registry.store import ModelRegistry, pinned_requirements
 from conveyor.secrets import redaction
-from conveyor.training.context import TrainingContext, set_current_context
+from conveyor.training.context import PendingRegistration, TrainingContext, set_current_context
 
 RUNNER_FILES = (__file__, runpy.__file__, "<frozen runpy>")
 
@@ -47,6 +48,45 @@ def lineage_tags(ctx: TrainingContext) -> dict[str, str]:
     return tags
 
 
+def run_script(script: Path, root: Path, args: list[str]) -> bool:
+    """Run the user's script as `__main__`; False, with the script's own traceback on stderr, when it fails."""
+    sys.argv = [str(script), *args]
+    sys.path.insert(0, str(root))
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            sys.stderr.write(f"{script.name} exited with status {exc.code}\n")
+            return False
+    except BaseException as exc:  # the user's error, shown as theirs
+        sys.stderr.write(user_traceback(exc))
+        return False
+    return True
+
+
+def version_tags(own: dict[str, str], lineage: dict[str, str], metrics: dict[str, float]) -> dict[str, str]:
+    """A model version's tags: the script's own, the lineage, and `metric.NAME` for each logged metric."""
+    return {**own, **lineage, **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()}}
+
+
+def register_models(
+    registry: ModelRegistry,
+    project: Project,
+    registrations: list[PendingRegistration],
+    lineage: dict[str, str],
+    metrics: dict[str, float],
+) -> list[dict[str, Any]]:
+    """Log each pending model as an MLflow pyfunc in the active run and register it, tagged; the versions made."""
+    root = project.root
+    code = [root / c for c in project.config.project.code if (root / c).exists()]
+    registered = []
+    for pending in registrations:
+        model_uri = registry.log_pyfunc(pending.path, root / project.config.project.score, code, pinned_requirements())
+        tags = version_tags(pending.tags, lineage, metrics)
+        registered.append(registry.register(model_uri, pending.name, tags).to_dict())
+    return registered
+
+
 def main() -> int:
     redaction.install()
     root = Path(os.environ["CONVEYOR_PROJECT_ROOT"])
@@ -66,30 +106,12 @@ def main() -> int:
         ctx = TrainingContext(environment, output, run.info.run_id, lambda: compute.spark_session(environment))
         set_current_context(ctx)
         mlflow.set_tags({"conveyor.environment": environment.name, "conveyor.script": script.name})
-        sys.argv = [str(script), *json.loads(os.environ.get("CONVEYOR_SCRIPT_ARGS", "[]"))]
-        sys.path.insert(0, str(root))
-        try:
-            runpy.run_path(str(script), run_name="__main__")
-        except SystemExit as exc:
-            if exc.code not in (0, None):
-                sys.stderr.write(f"{script.name} exited with status {exc.code}\n")
-                mlflow.end_run("FAILED")
-                return 1
-        except BaseException as exc:  # the user's error, shown as theirs
-            sys.stderr.write(user_traceback(exc))
+        if not run_script(script, root, json.loads(os.environ.get("CONVEYOR_SCRIPT_ARGS", "[]"))):
             mlflow.end_run("FAILED")
             return 1
         ctx.stop_spark()
-        tags = lineage_tags(ctx)
         metrics = mlflow.get_run(run.info.run_id).data.metrics
-        registered = []
-        code = [root / c for c in project.config.project.code if (root / c).exists()]
-        for pending in ctx.registrations:
-            model_uri = registry.log_pyfunc(
-                pending.path, root / project.config.project.score, code, pinned_requirements()
-            )
-            version_tags = {**pending.tags, **tags, **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()}}
-            registered.append(registry.register(model_uri, pending.name, version_tags).to_dict())
+        registered = register_models(registry, project, ctx.registrations, lineage_tags(ctx), metrics)
     result_file.write_text(json.dumps({"run_id": run.info.run_id, "registered": registered}))
     return 0
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from conveyor.compute.base import TrainingResult, Writer
+from conveyor.compute.hadoop import REDACTION_REGEX, lake_hadoop_settings
 from conveyor.compute.process import run_training_process
 from conveyor.config import Environment
 from conveyor.errors import ConfigError
@@ -34,6 +35,32 @@ def app_name(environment: Environment) -> str:
     return f"{environment.project.name}-{environment.name}"
 
 
+def with_lake_settings(session: SparkSession, settings: dict[str, str]) -> SparkSession:
+    """Set the lake's Hadoop settings on the session (and, in a local JVM, on its Hadoop configuration for the
+    RDD API); read through Spark Connect or on Databricks they apply to the session's DataFrame reads."""
+    for key, value in settings.items():
+        session.conf.set(key, value)
+    context = getattr(session, "_jsc", None)  # absent on a Spark Connect session
+    if context is not None and settings:
+        hadoop = context.hadoopConfiguration()
+        for key, value in settings.items():
+            hadoop.set(key, value)
+    return session
+
+
+def classic_builder(environment: Environment, master: str) -> SparkSession.Builder:
+    """A builder for a driver in this process: no UI, no progress bar, credentials masked in Spark's logs."""
+    return (
+        session_builder()
+        .appName(app_name(environment))
+        .master(master)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.redaction.regex", REDACTION_REGEX)
+        .config("spark.driver.memory", os.environ.get("CONVEYOR_SPARK_DRIVER_MEMORY", "2g"))
+    )
+
+
 class SparkCompute:
     """What the Spark computes share: training in a child process that drives Spark."""
 
@@ -44,7 +71,8 @@ class SparkCompute:
         return run_training_process(environment, args, out, err)
 
     def spark_session(self, environment: Environment) -> SparkSession:
-        return self.builder(environment).getOrCreate()
+        settings = lake_hadoop_settings(environment)  # before the JVM starts: a bad secret fails fast
+        return with_lake_settings(self.builder(environment).getOrCreate(), settings)
 
     def builder(self, environment: Environment) -> SparkSession.Builder:
         raise NotImplementedError
@@ -58,15 +86,8 @@ class SparkLocal(SparkCompute):
         super().__init__(setting)
 
     def builder(self, environment: Environment) -> SparkSession.Builder:
-        return (
-            session_builder()
-            .appName(app_name(environment))
-            .master(os.environ.get("CONVEYOR_SPARK_MASTER", "local[*]"))
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.shuffle.partitions", "4")
-            .config("spark.driver.memory", os.environ.get("CONVEYOR_SPARK_DRIVER_MEMORY", "2g"))
-        )
+        master = os.environ.get("CONVEYOR_SPARK_MASTER", "local[*]")
+        return classic_builder(environment, master).config("spark.sql.shuffle.partitions", "4")
 
 
 class SparkCluster(SparkCompute):
@@ -74,14 +95,7 @@ class SparkCluster(SparkCompute):
     executors, the driver in the training process."""
 
     def builder(self, environment: Environment) -> SparkSession.Builder:
-        return (
-            session_builder()
-            .appName(app_name(environment))
-            .master(self.setting)
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.driver.memory", os.environ.get("CONVEYOR_SPARK_DRIVER_MEMORY", "2g"))
-        )
+        return classic_builder(environment, self.setting)
 
 
 class SparkConnect(SparkCompute):

@@ -110,9 +110,10 @@ class TrainingContext:
         return self.environment.compute != "local"
 
     def spark_url(self, path: str) -> str:
-        """The URL of a lake path for Spark to read, recorded for lineage like a file opened through ctx.lake."""
+        """The URL Spark reads a lake path by (a file, a folder or a glob); the files it names are recorded for
+        lineage like files opened through ctx.lake."""
         self.lake.record_read(path)
-        return self.lake.url_of(path)
+        return self.lake.hadoop_url_of(path)
 
     def spark(self) -> SparkSession:
         """A SparkSession on this environment's compute: local mode, a cluster (spark://), Spark Connect (sc://) or
