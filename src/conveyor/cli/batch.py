@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from conveyor.cli.options import EnvOption, JsonOption, ProjectOption, project_and_env
-from conveyor.cli.output import console, emit_json, say, stdout
+from conveyor.cli.output import emit_json, say, stdout
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -24,6 +24,7 @@ class RichProgress:
         self.unit: ProgressUnit | None = None
 
     def start(self, total: int | None, unit: ProgressUnit) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -52,7 +53,7 @@ class RichProgress:
             TextColumn("{task.fields[rows]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            console=console,
+            console=Console(stderr=True, highlight=False),
             transient=False,
         )
         self.bar.start()
