@@ -46,6 +46,15 @@ def batch_project(trained_project: Path) -> BatchProject:
     return BatchProject(trained_project, lake)
 
 
+@pytest.fixture(scope="session")
+def built(batch_project: BatchProject):
+    """A package-only build (no image) of worst_regression/1: what the pipelines and releases score with."""
+    from conveyor.package import build
+
+    project = load_project(batch_project.root)
+    return build(project, project.environment("dev"), model_spec="worst_regression/1", engine="none")
+
+
 @pytest.fixture
 def package_copy(batch_project: BatchProject, tmp_path: Path):
     """A copy of the registered model's package whose score.py a test may rewrite."""

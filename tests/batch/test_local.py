@@ -168,3 +168,26 @@ def test_an_output_outside_the_lake_is_refused(batch_project):
 
     with pytest.raises(LakePathOutside):
         score_batch(batch_project.env(), "people.csv", "../elsewhere", model="worst_regression/1")
+
+
+COUNTS_INITS = """
+from inference.model import WageModel
+inits = 0
+def init():
+    global model, inits
+    inits += 1
+    model = WageModel.load()
+def run(request):
+    return model.score(request)
+def run_table(batch):
+    return {**model.score_table(batch), "inits": [inits] * batch.num_rows}
+"""
+
+
+def test_init_runs_once_per_process_however_many_batches_and_jobs(batch_project, package_copy):
+    package = package_copy("counts", COUNTS_INITS)
+    env = batch_project.env()
+    score_batch(env, "people.parquet", "scores/inits-1", package=package, batch_rows=200)
+    score_batch(env, "people.csv", "scores/inits-2", package=package, batch_rows=300)
+    for output in ("scores/inits-1", "scores/inits-2"):
+        assert set(batch_project.read(output).column("inits").to_pylist()) == {1}

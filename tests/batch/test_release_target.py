@@ -11,15 +11,6 @@ from conveyor.release.shipment import Shipment
 from conveyor.release.targets import DeployContext, target_for
 
 
-@pytest.fixture(scope="module")
-def built(batch_project):
-    """A package-only build (no image) of worst_regression/1."""
-    from conveyor.package import build
-
-    project = load_project(batch_project.root)
-    return build(project, project.environment("dev"), model_spec="worst_regression/1", engine="none")
-
-
 def deploy(batch_project, url: str, shipment: Shipment, release_id: int = 7) -> dict:
     project = load_project(batch_project.root)
     target = target_for(url)

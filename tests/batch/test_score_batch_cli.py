@@ -68,3 +68,23 @@ def test_overwrite_is_refused_without_the_flag(capsys, batch_project):
     code, _, err = run(capsys, *base, "--input", "people.csv", "--output", "scores/twice")
     assert code == 2 and "'scores/twice' already exists in the dev lake" in err and "--overwrite" in err
     assert run(capsys, *base, "--input", "people.csv", "--output", "scores/twice", "--overwrite")[0] == 0
+
+
+def test_a_build_scores_as_the_pipelines_call_it_and_only_as_built(capsys, batch_project, built):
+    base = ["score-batch", "-p", str(batch_project.root), "--env", "dev", "--input", "people.parquet", "--json"]
+    code, out, err = run(capsys, *base, "--build", str(built.path), "--output", "scores/build")
+    assert code == 0, err
+    assert json.loads(out)["package"] == str(built.package_dir)
+    code, _, err = run(capsys, *base, "--build", built.short, "--output", "scores/build", "--overwrite")
+    assert code == 0, err  # by digest prefix too
+    weights = built.package_dir / "model" / "weights.json"
+    original = weights.read_text()
+    try:
+        weights.write_text(original.replace('"bias"', '"bias" ', 1))
+        code, _, err = run(capsys, *base, "--build", str(built.path), "--output", "scores/changed")
+    finally:
+        weights.write_text(original)
+    assert code == 1 and "weights.json changed" in err
+    assert not (batch_project.lake / "scores/changed").exists()
+    code, _, err = run(capsys, *base, "--build", str(built.path), "--model", "worst_regression/1", "--output", "x")
+    assert code == 2 and "--model and --build both name a model" in err

@@ -3,6 +3,7 @@ executors; errors raised on an executor reach the person as the local engine rep
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pyarrow.parquet as pq
@@ -50,20 +51,28 @@ def test_spark_and_local_engines_give_identical_rows_and_predictions(batch_proje
 WHERE_LOADED = """
 import os
 from inference.model import WageModel
+inits = 0
 def init():
-    global model
+    global model, inits
+    inits += 1
     model = WageModel.load()
 def run(request):
     return model.score(request)
 def run_table(batch):
-    return {**model.score_table(batch), "model_dir": [os.environ["CONVEYOR_MODEL_DIR"]] * batch.num_rows}
+    return {**model.score_table(batch), "model_dir": [os.environ["CONVEYOR_MODEL_DIR"]] * batch.num_rows,
+            "worker": [os.getpid()] * batch.num_rows, "inits": [inits] * batch.num_rows}
 """
 
 
 def test_executors_load_the_shipped_archive_not_the_drivers_folder(batch_project, package_copy):
     package = package_copy("where", WHERE_LOADED)
-    result = score_batch(batch_project.env(), "people.parquet", "scores/where", package=package, engine="spark")
-    loaded = set(pq.read_table(batch_project.lake / "scores/where").column("model_dir").to_pylist())
+    result = score_batch(
+        batch_project.env(), "people.parquet", "scores/where", package=package, engine="spark", batch_rows=100
+    )
+    scored = pq.read_table(batch_project.lake / "scores/where")
+    assert set(scored.column("inits").to_pylist()) == {1}  # once per Python worker, for all its batches
+    assert os.getpid() not in set(scored.column("worker").to_pylist())  # scored by Spark's workers
+    loaded = set(scored.column("model_dir").to_pylist())
     assert len(loaded) == 1
     where = loaded.pop()
     assert where.endswith(f"/{result.details['archive']}/model") and not where.startswith(str(package))

@@ -214,8 +214,14 @@ class SparkEngine:
     """Scores on the environment's Spark: local mode, a standalone cluster or Spark Connect."""
 
     def run(self, job: BatchJob, progress: BatchProgress) -> EngineRun:
-        from pyspark.sql.pandas.types import from_arrow_schema
-        from pyspark.sql.types import StructType
+        try:
+            from pyspark.sql.pandas.types import from_arrow_schema
+            from pyspark.sql.types import StructType
+        except ImportError:
+            raise ConfigError(
+                "--engine spark needs PySpark, which is not installed",
+                hint="Install it with: pip install 'conveyor[spark]' (or score with --engine local).",
+            ) from None
 
         sample = read_sample(job.lake, job.dataset, SAMPLE_ROWS)
         predictions = load_scorer(job.package_dir).prediction_schema(sample)
