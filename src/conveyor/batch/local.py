@@ -11,10 +11,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conveyor.batch.datasets import DatasetFormat, iter_batches
+from conveyor.batch.datasets import DatasetFormat, iter_batches, read_sample
 from conveyor.batch.engines import BatchJob, EngineRun
 from conveyor.batch.progress import BatchProgress, ProgressUnit
-from conveyor.batch.scorer import load_scorer
+from conveyor.batch.scorer import append_columns, checked_schema, load_scorer
 
 
 class LocalEngine:
@@ -37,16 +37,17 @@ class LocalEngine:
         try:
             batches = iter_batches(job.lake, dataset, job.batch_rows, on_bytes=on_bytes)
             for batch in batches:
-                if schema is None:
-                    schema = scorer.prediction_schema(batch)
-                scored = scorer.score(batch, schema)
+                predictions = scorer.predict(batch, schema)
+                if schema is None:  # the first batch's predictions fix the columns and types of all
+                    schema = checked_schema(predictions.schema, batch.schema)
+                scored = append_columns(batch, predictions)
                 if writer is None:
                     writer = pq.ParquetWriter(sink.open(), scored.schema, compression="snappy")
                 writer.write_batch(scored)
                 rows += batch.num_rows
                 progress.update(rows if by_rows else read, rows)
             if writer is None:  # no rows: the output still has the input's columns and the predictions'
-                empty = _empty_input(job)
+                empty = read_sample(job.lake, dataset, 1)
                 schema = scorer.prediction_schema(empty)
                 scored = scorer.score(empty, schema)
                 writer = pq.ParquetWriter(sink.open(), scored.schema, compression="snappy")
@@ -81,9 +82,3 @@ class _Sink:
     def close(self) -> None:
         if self.handle is not None:
             self.handle.close()
-
-
-def _empty_input(job: BatchJob) -> pa.RecordBatch:
-    from conveyor.batch.datasets import read_sample
-
-    return read_sample(job.lake, job.dataset, 1)

@@ -58,14 +58,18 @@ class TableScorer:
 
     def prediction_schema(self, sample: pa.RecordBatch) -> pa.Schema:
         """The prediction columns' names and types, found by scoring `sample` (a few rows of the input)."""
-        predictions = self.predict(sample)
-        clash = [name for name in predictions.schema.names if name in sample.schema.names]
-        if clash:
-            raise BatchInputError(
-                f"the input already has a column named {clash[0]!r}, which the model writes its prediction to",
-                hint=f"Drop or rename {clash[0]!r} in the input (was it scored before?).",
-            )
-        return predictions.schema
+        return checked_schema(self.predict(sample).schema, sample.schema)
+
+
+def checked_schema(predictions: pa.Schema, rows: pa.Schema) -> pa.Schema:
+    """`predictions`, unless a prediction column would overwrite an input column of the same name."""
+    clash = [name for name in predictions.names if name in rows.names]
+    if clash:
+        raise BatchInputError(
+            f"the input already has a column named {clash[0]!r}, which the model writes its prediction to",
+            hint=f"Drop or rename {clash[0]!r} in the input (was it scored before?).",
+        )
+    return predictions
 
 
 def _records(score: ScoreModule) -> Callable[[pa.RecordBatch], Any]:
