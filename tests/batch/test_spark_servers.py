@@ -3,6 +3,7 @@ the rows are scored by the engine's executors, from the shipped package, with th
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -15,9 +16,14 @@ from spark_servers import ConnectServer, StandaloneCluster
 pytestmark = pytest.mark.slow
 
 
+CONNECT_VARIABLES = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
+
+
 @pytest.fixture(autouse=True)
 def no_session_left():
-    """Each test gets the session its environment names: none may be left active by an earlier test."""
+    """Each test gets the session its environment names: none may be left active by an earlier test. A Spark
+    Connect session marks the process as a Connect client in its environment (inherited by every child process
+    started afterwards, such as other tests' training scripts): that mark is taken away again."""
 
     def stop() -> None:
         from pyspark.sql import SparkSession
@@ -26,8 +32,13 @@ def no_session_left():
             session.stop()
 
     stop()
+    saved = {name: os.environ.pop(name, None) for name in CONNECT_VARIABLES}
     yield
     stop()
+    for name, value in saved.items():
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value
 
 
 def computing_on(batch_project, tmp_path: Path, compute: str):
