@@ -15,7 +15,8 @@ class ProgressUnit(StrEnum):
 
 
 class BatchProgress(Protocol):
-    """Receives a job's progress. `total` is None when unknown; `rows` is the rows scored so far (when known)."""
+    """Receives a job's progress. `total` is None when unknown, and `start` comes again when an engine learns it
+    (Spark knows its task count once the job starts); `rows` is the rows scored so far, when known."""
 
     def start(self, total: int | None, unit: ProgressUnit) -> None: ...
 
