@@ -184,7 +184,7 @@ def peer_limit(source: str, output: str, batch_rows: int) -> dict[str, Any]:
     started = time.perf_counter()
     writer = None
     rows = 0
-    for batch in pq.ParquetFile(lake / source).iter_batches(batch_size=batch_rows):
+    for batch in pq.ParquetFile(lake / source, pre_buffer=False).iter_batches(batch_size=batch_rows):
         age = batch.column("age").to_numpy().astype(np.float64)
         hours = batch.column("hours-per-week").to_numpy().astype(np.float64)
         scored = pa.RecordBatch.from_arrays(

@@ -115,7 +115,7 @@ def open_file(lake: Lake, name: str) -> Iterator[Any]:
 def open_parquet(lake: Lake, name: str) -> Iterator[pq.ParquetFile]:
     with open_file(lake, name) as handle:
         try:
-            parquet = pq.ParquetFile(handle)
+            parquet = pq.ParquetFile(handle, pre_buffer=False)  # pre-buffering would hold the whole file
         except (pa.ArrowInvalid, OSError) as exc:
             raise BatchInputError(
                 f"{name!r} is not a readable Parquet file: {exc}", hint=f"score-batch reads {ACCEPTED}."
