@@ -278,18 +278,18 @@ def high_water_mib_of(pid: int) -> float:
 def table(results: list[Measured]) -> str:
     limits = {r.rows: r for r in results if r.peer == "limit" and r.seconds}
     lines = [
-        f"{'rows':>11}  {'peer':<14} {'seconds':>8} {'rows/s':>11} {'peak RSS MiB':>12} {'vs limit':>8}  note",
-        "-" * 84,
+        f"{'rows':>11}  {'peer':<18} {'seconds':>8} {'rows/s':>11} {'peak RSS MiB':>12} {'vs limit':>8}  note",
+        "-" * 88,
     ]
     for r in results:
         if not r.seconds:
-            lines.append(f"{r.rows:>11,}  {r.peer:<14} {'-':>8} {'-':>11} {'-':>12} {'-':>8}  {r.note}")
+            lines.append(f"{r.rows:>11,}  {r.peer:<18} {'-':>8} {'-':>11} {'-':>12} {'-':>8}  {r.note}")
             continue
         limit = limits.get(r.rows)
         versus = f"{r.rate / limit.rate:7.0%}" if limit else "-"
         note = r.note or (f"whole call {r.call_seconds:.2f} s" if r.call_seconds else "")
         lines.append(
-            f"{r.rows:>11,}  {r.peer:<14} {r.seconds:>8.2f} {r.rate:>11,.0f} {r.rss_mib:>12,.0f} {versus:>8}  {note}"
+            f"{r.rows:>11,}  {r.peer:<18} {r.seconds:>8.2f} {r.rate:>11,.0f} {r.rss_mib:>12,.0f} {versus:>8}  {note}"
         )
     return "\n".join(lines)
 
