@@ -10,9 +10,9 @@ import typer
 
 from conveyor.cli.options import JsonOption, ProjectOption
 from conveyor.cli.output import emit_json, say, stdout
-from conveyor.secrets.redaction import redact
 from conveyor.config import load_project
 from conveyor.config.targets import TARGETS
+from conveyor.secrets.redaction import redact
 
 if TYPE_CHECKING:  # the release room (SQLAlchemy) is imported only by the commands that use it
     from conveyor.release import HistoryEntry, PolicyStatus, ReleaseView
@@ -132,7 +132,8 @@ def _describe(view: ReleaseView) -> str:
         )
     for approval in view.approvals:
         comment = f": {approval['comment']}" if approval.get("comment") else ""
-        lines.append(f"  {approval['decision']}d by {approval['actor']} ({approval['key']}) at {_time(approval['at'])}{comment}")
+        who = f"{approval['actor']} ({approval['key']})"
+        lines.append(f"  {approval['decision']}d by {who} at {_time(approval['at'])}{comment}")
     if view.deployment:
         deployment = view.deployment
         lines.append(f"  deployment {deployment['status']}: {', '.join(deployment['steps']) or 'no step done'}")

@@ -7,6 +7,7 @@ a version tagged with the package digest is reused), so the alias names a versio
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,9 +64,7 @@ def _copy_version(source: ModelRegistry, target: ModelRegistry, shipment: Shipme
         run = client.create_run(target.experiment_id(), tags={SOURCE_TAG: origin, PACKAGE_TAG: shipment.package_digest})
         client.log_artifacts(run.info.run_id, str(folder), "model")
         client.set_terminated(run.info.run_id)
-    try:
+    with contextlib.suppress(MlflowException):  # it exists already
         client.create_registered_model(name)
-    except MlflowException:
-        pass  # it exists
     copied = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id, tags=tags)
     return str(copied.version)

@@ -33,7 +33,9 @@ class VerifiedAttestation:
         return self.statement.predicate_type
 
 
-def verify_build_attestations(record: BuildRecord, allowed: AllowedSigners, builders: list[str]) -> list[VerifiedAttestation]:
+def verify_build_attestations(
+    record: BuildRecord, allowed: AllowedSigners, builders: list[str]
+) -> list[VerifiedAttestation]:
     """Provenance, test and gate attestations of `record`, each signed by a builder; CheckFailed naming the first
     one missing, unsigned, not by a builder, or saying a test or gate failed."""
     folder = record.dir / ATTESTATIONS_DIR

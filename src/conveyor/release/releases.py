@@ -7,6 +7,7 @@ verifier would refuse the same event later. Deployments run outside those transa
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -319,14 +320,14 @@ class Releases:
             raise NotFoundError(f"release {release_id} does not exist", hint="List releases: conveyor releases list")
         return release_view(state.releases[release_id], self.ledger.now(), verification)
 
-    def list(self, stage: str | None = None, status: str | None = None, limit: int = 50) -> list[ReleaseView]:
+    def list(self, stage: str | None = None, status: str | None = None, limit: int = 50) -> builtins.list[ReleaseView]:
         state, verification = self._verification()
         now = self.ledger.now()
         views = [release_view(r, now, verification) for r in sorted(state.releases.values(), key=lambda r: -r.id)]
         views = [v for v in views if (stage is None or v.stage == stage) and (status is None or v.status == status)]
         return views[:limit]
 
-    def history(self, stage: str, at: datetime | str | None = None) -> list[HistoryEntry]:
+    def history(self, stage: str, at: datetime | str | None = None) -> builtins.list[HistoryEntry]:
         """What was live in `stage`, oldest first; with `at`, only what was live at that moment."""
         moment = parse_time(at) if isinstance(at, str) else (naive_utc(at) if at else None)
         state, verification = self._verification()

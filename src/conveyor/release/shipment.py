@@ -73,7 +73,8 @@ def check_image(shipment: Shipment, stage: str) -> str:
     info = read_oci_archive(archive, check_blobs=True)
     if info.digest != recorded:
         raise CheckFailed(
-            f"image archive {archive} holds manifest {info.digest}, but the ledger recorded {recorded} for this release",
+            f"image archive {archive} holds manifest {info.digest}, but the ledger recorded {recorded} for this "
+            "release",
             hint="The archive was replaced after the build was tested; only the recorded image ships. Restore it "
             "from the build, or build, test and request again.",
         )

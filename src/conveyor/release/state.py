@@ -281,11 +281,13 @@ class LedgerState:
             raise RuleBroken(f"event {event.seq}: release number {event.release} is out of sequence")
         kind = ReleaseKind(data["kind"])
         shipment = shipment_from_json(data["build"])
-        source = data.get("source_release")
+        source = None if data.get("source_release") is None else int(data["source_release"])
+        if kind in (ReleaseKind.PROMOTION, ReleaseKind.ROLLBACK) and source is None:
+            raise RuleBroken(f"event {event.seq}: a {kind} names no source release")
         if kind == ReleaseKind.PROMOTION:
-            self._check_promotion(stage, int(source), shipment)
+            self._check_promotion(stage, int(source or 0), shipment)
         elif kind == ReleaseKind.ROLLBACK:
-            self._check_rollback(stage, int(source), shipment)
+            self._check_rollback(stage, int(source or 0), shipment)
         if kind != ReleaseKind.ROLLBACK:
             for required in recorded.requires:
                 if (required, shipment.package_digest) not in self.went_live:
@@ -305,7 +307,7 @@ class LedgerState:
             id=int(event.release), stage=stage, kind=kind, policy=recorded, policy_set=current.digest,
             shipment=shipment, model_env=data["build"].get("model_env"), requested_by=event.by,
             requested_key=event.key, requested_at=event.at, expires_at=expires_at,
-            source_release=None if source is None else int(source), break_glass=break_glass,
+            source_release=source, break_glass=break_glass,
             status=ReleaseStatus.PENDING if needs else ReleaseStatus.APPROVED,
             decided_at=None if needs else event.at,
         )  # fmt: skip
