@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     environment = project.environment("dev")
     fresh_engine = dataclasses.replace(engine, build_flags=["--no-cache"])
     uncached, uncached_s = timed(build, project, environment, engine=fresh_engine)
-    engine.remove_image(uncached.image["reference"])
+    engine.remove_image(uncached.image.reference)
     shutil.rmtree(uncached.dir)
     (project.state_dir / "builds" / "index.json").unlink()
     cold, cold_s = timed(build, project, environment, engine=engine.name)
@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         check=True,
     )
     cli_warm_s = time.perf_counter() - started
-    size = image_size(engine, cold.image["reference"])
-    archive = Path(cold.image["archive"]).stat().st_size
+    size = image_size(engine, cold.image.reference)
+    archive = cold.image.archive.stat().st_size
     rows = [
         ("conveyor build, cold, engine --no-cache (base image, lock and wheel caches present)", uncached_s, size),
         ("conveyor build, cold, engine layer cache present (a new model version)", cold_s, size),
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                 mlflow["size"],
             )
         )
-    engine.remove_image(cold.image["reference"])
+    engine.remove_image(cold.image.reference)
     print(f"\nengine: {engine.describe()}; base image: {base}; 2 cores")
     print(f"{'what':<88} {'seconds':>8} {'image MB':>9}")
     for what, seconds, bytes_ in rows:

@@ -90,7 +90,7 @@ def image_build(census):
     project = load_project(census)
     record = build(project, project.environment("dev"), model_spec="worst_regression/1", engine="podman")
     yield record
-    find_engine("podman").remove_image(record.image["reference"])
+    find_engine("podman").remove_image(record.image.reference)
 
 
 @pytest.fixture(scope="session")

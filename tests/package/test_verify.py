@@ -81,5 +81,5 @@ def test_changed_byte_in_the_image_archive_fails(image_build, tmp_path, capsys):
 
 @pytest.mark.container
 def test_verify_by_image_reference_checks_the_engines_copy(image_build, census, capsys):
-    assert main(["verify", image_build.image["reference"], "--project", str(census)]) == 0
+    assert main(["verify", image_build.image.reference, "--project", str(census)]) == 0
     assert "has the recorded id" in capsys.readouterr().out

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from conveyor.cli.options import EnvOption, JsonOption, ProjectOption, project_and_env
 from conveyor.cli.output import emit_json, say, stdout
 from conveyor.errors import CheckFailed
+
+if TYPE_CHECKING:
+    from conveyor.package import BuildRecord
 
 EngineOption = Annotated[
     str | None,
@@ -30,7 +33,7 @@ BuildArgument = Annotated[
 ]
 
 
-def _load_build(project: Path | None, env: str | None, build_ref: str | None):
+def _load_build(project: Path | None, env: str | None, build_ref: str | None) -> BuildRecord:
     from conveyor.config import load_project
     from conveyor.package import find_build
 
@@ -88,12 +91,12 @@ def build(
         return
     image = record.image
     stdout.print(f"build    {record.digest}")
-    stdout.print(f"model    {record.data['model']['name']} version {record.data['model']['version']}")
+    stdout.print(f"model    {record.model_ref()}")
     stdout.print(f"package  {record.package_dir}")
     stdout.print(f"archive  {record.archive}")
     if image:
-        stdout.print(f"image    {image['reference']}  {image['digest']}")
-        stdout.print(f"         {image['archive']}")
+        stdout.print(f"image    {image.reference}  {image.digest}")
+        stdout.print(f"         {image.archive}")
     else:
         stdout.print("image    none (no container engine)")
     stdout.print(f"record   {record.path}")

@@ -104,7 +104,9 @@ def _time(moment: datetime | None) -> str:
 
 
 def _short(digest: str | None) -> str:
-    return digest.removeprefix("sha256:")[:12] if digest else "-"
+    from conveyor.package.record import short_digest
+
+    return short_digest(digest) if digest else "-"
 
 
 def _model(model: dict[str, Any]) -> str:

@@ -39,15 +39,15 @@ def verify_build(build_json_path: Path | str) -> Verification:
     result.checked.append(f"{record.archive.name} holds exactly the package's bytes")
     image = record.image
     if image:
-        archive = Path(image["archive"])
+        archive = image.archive
         info = read_oci_archive(archive, check_blobs=True)
-        if info.digest != image["digest"]:
+        if info.digest != image.digest:
             raise CheckFailed(
-                f"image archive {archive} has manifest digest {info.digest}, the build recorded {image['digest']}",
+                f"image archive {archive} has manifest digest {info.digest}, the build recorded {image.digest}",
                 hint="The image archive was replaced or rebuilt; rebuild with `conveyor build`.",
             )
-        if image.get("id") and info.config_digest != image["id"]:
-            raise CheckFailed(f"image archive {archive} has config {info.config_digest}, recorded {image['id']}")
+        if info.config_digest != image.id:
+            raise CheckFailed(f"image archive {archive} has config {info.config_digest}, recorded {image.id}")
         result.checked.append(f"{archive.name}: every blob hashes to its name; manifest digest {info.digest}")
     return result
 
@@ -80,11 +80,11 @@ def verify_image_in_engine(record: BuildRecord) -> str:
     image = record.image
     if not image:
         raise CheckFailed(f"build {record.short} has no image")
-    engine = find_engine(image["engine"])
-    found = engine.image_id(image["reference"])
-    if found != image["id"]:
+    engine = find_engine(image.engine)
+    found = engine.image_id(image.reference)
+    if found != image.id:
         raise CheckFailed(
-            f"{image['reference']} in {engine.name} is {found or 'missing'}, the build recorded {image['id']}",
+            f"{image.reference} in {engine.name} is {found or 'missing'}, the build recorded {image.id}",
             hint="The image was retagged or rebuilt outside conveyor; load image.oci.tar or rebuild.",
         )
-    return f"{image['reference']} in {engine.name} has the recorded id {found}"
+    return f"{image.reference} in {engine.name} has the recorded id {found}"

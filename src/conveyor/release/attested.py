@@ -67,7 +67,7 @@ def verify_build_attestations(
 def _subjects_match(attestation: VerifiedAttestation, record: BuildRecord, what: str) -> None:
     digests = set(attestation.statement.digests().values())
     image = record.image
-    wanted = {record.digest} | ({str(image["digest"])} if image else set())
+    wanted = {record.digest} | ({image.digest} if image else set())
     if not wanted <= digests:
         raise CheckFailed(
             f"the {what} attestation of build {record.short} is about another package or image than this build's "
@@ -95,12 +95,12 @@ def attested_shipment(record: BuildRecord, policy: PolicySet) -> tuple[Shipment,
     provenance = verified[0].statement
     subjects = provenance.digests()
     image = record.image
-    image_digest = str(image["digest"]) if image else None
+    image_digest = image.digest if image else None
     model = provenance.predicate.get("model") or {}
     shipment = Shipment(
         package_digest=record.digest,
         image_digest=image_digest if image_digest in subjects.values() else None,
-        image_archive=Path(image["archive"]) if image else None,
+        image_archive=image.archive if image else None,
         package_dir=record.package_dir,
         model_name=model.get("name"),
         model_version=None if model.get("version") is None else str(model["version"]),

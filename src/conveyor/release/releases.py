@@ -86,11 +86,10 @@ class Releases:
         """Request a build (build.json path or package digest prefix) in stage `to`, accepted only by its signed
         attestations; deploys at once when the stage needs no approval."""
         identity = self.identity(key, expect)
-        record = find_build(self.project.state_dir, str(build))
-        owner = str(record.data.get("project") or "")
-        if owner and owner != self.project.name:
+        record = find_build(self.project.state_dir, build)
+        if record.project and record.project != self.project.name:
             raise ConveyorError(
-                f"build {record.short} belongs to project {owner!r}, not {self.project.name!r}",
+                f"build {record.short} belongs to project {record.project!r}, not {self.project.name!r}",
                 hint="Release it from its own project.",
             )
         policy = self._policy_for_request()

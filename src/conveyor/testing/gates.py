@@ -176,7 +176,9 @@ def _champion_metrics(
     environment = champion_environment(project)
     if environment is None:
         return None, None
-    name = build_record.data["model"]["name"]
+    if build_record.model is None:
+        return None, None
+    name = build_record.model.name
     try:
         info = ModelRegistry(environment).resolve(f"{name}@{CHAMPION_ALIAS}")
     except NotFoundError:

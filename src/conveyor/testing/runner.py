@@ -14,11 +14,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import CheckFailed, ConveyorError
 from conveyor.package.record import BuildRecord
 from conveyor.testing.reports import add_junit_properties, junit_counts, map_coverage_paths
+
+if TYPE_CHECKING:
+    from conveyor.package.engine import ContainerEngine
 
 Progress = Callable[[str], None]
 WHERE = ("image", "venv")
@@ -95,7 +98,7 @@ def _source_mapping(project: Any, package_dir: Path) -> dict[str, str]:
     return {name: path for name, path in mapping.items() if (package_dir / name).exists()}
 
 
-def _choose_where(record: BuildRecord, where: str | None, say: Progress):
+def _choose_where(record: BuildRecord, where: str | None, say: Progress) -> tuple[str, ContainerEngine | None]:
     from conveyor.package.engine import EngineError, find_engine
 
     if where not in (None, *WHERE):
@@ -111,7 +114,7 @@ def _choose_where(record: BuildRecord, where: str | None, say: Progress):
         say("the build has no image: testing in a virtual environment made from the lock")
         return "venv", None
     try:
-        engine = find_engine(record.image["engine"])
+        engine = find_engine(record.image.engine)
         if not engine.can_run:
             engine = find_engine(None)
         if not engine.can_run:
@@ -157,7 +160,7 @@ def run_tests(
         {
             "conveyor.ran_in": ran_in,
             "conveyor.package_digest": build_record.digest,
-            "conveyor.model": f"{build_record.data['model']['name']}/{build_record.data['model']['version']}",
+            "conveyor.model": build_record.model_ref(),
         },
     )
     counts = junit_counts(junit)
@@ -208,21 +211,22 @@ def _in_image(record: BuildRecord, engine: Any, work: Path, results: Path, say: 
     from conveyor.package.image import APP_DIR, read_oci_archive
     from conveyor.package.lock import test_tools_dir
 
-    image = record.image or {}
-    reference, recorded = image["reference"], image["digest"]
-    if engine.image_id(reference) != image["id"]:
-        say(f"loading {reference} from {Path(image['archive']).name}")
-        if read_oci_archive(Path(image["archive"])).digest != recorded:
+    image = record.image
+    assert image is not None
+    reference, recorded = image.reference, image.digest
+    if engine.image_id(reference) != image.id:
+        say(f"loading {reference} from {image.archive.name}")
+        if read_oci_archive(image.archive).digest != recorded:
             raise CheckFailed(
-                f"{image['archive']} is not the image the build recorded ({recorded})",
+                f"{image.archive} is not the image the build recorded ({recorded})",
                 hint="Run `conveyor verify`, then rebuild.",
             )
-        engine.load_oci_archive(Path(image["archive"]), reference)
-        if engine.image_id(reference) != image["id"]:
-            raise CheckFailed(f"{reference} in {engine.name} is not the recorded image {image['id']}")
+        engine.load_oci_archive(image.archive, reference)
+        if engine.image_id(reference) != image.id:
+            raise CheckFailed(f"{reference} in {engine.name} is not the recorded image {image.id}")
     tools = test_tools_dir()
     (work / "coveragerc").write_text(COVERAGERC.format(data_file="/tmp/conveyor.coverage"))
-    say(f"running {record.data['project']} tests in {reference} ({recorded[:19]}), network off")
+    say(f"running {record.project} tests in {reference} ({recorded[:19]}), network off")
     result = engine.run(
         "run",
         "--rm",
@@ -300,7 +304,7 @@ def _in_venv(record: BuildRecord, work: Path, results: Path, say: Progress) -> t
     }
     env.pop("PYTHONPATH", None)
     env.pop("COV_CORE_SOURCE", None)
-    say(f"running {record.data['project']} tests in the virtual environment")
+    say(f"running {record.project} tests in the virtual environment")
     result = subprocess.run(
         [python, *_pytest_args(str(work / "tests"), str(results), str(work / "coveragerc"))],
         cwd=package,
