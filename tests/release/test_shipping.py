@@ -181,4 +181,8 @@ def test_the_alias_goes_to_the_stage_registry_where_the_gates_find_the_champion(
     assert live.deployment is not None and live.deployment["alias"] == f"prod:{MODEL}@prod = 1"
     assert alias_version(prod_registry, CHAMPION_ALIAS) == "1"
     assert alias_version(logged_model_registry, "prod") is None
+    from mlflow import MlflowClient
+
+    tags = MlflowClient(tracking_uri=prod_registry, registry_uri=prod_registry).get_registered_model(MODEL).tags
+    assert tags["conveyor.live.prod"] == "1"  # the registry's own record that prod is live, for the gates
     assert champion_environment(project).registry_uri == prod_registry

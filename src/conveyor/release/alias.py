@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from conveyor.registry import ModelRegistry
 
 PACKAGE_TAG = "conveyor.package"
+LIVE_TAG = "conveyor.live"
 SOURCE_TAG = "conveyor.source"
 
 
@@ -40,6 +41,9 @@ def set_stage_alias(
         if source.uri != target.uri:
             version = _copy_version(source, target, shipment)
     target.set_alias(shipment.model_name, stage, version)
+    # The registry's own record that the stage is live: the gates fail a champion rule when it is set but the
+    # alias is missing, instead of passing for want of a champion.
+    target.client.set_registered_model_tag(shipment.model_name, f"{LIVE_TAG}.{stage}", version)
     return StepResult(reference=f"{stage_env}:{shipment.model_name}@{stage} = {version}", note=f"version {version}")
 
 
