@@ -186,3 +186,25 @@ def test_the_alias_goes_to_the_stage_registry_where_the_gates_find_the_champion(
     tags = MlflowClient(tracking_uri=prod_registry, registry_uri=prod_registry).get_registered_model(MODEL).tags
     assert tags["conveyor.live.prod"] == "1"  # the registry's own record that prod is live, for the gates
     assert champion_environment(project).registry_uri == prod_registry
+
+
+def test_in_a_git_repository_the_ledger_adopts_only_the_committed_policy(
+    make_project: Callable[..., Path], clock: FakeClock, keys: Keys
+) -> None:
+    import subprocess
+
+    root = make_project()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    (root / ".gitignore").write_text(".conveyor/\n")
+    subprocess.run([*git, "-C", str(root), "add", "-A"], check=True)
+    subprocess.run([*git, "-C", str(root), "commit", "-qm", "project"], check=True)
+    toml = root / "conveyor.toml"
+    toml.write_text(toml.read_text().replace("min_approvals = 2", "min_approvals = 0"))
+    project = load_project(root)
+    releases = Releases(project, Ledger.open(project, clock=clock))
+    with pytest.raises(PolicyRefused, match=r"differ from what is committed \(git HEAD\)"):
+        releases.create(build(releases, "uncommitted"), "qa", keys.carol)
+    subprocess.run(["git", "-C", str(root), "checkout", "-q", "--", "conveyor.toml"], check=True)
+    releases = Releases(load_project(root), releases.ledger)
+    assert releases.create(build(releases, "committed"), "qa", keys.carol).status == "live"

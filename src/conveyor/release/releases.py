@@ -20,7 +20,7 @@ from conveyor.release.acting import KeyChoice, acting_identity, require_in_force
 from conveyor.release.attested import attested_shipment
 from conveyor.release.deployment import deploy
 from conveyor.release.ledger import Ledger, LedgerBroken, Writer, naive_utc
-from conveyor.release.policy import PolicyRefused, PolicySet
+from conveyor.release.policy import PolicyRefused, PolicySet, require_committed
 from conveyor.release.shipment import Shipment
 from conveyor.release.state import LedgerState, ReleaseState, shipment_to_json
 from conveyor.release.status import EventKind, ReleaseKind, ReleaseStatus
@@ -183,6 +183,7 @@ class Releases:
     def _adopt_on_first_use(self, writer: Writer, declared: PolicySet, identity: Identity) -> None:
         """A ledger with no policy adopts the project's (trust on first use: the team's first request)."""
         if writer.state.policy is None:
+            require_committed(self.project)
             data = {"policy": declared.to_json(), "digest": declared.digest, "proposal": None, "source": "first use"}
             writer.append(EventKind.POLICY_ADOPTED, None, data, identity)
 
@@ -270,6 +271,7 @@ class Releases:
                 self._adopt_on_first_use(writer, declared, identity)
             else:
                 require_in_force(identity, writer.state.in_force())
+                require_committed(self.project)
                 data = {"policy": declared.to_json(), "digest": declared.digest}
                 proposal = writer.append(EventKind.POLICY_PROPOSED, None, data, identity).seq
                 self._adopt_when_approved(writer, proposal, identity)

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 import httpx
 
 from conveyor.errors import CheckFailed, ConfigError
+from conveyor.release.forwarder import Route, ack_path
 from conveyor.release.shipment import Shipment, check_image, check_package
 from conveyor.release.targets.base import DeployContext, StepResult, Target, release_tag
-from conveyor.release.forwarder import Route, ack_path
 
 if TYPE_CHECKING:
     from conveyor.package.engine import ContainerEngine
