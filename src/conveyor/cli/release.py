@@ -163,8 +163,14 @@ def _show(view: ReleaseView, as_json: bool) -> None:
 
 @release_app.command("create")
 def create(
-    build: Annotated[str, typer.Argument(help="A build.json path, or the package digest (a unique prefix is enough).")],
     to: Annotated[str, typer.Option("--to", help="Stage to release into, e.g. qa.")],
+    build: Annotated[
+        str | None,
+        typer.Argument(
+            help="A build.json path or folder, or the package digest (a unique prefix is enough); "
+            "default: the latest build."
+        ),
+    ] = None,
     key: KeyOption = None,
     actor: AsOption = None,
     project: ProjectOption = None,

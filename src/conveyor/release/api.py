@@ -25,7 +25,7 @@ def _releases(project: Project, ledger: Ledger | None) -> Releases:
 
 
 def create_release(
-    project: Project, build: str | Path, to: str, *, key: KeyChoice = None, expect: str | None = None,
+    project: Project, build: str | Path | None, to: str, *, key: KeyChoice = None, expect: str | None = None,
     ledger: Ledger | None = None,
 ) -> ReleaseView:  # fmt: skip
     """`conveyor release create`: request a build in a stage, signed; deployed at once if no approval is needed."""

@@ -82,9 +82,11 @@ class Releases:
         return acting_identity(self.project, key, expect)
 
     # --- requests --------------------------------------------------------------------------------------------
-    def create(self, build: str | Path, to: str, key: KeyChoice = None, *, expect: str | None = None) -> ReleaseView:
-        """Request a build (build.json path or package digest prefix) in stage `to`, accepted only by its signed
-        attestations; deploys at once when the stage needs no approval."""
+    def create(
+        self, build: str | Path | None, to: str, key: KeyChoice = None, *, expect: str | None = None
+    ) -> ReleaseView:
+        """Request a build (build.json path or folder, package digest or a prefix; None: the latest) in stage `to`,
+        accepted only by its signed attestations; deploys at once when the stage needs no approval."""
         identity = self.identity(key, expect)
         record = find_build(self.project.state_dir, build)
         if record.project and record.project != self.project.name:
