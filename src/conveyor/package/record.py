@@ -24,6 +24,7 @@ from conveyor.errors import CheckFailed, ConveyorError, NotFoundError
 
 BUILD_FILE = "build.json"
 INDEX_FILE = "index.json"
+INPUTS_FILE = "inputs.json"  # what the image was made from besides the package
 SCHEMA = 1
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 PREFIX = re.compile(r"^(sha256:)?[0-9a-f]{4,64}$")
@@ -109,13 +110,15 @@ def _text(section: dict[str, Any], key: str, where: str, path: Path) -> str:
 
 
 class BuildRecord:
-    """One build: `path` is its build.json, `data` the record as read (schema 1), `reused` when nothing was
-    rebuilt. The sections are read, typed, from `data`."""
+    """One build: `path` is its build.json, `data` the record as read (schema 1). The sections are read, typed,
+    from `data`. As `build()` returns it: `reused` when nothing was rebuilt, `signed_by` the principal that signed
+    its provenance (None when unsigned)."""
 
-    def __init__(self, path: Path, data: dict[str, Any], reused: bool = False) -> None:
+    def __init__(self, path: Path, data: dict[str, Any], reused: bool = False, signed_by: str | None = None) -> None:
         self.path = path
         self.data = data
         self.reused = reused
+        self.signed_by = signed_by
         self._check()
 
     def _check(self) -> None:

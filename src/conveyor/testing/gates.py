@@ -19,7 +19,10 @@ from typing import Any
 
 from conveyor.config.schema import RULE
 from conveyor.errors import CheckFailed, ConfigError, ConveyorError, NotFoundError
+from conveyor.package.attestations import AttestationKind, attesting_identity, write_attestation
 from conveyor.package.record import BuildRecord
+from conveyor.testing.statements import gates_statement
+from conveyor.trust import SigningKey
 
 Progress = Callable[[str], None]
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -49,6 +52,8 @@ class GateReport:
     results: list[GateResult] = field(default_factory=list)
     champion: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    signed_by: str | None = None
+    attestation: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The `gates` section of build.json."""
@@ -70,7 +75,7 @@ class GateReport:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return self.to_record()
+        return {**self.to_record(), "signed_by": self.signed_by, "attestation": self.attestation}
 
 
 def check_rule(metric: str, rule: str, value: float | None, champion: float | None) -> GateResult:
@@ -136,14 +141,18 @@ def champion_environment(project: Any) -> Any | None:
     return project.environment(name) if name else None
 
 
-def run_gates(build_record: BuildRecord, progress: Progress | None = None) -> GateReport:
+def run_gates(
+    build_record: BuildRecord, progress: Progress | None = None, key: Path | SigningKey | None = None
+) -> GateReport:
     """Evaluate the packaged model (and the champion: alias `prod` in prod's registry) on the sealed set, apply
-    the rules, write the `gates` section of build.json. `ok=False` when any rule fails."""
+    the rules, write the `gates` summary of build.json and the gate attestation signed by `key`'s principal
+    (unsigned, said plainly, without a usable key). `ok=False` when any rule fails."""
     from conveyor.config import load_project
     from conveyor.package.manifest import check_package
 
     say = progress or (lambda _message: None)
     project = load_project(build_record.project_root)
+    identity = attesting_identity(project, key, say)
     rules = dict(project.config.gates.metrics)
     evaluate_py = project.root / project.config.project.evaluate
     if not evaluate_py.is_file():
@@ -165,6 +174,10 @@ def run_gates(build_record: BuildRecord, progress: Progress | None = None) -> Ga
     ]
     report = GateReport(ok=all(r.passed for r in results), results=results, champion=champion_ref, metrics=metrics)
     build_record.update("gates", report.to_record())
+    statement = gates_statement(build_record, report.to_record(), metrics, data, evaluate_py, project.config.gates.env)
+    written = write_attestation(build_record, AttestationKind.GATES, statement, identity)
+    report.signed_by = identity.principal if written and identity else None
+    report.attestation = str(written) if written else None
     return report
 
 

@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import CheckFailed, ConveyorError
+from conveyor.package.attestations import AttestationKind, attesting_identity, write_attestation
 from conveyor.package.record import BuildRecord
-from conveyor.testing.reports import add_junit_properties, junit_counts, map_coverage_paths
+from conveyor.testing.reports import add_junit_properties, junit_counts, junit_outcomes, map_coverage_paths
+from conveyor.testing.statements import tests_statement
+from conveyor.trust import SigningKey
 
 if TYPE_CHECKING:
     from conveyor.package.engine import ContainerEngine
@@ -55,6 +58,8 @@ class TestReport:
     where: str
     exit_code: int
     output: str = ""
+    signed_by: str | None = None
+    attestation: str | None = None
 
     __test__ = False  # not a pytest test class
 
@@ -132,11 +137,14 @@ def run_tests(
     where: str | None = None,
     results_dir: Path | None = None,
     progress: Progress | None = None,
+    key: Path | SigningKey | None = None,
 ) -> TestReport:
     """Run the project's tests against the build; writes junit.xml, coverage.xml and htmlcov/ into `results_dir`
-    (default PROJECT/results) and the `tests` section of build.json. A failing test gives `ok=False`."""
+    (default PROJECT/results), the `tests` summary of build.json, and the signed test-result attestation (by
+    `key`'s principal; unsigned, said plainly, without a usable key). A failing test gives `ok=False`."""
     say = progress or (lambda _message: None)
     project, tests = _project_tests(build_record)
+    identity = attesting_identity(project, key, say)
     results = Path(results_dir) if results_dir else project.root / "results"
     results.mkdir(parents=True, exist_ok=True)
     for stale in ("junit.xml", "coverage.xml"):
@@ -184,6 +192,13 @@ def run_tests(
         output=output,
     )
     build_record.update("tests", report.to_record())
+    outcomes = junit_outcomes(junit)
+    ran_on = ("image", build_record.image.digest) if chosen == "image" and build_record.image else (
+        "requirements.lock", ran_in.removeprefix("venv "))  # fmt: skip
+    statement = tests_statement(build_record, report.ok, outcomes, tests, ran_on)
+    written = write_attestation(build_record, AttestationKind.TESTS, statement, identity)
+    report.signed_by = identity.principal if written and identity else None
+    report.attestation = str(written) if written else None
     return report
 
 
