@@ -43,6 +43,10 @@ def run(raw):
     request = json.loads(raw)
     if "sleep" in request:
         time.sleep(request["sleep"])
+    if "spin" in request:  # busy, holding the GIL between switches
+        end = time.monotonic() + request["spin"]
+        while time.monotonic() < end:
+            pass
     if request.get("boom"):
         raise RuntimeError(f"database login failed with password {password}")
     if not isinstance(request.get("x"), (int, float)):
