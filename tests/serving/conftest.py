@@ -17,6 +17,12 @@ import pytest
 
 SECRET = "s3cr3t-hunter2-value"
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "schemathesis: generated requests against the server's OpenAPI document")
+    config.addinivalue_line("markers", "load: a minute of load at 256 connections (select with -m load)")
+
+
 TOY_SCORE = """
 import json, os, time
 from conveyor.secrets.env import EnvSecretStore
