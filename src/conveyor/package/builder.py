@@ -27,6 +27,7 @@ from conveyor.package.lock import (
     RequirementsLock,
     download_wheels,
     lock_requirements,
+    pip_wheel,
 )
 from conveyor.package.manifest import PackageManifest, check_package, hash_files
 from conveyor.package.record import (
@@ -329,7 +330,7 @@ def _build_or_reuse_image(
     wheels = download_wheels(lock)
     wheel = conveyor_wheel()
     context = folder / "context"
-    containerfile = prepare_context(context, package_dir, wheels, wheel, base)
+    containerfile = prepare_context(context, package_dir, wheels, wheel, base, pip_wheel())
     say(f"building image {reference} with {engine.name} on {base}")
     oci = build_image(engine, context, containerfile, reference, _labels(project, info, digest, base), archive)
     shutil.rmtree(context, ignore_errors=True)
