@@ -37,7 +37,8 @@ class DebianRecipe:
 _TRIM = 'rm -rf "$1"/usr/share/doc/* "$1"/usr/share/man/* "$1"/usr/share/locale/* "$1"/usr/share/info/*'
 
 # The serving runtime: CPython 3.11 with its standard library, the C++ runtime and CA certificates, unpacked from
-# Debian's packages with no shell, package manager or perl. The hooks do what the packages' install scripts would have done.
+# Debian's packages with no shell, package manager or perl. The hooks do what the packages' install scripts would
+# have done.
 RUNTIME = DebianRecipe(
     name="runtime",
     variant="extract",
