@@ -239,3 +239,27 @@ def test_a_second_server_on_a_busy_port_fails_unless_asked_to_share(toy_package,
     )
     time.sleep(3)
     assert beside.process.poll() is None, beside.log()
+
+
+def test_a_run_hung_on_the_event_loop_gets_its_worker_replaced(toy_package, start_server, toy_secret) -> None:
+    """With --offload never, score.py runs on the event loop: a hung call stops everything in that worker, so the
+    watchdog ends the worker and the supervisor starts a fresh one."""
+    server = start_server(
+        toy_package, "--workers", "1", "--offload", "never", *TIMEOUTS, env={"TOY_DB_PASSWORD": toy_secret}
+    )
+    first = httpx.get(f"{server.url}/health/live").json()["pid"]
+    with pytest.raises(httpx.TransportError):
+        httpx.post(f"{server.url}/score", json={"x": 1, "sleep": 600}, timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            ready = httpx.get(f"{server.url}/health/ready", timeout=1)
+            if ready.status_code == 200 and ready.json()["pid"] != first:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the blocked worker was not replaced:\n{server.log()}")
+    assert "event loop has been blocked" in server.log()
+    assert httpx.post(f"{server.url}/score", json={"x": 4}).json()["y"] == 8
