@@ -33,6 +33,7 @@ from conveyor.package.lock import (
     RequirementsLock,
     download_wheels,
     lock_requirements,
+    pip_wheel,
 )
 from conveyor.package.manifest import PackageManifest, check_package, hash_files
 from conveyor.package.record import (
@@ -362,7 +363,7 @@ def _build_or_reuse_image(
     wheels = download_wheels(staged.lock)
     wheel = conveyor_wheel()
     context = folder / "context"
-    containerfile = prepare_context(context, staged.dir, wheels, wheel, inputs.base)
+    containerfile = prepare_context(context, staged.dir, wheels, wheel, inputs.base, pip_wheel())
     say(f"building image {reference} with {engine.name} on {inputs.base}")
     labels = _labels(project, inputs.info, digest, inputs.base)
     oci = build_image(engine, context, containerfile, reference, labels, archive)
