@@ -205,21 +205,11 @@ def _pytest_args(tests: str, results: str, coveragerc: str) -> list[str]:
 
 
 def _in_image(record: BuildRecord, engine: Any, work: Path, results: Path, say: Progress) -> tuple[str, int, str]:
-    from conveyor.package.image import APP_DIR, read_oci_archive
+    from conveyor.package.image import APP_DIR
     from conveyor.package.lock import test_tools_dir
+    from conveyor.testing.containers import ensure_image
 
-    image = record.image or {}
-    reference, recorded = image["reference"], image["digest"]
-    if engine.image_id(reference) != image["id"]:
-        say(f"loading {reference} from {Path(image['archive']).name}")
-        if read_oci_archive(Path(image["archive"])).digest != recorded:
-            raise CheckFailed(
-                f"{image['archive']} is not the image the build recorded ({recorded})",
-                hint="Run `conveyor verify`, then rebuild.",
-            )
-        engine.load_oci_archive(Path(image["archive"]), reference)
-        if engine.image_id(reference) != image["id"]:
-            raise CheckFailed(f"{reference} in {engine.name} is not the recorded image {image['id']}")
+    reference, recorded = ensure_image(record, engine, say), (record.image or {})["digest"]
     tools = test_tools_dir()
     (work / "coveragerc").write_text(COVERAGERC.format(data_file="/tmp/conveyor.coverage"))
     say(f"running {record.data['project']} tests in {reference} ({recorded[:19]}), network off")
