@@ -140,7 +140,9 @@ def test_report_files_are_rewritten_masked_with_xml_escaping(tmp_path: Path) -> 
     register_secret(PASSWORD)
     junit = tmp_path / "junit.xml"
     escaped = PASSWORD.replace("&", "&amp;").replace('"', "&quot;").replace("'", "&apos;")
-    junit.write_text(f'<testsuite><testcase name="t"><failure message="login {escaped} failed"/></testcase></testsuite>')
+    junit.write_text(
+        f'<testsuite><testcase name="t"><failure message="login {escaped} failed"/></testcase></testsuite>'
+    )
     html = tmp_path / "htmlcov" / "index.html"
     html.parent.mkdir()
     html.write_text(f"<p>{PASSWORD.replace('&', '&amp;').replace(chr(34), '&quot;').replace(chr(39), '&#x27;')}</p>")
