@@ -106,7 +106,7 @@ def test_public_keys_keep_short_values_visible(tmp_path: Path) -> None:
 def test_env_store_refuses_a_weak_value_of_any_of_its_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONVEYOR_QA_SP_APP_ID", "5b1f3e0e-9a0c-4f4e")
     monkeypatch.setenv("CONVEYOR_QA_SP_PASSWORD", "x1")
-    with pytest.raises(SecretError, match="'sp-password'.*2 characters"):
+    with pytest.raises(SecretError, match=r"'sp-password'.*2 characters"):
         open_store("env://CONVEYOR_QA_").get("sp-app-id")
 
 
