@@ -259,3 +259,17 @@ def test_training_child_gets_a_scrubbed_environment_even_without_a_sandbox(
         sandbox.unavailable_reason.cache_clear()
     assert "ENV []" in output
     assert os.environ["DATABRICKS_TOKEN"] not in output
+
+
+def test_project_files_the_commit_does_not_hold_are_hidden_or_mark_the_model_dirty(scratch: Path) -> None:
+    (scratch / ".gitignore").write_text((scratch / ".gitignore").read_text() + "private-data/\n")
+    (scratch / "private-data").mkdir()
+    (scratch / "private-data" / "eval-copy.csv").write_text("age,fnlwgt\n1,2\n")
+    (scratch / "train.py").write_text(
+        "import os\nprint('SEES', os.path.exists('private-data/eval-copy.csv'), os.path.exists('notes.txt'))\n" + MODEL
+    )
+    commit(scratch)
+    (scratch / "notes.txt").write_text("untracked, readable, so the version is marked dirty\n")
+    output, _ = run(scratch)
+    assert "SEES False True" in output
+    assert ModelRegistry(load_project(scratch).environment("dev")).resolve("probe").tags["git_dirty"] == "true"

@@ -133,7 +133,7 @@ def test_run_fields_mask_names_and_values_and_keep_both_names_apart() -> None:
         "loss_db-host-secret.internal": 0.5,
         "loss_pw-0f9e8d7c6b5a": 0.7,
     }
-    assert mask_fields(fields) == {"dsn": "postgresql://svc:***@***/app", "loss_***": 0.5, "loss_***-2": 0.7}
+    assert mask_fields(fields) == {"dsn": "postgresql://svc:***@***/app", "loss_MASKED": 0.5, "loss_MASKED-2": 0.7}
 
 
 def test_report_files_are_rewritten_masked_with_xml_escaping(tmp_path: Path) -> None:

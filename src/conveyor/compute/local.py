@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -44,7 +45,7 @@ class TrainingResult:
     confinement: dict[str, object] = field(default_factory=dict)
 
 
-def _pump(stream: IO[str], write: Callable[[str], None]) -> None:
+def _pump(stream: IO[str], write: Callable[[str], object]) -> None:
     for line in iter(stream.readline, ""):
         write(redaction.redact(line))
 
@@ -70,8 +71,8 @@ def _warm_mlflow() -> None:
 def train(
     environment: Environment,
     args: list[str] | None = None,
-    out: Callable[[str], None] = sys.stdout.write,
-    err: Callable[[str], None] = sys.stderr.write,
+    out: Callable[[str], object] = sys.stdout.write,
+    err: Callable[[str], object] = sys.stderr.write,
 ) -> TrainingResult:
     """Run the project's `train.py` against `environment`; raise `CheckFailed` if it fails (nothing registered)."""
     project = environment.project
@@ -123,8 +124,8 @@ def _run_child(
     settings: RunSettings,
     folders: dict[str, Path],
     confinement: Confinement,
-    out: Callable[[str], None],
-    err: Callable[[str], None],
+    out: Callable[[str], object],
+    err: Callable[[str], object],
 ) -> tuple[int, RunRecord, dict[str, str]]:
     """Start the child (sandboxed where possible), serve its requests, and return its exit status, what it logged,
     and the lineage tags of the data it read."""
@@ -140,7 +141,7 @@ def _run_child(
     broker.start()
     argv = [sys.executable, "-m", "conveyor.compute.runner"]
     if confinement.sandboxed:
-        argv = plan_for(environment, list(folders.values()), confinement).command(argv)
+        argv = plan_for(environment, [folders["model"].parent], confinement).command(argv)
     else:
         err(f"warning: {confinement.notice()}\n")
     child_environment = minimal_environment(
@@ -150,6 +151,7 @@ def _run_child(
             "HOME": str(folders["home"]),
             "TMPDIR": str(folders["tmp"]),
             "MLFLOW_TRACKING_URI": folders["mlruns"].as_uri(),
+            "MLFLOW_ALLOW_FILE_STORE": "true",  # a scratch store of this run only, merged into the real run after
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
@@ -208,6 +210,7 @@ def _import_scratch_runs(scratch: Path, record: RunRecord) -> None:
         return
     from mlflow import MlflowClient
 
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # reading the scratch store the child wrote
     client = MlflowClient(tracking_uri=scratch.as_uri())
     for experiment in client.search_experiments():
         for run in client.search_runs([experiment.experiment_id]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from conveyor.errors import ConfigError
 
@@ -20,7 +21,7 @@ def spark_master(compute: str) -> tuple[str, str]:
     )
 
 
-def spark_session(compute: str, app_name: str, settings: dict[str, str] | None = None):
+def spark_session(compute: str, app_name: str, settings: dict[str, str] | None = None) -> Any:
     """A SparkSession for `compute`, named `app_name`, with `settings` (e.g. the lake's Hadoop credentials)."""
     try:
         from pyspark.sql import SparkSession

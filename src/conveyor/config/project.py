@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from conveyor.config.environment import Environment
 from conveyor.config.gates import GateSettings
@@ -33,7 +34,7 @@ def find_project_root(start: Path | None = None) -> Path:
     )
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     kind = error["type"]
     if kind == "missing":

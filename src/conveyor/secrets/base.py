@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from conveyor.errors import SecretError
 from conveyor.secrets.encodings import unsafe_reason
@@ -102,9 +102,9 @@ def open_store(url: str, project_root: Path | None = None, *, public_keys: froze
             f"the {scheme}:// secret store needs a client library that is not installed ({exc.name})",
             hint=f"Install it with: pip install 'conveyor[{extra}]'",
         ) from None
-    factory = module
+    factory: Any = module
     for part in attr.split("."):
         factory = getattr(factory, part)
-    store = factory(url, project_root or Path.cwd())
+    store: KeyedStore = factory(url, project_root or Path.cwd())
     store.public_keys = frozenset(public_keys)
-    return store
+    return cast(SecretStore, store)

@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from conveyor.secrets.redaction import MASK, redact
 
 T = TypeVar("T")
+NAME_MASK = "MASKED"  # in names that allow only letters, digits and _-.:/ (MLflow params, metrics, tags)
 REPORT_SUFFIXES = (".xml", ".html", ".htm", ".txt", ".json", ".js", ".css", ".svg")
 
 
@@ -35,7 +36,7 @@ def mask_json(document: T) -> T:
 
     Numbers, booleans and None pass as they are, so the result serialises to valid JSON of the same shape.
     """
-    return _mask(document)  # type: ignore[no-any-return]
+    return cast(T, _mask(document))
 
 
 def _mask(value: object) -> object:
@@ -51,11 +52,12 @@ def _mask(value: object) -> object:
 def mask_fields(fields: Mapping[str, object]) -> dict[str, object]:
     """MLflow params, tags or metrics with their names and text values masked (numbers pass as they are).
 
-    Two names that mask to the same text keep apart by a numbered suffix, so no value is silently dropped.
+    Names are masked with `MASKED` (MLflow names cannot hold `*`). Two names that mask to the same text keep
+    apart by a numbered suffix, so no value is silently dropped.
     """
     masked: dict[str, object] = {}
     for name, value in fields.items():
-        key = redact(str(name))
+        key = redact(str(name), NAME_MASK)
         if key in masked and key != name:
             number = 2
             while f"{key}-{number}" in masked:

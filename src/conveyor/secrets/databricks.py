@@ -21,11 +21,11 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 from databricks.sdk.errors import (
     BadRequest,
-    DatabricksError,
     NotFound,
     PermissionDenied,
     Unauthenticated,
 )
+from databricks.sdk.errors.base import DatabricksError
 
 from conveyor.errors import SecretError
 from conveyor.secrets.base import KeyedStore, missing_secret

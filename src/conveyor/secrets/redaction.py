@@ -91,12 +91,12 @@ def known_forms() -> dict[str, str]:
     return dict(_forms)
 
 
-def redact(text: str) -> str:
-    """`text` with every written form of every registered secret value replaced by `***`."""
+def redact(text: str, mask: str = MASK) -> str:
+    """`text` with every written form of every registered secret value replaced by `mask` (`***`)."""
     pattern = _pattern
     if pattern is None or not text:
         return text
-    return pattern.sub(MASK, text)
+    return pattern.sub(mask, text)
 
 
 def forget_all() -> None:
@@ -233,9 +233,9 @@ def install() -> None:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
     if not isinstance(sys.stdout, RedactingStream):
-        sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = RedactingStream(sys.stdout)
     if not isinstance(sys.stderr, RedactingStream):
-        sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
+        sys.stderr = RedactingStream(sys.stderr)
 
 
 def uninstall() -> None:

@@ -14,7 +14,7 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from conveyor.errors import CheckFailed
 from conveyor.secrets.redaction import known_forms, known_secrets
@@ -94,7 +94,7 @@ def _scan_stream(matcher: _Matcher, handle: IO[bytes], where: str, depth: int = 
     handle.seek(0)
     if depth < 4 and head.startswith(GZIP_MAGIC):
         with gzip.GzipFile(fileobj=handle) as inner:
-            data = _spooled(inner)
+            data = _spooled(cast(IO[bytes], inner))
         yield from _scan_stream(matcher, data, where, depth + 1)
         return
     if depth < 4 and len(head) >= 262 and head[257:262] == b"ustar":
@@ -143,4 +143,4 @@ def _spooled(source: IO[bytes]) -> IO[bytes]:
     while block := source.read(CHUNK):
         copy.write(block)
     copy.seek(0)
-    return copy  # type: ignore[return-value]
+    return cast(IO[bytes], copy)

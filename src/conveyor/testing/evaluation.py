@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
     os.environ.clear()
     os.environ.update({"CONVEYOR_PACKAGE_DIR": str(package_dir), "CONVEYOR_MODEL_DIR": str(package_dir / "model")})
     sys.path.insert(0, str(package_dir))
-    import score  # the packaged score.py
+    import score  # type: ignore[import-not-found]  # the packaged score.py
 
     score.init()
     evaluate = load_evaluate(evaluate_py)

@@ -266,9 +266,10 @@ def _plain(value: Any) -> Any:
 
 
 def run_folders(run_dir: Path) -> dict[str, Path]:
-    """The folders of one training run that the child may write: the model output, a temp folder and a home."""
+    """The folders of one training run, all inside `run_dir` (the one folder the child may write): the model
+    output, a temp folder, a home, and a scratch MLflow store (made by MLflow on first use)."""
     folders = {name: run_dir / name for name in ("model", "tmp", "home", "mlruns")}
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(folder, 0o700)
+    os.chmod(run_dir, 0o700)
+    for name in ("model", "tmp", "home"):
+        folders[name].mkdir(exist_ok=True)
     return folders

@@ -23,7 +23,7 @@ class RemoteFileSystem(AbstractFileSystem):  # type: ignore[misc]
         super().__init__(**kwargs)
         self._lake = lake
 
-    def _strip_protocol(self, path: Any) -> Any:  # type: ignore[override]
+    def _strip_protocol(self, path: Any) -> Any:
         if isinstance(path, list):
             return [self._strip_protocol(p) for p in path]
         text = str(path)
@@ -43,22 +43,22 @@ class RemoteFileSystem(AbstractFileSystem):  # type: ignore[misc]
             if start:
                 handle.seek(start if start >= 0 else max(0, self.size(path) + start))
             if end is None:
-                return handle.read()
+                return bytes(handle.read())
             begin = handle.tell()
-            stop = end if end >= 0 else self.size(path) + end
-            return handle.read(max(0, stop - begin))
+            stop = end if end >= 0 else int(self.size(path)) + end
+            return bytes(handle.read(max(0, stop - begin)))
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         return self._lake.open(self._strip_protocol(path), mode)
 
-    def open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:  # type: ignore[override]
+    def open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         text = {k: kwargs[k] for k in ("encoding", "errors", "newline") if k in kwargs}
         return self._lake.open(self._strip_protocol(path), mode, compression=kwargs.get("compression"), **text)
 
     def rm_file(self, path: str) -> None:
         self._lake.rm(self._strip_protocol(path))
 
-    def rm(self, path: str, recursive: bool = False, maxdepth: int | None = None) -> None:  # type: ignore[override]
+    def rm(self, path: str, recursive: bool = False, maxdepth: int | None = None) -> None:
         self._lake.rm(self._strip_protocol(path), recursive=recursive)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:

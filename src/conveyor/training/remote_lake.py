@@ -24,10 +24,10 @@ if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
 CHUNK = 1 << 20
-COMPRESSIONS: dict[str, Callable[[IO[bytes]], IO[bytes]]] = {
-    "gzip": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),  # type: ignore[dict-item]
-    "bz2": lambda raw: bz2.BZ2File(raw, mode="rb"),  # type: ignore[dict-item]
-    "xz": lambda raw: lzma.LZMAFile(raw, mode="rb"),  # type: ignore[dict-item]  # noqa: SIM115
+COMPRESSIONS: dict[str, Callable[[IO[bytes]], Any]] = {
+    "gzip": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
+    "bz2": lambda raw: bz2.BZ2File(raw, mode="rb"),
+    "xz": lambda raw: lzma.LZMAFile(raw, mode="rb"),  # noqa: SIM115
 }
 SUFFIXES = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
 

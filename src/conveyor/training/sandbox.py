@@ -183,11 +183,13 @@ def plan_for(environment: Environment, run_folders: list[Path], confinement: Con
     own_lake = _local_lake(environment)
     if environment.compute != "local" and own_lake is not None:
         read_only.append(own_lake)  # Spark reads the lake by URL (each read recorded through ctx.spark_url)
-    hidden = [project.state_dir, *secret_files(environment)]
+    hidden = [project.state_dir, *secret_files(environment), *ignored_paths(project.root)]
     for name in project.config.environments:
         lake = _local_lake(project.environment(name))
         if lake is not None and not (environment.compute != "local" and lake == own_lake):
             hidden.append(lake)
+    needed = python_paths()
+    hidden = [path for path in hidden if not any(path == p or path in p.parents for p in needed)]
     return SandboxPlan(
         read_only=read_only,
         writable=list(run_folders),
@@ -195,6 +197,23 @@ def plan_for(environment: Environment, run_folders: list[Path], confinement: Con
         network=confinement.network,
         workdir=project.root,
     )
+
+
+def ignored_paths(root: Path) -> list[Path]:
+    """What git ignores in the project (data dumps, local stores, caches): hidden, since lineage records only the
+    commit and whether the work tree differs from it. Empty outside a git repository."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--others", "--ignored", "--exclude-standard", "--directory", "-z"],
+            cwd=root,
+            capture_output=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    names = listed.decode("utf-8", "surrogateescape").split("\0")
+    return [root / name.rstrip("/") for name in names if name]
 
 
 def secret_files(environment: Environment) -> list[Path]:
