@@ -6,6 +6,7 @@ A finding names the file (and the archive member) and the key whose value it hol
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import re
 import tarfile
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
 
-from conveyor.errors import CheckFailed
+from conveyor.errors import CheckFailed, SecretError
+from conveyor.secrets.base import SecretStore
 from conveyor.secrets.redaction import known_forms, known_secrets
 
 CHUNK = 1 << 20
@@ -68,8 +70,22 @@ def scan_paths(paths: Iterable[Path | str]) -> list[SecretFinding]:
     return sorted(findings)
 
 
-def refuse_published(paths: Iterable[Path | str], what: str) -> None:
-    """Fail (exit 1) when any known secret is found in what is about to be published; names file and key."""
+def learn_values(stores: Iterable[SecretStore]) -> None:
+    """Read every value of `stores` so the scan knows them (a store this step cannot open is skipped)."""
+    for store in stores:
+        try:
+            names = store.names()
+        except SecretError:
+            continue
+        for key in names:
+            with contextlib.suppress(SecretError):
+                store.get(key)
+
+
+def refuse_published(paths: Iterable[Path | str], what: str, stores: Iterable[SecretStore] = ()) -> None:
+    """Fail (exit 1) when a known secret (every value of `stores` included) is in what is about to be published;
+    names the file and the key, never the value."""
+    learn_values(stores)
     findings = scan_paths(paths)
     if findings:
         shown = "\n  ".join(str(finding) for finding in findings[:20])
@@ -93,7 +109,7 @@ def _scan_stream(matcher: _Matcher, handle: IO[bytes], where: str, depth: int = 
     head = handle.read(512)
     handle.seek(0)
     if depth < 4 and head.startswith(GZIP_MAGIC):
-        with gzip.GzipFile(fileobj=handle) as inner:
+        with gzip.GzipFile(fileobj=handle, mode="rb") as inner:
             data = _spooled(cast(IO[bytes], inner))
         yield from _scan_stream(matcher, data, where, depth + 1)
         return

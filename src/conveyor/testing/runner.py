@@ -7,7 +7,6 @@ project's paths so CI can annotate the source.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -18,7 +17,8 @@ from typing import Any
 
 from conveyor.errors import CheckFailed, ConveyorError
 from conveyor.package.record import BuildRecord
-from conveyor.testing.reports import add_junit_properties, junit_counts, map_coverage_paths
+from conveyor.secrets.scrubbing import minimal_environment
+from conveyor.testing.reports import add_junit_properties, junit_counts, map_coverage_paths, mask_secrets_in_reports
 
 Progress = Callable[[str], None]
 WHERE = ("image", "venv")
@@ -147,6 +147,7 @@ def run_tests(
             ran_in, exit_code, output = _in_image(build_record, engine, work, results, say)
         else:
             ran_in, exit_code, output = _in_venv(build_record, work, results, say)
+    mask_secrets_in_reports(project, build_record.data.get("env"), results)
     junit = results / "junit.xml"
     if not junit.is_file():
         raise CheckFailed(
@@ -282,14 +283,16 @@ def _in_venv(record: BuildRecord, work: Path, results: Path, say: Progress) -> t
     package = work / "package"
     shutil.copytree(record.package_dir, package)
     (work / "coveragerc").write_text(COVERAGERC.format(data_file=work / ".coverage"))
-    env = {
-        **os.environ,
-        "CONVEYOR_PACKAGE_DIR": str(package),
-        "CONVEYOR_MODEL_DIR": str(package / "model"),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    env.pop("PYTHONPATH", None)
-    env.pop("COV_CORE_SOURCE", None)
+    (work / "home").mkdir()
+    env = minimal_environment(
+        {
+            "CONVEYOR_PACKAGE_DIR": str(package),
+            "CONVEYOR_MODEL_DIR": str(package / "model"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "HOME": str(work / "home"),
+            "TMPDIR": str(work),
+        }
+    )
     say(f"running {record.data['project']} tests in the virtual environment")
     result = subprocess.run(
         [python, *_pytest_args(str(work / "tests"), str(results), str(work / "coveragerc"))],
