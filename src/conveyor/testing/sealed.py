@@ -29,6 +29,11 @@ def check_outside_lakes(project: Project, url: str) -> list[str]:
     """Refuse a sealed set inside any environment's lake (training there could read it); returns the environments
     checked (those whose lake URL this step can resolve)."""
     sealed = parse_lake_url(url, project.root)
+    if sealed.scheme == "file" and _within(os.path.realpath(sealed.root), os.path.realpath(project.root)):
+        raise ConfigError(
+            "the sealed evaluation set lies inside the project folder, which every training script sees",
+            hint="Move it out of the project (and out of every lake), and point eval-data-url there.",
+        )
     checked = []
     for name in project.config.environments:
         try:
