@@ -50,20 +50,17 @@ def tests_statement(
 
 
 def gates_statement(
-    record: BuildRecord, report: dict[str, Any], metrics: dict[str, float], data: bytes, evaluate_py: Path, env: str
+    record: BuildRecord, report: dict[str, Any], metrics: dict[str, float], data_digest: str, evaluate_py: Path
 ) -> Statement:
-    """The gate-result Statement of one gate run (`report` is the gate report's record: ok, champion, results)."""
+    """The gate-result Statement of one gate run (`report` is the gate report's record: ok, champion, results;
+    `data_digest` the sealed set's sha256, never its location)."""
     predicate = {
         "result": PASSED if report.get("ok") else FAILED,
         "metrics": dict(metrics),
         "rules": list(report.get("results", [])),
         "champion": report.get("champion"),
         "configuration": [
-            {
-                "name": "sealed evaluation set",
-                "digest": {"sha256": hashlib.sha256(data).hexdigest()},
-                "annotations": {"environment": env},
-            },
+            {"name": "sealed evaluation set", "digest": _sha256(data_digest)},
             {"name": evaluate_py.name, "digest": {"sha256": hashlib.sha256(evaluate_py.read_bytes()).hexdigest()}},
         ],
     }
