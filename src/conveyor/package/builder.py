@@ -20,16 +20,25 @@ from typing import TYPE_CHECKING, Any
 import conveyor
 from conveyor.errors import ConveyorError
 from conveyor.package.archive import write_archive
+from conveyor.package.attestations import (
+    AttestationKind,
+    attest_provenance,
+    attested_by,
+    attesting_identity,
+    drop_results,
+)
 from conveyor.package.distribution import conveyor_wheel, source_digest
 from conveyor.package.lock import (
     PYTHON_VERSION,
     RequirementsLock,
     download_wheels,
     lock_requirements,
+    pip_wheel,
 )
 from conveyor.package.manifest import PackageManifest, check_package, hash_files
 from conveyor.package.record import (
     BUILD_FILE,
+    INPUTS_FILE,
     SCHEMA,
     BuildRecord,
     ImageSection,
@@ -38,6 +47,7 @@ from conveyor.package.record import (
     write_json,
 )
 from conveyor.package.reuse import try_warm, warm_key
+from conveyor.trust import Identity, SigningKey
 
 if TYPE_CHECKING:
     from conveyor.config import Environment, Project
@@ -47,7 +57,6 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 NO_ENGINE = "none"
 SKIPPED_CODE = ("conveyor_pyfunc.py", "__pycache__")
-INPUTS_FILE = "inputs.json"
 
 
 def _normalize_modes(folder: Path) -> None:
@@ -176,18 +185,23 @@ def build(
     engine: str | ContainerEngine | None = None,
     base_image: str | None = None,
     progress: Progress | None = None,
+    key: Path | SigningKey | None = None,
 ) -> BuildRecord:
     """Build the package (and, with a container engine, the image) for a model version; reuse when unchanged.
 
     `engine` is podman, docker, buildah, "none" (package only) or None (the first that works; package only with a
-    message when none does). Returns the BuildRecord (`.path` is build.json, `.data` the record, `.reused`).
+    message when none does). `key` is the signing key (default $CONVEYOR_SIGNING_KEY, else git's
+    user.signingkey); its principal signs the build's SLSA provenance. Without a usable key the build is made
+    unsigned, and says so. Returns the BuildRecord (`.path` is build.json, `.data` the record, `.reused`,
+    `.signed_by`).
     """
     say = progress or _quiet
+    identity = attesting_identity(project, key, say)
     engine_name = engine if isinstance(engine, str) or engine is None else engine.name
-    key = warm_key(environment, model_spec, engine_name, base_image)
-    warm = _reuse_unchanged(project, environment, key, engine_name, say)
+    key_of_inputs = warm_key(environment, model_spec, engine_name, base_image)
+    warm = _reuse_unchanged(project, environment, key_of_inputs, engine_name, say)
     if warm:
-        return warm
+        return _attest_unchanged(project, warm, identity)
     started = time.monotonic()
     inputs = _resolve_inputs(environment, model_spec, engine, base_image, say)
     staged = _stage_package(project, inputs, say)
@@ -196,9 +210,23 @@ def build(
     image, reused_image = None, False
     if inputs.engine:
         image, reused_image = _build_or_reuse_image(project, inputs, staged, previous, say)
-    record = _write_record(project, environment, inputs, staged, archive, image, previous, reused_image)
-    _remember(project, environment, (key, model_spec, engine_name, base_image), staged.digest)
+    same_image = previous is not None and (reused_image or (not inputs.engine and not previous.image))
+    record = _write_record(project, environment, inputs, staged, archive, image, previous, same_image)
+    if not same_image:
+        drop_results(record)
+    record.reused = reused_image
+    record.signed_by = identity.principal if attest_provenance(record, identity) and identity else None
+    _remember(project, environment, (key_of_inputs, model_spec, engine_name, base_image), staged.digest)
     say(f"build {record.short} ready in {time.monotonic() - started:.1f} s: {staged.folder}")
+    return record
+
+
+def _attest_unchanged(project: Project, record: BuildRecord, identity: Identity | None) -> BuildRecord:
+    """A reused build keeps the provenance it has; one built unsigned gets it now when a key is at hand."""
+    record.signed_by = attested_by(project, record, AttestationKind.PROVENANCE)
+    if record.signed_by is None and identity is not None:
+        attest_provenance(record, identity)
+        record.signed_by = identity.principal
     return record
 
 
@@ -268,10 +296,9 @@ def _write_record(
     archive: Path,
     image: ImageSection | None,
     previous: BuildRecord | None,
-    reused_image: bool,
+    same_image: bool,
 ) -> BuildRecord:
-    """Write build.json. The test and gate summaries of an earlier build are kept only when the image they ran
-    against is the same one."""
+    """Write build.json; the test and gate summaries of the previous record are kept when its image is the same."""
     info = inputs.info
     data: dict[str, Any] = {
         "schema": SCHEMA,
@@ -285,11 +312,11 @@ def _write_record(
         "tests": None,
         "gates": None,
     }
-    if previous and (reused_image or (not inputs.engine and not previous.image)):
+    if previous and same_image:
         data["tests"], data["gates"] = previous.tests, previous.gates
     path = staged.folder / BUILD_FILE
     write_json(path, data)
-    return BuildRecord(path, data, reused=reused_image)
+    return BuildRecord(path, data)
 
 
 def _remember(
@@ -336,7 +363,7 @@ def _build_or_reuse_image(
     wheels = download_wheels(staged.lock)
     wheel = conveyor_wheel()
     context = folder / "context"
-    containerfile = prepare_context(context, staged.dir, wheels, wheel, inputs.base)
+    containerfile = prepare_context(context, staged.dir, wheels, wheel, inputs.base, pip_wheel())
     say(f"building image {reference} with {engine.name} on {inputs.base}")
     labels = _labels(project, inputs.info, digest, inputs.base)
     oci = build_image(engine, context, containerfile, reference, labels, archive)

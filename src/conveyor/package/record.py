@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import CheckFailed, ConveyorError, NotFoundError
+from conveyor.secrets.boundaries import mask_json
 
 BUILD_FILE = "build.json"
 INDEX_FILE = "index.json"
+INPUTS_FILE = "inputs.json"  # what the image was made from besides the package
 SCHEMA = 1
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 PREFIX = re.compile(r"^(sha256:)?[0-9a-f]{4,64}$")
@@ -48,7 +50,7 @@ def write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(handle, "w") as out:
-        out.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        out.write(json.dumps(mask_json(data), indent=2, sort_keys=False) + "\n")
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
@@ -109,13 +111,15 @@ def _text(section: dict[str, Any], key: str, where: str, path: Path) -> str:
 
 
 class BuildRecord:
-    """One build: `path` is its build.json, `data` the record as read (schema 1), `reused` when nothing was
-    rebuilt. The sections are read, typed, from `data`."""
+    """One build: `path` is its build.json, `data` the record as read (schema 1). The sections are read, typed,
+    from `data`. As `build()` returns it: `reused` when nothing was rebuilt, `signed_by` the principal that signed
+    its provenance (None when unsigned)."""
 
-    def __init__(self, path: Path, data: dict[str, Any], reused: bool = False) -> None:
+    def __init__(self, path: Path, data: dict[str, Any], reused: bool = False, signed_by: str | None = None) -> None:
         self.path = path
         self.data = data
         self.reused = reused
+        self.signed_by = signed_by
         self._check()
 
     def _check(self) -> None:
