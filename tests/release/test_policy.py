@@ -61,8 +61,8 @@ def test_qa_release_pushes_the_tested_image_by_digest_and_sets_the_alias(
     [
         ({"tests_ok": False}, "failed its tests"),
         ({"gates_ok": False}, "failed its gates"),
-        ({"tests_ok": None}, "has no signed test attestation"),
-        ({"gates_ok": None}, "has no signed gate attestation"),
+        ({"tests_ok": None}, "has no signed tests attestation"),
+        ({"gates_ok": None}, "has no signed gates attestation"),
         ({"signer": "carol"}, "signed by carol, who is not a builder"),
     ],
 )
