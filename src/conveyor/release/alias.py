@@ -49,6 +49,7 @@ def set_stage_alias(
 
 def _copy_version(source: ModelRegistry, target: ModelRegistry, shipment: Shipment) -> str:
     """The version of the shipped model in `target`'s registry, registered from `source`'s copy if not there."""
+    from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
     name, version = shipment.model_name, shipment.model_version
@@ -64,7 +65,10 @@ def _copy_version(source: ModelRegistry, target: ModelRegistry, shipment: Shipme
     origin = f"{source.environment.name}:{name}/{version}"
     tags = {**info.tags, PACKAGE_TAG: shipment.package_digest, SOURCE_TAG: origin}
     with tempfile.TemporaryDirectory(prefix="conveyor-alias-") as tmp:
-        folder = source.download(info, Path(tmp) / "model")
+        # The version's own storage location, asked of the source registry's client: a models:/ URI would be
+        # resolved against MLflow's process-wide registry URI, which another registry may have set.
+        location = source.client.get_model_version_download_uri(name, version)
+        folder = Path(download_artifacts(artifact_uri=location, dst_path=str(Path(tmp) / "model")))
         run = client.create_run(target.experiment_id(), tags={SOURCE_TAG: origin, PACKAGE_TAG: shipment.package_digest})
         client.log_artifacts(run.info.run_id, str(folder), "model")
         client.set_terminated(run.info.run_id)
