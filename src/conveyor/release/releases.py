@@ -87,8 +87,8 @@ class Releases:
     ) -> ReleaseView:
         """Request a build (build.json path or folder, package digest or a prefix; None: the latest) in stage `to`,
         accepted only by its signed attestations; deploys at once when the stage needs no approval."""
-        identity = self.identity(key, expect)
         record = find_build(self.project.state_dir, build)
+        identity = self.identity(key, expect)
         if record.project and record.project != self.project.name:
             raise ConveyorError(
                 f"build {record.short} belongs to project {record.project!r}, not {self.project.name!r}",
