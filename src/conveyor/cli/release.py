@@ -450,6 +450,11 @@ def audit_verify(project: ProjectOption = None, as_json: JsonOption = False) -> 
         raise CheckFailed(f"ledger does not verify: {report.trouble}", hint=hint)
     if not as_json:
         say(f"ledger verified: {report.entries} signed events, head {report.head[:16]}, policy {_short(report.policy)}")
+        if not report.policy_matches_project:
+            say(
+                f"note: the policy in force ({_short(report.policy)}) is not this project file's "
+                f"({_short(report.project_policy)}): see `conveyor release policy show`"
+            )
 
 
 @audit_app.command("rebuild")

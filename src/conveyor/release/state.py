@@ -148,6 +148,7 @@ class LedgerState:
     live: dict[str, int] = field(default_factory=dict)
     went_live: set[tuple[str, str]] = field(default_factory=set)
     seq: int = 0
+    last_at: datetime | None = None
 
     # --- reading -----------------------------------------------------------------------------------------
     def release(self, release_id: int) -> ReleaseState:
@@ -188,8 +189,13 @@ class LedgerState:
             EventKind.DEPLOYMENT_FAILED: self._failed,
             EventKind.RELEASE_LIVE: self._live,
         }[event.kind]
+        if self.last_at is not None and event.at < self.last_at:
+            raise RuleBroken(
+                f"event {event.seq} is dated {event.at:%Y-%m-%d %H:%M:%S}, before the event it follows "
+                f"({self.last_at:%Y-%m-%d %H:%M:%S}): events are never backdated"
+            )
         handler(event)
-        self.seq = event.seq
+        self.seq, self.last_at = event.seq, event.at
         if event.release is not None and event.release in self.releases:
             self.releases[event.release].signatures.append(
                 Signature(event.seq, event.kind, event.by, event.key, event.at)
