@@ -168,7 +168,7 @@ def test_the_alias_goes_to_the_stage_registry_where_the_gates_find_the_champion(
 ) -> None:
     """The build's model is in stage's registry; prod has a registry of its own. Going live in prod copies the
     version there (tagged with the package digest) and points `prod` at it: the registry the champion gate reads."""
-    from conveyor.testing.gates import CHAMPION_ALIAS, champion_environment
+    from conveyor.testing.gates import CHAMPION_ALIAS, champion_environment, require_no_live_release
 
     prod_registry = f"sqlite:///{tmp_path / 'prod-mlflow.db'}"
     root = make_project(min_approvals=1, stage_registry=logged_model_registry, prod_registry=prod_registry)
@@ -192,6 +192,12 @@ def test_the_alias_goes_to_the_stage_registry_where_the_gates_find_the_champion(
 
     tags = MlflowClient(tracking_uri=prod_registry, registry_uri=prod_registry).get_registered_model(MODEL).tags
     assert tags["conveyor.live.prod"] == "1"  # the registry's own record that prod is live, for the gates
+    environment = champion_environment(project)
+    MlflowClient(tracking_uri=prod_registry, registry_uri=prod_registry).delete_registered_model_alias(MODEL, "prod")
+    with pytest.raises(
+        CheckFailed, match=r"prod has a live release of census_model .* but census_model@prod is missing"
+    ):
+        require_no_live_release(environment, MODEL)
     assert champion_environment(project).registry_uri == prod_registry
 
 

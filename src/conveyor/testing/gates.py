@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.config.schema import RULE
-from conveyor.errors import ConfigError, ConveyorError, NotFoundError
+from conveyor.errors import CheckFailed, ConfigError, ConveyorError, NotFoundError
 from conveyor.package.attestations import AttestationKind, attesting_identity, write_attestation
 from conveyor.package.cache import sha256_file
 from conveyor.package.record import BuildRecord
@@ -35,6 +35,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
 }
 CHAMPION_ALIAS = "prod"
+LIVE_TAG = "conveyor.live"  # set in the stage's registry by every deployment (conveyor.release.alias)
 
 
 @dataclass
@@ -148,6 +149,26 @@ def champion_environment(project: Any) -> Any | None:
     return project.environment(name) if name else None
 
 
+def require_no_live_release(environment: Any, name: str) -> None:
+    """Called when there is no champion alias: champion rules may pass for want of a champion only if prod has
+    no live release, which every deployment records as the registered model's tag `conveyor.live.prod`."""
+    from mlflow.exceptions import MlflowException
+
+    from conveyor.registry import ModelRegistry
+
+    try:
+        tags = ModelRegistry(environment).client.get_registered_model(name).tags or {}
+    except MlflowException:  # no such model there: nothing was ever live
+        return
+    live = tags.get(f"{LIVE_TAG}.{CHAMPION_ALIAS}")
+    if live:
+        raise CheckFailed(
+            f"{CHAMPION_ALIAS} has a live release of {name} (version {live}, the {environment.name} registry "
+            f"records), but {name}@{CHAMPION_ALIAS} is missing, so champion rules cannot be checked",
+            hint=f"Restore the alias in the {environment.name} registry, or release again to {CHAMPION_ALIAS}.",
+        )
+
+
 def _champion_metrics(
     project: Any, build_record: BuildRecord, evaluator: ImageEvaluator, evaluate_py: Path, data: Path, say: Progress
 ) -> tuple[dict[str, float] | None, str | None]:
@@ -162,6 +183,7 @@ def _champion_metrics(
     try:
         info = ModelRegistry(environment).resolve(f"{name}@{CHAMPION_ALIAS}")
     except NotFoundError:
+        require_no_live_release(environment, name)
         say(f"no champion: {name}@{CHAMPION_ALIAS} is not in the {environment.name} registry")
         return None, None
     except ConveyorError as error:
