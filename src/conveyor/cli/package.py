@@ -203,12 +203,13 @@ def gate(
 ) -> None:
     """Check the quality gates of a build on the sealed evaluation set.
 
-    The project's evaluate.py `evaluate(model, frame)` runs on the packaged model (its score.py, init(),
-    score.model) and on the champion (alias prod in the prod environment's registry). The set's location is
-    [gates] eval_data, resolved with the gate environment's secrets ([gates] env, stage by default) and read
-    from its lake: dev credentials cannot read it. Rules are [gates] metrics, e.g. r2 = ">= 0.0" and
-    mae = "<= 1.1 * champion" (passes with "no champion" while nothing is in production).
-    Exit 1 when a gate fails; results go into build.json.
+    The project's evaluate.py `evaluate(model, data)` runs inside the build's image (network off, empty
+    environment, only the sealed file mounted read-only at `data`) on the packaged model and on the champion
+    (alias prod in the prod environment's registry). The set's URL is [gates] eval_data, resolved through the
+    gate step's own store ([gates] secrets; CONVEYOR_SECRETS_GATES in CI), never an environment's lake. Only the
+    ruled metrics come out; the evaluator's output stays in a private log under .conveyor/gates/. Rules are
+    [gates] metrics, e.g. r2 = ">= 0.0" and mae = "<= 1.1 * champion" (passes with "no champion" while nothing
+    is in production). Exit 1 when a gate fails; results go into build.json.
     """
     from rich.table import Table
 

@@ -6,6 +6,7 @@ Unknown keys are refused (a misspelled key would otherwise be silently ignored).
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -14,6 +15,7 @@ from conveyor.config.computes import accepted_computes, compute_entry
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+RESERVED_ENVIRONMENT = "gates"
 RULE = re.compile(r"^\s*(>=|<=|>|<|==)\s*(-?\d+(\.\d+)?)\s*(\*\s*champion)?\s*$")
 
 
@@ -181,10 +183,20 @@ class ReleaseStageConfig(Strict):
 
 
 class GatesConfig(Strict):
-    """`[gates]`: the sealed evaluation set and the metric rules a build must pass."""
+    """`[gates]`: the sealed evaluation set, in a store of the gate step's own, and the rules a build must pass.
 
-    eval_data: str | None = None
-    env: str = "stage"
+    The sealed set is not a folder of any environment's lake: training opens lakes, and only the gate step opens
+    `secrets` (CI hands it over as CONVEYOR_SECRETS_GATES, to the gate step alone).
+    """
+
+    secrets: str | None = Field(
+        default=None,
+        description="the gate step's own secret store URL (CONVEYOR_SECRETS_GATES overrides it)",
+    )
+    eval_data: str | None = Field(
+        default=None,
+        description="URL of the sealed evaluation file (file://, s3://, abfss://, az://), e.g. ${secret:eval-data-url}",
+    )
     metrics: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("metrics")
@@ -194,6 +206,23 @@ class GatesConfig(Strict):
             if not RULE.match(rule):
                 raise ValueError(f"rule {rule!r} for {metric!r} must look like '>= 0.5', '<= 1.1 * champion' or '< 3'")
         return value
+
+
+class Sandbox(StrEnum):
+    """Whether `conveyor train` must run the script in a filesystem/network sandbox (Linux, bubblewrap)."""
+
+    AUTO = "auto"  # sandboxed where the OS allows it; said plainly where it does not
+    REQUIRED = "required"  # refuse to train where the sandbox cannot run (for CI's stage training)
+
+
+class TrainingConfig(Strict):
+    """`[training]`: what a training script reaches besides the environment's lake (which it always gets)."""
+
+    secrets: list[str] = Field(
+        default_factory=list,
+        description="secret keys train.py may read with ctx.secret(KEY); no other value of the store reaches it",
+    )
+    sandbox: Sandbox = Field(default=Sandbox.AUTO, description="auto or required")
 
 
 class LedgerConfig(Strict):
@@ -212,6 +241,7 @@ class ProjectFile(Strict):
     environments: dict[str, EnvironmentConfig]
     release: dict[str, ReleaseStageConfig] = Field(default_factory=dict)
     gates: GatesConfig = Field(default_factory=GatesConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
 
     @field_validator("environments")
@@ -222,4 +252,6 @@ class ProjectFile(Strict):
         for name in value:
             if not NAME.match(name):
                 raise ValueError(f"environment name {name!r} must be lowercase letters, digits, - and _")
+            if name == RESERVED_ENVIRONMENT:
+                raise ValueError(f"{name!r} names the gate step's store (CONVEYOR_SECRETS_GATES): choose another name")
         return value

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import NotFoundError
+from conveyor.secrets.boundaries import mask_json
 
 BUILD_FILE = "build.json"
 INDEX_FILE = "index.json"
@@ -25,7 +26,7 @@ def write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(handle, "w") as out:
-        out.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        out.write(json.dumps(mask_json(data), indent=2, sort_keys=False) + "\n")
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 

@@ -1,16 +1,15 @@
-"""Quality gates: the project's `evaluate(model, frame)` on the sealed evaluation set, run against the packaged
-model and the production champion, checked against the `[gates]` rules of conveyor.toml.
+"""Quality gates: the project's `evaluate(model, data)` on the sealed evaluation set, run against the packaged
+model and the production champion inside the build's image, checked against the `[gates]` rules of conveyor.toml.
 
-The evaluation set's location is a secret of the gate environment (stage by default) and a path in its lake, so
-dev credentials cannot read it. Its location and contents never appear in output or files.
+The sealed set's location and credentials are the gate step's alone (`[gates] secrets`, see `sealed`). The
+evaluation runs in the build's image with the network off, an empty environment and only the sealed file (a
+private copy) mounted read-only; only the ruled metrics come out, rounded (see `evaluator`). The evaluator's
+output may quote sealed rows, so it is never shown: it is kept in a private log under .conveyor/gates/.
 """
 
 from __future__ import annotations
 
-import json
 import operator
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.config.schema import RULE
-from conveyor.errors import CheckFailed, ConfigError, ConveyorError, NotFoundError
+from conveyor.errors import ConfigError, ConveyorError, NotFoundError
 from conveyor.package.record import BuildRecord
+from conveyor.testing.evaluator import ImageEvaluator, only_ruled
+from conveyor.testing.sealed import sealed_copy
 
 Progress = Callable[[str], None]
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -91,54 +92,9 @@ def check_rule(metric: str, rule: str, value: float | None, champion: float | No
     return GateResult(metric, value, rule, threshold, champion, passed)
 
 
-def evaluate_package(package_dir: Path, evaluate_py: Path, data: bytes) -> dict[str, float]:
-    """Metrics of a package directory's model on `data` (CSV bytes), in a separate Python process."""
-    result = subprocess.run(
-        [sys.executable, "-m", "conveyor.testing.evaluation", str(package_dir), str(evaluate_py)],
-        input=data,
-        capture_output=True,
-        check=False,
-        timeout=900,
-    )
-    if result.returncode != 0:
-        tail = "\n".join(result.stderr.decode(errors="replace").strip().splitlines()[-12:])
-        raise CheckFailed(
-            f"evaluating {package_dir} failed:\n{tail}",
-            hint="Run the project's evaluate.py against the package by hand to see why.",
-        )
-    return json.loads(result.stdout.decode().strip().splitlines()[-1])
-
-
-def _eval_data(project: Any) -> bytes:
-    gates = project.config.gates
-    if not gates.eval_data:
-        raise ConfigError(
-            f"[gates] eval_data is not set in {project.file}",
-            hint='Set eval_data = "${secret:eval-data-url}", a path in the gate environment\'s lake.',
-        )
-    environment = project.environment(gates.env)
-    location = environment.resolve(gates.eval_data, "gates.eval_data")
-    lake = environment.lake()
-    try:
-        with lake.open(location, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise ConveyorError(
-            f"the sealed evaluation set named by [gates] eval_data is not in the {gates.env} lake",
-            hint=f"Put it there with stage credentials (conveyor lake put --env {gates.env} ...).",
-        ) from None
-
-
-def champion_environment(project: Any) -> Any | None:
-    """The environment whose registry holds production (`[release.prod] env`, else an environment named prod)."""
-    stage = project.config.release.get("prod")
-    name = stage.env if stage and stage.env else ("prod" if "prod" in project.config.environments else None)
-    return project.environment(name) if name else None
-
-
 def run_gates(build_record: BuildRecord, progress: Progress | None = None) -> GateReport:
-    """Evaluate the packaged model (and the champion: alias `prod` in prod's registry) on the sealed set, apply
-    the rules, write the `gates` section of build.json. `ok=False` when any rule fails."""
+    """Evaluate the packaged model (and the champion: alias `prod` in prod's registry) on the sealed set inside the
+    build's image, apply the rules, write the `gates` section of build.json. `ok=False` when any rule fails."""
     from conveyor.config import load_project
     from conveyor.package.manifest import check_package
 
@@ -149,16 +105,18 @@ def run_gates(build_record: BuildRecord, progress: Progress | None = None) -> Ga
     if not evaluate_py.is_file():
         raise ConfigError(
             f"{evaluate_py} does not exist",
-            hint="Write evaluate(model, frame) -> {metric: value} there, or set [project] evaluate.",
+            hint="Write evaluate(model, data) -> {metric: value} there (data: the sealed file's path), "
+            "or set [project] evaluate.",
         )
     check_package(build_record.package_dir, build_record.digest)
-    data = _eval_data(project)
-    say(f"evaluating build {build_record.short} on the sealed set of the {project.config.gates.env} environment")
-    metrics = evaluate_package(build_record.package_dir, evaluate_py, data)
-    champion_metrics: dict[str, float] | None = None
-    champion_ref = None
-    if any((match := RULE.match(rule)) and match.group(4) for rule in rules.values()):
-        champion_metrics, champion_ref = _champion_metrics(project, build_record, evaluate_py, data, say)
+    evaluator = ImageEvaluator.for_build(build_record, project.state_dir / "gates" / build_record.short, say)
+    with sealed_copy(project) as data:
+        say(f"evaluating build {build_record.short} on the sealed set, inside its image with the network off")
+        metrics = only_ruled(evaluator.evaluate(evaluate_py, data, "candidate"), rules)
+        champion_metrics: dict[str, float] | None = None
+        champion_ref = None
+        if any((match := RULE.match(rule)) and match.group(4) for rule in rules.values()):
+            champion_metrics, champion_ref = _champion_metrics(project, build_record, evaluator, evaluate_py, data, say)
     results = [
         check_rule(metric, rule, metrics.get(metric), (champion_metrics or {}).get(metric))
         for metric, rule in sorted(rules.items())
@@ -168,8 +126,15 @@ def run_gates(build_record: BuildRecord, progress: Progress | None = None) -> Ga
     return report
 
 
+def champion_environment(project: Any) -> Any | None:
+    """The environment whose registry holds production (`[release.prod] env`, else an environment named prod)."""
+    stage = project.config.release.get("prod")
+    name = stage.env if stage and stage.env else ("prod" if "prod" in project.config.environments else None)
+    return project.environment(name) if name else None
+
+
 def _champion_metrics(
-    project: Any, build_record: BuildRecord, evaluate_py: Path, data: bytes, say: Progress
+    project: Any, build_record: BuildRecord, evaluator: ImageEvaluator, evaluate_py: Path, data: Path, say: Progress
 ) -> tuple[dict[str, float] | None, str | None]:
     from conveyor.registry import ModelRegistry, materialize
 
@@ -188,4 +153,7 @@ def _champion_metrics(
     say(f"champion: {info.name} version {info.version} in {environment.name}")
     with tempfile.TemporaryDirectory(prefix="conveyor-champion-") as tmp:
         folder = materialize(f"models:/{info.name}/{info.version}", environment, Path(tmp) / "package")
-        return evaluate_package(folder, evaluate_py, data), f"{info.name}/{info.version} ({environment.name})"
+        metrics = evaluator.evaluate(evaluate_py, data, "champion", package=folder)
+        return only_ruled(
+            metrics, dict(project.config.gates.metrics)
+        ), f"{info.name}/{info.version} ({environment.name})"

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from conveyor.errors import ConveyorError
+
+if TYPE_CHECKING:
+    from conveyor.config import Project
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,18 @@ def add_junit_properties(path: Path, properties: dict[str, str]) -> None:
         for name, value in properties.items():
             ET.SubElement(holder, "property", {"name": name, "value": value})
     tree.write(path, encoding="utf-8", xml_declaration=True)
+
+
+def mask_secrets_in_reports(project: Project, env: str | None, results: Path) -> list[Path]:
+    """Rewrite junit.xml, coverage.xml and htmlcov/ with every value of the environment's store masked (a test
+    may print a secret into a failure message, or coverage may quote a source line holding one)."""
+    from conveyor.secrets.boundaries import mask_report_files
+    from conveyor.secrets.scan import learn_values
+
+    if env:
+        with contextlib.suppress(ConveyorError):
+            learn_values([project.environment(env).secrets])
+    return mask_report_files([results / "junit.xml", results / "coverage.xml", results / "htmlcov"])
 
 
 def map_coverage_paths(path: Path, source_root: Path, mapping: dict[str, str]) -> float:

@@ -7,7 +7,6 @@ project's paths so CI can annotate the source.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -18,7 +17,8 @@ from typing import Any
 
 from conveyor.errors import CheckFailed, ConveyorError
 from conveyor.package.record import BuildRecord
-from conveyor.testing.reports import add_junit_properties, junit_counts, map_coverage_paths
+from conveyor.secrets.scrubbing import minimal_environment
+from conveyor.testing.reports import add_junit_properties, junit_counts, map_coverage_paths, mask_secrets_in_reports
 
 Progress = Callable[[str], None]
 WHERE = ("image", "venv")
@@ -147,6 +147,7 @@ def run_tests(
             ran_in, exit_code, output = _in_image(build_record, engine, work, results, say)
         else:
             ran_in, exit_code, output = _in_venv(build_record, work, results, say)
+    mask_secrets_in_reports(project, build_record.data.get("env"), results)
     junit = results / "junit.xml"
     if not junit.is_file():
         raise CheckFailed(
@@ -205,21 +206,11 @@ def _pytest_args(tests: str, results: str, coveragerc: str) -> list[str]:
 
 
 def _in_image(record: BuildRecord, engine: Any, work: Path, results: Path, say: Progress) -> tuple[str, int, str]:
-    from conveyor.package.image import APP_DIR, read_oci_archive
+    from conveyor.package.image import APP_DIR
     from conveyor.package.lock import test_tools_dir
+    from conveyor.testing.containers import ensure_image
 
-    image = record.image or {}
-    reference, recorded = image["reference"], image["digest"]
-    if engine.image_id(reference) != image["id"]:
-        say(f"loading {reference} from {Path(image['archive']).name}")
-        if read_oci_archive(Path(image["archive"])).digest != recorded:
-            raise CheckFailed(
-                f"{image['archive']} is not the image the build recorded ({recorded})",
-                hint="Run `conveyor verify`, then rebuild.",
-            )
-        engine.load_oci_archive(Path(image["archive"]), reference)
-        if engine.image_id(reference) != image["id"]:
-            raise CheckFailed(f"{reference} in {engine.name} is not the recorded image {image['id']}")
+    reference, recorded = ensure_image(record, engine, say), (record.image or {})["digest"]
     tools = test_tools_dir()
     (work / "coveragerc").write_text(COVERAGERC.format(data_file="/tmp/conveyor.coverage"))
     say(f"running {record.data['project']} tests in {reference} ({recorded[:19]}), network off")
@@ -292,14 +283,16 @@ def _in_venv(record: BuildRecord, work: Path, results: Path, say: Progress) -> t
     package = work / "package"
     shutil.copytree(record.package_dir, package)
     (work / "coveragerc").write_text(COVERAGERC.format(data_file=work / ".coverage"))
-    env = {
-        **os.environ,
-        "CONVEYOR_PACKAGE_DIR": str(package),
-        "CONVEYOR_MODEL_DIR": str(package / "model"),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    env.pop("PYTHONPATH", None)
-    env.pop("COV_CORE_SOURCE", None)
+    (work / "home").mkdir()
+    env = minimal_environment(
+        {
+            "CONVEYOR_PACKAGE_DIR": str(package),
+            "CONVEYOR_MODEL_DIR": str(package / "model"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "HOME": str(work / "home"),
+            "TMPDIR": str(work),
+        }
+    )
     say(f"running {record.data['project']} tests in the virtual environment")
     result = subprocess.run(
         [python, *_pytest_args(str(work / "tests"), str(results), str(work / "coveragerc"))],
