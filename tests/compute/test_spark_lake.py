@@ -70,7 +70,8 @@ def test_abfss_gets_oauth_client_credentials_like_the_labs_mount() -> None:
 def test_abfss_account_key_and_az_urls() -> None:
     key = settings(ABFSS, {"storage-account-key": "a2V5LWtleQ=="})
     assert key == {f"fs.azure.account.auth.type.{HOST}": "SharedKey", f"fs.azure.account.key.{HOST}": "a2V5LWtleQ=="}
-    az = settings("az://datalake/census", {"storage-account-name": "conveyorlake", "storage-account-key": "c3RvcmFnZS1rZXk="})
+    account = {"storage-account-name": "conveyorlake", "storage-account-key": "c3RvcmFnZS1rZXk="}
+    az = settings("az://datalake/census", account)
     assert az[f"fs.azure.account.key.{HOST}"] == "c3RvcmFnZS1rZXk="
 
 
