@@ -273,7 +273,12 @@ def _driver_environment() -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _stop_on_term(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _stop_on_term)  # stop the servers on `kill` too, not only on Ctrl-C
     kind = sys.argv[1] if len(sys.argv) > 1 else "cluster"
     home = Path(tempfile.mkdtemp(prefix=f"spark-{kind}-"))
     starter = start_cluster if kind == "cluster" else start_connect_server
