@@ -89,3 +89,17 @@ def test_json_output_stays_valid_when_a_secret_is_a_key_or_a_word_of_it(project:
     emit_json({"name-of-the-svc": True, "list": ["name-of-the-svc", 1.5, None], "ok": "true"})
     data = json.loads(capsys.readouterr().out)
     assert data == {"***": True, "list": ["***", 1.5, None], "ok": "true"}
+
+
+def test_training_refuses_a_store_holding_a_value_too_weak_to_mask(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.secrets.redaction import WeakSecretError
+
+    store = tmp_path / "dev-copy.toml"
+    store.write_text(load_project(project).environment("dev").secrets.path.read_text() + 'door-pin = "4711"\n')
+    store.chmod(0o600)
+    monkeypatch.setenv("CONVEYOR_SECRETS_DEV", store.as_uri())
+    (project / "train.py").write_text("print('never runs')\n")
+    with pytest.raises(WeakSecretError, match=r"'door-pin'.*4 characters"):
+        train(load_project(project).environment("dev"), out=lambda _: None, err=lambda _: None)

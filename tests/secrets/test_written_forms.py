@@ -12,7 +12,7 @@ import pytest
 from conveyor.errors import SecretError
 from conveyor.secrets import open_store
 from conveyor.secrets.boundaries import mask_fields, mask_json, mask_report_files
-from conveyor.secrets.redaction import redact, register_secret
+from conveyor.secrets.redaction import WeakSecretError, redact, register_secret
 
 PASSWORD = "pA55:w0rd/&é\"x'y"
 PEM = (
@@ -87,8 +87,9 @@ def test_a_value_too_weak_to_mask_is_refused_naming_the_key(tmp_path: Path, valu
     store_file.write_text(f"sp-app-id = {json.dumps('5b1f3e0e-9a0c-4f4e')}\nweak-one = {json.dumps(value)}\n")
     store_file.chmod(0o600)
     store = open_store("file://dev.toml", tmp_path)
-    with pytest.raises(SecretError) as caught:
-        store.get("sp-app-id")  # the store is refused as it is opened, whichever key is asked for
+    assert store.get("sp-app-id") == "5b1f3e0e-9a0c-4f4e"
+    with pytest.raises(WeakSecretError) as caught:
+        store.get("weak-one")  # never handed out, so never left unmasked
     text = str(caught.value)
     assert "'weak-one'" in text and why in text and "conveyor secrets set weak-one" in text
     assert value.strip() not in text.replace("weak-one", "") or value.strip() in ("true", "name")
@@ -103,11 +104,24 @@ def test_public_keys_keep_short_values_visible(tmp_path: Path) -> None:
     assert redact("state dev by bob") == "state dev by bob"
 
 
-def test_env_store_refuses_a_weak_value_of_any_of_its_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_store_refuses_a_weak_value_as_it_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONVEYOR_QA_SP_APP_ID", "5b1f3e0e-9a0c-4f4e")
     monkeypatch.setenv("CONVEYOR_QA_SP_PASSWORD", "x1")
-    with pytest.raises(SecretError, match=r"'sp-password'.*2 characters"):
-        open_store("env://CONVEYOR_QA_").get("sp-app-id")
+    store = open_store("env://CONVEYOR_QA_")
+    assert store.get("sp-app-id") == "5b1f3e0e-9a0c-4f4e"
+    with pytest.raises(WeakSecretError, match=r"'sp-password'.*2 characters"):
+        store.get("sp-password")
+
+
+def test_reading_a_whole_store_for_masking_refuses_a_weak_value(tmp_path: Path) -> None:
+    from conveyor.secrets.scan import learn_values
+
+    store_file = tmp_path / "dev.toml"
+    store_file.write_text('alg-state = "dev"\nsp-app-id = "5b1f3e0e-9a0c-4f4e"\nstale-pin = "4711"\n')
+    store_file.chmod(0o600)
+    store = open_store("file://dev.toml", tmp_path, public_keys=frozenset({"alg-state"}))
+    with pytest.raises(WeakSecretError, match="'stale-pin'"):
+        learn_values([store])
 
 
 def test_setting_a_weak_value_is_refused_before_it_is_written(tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ def test_broken_model_fails_a_gate_with_exit_1(good_build, census, capsys):
     try:
         assert main(["gate", broken.short, "--project", str(census)]) == 1
     finally:
-        find_engine("podman").remove_image(broken.image["reference"])
+        find_engine("podman").remove_image(broken.image.reference)
     captured = capsys.readouterr()
     assert "FAIL" in captured.out and "quality gates failed" in captured.err
     gates = json.loads(broken.path.read_text())["gates"]

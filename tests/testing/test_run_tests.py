@@ -30,7 +30,7 @@ def _properties(junit) -> dict[str, str]:
 def test_tests_run_in_the_built_image(image_build, tmp_path):
     report = run_tests(image_build, where="image", results_dir=tmp_path / "results")
     assert report.ok and report.passed >= 6 and report.failed == 0
-    assert report.ran_in == f"image {image_build.image['digest']}"
+    assert report.ran_in == f"image {image_build.image.digest}"
     assert _properties(report.junit)["conveyor.ran_in"] == report.ran_in
     coverage = ET.parse(report.coverage_xml).getroot()
     assert coverage.find("sources/source").text == str(image_build.project_root)
@@ -94,11 +94,11 @@ def test_image_missing_from_storage_is_loaded_from_the_saved_archive(image_build
     from conveyor.package.engine import find_engine
 
     podman = find_engine("podman")
-    podman.remove_image(image_build.image["reference"])
-    assert podman.image_id(image_build.image["reference"]) is None
+    podman.remove_image(image_build.image.reference)
+    assert podman.image_id(image_build.image.reference) is None
     report = run_tests(image_build, where="image", results_dir=tmp_path / "results")
-    assert report.ok and report.ran_in == f"image {image_build.image['digest']}"
-    assert podman.image_id(image_build.image["reference"]) == image_build.image["id"]
+    assert report.ok and report.ran_in == f"image {image_build.image.digest}"
+    assert podman.image_id(image_build.image.reference) == image_build.image.id
 
 
 def test_venv_tests_get_a_minimal_environment_and_reports_are_masked(census, package_build, tmp_path, monkeypatch):

@@ -31,6 +31,7 @@ from conveyor.config import Environment
 from conveyor.errors import CheckFailed, ConfigError
 from conveyor.secrets import redaction
 from conveyor.secrets.boundaries import mask_fields
+from conveyor.secrets.redaction import WeakSecretError
 from conveyor.secrets.scrubbing import minimal_environment
 from conveyor.training.broker import RunRecord, TrainingBroker, run_folders
 from conveyor.training.channel import FD_VARIABLE
@@ -47,13 +48,16 @@ def _pump(stream: IO[str], write: Callable[[str], object]) -> None:
 
 
 def preload_secrets(environment: Environment) -> None:
-    """Read every secret the store holds so this process masks the child's output too."""
+    """Read every secret the store holds so this process masks the child's output too; a value too weak to mask
+    refuses the run (naming its key) rather than going unmasked."""
     public = environment.public_secret_keys()
     for key in environment.secrets.names():
         if key in public:
             continue
         try:
             environment.secrets.get(key)
+        except WeakSecretError:
+            raise
         except Exception:
             continue
 
@@ -251,16 +255,47 @@ def log_run(
 ) -> tuple[str, list[dict[str, Any]]]:
     """The MLflow run of this training in the environment's registry, with everything masked as it is stored;
     registers the models when ok. Its id and the versions registered."""
-    from mlflow.entities import Metric, Param
-
-    from conveyor.registry.store import ModelRegistry, pinned_requirements
+    from conveyor.registry.store import ModelRegistry
 
     registry = ModelRegistry(environment)
     client = registry.client
-    import mlflow
+    with _registry_uris(registry.uri):
+        return _record(environment, registry, client, settings, record, lineage, started, ok=ok)
 
-    mlflow.set_tracking_uri(registry.uri)
-    mlflow.set_registry_uri(registry.uri)
+
+@contextlib.contextmanager
+def _registry_uris(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking and registry URIs set to `uri` for a registration, and put back after."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_state
+    from mlflow.tracking._tracking_service import utils as tracking_state
+
+    saved = tracking_state._tracking_uri, registry_state._registry_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        tracking_state._tracking_uri, registry_state._registry_uri = saved
+
+
+def _record(
+    environment: Environment,
+    registry: Any,
+    client: Any,
+    settings: RunSettings,
+    record: RunRecord,
+    lineage: dict[str, str],
+    started: int,
+    *,
+    ok: bool,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Create the run (its start time the script's), log what the script logged, masked; register when ok."""
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    from conveyor.registry.store import pinned_requirements
+
     script = Path(settings.script).name
     run_tags = {"conveyor.environment": environment.name, "conveyor.script": script, **record.tags}
     run = client.create_run(

@@ -78,6 +78,11 @@ class Project:
         return self.root / PROJECT_FILE
 
     @property
+    def allowed_signers_file(self) -> Path:
+        """`[trust] allowed_signers`, relative to the project folder: the keys that may sign, and whose they are."""
+        return self.root / self.config.trust.allowed_signers
+
+    @property
     def state_dir(self) -> Path:
         """`.conveyor/` inside the project: local stores, builds and the ledger (never committed)."""
         return self.root / ".conveyor"

@@ -15,6 +15,7 @@ from conveyor.config.computes import accepted_computes, compute_entry
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+PRINCIPAL = re.compile(r'^[^\s,"*?!]+$')
 RESERVED_ENVIRONMENT = "gates"
 RULE = re.compile(r"^\s*(>=|<=|>|<|==)\s*(-?\d+(\.\d+)?)\s*(\*\s*champion)?\s*$")
 
@@ -234,6 +235,37 @@ class LedgerConfig(Strict):
     )
 
 
+class TrustConfig(Strict):
+    """`[trust]`: who may sign (an OpenSSH allowed_signers file beside conveyor.toml) and whose builds count."""
+
+    allowed_signers: str = Field(
+        default="allowed_signers", description="OpenSSH allowed_signers file, relative to conveyor.toml"
+    )
+    builders: list[str] = Field(
+        default_factory=lambda: ["ci"], description="principals whose test and gate attestations a release accepts"
+    )
+
+    @field_validator("allowed_signers")
+    @classmethod
+    def _allowed_signers(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a file, e.g. allowed_signers (an OpenSSH allowed_signers file)")
+        return value
+
+    @field_validator("builders")
+    @classmethod
+    def _builders(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not PRINCIPAL.match(name):
+                raise ValueError(
+                    f"builder {name!r} must be a principal of allowed_signers: a plain name without blanks, "
+                    "commas, quotes or wildcards (e.g. ci)"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("names a builder twice")
+        return value
+
+
 class ProjectFile(Strict):
     """The whole of `conveyor.toml`."""
 
@@ -243,6 +275,7 @@ class ProjectFile(Strict):
     gates: GatesConfig = Field(default_factory=GatesConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    trust: TrustConfig = Field(default_factory=TrustConfig)
 
     @field_validator("environments")
     @classmethod

@@ -1,9 +1,10 @@
 """The `SecretStore` protocol and the scheme → backend table.
 
 Every backend admits each value it hands out through `KeyedStore.admit`: the value is registered with the
-redactor, so it is masked wherever conveyor prints, logs or writes afterwards, or refused when it is too short or
-too common to mask safely. Keys whose values are published by design (`state`, `created_by`) are declared with
-`public_keys` and pass unmasked.
+redactor, so it is masked wherever conveyor prints, logs or writes afterwards, or refused (`WeakSecretError`,
+naming the key) when it is too short or too common to mask safely. Keys whose values are published by design
+(`state`, `created_by`) are declared with `public_keys` and pass unmasked. Reading a whole store (for masking a
+child's output, for a publishing scan) therefore refuses a store holding any weak value.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast, runtime_checkable
 
 from conveyor.errors import SecretError
-from conveyor.secrets.encodings import unsafe_reason
-from conveyor.secrets.redaction import declare_public, register_secret, weak_secret
+from conveyor.secrets.redaction import declare_public, register_secret
 
 # scheme -> "module:factory"; a factory takes (url, project_root) and returns a SecretStore.
 BACKENDS: dict[str, str] = {
@@ -52,13 +52,6 @@ class KeyedStore:
         else:
             register_secret(value, key, store=self.url)
         return value
-
-    def refuse_weak(self, values: dict[str, str]) -> None:
-        """Refuse a store holding any value too short or too common to mask (the first such key is named)."""
-        for key in sorted(values):
-            reason = unsafe_reason(values[key])
-            if key not in self.public_keys and reason is not None:
-                raise weak_secret(key, self.url, reason)
 
 
 def missing_secret(key: str, url: str) -> SecretError:

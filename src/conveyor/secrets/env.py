@@ -42,11 +42,6 @@ class EnvSecretStore(KeyedStore):
                 f"secret {key!r} is missing from store {self.url} (environment variable {name} is not set)",
                 hint=f"Export {name} in the environment that runs conveyor.",
             )
-        # The store is every variable with the prefix: one too weak to mask is refused, whichever key is asked for.
-        held = (
-            {self._key(suffix): os.environ[self.prefix + suffix] for suffix in self._variables()} if self.prefix else {}
-        )
-        self.refuse_weak({**held, key: value})
         return self.admit(key, value)
 
     @staticmethod

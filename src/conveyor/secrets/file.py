@@ -41,8 +41,7 @@ class FileSecretStore(KeyedStore):
                 hint=f"Make it private with: chmod 600 {self.path}",
             )
 
-    def _read(self, *, checked: bool = True) -> dict[str, str]:
-        """The file's values; with `checked`, a value too weak to mask is refused (naming its key)."""
+    def _read(self) -> dict[str, str]:
         if not self.path.exists():
             raise SecretError(
                 f"secret file {self.path} does not exist (store {self.url})",
@@ -66,8 +65,6 @@ class FileSecretStore(KeyedStore):
             if not isinstance(value, str | int | float | bool):
                 raise SecretError(f"secret {key!r} in {self.path} must be a string, not a {type(value).__name__}")
             values[key] = str(value).lower() if isinstance(value, bool) else str(value)
-        if checked:
-            self.refuse_weak(values)
         return values
 
     def get(self, key: str) -> str:
@@ -80,7 +77,7 @@ class FileSecretStore(KeyedStore):
         return sorted(self._read())
 
     def set(self, key: str, value: str) -> None:
-        values = self._read(checked=False) if self.path.exists() else {}
+        values = self._read() if self.path.exists() else {}
         self.admit(key, value)
         values[key] = value
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

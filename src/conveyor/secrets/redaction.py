@@ -47,11 +47,15 @@ def register_secret(value: str, key: str | None = None, *, store: str | None = N
         _pattern = _compile()
 
 
-def weak_secret(key: str | None, store: str | None, reason: str) -> SecretError:
+class WeakSecretError(SecretError):
+    """A value too short or too common to mask safely: refused wherever it is read, never handed out."""
+
+
+def weak_secret(key: str | None, store: str | None, reason: str) -> WeakSecretError:
     """The error for a value that cannot be masked safely: names the key and the store, never the value."""
     what = f"secret {key!r}" if key else "a secret value"
     where = f" in store {store}" if store else ""
-    return SecretError(
+    return WeakSecretError(
         f"{what}{where} cannot be masked safely: {reason}",
         hint=(
             f"Give it a longer, random value (at least {MIN_LENGTH} characters"

@@ -6,7 +6,6 @@ A finding names the file (and the archive member) and the key whose value it hol
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import re
 import tarfile
@@ -19,7 +18,7 @@ from typing import IO, cast
 
 from conveyor.errors import CheckFailed, SecretError
 from conveyor.secrets.base import SecretStore
-from conveyor.secrets.redaction import known_forms, known_secrets
+from conveyor.secrets.redaction import WeakSecretError, known_forms, known_secrets
 
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
@@ -71,15 +70,20 @@ def scan_paths(paths: Iterable[Path | str]) -> list[SecretFinding]:
 
 
 def learn_values(stores: Iterable[SecretStore]) -> None:
-    """Read every value of `stores` so the scan knows them (a store this step cannot open is skipped)."""
+    """Read every value of `stores` so the scan knows them. A store this step cannot open is skipped; a value too
+    weak to scan for (`WeakSecretError`) is refused, naming its key."""
     for store in stores:
         try:
             names = store.names()
         except SecretError:
             continue
         for key in names:
-            with contextlib.suppress(SecretError):
+            try:
                 store.get(key)
+            except WeakSecretError:
+                raise
+            except SecretError:
+                continue
 
 
 def refuse_published(paths: Iterable[Path | str], what: str, stores: Iterable[SecretStore] = ()) -> None:

@@ -47,7 +47,7 @@ class ImageEvaluator:
                 f"build {record.short} has no image: the gates evaluate only inside the built image",
                 hint="Rebuild with a container engine (podman or docker): conveyor build --engine podman.",
             )
-        engine = find_engine(record.image["engine"])
+        engine = find_engine(record.image.engine)
         if not engine.can_run:
             engine = find_engine(None)
         return cls(engine, ensure_image(record, engine, say), logs)

@@ -18,9 +18,13 @@ from typing import Any
 
 from conveyor.config.schema import RULE
 from conveyor.errors import ConfigError, ConveyorError, NotFoundError
+from conveyor.package.attestations import AttestationKind, attesting_identity, write_attestation
+from conveyor.package.cache import sha256_file
 from conveyor.package.record import BuildRecord
 from conveyor.testing.evaluator import ImageEvaluator, only_ruled
 from conveyor.testing.sealed import sealed_copy
+from conveyor.testing.statements import gates_statement
+from conveyor.trust import SigningKey
 
 Progress = Callable[[str], None]
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -50,6 +54,8 @@ class GateReport:
     results: list[GateResult] = field(default_factory=list)
     champion: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    signed_by: str | None = None
+    attestation: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The `gates` section of build.json."""
@@ -71,7 +77,7 @@ class GateReport:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return self.to_record()
+        return {**self.to_record(), "signed_by": self.signed_by, "attestation": self.attestation}
 
 
 def check_rule(metric: str, rule: str, value: float | None, champion: float | None) -> GateResult:
@@ -92,14 +98,18 @@ def check_rule(metric: str, rule: str, value: float | None, champion: float | No
     return GateResult(metric, value, rule, threshold, champion, passed)
 
 
-def run_gates(build_record: BuildRecord, progress: Progress | None = None) -> GateReport:
+def run_gates(
+    build_record: BuildRecord, progress: Progress | None = None, key: Path | SigningKey | None = None
+) -> GateReport:
     """Evaluate the packaged model (and the champion: alias `prod` in prod's registry) on the sealed set inside the
-    build's image, apply the rules, write the `gates` section of build.json. `ok=False` when any rule fails."""
+    build's image, apply the rules, write the `gates` summary of build.json and the gate attestation signed by
+    `key`'s principal (unsigned, said plainly, without a usable key). `ok=False` when any rule fails."""
     from conveyor.config import load_project
     from conveyor.package.manifest import check_package
 
     say = progress or (lambda _message: None)
     project = load_project(build_record.project_root)
+    identity = attesting_identity(project, key, say)
     rules = dict(project.config.gates.metrics)
     evaluate_py = project.root / project.config.project.evaluate
     if not evaluate_py.is_file():
@@ -111,6 +121,7 @@ def run_gates(build_record: BuildRecord, progress: Progress | None = None) -> Ga
     check_package(build_record.package_dir, build_record.digest)
     evaluator = ImageEvaluator.for_build(build_record, project.state_dir / "gates" / build_record.short, say)
     with sealed_copy(project) as data:
+        data_digest = "sha256:" + sha256_file(data)
         say(f"evaluating build {build_record.short} on the sealed set, inside its image with the network off")
         metrics = only_ruled(evaluator.evaluate(evaluate_py, data, "candidate"), rules)
         champion_metrics: dict[str, float] | None = None
@@ -123,6 +134,10 @@ def run_gates(build_record: BuildRecord, progress: Progress | None = None) -> Ga
     ]
     report = GateReport(ok=all(r.passed for r in results), results=results, champion=champion_ref, metrics=metrics)
     build_record.update("gates", report.to_record())
+    statement = gates_statement(build_record, report.to_record(), metrics, data_digest, evaluate_py)
+    written = write_attestation(build_record, AttestationKind.GATES, statement, identity)
+    report.signed_by = identity.principal if written and identity else None
+    report.attestation = str(written) if written else None
     return report
 
 
@@ -141,7 +156,9 @@ def _champion_metrics(
     environment = champion_environment(project)
     if environment is None:
         return None, None
-    name = build_record.data["model"]["name"]
+    if build_record.model is None:
+        return None, None
+    name = build_record.model.name
     try:
         info = ModelRegistry(environment).resolve(f"{name}@{CHAMPION_ALIAS}")
     except NotFoundError:

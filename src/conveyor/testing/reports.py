@@ -39,6 +39,29 @@ def junit_counts(path: Path) -> JunitCounts:
     return JunitCounts(*totals)
 
 
+@dataclass(frozen=True)
+class JunitOutcomes:
+    """Test ids (`module.Class::name`) by outcome; skipped tests are neither passed nor failed."""
+
+    passed: tuple[str, ...]
+    failed: tuple[str, ...]
+    skipped: tuple[str, ...]
+
+
+def junit_outcomes(path: Path) -> JunitOutcomes:
+    """Every test case of a JUnit report, by outcome (a failure or an error counts as failed)."""
+    passed, failed, skipped = [], [], []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = f"{case.get('classname', '')}::{case.get('name', '')}".lstrip(":")
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed.append(name)
+        elif case.find("skipped") is not None:
+            skipped.append(name)
+        else:
+            passed.append(name)
+    return JunitOutcomes(tuple(passed), tuple(failed), tuple(skipped))
+
+
 def add_junit_properties(path: Path, properties: dict[str, str]) -> None:
     """Add `<property>` entries to every test suite (where the tests ran, which package, ...)."""
     tree = ET.parse(path)
