@@ -14,6 +14,11 @@ missing=()
 for tool in "${!NEED[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${NEED[$tool]}")
 done
+# PySpark 4 (Spark clusters, Spark Connect, the Spark tests) runs on Java 17 or 21.
+if command -v java >/dev/null 2>&1; then
+  java_major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)"
+  (( ${java_major:-0} >= 17 )) || missing+=(openjdk-17-jre-headless)
+fi
 [[ -x /usr/sbin/runc ]] || missing+=(runc)
 [[ -x /bin/busybox ]] || missing+=(busybox-static)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)

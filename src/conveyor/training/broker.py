@@ -227,9 +227,9 @@ class TrainingBroker:
         return {}
 
     def op_lake_spark_url(self, request: dict[str, Any], payload: bytes) -> dict[str, Any]:
-        """A lake path's URL for Spark to read, every file under it recorded as read."""
+        """A lake path's URL for Spark to read (s3a://, abfss://), every file it names recorded as read."""
         self.lake.record_read(request["path"])
-        return {"url": self.lake.url_of(request["path"])}
+        return {"url": self.lake.hadoop_url_of(request["path"])}
 
     def op_lake_reads(self, request: dict[str, Any], payload: bytes) -> dict[str, Any]:
         if not self.lake_was_used:
