@@ -10,6 +10,7 @@ declare -A NEED=(
   [wrk]=wrk [java]=default-jre-headless [node]=nodejs [npm]=npm [buildah]=buildah
 )
 NEED[ssh-keygen]=openssh-client  # signing keys (sshsig): ssh-keygen, ssh-agent, ssh-add
+NEED[bwrap]=bubblewrap  # the training sandbox (Linux namespaces): stores, lakes and the network hidden from train.py
 missing=()
 for tool in "${!NEED[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${NEED[$tool]}")
