@@ -21,6 +21,10 @@ from conveyor.registry import ModelRegistry
 from conveyor.training import sandbox
 
 pytestmark = pytest.mark.slow
+needs_sandbox = pytest.mark.skipif(
+    sandbox.unavailable_reason() is not None,
+    reason=f"{sandbox.unavailable_reason()}: scripts/install-system-deps.sh installs bubblewrap",
+)
 
 MODEL = (
     "import conveyor\n"
@@ -83,6 +87,7 @@ def listener() -> Iterator[tuple[str, int]]:
     server.close()
 
 
+@needs_sandbox
 def test_a_hostile_script_in_stage_reaches_nothing_but_its_confined_lake(
     scratch: Path, listener: tuple[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -261,6 +266,7 @@ def test_training_child_gets_a_scrubbed_environment_even_without_a_sandbox(
     assert os.environ["DATABRICKS_TOKEN"] not in output
 
 
+@needs_sandbox
 def test_project_files_the_commit_does_not_hold_are_hidden_or_mark_the_model_dirty(scratch: Path) -> None:
     (scratch / ".gitignore").write_text((scratch / ".gitignore").read_text() + "private-data/\n")
     (scratch / "private-data").mkdir()

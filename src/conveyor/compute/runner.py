@@ -1,8 +1,9 @@
 """The process that runs a user's `train.py` with a training context (started by `conveyor train`).
 
 It installs secret redaction, connects to `conveyor train`'s process over the channel it inherited, and runs the
-script as `__main__`. It loads no project, opens no store and imports no MLflow: what the script may have, the
-channel answers (see `conveyor.training.broker`), and `conveyor train` registers the models after the script ends.
+script as `__main__`; the environment's compute (looked up in `COMPUTES`) makes the script's Spark session. It
+loads no project, opens no store and imports no MLflow: what the script may have, the channel answers (see
+`conveyor.training.broker`), and `conveyor train` registers the models after the script ends.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import socket
 import sys
 import traceback
 
+from conveyor.compute.engines import compute_named
 from conveyor.secrets import redaction
 from conveyor.training.channel import FD_VARIABLE, Client
 from conveyor.training.context import TrainingContext, set_current_context
@@ -43,7 +45,7 @@ def connect() -> tuple[Client, RunSettings]:
 def main() -> int:
     redaction.install()
     client, settings = connect()
-    ctx = TrainingContext(client, settings)
+    ctx = TrainingContext(client, settings, compute_named(settings.compute).spark_session)
     set_current_context(ctx)
     script = settings.script
     sys.argv = [script, *settings.args]

@@ -1,42 +1,101 @@
-"""Spark sessions for training: local mode by default, a cluster (spark://) or Spark Connect (sc://)."""
+"""The Spark computes: local mode (`spark`), a standalone cluster (`spark://HOST:PORT`), Spark Connect (`sc://`).
+
+The training script runs in a child process on this machine as with `local` (see `conveyor.compute.process`); it
+is the Spark driver (or the Connect client), and `ctx.spark()` returns a session on the environment's engine.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
+from conveyor.compute.base import TrainingResult, Writer
+from conveyor.compute.hadoop import REDACTION_REGEX
+from conveyor.compute.process import run_training_process
+from conveyor.config import Environment
 from conveyor.errors import ConfigError
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
-def spark_master(compute: str) -> tuple[str, str]:
-    """('master', URL) or ('remote', URL) for a compute setting."""
-    if compute in ("local", "spark"):
-        return "master", os.environ.get("CONVEYOR_SPARK_MASTER", "local[*]")
-    if compute.startswith("spark://"):
-        return "master", compute
-    if compute.startswith("sc://"):
-        return "remote", compute
-    raise ConfigError(
-        f"compute {compute!r} has no Spark session", hint="Use local, spark, spark://HOST:PORT or sc://HOST."
-    )
+INSTALL_HINT = "Install it with: pip install 'conveyor[spark]'"
 
 
-def spark_session(compute: str, app_name: str, settings: dict[str, str] | None = None) -> Any:
-    """A SparkSession for `compute`, named `app_name`, with `settings` (e.g. the lake's Hadoop credentials)."""
+def session_builder() -> SparkSession.Builder:
+    """`SparkSession.builder`, or a `ConfigError` naming the extra to install."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise ConfigError(
-            "ctx.spark() needs PySpark, which is not installed", hint="Install it with: pip install 'conveyor[spark]'"
-        ) from None
-    kind, url = spark_master(compute)
-    builder = SparkSession.builder.appName(app_name)
-    builder = builder.remote(url) if kind == "remote" else builder.master(url)
-    for key, value in (settings or {}).items():
-        builder = builder.config(key, value)
+        raise ConfigError("ctx.spark() needs PySpark, which is not installed", hint=INSTALL_HINT) from None
+    return SparkSession.builder
+
+
+def with_lake_settings(session: SparkSession, settings: Mapping[str, str]) -> SparkSession:
+    """Set the lake's Hadoop settings on the session (and, in a local JVM, on its Hadoop configuration for the
+    RDD API); read through Spark Connect or on Databricks they apply to the session's DataFrame reads."""
+    for key, value in settings.items():
+        session.conf.set(key, value)
+    context = getattr(session, "_jsc", None)  # absent on a Spark Connect session
+    if context is not None and settings:
+        hadoop = context.hadoopConfiguration()
+        for key, value in settings.items():
+            hadoop.set(key, value)
+    return session
+
+
+def classic_builder(app_name: str, master: str) -> SparkSession.Builder:
+    """A builder for a driver in this process: no UI, no progress bar, credentials masked in Spark's logs."""
     return (
-        builder.config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
+        session_builder()
+        .appName(app_name)
+        .master(master)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.redaction.regex", REDACTION_REGEX)
         .config("spark.driver.memory", os.environ.get("CONVEYOR_SPARK_DRIVER_MEMORY", "2g"))
-        .getOrCreate()
     )
+
+
+class SparkCompute:
+    """What the Spark computes share: training in a child process that drives Spark."""
+
+    def __init__(self, setting: str) -> None:
+        self.setting = setting
+
+    def train(self, environment: Environment, args: Sequence[str], out: Writer, err: Writer) -> TrainingResult:
+        return run_training_process(environment, args, out, err)
+
+    def spark_session(self, app_name: str, hadoop_settings: Mapping[str, str]) -> SparkSession:
+        return with_lake_settings(self.builder(app_name).getOrCreate(), hadoop_settings)
+
+    def builder(self, app_name: str) -> SparkSession.Builder:
+        raise NotImplementedError
+
+
+class SparkLocal(SparkCompute):
+    """`compute = "spark"`: Spark in local mode, in the training process's JVM (`CONVEYOR_SPARK_MASTER` may
+    narrow it, e.g. `local[2]`)."""
+
+    def __init__(self, setting: str = "spark") -> None:
+        super().__init__(setting)
+
+    def builder(self, app_name: str) -> SparkSession.Builder:
+        master = os.environ.get("CONVEYOR_SPARK_MASTER", "local[*]")
+        return classic_builder(app_name, master).config("spark.sql.shuffle.partitions", "4")
+
+
+class SparkCluster(SparkCompute):
+    """`compute = "spark://HOST:PORT"`: a Spark standalone cluster's master; the tasks run on its workers'
+    executors, the driver in the training process."""
+
+    def builder(self, app_name: str) -> SparkSession.Builder:
+        return classic_builder(app_name, self.setting)
+
+
+class SparkConnect(SparkCompute):
+    """`compute = "sc://HOST:PORT"`: a Spark Connect server (what Databricks Connect speaks); the training process
+    is a thin client and the plans run on the server."""
+
+    def builder(self, app_name: str) -> SparkSession.Builder:
+        return session_builder().appName(app_name).remote(self.setting)

@@ -128,8 +128,11 @@ class Environment:
         return open_lake(self.lake_url, self.secrets, self.project.root, env=self.name)
 
     def required_secrets(self) -> list[str]:
-        """The secret keys this environment's configuration refers to."""
+        """The secret keys this environment's configuration refers to (its `[databricks]` section's too)."""
         values = [v for v in self.config.model_dump().values() if isinstance(v, str)]
+        if self.config.databricks is not None:
+            section = self.config.databricks
+            values += [section.host, section.upload_path, *section.credentials().values()]
         return sorted({key for value in values for key in secret_references(value)})
 
     def public_secret_keys(self) -> set[str]:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from conveyor.config.computes import accepted_computes, compute_entry
 
 from conveyor.config.targets import target_forms, target_kind
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-COMPUTE = re.compile(r"^(local|spark|spark://\S+|sc://\S+|databricks(://\S*)?)$")
 DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 PRINCIPAL = re.compile(r'^[^\s,"*?!]+$')
 RESERVED_ENVIRONMENT = "gates"
@@ -23,6 +24,13 @@ RULE = re.compile(r"^\s*(>=|<=|>|<|==)\s*(-?\d+(\.\d+)?)\s*(\*\s*champion)?\s*$"
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds in a validated duration such as `2d` or `90m`."""
+    match = DURATION.match(text)
+    assert match is not None  # validated by the field's validator
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
 
 
 class ProjectSection(Strict):
@@ -44,21 +52,107 @@ class ProjectSection(Strict):
         return value
 
 
+UPLOAD_ROOTS = ("/Volumes/", "/Workspace/")
+DEFAULT_TOKEN = "${secret:databricks-token}"
+
+
+class DatabricksConfig(Strict):
+    """`[environments.NAME.databricks]`: the workspace, the cluster and the folder of Databricks job runs.
+
+    The cluster is one of: an existing cluster (`cluster_id`), a new cluster for each run (`job_cluster`, the Jobs
+    API's `new_cluster` object), or `serverless = true`. Credentials are `${secret:KEY}` references into the
+    environment's store: a token, or a service principal (`client_id` + `client_secret`, with `tenant_id` for an
+    Azure one, like the lab's `sp-app-id`, `sp-password` and `sp-tenant-id`).
+    """
+
+    host: str = Field(description="workspace URL, e.g. https://adb-1234567890123456.7.azuredatabricks.net")
+    upload_path: str = Field(description="/Volumes/CATALOG/SCHEMA/VOLUME/DIR or /Workspace/DIR: code, wheel, results")
+    cluster_id: str | None = Field(default=None, description="an existing cluster to run on")
+    job_cluster: dict[str, Any] | None = Field(default=None, description="a new cluster per run (Jobs API new_cluster)")
+    serverless: bool = Field(default=False, description="run on serverless compute")
+    token: str | None = Field(default=None, description="personal access token (default ${secret:databricks-token})")
+    client_id: str | None = Field(default=None, description="service principal's application id")
+    client_secret: str | None = Field(default=None, description="service principal's secret")
+    tenant_id: str | None = Field(default=None, description="Azure tenant of an Azure service principal")
+    timeout: str = Field(default="2h", description="how long a run may take before it is cancelled")
+
+    @field_validator("upload_path")
+    @classmethod
+    def _upload_path(cls, value: str) -> str:
+        if not value.startswith(UPLOAD_ROOTS) or ".." in value.split("/"):
+            raise ValueError(
+                "must be a Unity Catalog volume path /Volumes/CATALOG/SCHEMA/VOLUME/... or a workspace path "
+                "/Workspace/..."
+            )
+        return value.rstrip("/")
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: str) -> str:
+        if not DURATION.match(value):
+            raise ValueError("must be a number and a unit: s, m, h, d or w (e.g. 2h)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_cluster_and_one_credential(self) -> DatabricksConfig:
+        clusters = [name for name, on in self._clusters().items() if on]
+        if len(clusters) != 1:
+            chosen = ", ".join(clusters) or "none"
+            raise ValueError(
+                f'name exactly one cluster: cluster_id = "ID", job_cluster = {{...}} or serverless = true '
+                f"(this section names {chosen})"
+            )
+        if self.client_id and self.token:
+            raise ValueError("give either token or client_id + client_secret, not both")
+        if bool(self.client_id) != bool(self.client_secret):
+            raise ValueError("a service principal needs both client_id and client_secret")
+        if self.tenant_id and not self.client_id:
+            raise ValueError("tenant_id belongs to a service principal: add client_id and client_secret")
+        return self
+
+    def _clusters(self) -> dict[str, bool]:
+        return {
+            "cluster_id": bool(self.cluster_id),
+            "job_cluster": bool(self.job_cluster),
+            "serverless": self.serverless,
+        }
+
+    def timeout_seconds(self) -> int:
+        return duration_seconds(self.timeout)
+
+    def credentials(self) -> dict[str, str]:
+        """The credential settings, unresolved: a service principal's, or a token (by default the secret
+        `databricks-token`)."""
+        if self.client_id and self.client_secret:
+            principal = {"client_id": self.client_id, "client_secret": self.client_secret}
+            return principal | ({"tenant_id": self.tenant_id} if self.tenant_id else {})
+        return {"token": self.token or DEFAULT_TOKEN}
+
+
 class EnvironmentConfig(Strict):
     """`[environments.NAME]`: where an environment's secrets, data, registry and compute are."""
 
     secrets: str = Field(description="secret store URL: file://, env://, vault://, azure-keyvault://, databricks://")
     lake: str = Field(description="data lake URL: file://, abfss://, az://, s3://")
     registry: str | None = Field(default=None, description="MLflow tracking URI (default: sqlite in .conveyor/ENV)")
-    compute: str = Field(default="local", description="local, spark, spark://HOST:PORT, sc://HOST, databricks")
+    databricks: DatabricksConfig | None = Field(default=None, description="the Databricks workspace and cluster")
+    compute: str = Field(default="local", description=accepted_computes())
     state: str | None = None
     created_by: str | None = None
 
     @field_validator("compute")
     @classmethod
-    def _compute(cls, value: str) -> str:
-        if not COMPUTE.match(value):
-            raise ValueError("must be local, spark, spark://HOST:PORT, sc://HOST or databricks")
+    def _compute(cls, value: str, info: ValidationInfo) -> str:
+        entry = compute_entry(value)
+        if entry is None:
+            raise ValueError(f"must be one of: {accepted_computes()}")
+        section_missing = "databricks" in info.data and info.data["databricks"] is None  # absent when it failed
+        if entry.key == "databricks" and section_missing:
+            raise ValueError(
+                "needs a [databricks] section in this environment, e.g. [environments.prod.databricks] with "
+                'host = "https://adb-1234.5.azuredatabricks.net", upload_path = "/Volumes/main/default/conveyor" '
+                'and cluster_id = "ID" (or job_cluster = {...} or serverless = true)'
+            )
         return value
 
 
@@ -90,9 +184,7 @@ class ReleaseStageConfig(Strict):
         return value
 
     def timeout_seconds(self) -> int:
-        match = DURATION.match(self.timeout)
-        assert match is not None  # validated above
-        return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+        return duration_seconds(self.timeout)
 
 
 class GatesConfig(Strict):

@@ -19,6 +19,18 @@ from conveyor.secrets.base import SecretStore
 from conveyor.secrets.redaction import redact
 
 
+def has_magic(path: str) -> bool:
+    """True when `path` is a glob pattern (`*`, `?` or `[...]`), as fsspec's `glob` reads it."""
+    return any(char in path for char in "*?[")
+
+
+def hidden_from_engines(name: str) -> bool:
+    """True for a file or folder name Spark and Hadoop skip when listing: `_SUCCESS`, `.x.crc`, `_temporary`."""
+    if name.startswith(("_metadata", "_common_metadata")):
+        return False
+    return (name.startswith("_") and "=" not in name) or name.startswith(".") or name.endswith("._COPYING_")
+
+
 class Lake:
     """An environment's data lake. Paths are relative to its root; reads are logged for `data_digest()`.
 
@@ -125,15 +137,40 @@ class Lake:
         """The full URL of a lake path, for engines that take URLs (Spark); log it with `record_read`."""
         return self.location.url_of(self.path(path))
 
+    def hadoop_url_of(self, path: Any = "") -> str:
+        """The URL Spark's Hadoop connectors read a lake path by: `s3a://` for S3, `abfss://CONTAINER@HOST/` for
+        `az://`; other lakes as `url_of`."""
+        url = self.url_of(path)
+        scheme, rest = url.split("://", 1)
+        if scheme == "s3":
+            return f"s3a://{rest}"
+        account = self.location.account or self.storage_options.get("account_name")
+        if scheme == "az" and account:
+            container, _, inside = rest.partition("/")
+            return f"abfss://{container}@{account}.dfs.core.windows.net/{inside}".rstrip("/")
+        return url
+
     def record_read(self, path: Any = "") -> list[str]:
-        """Log the file, or every file under the folder, at `path` as read by an engine reading by URL.
+        """Log the files at `path` as read by an engine reading by URL (Spark): a file, every file under a folder, or
+        every match of a glob (`events/2024-*/*.parquet`), skipping what such engines skip in folders and globs
+        (names starting with `_` or `.`: `_SUCCESS`, `.crc` files; Parquet's `_metadata` is kept).
 
         Their sha256 is computed (by streaming them) when `reads()` or `data_digest()` is asked for. A folder
         holding a symlink that leads out of the lake is refused: the engine would follow it.
         """
         inside = self.path(path)
-        names = self.fs.find(inside) if self.fs.info(inside)["type"] == "directory" else [inside]
-        names = [self.path(name) for name in names]
+        roots = [self.path(name) for name in self.fs.glob(inside)] if has_magic(inside) else [inside]
+        if not roots:
+            raise self.fs.missing(inside)
+        names: list[str] = []
+        for root in roots:
+            if self.fs.info(root)["type"] != "directory":
+                names += [] if len(roots) > 1 and hidden_from_engines(posixpath.basename(root)) else [root]
+                continue
+            for name in map(self.path, self.fs.find(root)):
+                below = posixpath.relpath(name, root or ".").split("/")
+                if not any(hidden_from_engines(part) for part in below):
+                    names.append(name)
         for name in names:
             self.fs.read_log.opened(name)
         return names

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.errors import CheckFailed, ConveyorError
 from conveyor.package.provenance import IMAGE_SUBJECT, PACKAGE_SUBJECT, provenance_statement
 from conveyor.package.record import BuildRecord, short_digest
+from conveyor.secrets.boundaries import mask_json
 from conveyor.trust import (
     ENV_VARIABLE,
     SLSA_PROVENANCE,
@@ -126,7 +127,7 @@ def write_attestation(
         return None
     if statement.predicate_type != kind.predicate_type:
         raise ValueError(f"a {kind} attestation carries {kind.predicate_type}, not {statement.predicate_type}")
-    sign_statement(statement, identity.key).save(path)
+    sign_statement(replace(statement, predicate=mask_json(statement.predicate)), identity.key).save(path)
     return path
 
 

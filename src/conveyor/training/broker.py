@@ -101,7 +101,7 @@ class TrainingBroker:
             try:
                 answer, data = self.answer(request, payload)
             except Exception as error:  # every failure goes back to the child as its own error
-                answer, data = _error(error), b""
+                answer, data = error_answer(error), b""
             try:
                 send(self.sock, answer, data)
             except OSError:
@@ -227,9 +227,9 @@ class TrainingBroker:
         return {}
 
     def op_lake_spark_url(self, request: dict[str, Any], payload: bytes) -> dict[str, Any]:
-        """A lake path's URL for Spark to read, every file under it recorded as read."""
+        """A lake path's URL for Spark to read (s3a://, abfss://), every file it names recorded as read."""
         self.lake.record_read(request["path"])
-        return {"url": self.lake.url_of(request["path"])}
+        return {"url": self.lake.hadoop_url_of(request["path"])}
 
     def op_lake_reads(self, request: dict[str, Any], payload: bytes) -> dict[str, Any]:
         if not self.lake_was_used:
@@ -253,7 +253,8 @@ ERROR_KINDS: tuple[type[BaseException], ...] = (
 )
 
 
-def _error(error: BaseException) -> dict[str, Any]:
+def error_answer(error: BaseException) -> dict[str, Any]:
+    """The answer that carries `error` back to the script: its kind, masked message and hint."""
     kind = next((k.__name__ for k in ERROR_KINDS if isinstance(error, k)), "RuntimeError")
     message = error.message if isinstance(error, ConveyorError) else str(error) or type(error).__name__
     hint = error.hint if isinstance(error, ConveyorError) else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +20,12 @@ from conveyor.errors import ConveyorError
 from conveyor.training.channel import Client, RemoteError
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
     from conveyor.training.remote_lake import RemoteLake
     from conveyor.training.settings import RunSettings
+
+SparkFactory = Callable[[str, dict[str, str]], "SparkSession"]
 
 _current: TrainingContext | None = None
 
@@ -28,11 +33,14 @@ _current: TrainingContext | None = None
 class TrainingContext:
     """Everything a training script may use from conveyor, the same in every environment."""
 
-    def __init__(self, client: Client, settings: RunSettings) -> None:
+    def __init__(self, client: Client, settings: RunSettings, spark_factory: SparkFactory | None = None) -> None:
+        """`spark_factory(app_name, hadoop_settings)` makes the session `spark()` returns; the compute that runs
+        the script provides it."""
         self._client = client
         self._settings = settings
         self.output_dir = Path(settings.output_dir)
-        self._spark: Any = None
+        self._spark_factory = spark_factory
+        self._spark: SparkSession | None = None
 
     def __repr__(self) -> str:
         return f"TrainingContext(env={self.env!r})"
@@ -102,17 +110,21 @@ class TrainingContext:
         return self._settings.compute != "local"
 
     def spark_url(self, path: str) -> str:
-        """The URL of a lake path for Spark to read, recorded for lineage like a file opened through ctx.lake."""
+        """The URL Spark reads a lake path by (a file, a folder or a glob); the files it names are recorded for
+        lineage like files opened through ctx.lake."""
         return self.lake.spark_url(path)
 
-    def spark(self) -> Any:
-        """A SparkSession for this environment's compute: local mode, a cluster (spark://) or Spark Connect (sc://)."""
+    def spark(self) -> SparkSession:
+        """A SparkSession on this environment's compute: local mode, a cluster (spark://), Spark Connect (sc://) or
+        the Databricks cluster the run is on; the lake's credentials are set on it as Hadoop settings."""
         if self._spark is None:
-            from conveyor.compute.spark import spark_session
-
-            settings = self._call("spark.settings")["settings"]
-            app = f"{self._settings.project}-{self.env}"
-            self._spark = spark_session(self._settings.compute, app, settings)
+            if self._spark_factory is None:
+                raise ConveyorError(
+                    "ctx.spark() has no Spark engine in this context",
+                    hint="Run the script with `conveyor train --env ENV`; the environment's compute provides Spark.",
+                )
+            settings = {str(k): str(v) for k, v in self._call("spark.settings")["settings"].items()}
+            self._spark = self._spark_factory(f"{self._settings.project}-{self.env}", settings)
         return self._spark
 
     def stop_spark(self) -> None:

@@ -1,4 +1,5 @@
-"""`conveyor train`: run the project's training script in a confined child process and register what it asked for.
+"""Training in a confined child process on this machine: the `local` compute, and the driver side of the Spark
+computes (the script is the Spark driver, or the Spark Connect client).
 
 This process holds the environment (its store, the lake's credentials, the registry). The child gets a scrubbed
 environment, the run's facts, and one channel back here (see `conveyor.training.broker`); where the OS allows, it
@@ -18,11 +19,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from conveyor.compute.base import TrainingResult, Writer
+from conveyor.compute.hadoop import lake_hadoop_settings
 from conveyor.compute.lineage import git_commit
 from conveyor.config import Environment
 from conveyor.errors import CheckFailed, ConfigError
@@ -35,15 +38,8 @@ from conveyor.training.channel import FD_VARIABLE
 from conveyor.training.sandbox import Confinement, confinement_for, plan_for
 from conveyor.training.settings import RunSettings
 
-
-@dataclass
-class TrainingResult:
-    """What a training run produced, and how it was confined."""
-
-    environment: str
-    run_id: str
-    registered: list[dict[str, Any]]
-    confinement: dict[str, object] = field(default_factory=dict)
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def _pump(stream: IO[str], write: Callable[[str], object]) -> None:
@@ -51,7 +47,7 @@ def _pump(stream: IO[str], write: Callable[[str], object]) -> None:
         write(redaction.redact(line))
 
 
-def _preload_secrets(environment: Environment) -> None:
+def preload_secrets(environment: Environment) -> None:
     """Read every secret the store holds so this process masks the child's output too; a value too weak to mask
     refuses the run (naming its key) rather than going unmasked."""
     public = environment.public_secret_keys()
@@ -72,13 +68,8 @@ def _warm_mlflow() -> None:
         import mlflow.pyfunc  # noqa: F401
 
 
-def train(
-    environment: Environment,
-    args: list[str] | None = None,
-    out: Callable[[str], object] = sys.stdout.write,
-    err: Callable[[str], object] = sys.stderr.write,
-) -> TrainingResult:
-    """Run the project's `train.py` against `environment`; raise `CheckFailed` if it fails (nothing registered)."""
+def training_script(environment: Environment) -> Path:
+    """The project's training script, or a `ConfigError` saying how to point at it."""
     project = environment.project
     script = project.root / project.config.project.train
     if not script.is_file():
@@ -86,15 +77,35 @@ def train(
             f"training script {script} does not exist",
             hint=f"Create it, or point [project].train in {project.file} at your script.",
         )
-    if environment.compute == "databricks" or environment.compute.startswith("databricks://"):
-        raise ConfigError(
-            f"environment {environment.name!r} asks for compute 'databricks', which conveyor cannot run yet",
-            hint="Use compute = 'local', 'spark', 'spark://HOST:PORT' or 'sc://HOST' for this environment.",
-        )
-    confinement = confinement_for(environment)
-    # Fail early, in this process, on a bad store, a missing secret or an unreadable lake setting.
-    _preload_secrets(environment)
+    return script
+
+
+def check_environment(environment: Environment) -> None:
+    """Fail early, in this process, on a bad store, a missing secret or an unreadable setting."""
+    preload_secrets(environment)
     _ = environment.lake_url, environment.state, environment.created_by, environment.registry_uri
+
+
+@dataclass
+class FinishedScript:
+    """A training script that has run: its exit status, what it logged and asked to register, its lineage."""
+
+    code: int
+    settings: RunSettings
+    record: RunRecord
+    lineage: dict[str, str]
+    started: int
+    confinement: Confinement
+
+
+@contextlib.contextmanager
+def confined_run(environment: Environment, args: Sequence[str], out: Writer, err: Writer) -> Iterator[FinishedScript]:
+    """Run the project's training script in a confined child; yields what it did while the run's folders (and the
+    model files in them) still exist."""
+    project = environment.project
+    script = training_script(environment)
+    confinement = confinement_for(environment)
+    check_environment(environment)
     threading.Thread(target=_warm_mlflow, daemon=True).start()
     started = int(time.time() * 1000)
     with tempfile.TemporaryDirectory(prefix="conveyor-run-") as tmp:
@@ -107,20 +118,26 @@ def train(
             project=project.name,
             root=str(project.root),
             script=str(script),
-            args=list(args or []),
+            args=list(args),
             output_dir=str(folders["model"]),
             declared_secrets=list(project.config.training.secrets),
         )
         code, record, lineage = _run_child(environment, settings, folders, confinement, out, err)
-        if code != 0:
-            _log_run(environment, settings, record, lineage, started, ok=False)
+        yield FinishedScript(code, settings, record, lineage, started, confinement)
+
+
+def run_training_process(environment: Environment, args: Sequence[str], out: Writer, err: Writer) -> TrainingResult:
+    """Run the script on this machine and register what it asked for; `CheckFailed` if it fails."""
+    with confined_run(environment, args, out, err) as run:
+        if run.code != 0:
+            log_run(environment, run.settings, run.record, run.lineage, run.started, ok=False)
             raise CheckFailed(
-                f"{script.name} failed in environment {environment.name!r} (exit status {code}); "
-                "nothing was registered",
+                f"{Path(run.settings.script).name} failed in environment {environment.name!r} "
+                f"(exit status {run.code}); nothing was registered",
                 hint="The script's own traceback is above.",
             )
-        run_id, registered = _log_run(environment, settings, record, lineage, started, ok=True)
-    return TrainingResult(environment.name, run_id, registered, confinement.to_dict())
+        run_id, registered = log_run(environment, run.settings, run.record, run.lineage, run.started, ok=True)
+    return TrainingResult(environment.name, run_id, registered, run.confinement.to_dict())
 
 
 def _run_child(
@@ -128,8 +145,8 @@ def _run_child(
     settings: RunSettings,
     folders: dict[str, Path],
     confinement: Confinement,
-    out: Callable[[str], object],
-    err: Callable[[str], object],
+    out: Writer,
+    err: Writer,
 ) -> tuple[int, RunRecord, dict[str, str]]:
     """Start the child (sandboxed where possible), serve its requests, and return its exit status, what it logged,
     and the lineage tags of the data it read."""
@@ -140,6 +157,7 @@ def _run_child(
         environment.lake,
         environment.secret,
         folders["model"].parent,
+        spark_settings=lambda: lake_hadoop_settings(environment),
         public_keys=frozenset(environment.public_secret_keys()),
     )
     broker.start()
@@ -226,7 +244,7 @@ def _import_scratch_runs(scratch: Path, record: RunRecord) -> None:
                     record.metrics.append((key, metric.value, metric.timestamp, metric.step))
 
 
-def _log_run(
+def log_run(
     environment: Environment,
     settings: RunSettings,
     record: RunRecord,
@@ -235,7 +253,8 @@ def _log_run(
     *,
     ok: bool,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The MLflow run of this training, with everything masked as it is stored; registers the models when ok."""
+    """The MLflow run of this training in the environment's registry, with everything masked as it is stored;
+    registers the models when ok. Its id and the versions registered."""
     from conveyor.registry.store import ModelRegistry
 
     registry = ModelRegistry(environment)
@@ -304,3 +323,18 @@ def _record(
             version = registry.register(model_uri, pending.name, {k: str(v) for k, v in mask_fields(tags).items()})
             registered.append(version.to_dict())
     return run_id, json.loads(json.dumps(registered))
+
+
+class LocalCompute:
+    """`compute = "local"`: the script runs in a process on this machine; `ctx.spark()` is Spark in local mode."""
+
+    def __init__(self, setting: str = "local") -> None:
+        self.setting = setting
+
+    def train(self, environment: Environment, args: Sequence[str], out: Writer, err: Writer) -> TrainingResult:
+        return run_training_process(environment, args, out, err)
+
+    def spark_session(self, app_name: str, hadoop_settings: Mapping[str, str]) -> SparkSession:
+        from conveyor.compute.spark import SparkLocal
+
+        return SparkLocal().spark_session(app_name, hadoop_settings)
