@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from conveyor.config.computes import accepted_computes, compute_entry
-
 from conveyor.config.targets import target_forms, target_kind
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")

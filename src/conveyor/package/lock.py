@@ -87,7 +87,8 @@ def run_tool(command: list[str], what: str, timeout: float = 900) -> str:
     except FileNotFoundError:
         raise ConveyorError(
             f"{command[0]} is not installed; it is needed for {what}",
-            hint=f"Install it (Debian: apt-get install {Path(command[0]).name}; or run scripts/install-system-deps.sh).",
+            hint=f"Install it (Debian: apt-get install {Path(command[0]).name}), or run "
+            "scripts/install-system-deps.sh.",
         ) from None
     except subprocess.TimeoutExpired:
         raise CheckFailed(f"{what} failed: {command[0]} did not finish within {timeout:.0f} s") from None
