@@ -221,3 +221,27 @@ def test_in_a_git_repository_the_ledger_adopts_only_the_committed_policy(
     subprocess.run(["git", "-C", str(root), "checkout", "-q", "--", "conveyor.toml"], check=True)
     releases = Releases(load_project(root), releases.ledger)
     assert releases.create(build(releases, "committed"), "qa", keys.carol).status == "live"
+
+
+def test_the_deployer_ships_from_its_own_copy_of_the_build(
+    make_project: Callable[..., Path], clock: FakeClock, keys: Keys, tmp_path: Path
+) -> None:
+    """CI requests from its checkout; an approver deploys from theirs (same ledger, the build copied there, CI's
+    gone): the files are found by the package digest and checked against the recorded digests."""
+    root = make_project()
+    project = load_project(root)
+    releases = Releases(project, Ledger.open(project, clock=clock))
+    path = build(releases, "elsewhere")
+    qa = releases.create(path, "qa", keys.ci)
+    pending = releases.promote(qa.id, "prod", keys.ci)
+    laptop = tmp_path / "laptop"
+    shutil.copytree(root, laptop, ignore=shutil.ignore_patterns("ledger.db"))
+    (laptop / "conveyor.toml").write_text(
+        (laptop / "conveyor.toml").read_text() + f'\n[ledger]\nurl = "sqlite:///{root}/.conveyor/ledger.db"\n'
+    )
+    shutil.rmtree(path.parent)
+    approver = Releases(load_project(laptop), Ledger.open(load_project(laptop), clock=clock))
+    approver.approve(pending.id, keys.alice)
+    live = approver.approve(pending.id, keys.bob)
+    assert live.status == "live", live.error
+    assert live.deployment is not None and live.deployment["reference"].endswith(f"@{qa.image_digest}")

@@ -98,16 +98,15 @@ class Deployment:
         """Run the steps not yet recorded, then go live; any error marks the release failed and is raised."""
         target = target_for(release.policy.target)
         done = dict(release.deployment.steps) if release.deployment else {}
-        context = DeployContext(
-            self.project.name, self.project.state_dir, release.stage, release.id, release.shipment, done
-        )
+        shipment = release.shipment.found_in(self.project.state_dir)
+        context = DeployContext(self.project.name, self.project.state_dir, release.stage, release.id, shipment, done)
         try:
             for name in release.steps():
                 if name in done:
                     continue
                 if name == ALIAS_STEP:
                     result = set_stage_alias(
-                        self.project, release.stage, release.policy.env, release.model_env, release.shipment
+                        self.project, release.stage, release.policy.env, release.model_env, shipment
                     )
                 else:
                     result = target.run_step(name, context)
