@@ -12,7 +12,7 @@ from conveyor.examples.scaffold import init_project
 pytestmark = [pytest.mark.slow, pytest.mark.container]
 
 
-def test_build_then_release_pipeline(tmp_path, capsys):
+def test_build_then_release_pipeline(tmp_path, capsys, monkeypatch):
     import socket
 
     ports = {}
@@ -23,6 +23,17 @@ def test_build_then_release_pipeline(tmp_path, capsys):
     root = init_project(
         tmp_path / "census", secrets_dir=tmp_path / "s", lakes_dir=tmp_path / "l", rows=600, release_ports=ports
     ).root
+    from conveyor.trust.keys import make_key
+
+    signers = root / "allowed_signers"
+    for name in ("ci", "alice", "bob"):  # the builder (CI's secret key) and prod's approvers
+        key = make_key(tmp_path / "keys" / name, name)
+        signers.write_text(signers.read_text() + f"{name} {key.public.openssh()}\n")
+    import subprocess
+
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "commit", "-qm", "keys of ci, alice and bob", "allowed_signers"], check=True)
+    monkeypatch.setenv("CONVEYOR_SIGNING_KEY", str(tmp_path / "keys" / "ci"))
     assert main(["pipeline", "run", "build", "--env", "stage", "-p", str(root)]) == 0
     state = json.loads((root / "results" / "pipeline-build.json").read_text())
     assert [s["name"] for s in state["steps"]] == ["secrets", "train", "build", "test", "gate", "verify"]
@@ -38,9 +49,10 @@ def test_build_then_release_pipeline(tmp_path, capsys):
         assert release["outputs"]["prod"]["status"] == "pending"
     finally:
         from conveyor.config import load_project
-        from conveyor.demo import _stop_stages
+        from conveyor.release import stop_stage
 
-        _stop_stages(load_project(root), build["path"])
+        for stage in ports:
+            stop_stage(load_project(root), stage)
     capsys.readouterr()
 
 
