@@ -176,14 +176,11 @@ def test_the_alias_goes_to_the_stage_registry_where_the_gates_find_the_champion(
     releases = Releases(project, Ledger.open(project, clock=clock))
     qa = releases.create(build(releases, "champion", model_version="1"), "qa", keys.carol)
     pending = releases.promote(qa.id, "prod", keys.carol)
-    import mlflow
+    import mlflow.tracking._model_registry.utils as registry_uri
 
-    before = mlflow.get_registry_uri()
-    mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")  # as another registry's register() leaves it
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # MLflow's process-wide registry URI pointing elsewhere, restored after
+        patch.setattr(registry_uri, "_registry_uri", f"sqlite:///{tmp_path / 'elsewhere.db'}")
         live = releases.approve(pending.id, keys.alice)
-    finally:
-        mlflow.set_registry_uri(before)
     assert live.status == "live", live.error
     assert live.deployment is not None and live.deployment["alias"] == f"prod:{MODEL}@prod = 1"
     assert alias_version(prod_registry, CHAMPION_ALIAS) == "1"
