@@ -52,7 +52,8 @@ def adapt_mlflow_dockerfile(text: str, base: str) -> tuple[str, list[str]]:
         flags=re.M,
     )
     notes.append(
-        f"FROM python:3.11.x-slim -> FROM {base} + `python3 -m venv /opt/venv` on PATH (Debian with python3, venv and a shell, made by mmdebstrap)"
+        f"FROM python:3.11.x-slim -> FROM {base} + `python3 -m venv /opt/venv` on PATH "
+        "(Debian with python3, venv and a shell, made by mmdebstrap)"
     )
     text = re.sub(r"^RUN apt-get -y update && apt-get install .*nginx.*$", "", text, flags=re.M)
     notes.append("dropped `apt-get install nginx` (no network in the build; nginx fronts MLflow's server)")
