@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     environment = project.environment("dev")
     fresh_engine = dataclasses.replace(engine, build_flags=["--no-cache"])
     uncached, uncached_s = timed(build, project, environment, engine=fresh_engine)
-    engine.remove_image(uncached.image["reference"])
+    engine.remove_image(uncached.image.reference)
     shutil.rmtree(uncached.dir)
     (project.state_dir / "builds" / "index.json").unlink()
     cold, cold_s = timed(build, project, environment, engine=engine.name)
@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         check=True,
     )
     cli_warm_s = time.perf_counter() - started
-    size = image_size(engine, cold.image["reference"])
-    archive = Path(cold.image["archive"]).stat().st_size
+    size = image_size(engine, cold.image.reference)
+    archive = cold.image.archive.stat().st_size
     rows = [
         ("conveyor build, cold, engine --no-cache (base image, lock and wheel caches present)", uncached_s, size),
         ("conveyor build, cold, engine layer cache present (a new model version)", cold_s, size),
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 mlflow["size"],
             )
         )
-    engine.remove_image(cold.image["reference"])
+    engine.remove_image(cold.image.reference)
     print(f"\nengine: {engine.describe()}; {os.cpu_count()} cores")
     print(f"base images: conveyor {base} {image_size(engine, base) / 1e6:.0f} MB; ", end="")
     print(f"MLflow's {full_base} {image_size(engine, full_base) / 1e6:.0f} MB")

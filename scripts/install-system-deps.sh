@@ -9,6 +9,7 @@ declare -A NEED=(
   [podman]=podman [skopeo]=skopeo [mmdebstrap]=mmdebstrap [docker-registry]=docker-registry
   [wrk]=wrk [java]=default-jre-headless [node]=nodejs [npm]=npm [buildah]=buildah
 )
+NEED[ssh-keygen]=openssh-client  # signing keys (sshsig): ssh-keygen, ssh-agent, ssh-add
 missing=()
 for tool in "${!NEED[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${NEED[$tool]}")

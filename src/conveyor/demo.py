@@ -107,7 +107,11 @@ def _ship(run: DemoRun, project, stage, version: dict, report: DemoReport, log: 
         f"build: package + OCI image of {spec} from stage's registry",
         lambda: build(project, stage, model_spec=spec, progress=log.append),
     )
-    report.facts["build"] = {"digest": record.digest, "path": str(record.path), "image": record.image}
+    report.facts["build"] = {
+        "digest": record.digest,
+        "path": str(record.path),
+        "image": record.image.to_json() if record.image else None,
+    }
     tests = run.step(
         "test: the project's tests against the built package", lambda: run_tests(record, progress=log.append)
     )
@@ -183,7 +187,7 @@ def _free_ports(stages: tuple[str, ...]) -> dict[str, int]:
 
 def _stop_stages(project, build_path: Path) -> None:
     """Stop the demo's QA and prod servers (containers or processes)."""
-    from conveyor.release.build_record import BuildRecord
+    from conveyor.package.record import BuildRecord
     from conveyor.release.targets import DeployContext, LocalTarget
 
     build = BuildRecord.load(Path(build_path))

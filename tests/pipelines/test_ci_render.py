@@ -15,9 +15,14 @@ def test_github_workflows_run_each_build_step(census_project, tmp_path, capsys):
     runs = [s["run"] for s in job["steps"] if "run" in s][1:]
     assert runs == [f"conveyor pipeline run build --step {s.name} --param env=stage" for s in PIPELINES["build"].steps]
     assert job["env"]["CONVEYOR_SECRETS_STAGE"] == "env://CONVEYOR_STAGE_"
-    assert job["env"]["CONVEYOR_STAGE_EVAL_DATA_URL"] == "${{ secrets.CONVEYOR_STAGE_EVAL_DATA_URL }}"
+    assert "CONVEYOR_STAGE_EVAL_DATA_URL" not in job["env"]  # the sealed set is the gate step's alone
+    # the builder key comes from the CI's secret store, and the attestations travel with build.json
+    assert job["env"]["CONVEYOR_SIGNING_KEY"] == "${{ secrets.CONVEYOR_SIGNING_KEY }}"
+    upload = next(s for s in job["steps"] if s.get("name") == "publish build record")
+    assert "attestations/*.dsse.json" in upload["with"]["path"]
     release = yaml.safe_load((tmp_path / ".github/workflows/conveyor-release.yml").read_text())
     assert release["on"]["workflow_run"]["workflows"] == ["conveyor build"]
+    assert release["jobs"]["release"]["env"]["CONVEYOR_SIGNING_KEY"] == "${{ secrets.CONVEYOR_SIGNING_KEY }}"
     # A second render refuses to overwrite without --force.
     assert main(["ci", "render", "github", "-p", str(census_project), "--out", str(tmp_path)]) == 2
     assert "already exist" in capsys.readouterr().err
@@ -32,6 +37,10 @@ def test_azure_pipeline_publishes_junit_and_cobertura(census_project, tmp_path):
     assert tasks["PublishCodeCoverageResults@2"]["summaryFileLocation"] == "results/coverage.xml"
     scripts = [s["script"] for s in steps if "script" in s]
     assert "conveyor pipeline run build --step gate --param env=stage" in scripts
+    gate = next(s for s in steps if s.get("script", "").endswith("--step gate --param env=stage"))
+    assert gate["env"]["CONVEYOR_SIGNING_KEY"] == "$(CONVEYOR_SIGNING_KEY)"
+    copied = next(s for s in steps if s.get("task") == "CopyFiles@2")["inputs"]["Contents"]
+    assert "attestations" in copied
     assert definition["variables"][0] == {"group": "conveyor-stage"}
 
 

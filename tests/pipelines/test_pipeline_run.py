@@ -64,3 +64,28 @@ def test_a_value_an_earlier_step_did_not_print_is_a_clear_error():
     assert command_of(build, {"env": "stage"}, trained)[-3:] == ["--model", "m/3", "--json"]
     with pytest.raises(ConveyorError, match=r"step 'train' gave no \{train\.registered\.0\.name\}"):
         command_of(build, {"env": "stage"}, {"train": {"registered": []}})
+
+
+def test_a_step_whose_published_output_holds_a_secret_fails(tmp_path, capsys):
+    from conveyor.config import load_project
+    from conveyor.errors import CheckFailed
+    from conveyor.pipelines.definitions import Pipeline, Step
+    from conveyor.pipelines.runner import run_pipeline
+    from conveyor.secrets.redaction import forget_all
+
+    root = init_project(tmp_path / "census", secrets_dir=tmp_path / "s", lakes_dir=tmp_path / "l", rows=100).root
+    lake_url = load_project(root).environment("dev").lake_url
+    forget_all()  # the step's process knows nothing yet: the scan reads the store itself
+    (root / "results").mkdir()
+    (root / "results" / "report.txt").write_text(f"trained on {lake_url}\n")
+    leaky = Pipeline(
+        "leaky",
+        "a step publishing a report",
+        (Step("list", "list secrets", ("secrets", "list", "--env", "{env}"), publishes=("results/report.txt",)),),
+    )
+    with pytest.raises(CheckFailed, match=r"report\.txt: the value of datalake-fqdn") as caught:
+        run_pipeline(root, leaky, {"env": "dev"}, announce=lambda _: None)
+    assert lake_url not in str(caught.value)
+    (root / "results" / "report.txt").write_text("trained on the dev lake\n")
+    run_pipeline(root, leaky, {"env": "dev"}, announce=lambda _: None)
+    capsys.readouterr()

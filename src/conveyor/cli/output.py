@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
+from conveyor.secrets.boundaries import mask_json
 from conveyor.secrets.redaction import redact
 
 console = Console(stderr=True, highlight=False)
@@ -16,7 +17,7 @@ stdout = Console(highlight=False, soft_wrap=True)
 
 def emit_json(data: Any) -> None:
     """Print `data` as JSON on stdout, secrets masked."""
-    sys.stdout.write(redact(json.dumps(data, indent=2, sort_keys=True, default=str)) + "\n")
+    sys.stdout.write(json.dumps(mask_json(data), indent=2, sort_keys=True, default=lambda o: redact(str(o))) + "\n")
 
 
 def say(message: str) -> None:

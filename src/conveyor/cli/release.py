@@ -62,19 +62,17 @@ def _time(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S}Z" if moment else "-"
 
 
-def _short(digest: str) -> str:
-    return digest.removeprefix("sha256:")[:12]
-
-
 def _model(model: dict[str, Any]) -> str:
     return f"{model.get('name')}/{model.get('version')}" if model.get("name") else "-"
 
 
 def _describe(view: ReleaseView) -> str:
+    from conveyor.package.record import short_digest
+
     model_text = f" {_model(view.model)}" if view.model.get("name") else ""
     lines = [
         f"release {view.id} → {view.stage}: [bold]{view.status}[/] ({view.kind}{model_text}, "
-        f"build {_short(view.build)})",
+        f"build {short_digest(view.build)})",
         f"  requested by {view.requested_by} at {_time(view.requested_at)}",
     ]
     if view.status == "pending":
@@ -189,11 +187,13 @@ def rollback(
 
 
 def _history_row(entry: HistoryEntry) -> list[str]:
+    from conveyor.package.record import short_digest
+
     return [
         str(entry.release),
         entry.kind,
         _model(entry.model),
-        _short(entry.build),
+        short_digest(entry.build),
         _time(entry.live_from),
         _time(entry.live_until) if entry.live_until else "now",
         entry.requested_by,
@@ -246,10 +246,12 @@ def list_releases(
         return
     from rich.table import Table
 
+    from conveyor.package.record import short_digest
+
     table = Table("release", "stage", "status", "kind", "model", "build", "requested by", "approved by")
     for view in views:
         table.add_row(
-            str(view.id), view.stage, view.status, view.kind, _model(view.model), _short(view.build),
+            str(view.id), view.stage, view.status, view.kind, _model(view.model), short_digest(view.build),
             view.requested_by, ", ".join(view.approved_by) or "-",
         )  # fmt: skip
     stdout.print(table)

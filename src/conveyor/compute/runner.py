@@ -1,25 +1,22 @@
 """The process that runs a user's `train.py` with a training context (started by `conveyor train`).
 
-It installs secret redaction first, opens an MLflow run in the environment's registry, runs the script as
-`__main__`, and only if the script ends well registers the models it asked for, tagged with lineage.
+It installs secret redaction, connects to `conveyor train`'s process over the channel it inherited, and runs the
+script as `__main__`. It loads no project, opens no store and imports no MLflow: what the script may have, the
+channel answers (see `conveyor.training.broker`), and `conveyor train` registers the models after the script ends.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import runpy
+import socket
 import sys
-import tempfile
 import traceback
-from pathlib import Path
 
-from conveyor.compute.lineage import git_commit
-from conveyor.config import load_project
-from conveyor.errors import ConveyorError
-from conveyor.registry.store import ModelRegistry, pinned_requirements
 from conveyor.secrets import redaction
+from conveyor.training.channel import FD_VARIABLE, Client
 from conveyor.training.context import TrainingContext, set_current_context
+from conveyor.training.settings import RunSettings
 
 RUNNER_FILES = (__file__, runpy.__file__, "<frozen runpy>")
 
@@ -32,69 +29,39 @@ def user_traceback(exc: BaseException) -> str:
     return "".join(lines)
 
 
-def lineage_tags(ctx: TrainingContext) -> dict[str, str]:
-    env = ctx.environment
-    commit, dirty = git_commit(env.project.root)
-    tags = {"state": env.state, "created_by": env.created_by, "environment": env.name}
-    if commit:
-        tags["git_commit"] = commit
-        tags["git_dirty"] = str(dirty).lower()
-    lake = ctx.__dict__.get("lake")  # only if the script touched the lake
-    tags["data_digest"] = lake.data_digest() if lake is not None and lake.reads() else "none"
-    if lake is not None:
-        tags["data_files"] = ",".join(read.path for read in lake.reads())[:4000]
-    return tags
+def connect() -> tuple[Client, RunSettings]:
+    """The channel to `conveyor train` (inherited as a file descriptor) and the run's settings."""
+    descriptor = os.environ.pop(FD_VARIABLE, None)
+    if descriptor is None:
+        sys.stderr.write("error: conveyor.compute.runner is started by `conveyor train`, not by hand\n")
+        raise SystemExit(2)
+    client = Client(socket.socket(fileno=int(descriptor)))
+    answer, _ = client.request("hello")
+    return client, RunSettings.from_dict(answer["settings"])
 
 
 def main() -> int:
     redaction.install()
-    root = Path(os.environ["CONVEYOR_PROJECT_ROOT"])
-    result_file = Path(os.environ["CONVEYOR_RESULT_FILE"])
-    project = load_project(root)
-    environment = project.environment(os.environ["CONVEYOR_ENV"])
-    registry = ModelRegistry(environment)
-
-    import mlflow
-
-    mlflow.set_tracking_uri(registry.uri)
-    mlflow.set_registry_uri(registry.uri)
-    script = root / project.config.project.train
-    output = Path(tempfile.mkdtemp(prefix="conveyor-train-"))
-    with mlflow.start_run(experiment_id=registry.experiment_id(), run_name=f"train-{environment.name}") as run:
-        ctx = TrainingContext(environment, output, run.info.run_id)
-        set_current_context(ctx)
-        mlflow.set_tags({"conveyor.environment": environment.name, "conveyor.script": script.name})
-        sys.argv = [str(script), *json.loads(os.environ.get("CONVEYOR_SCRIPT_ARGS", "[]"))]
-        sys.path.insert(0, str(root))
-        try:
-            runpy.run_path(str(script), run_name="__main__")
-        except SystemExit as exc:
-            if exc.code not in (0, None):
-                sys.stderr.write(f"{script.name} exited with status {exc.code}\n")
-                mlflow.end_run("FAILED")
-                return 1
-        except BaseException as exc:  # the user's error, shown as theirs
-            sys.stderr.write(user_traceback(exc))
-            mlflow.end_run("FAILED")
+    client, settings = connect()
+    ctx = TrainingContext(client, settings)
+    set_current_context(ctx)
+    script = settings.script
+    sys.argv = [script, *settings.args]
+    sys.path.insert(0, settings.root)
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            sys.stderr.write(f"{os.path.basename(script)} exited with status {exc.code}\n")
             return 1
-        ctx.stop_spark()
-        tags = lineage_tags(ctx)
-        metrics = mlflow.get_run(run.info.run_id).data.metrics
-        registered = []
-        code = [root / c for c in project.config.project.code if (root / c).exists()]
-        for pending in ctx.registrations:
-            model_uri = registry.log_pyfunc(
-                pending.path, root / project.config.project.score, code, pinned_requirements()
-            )
-            version_tags = {**pending.tags, **tags, **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()}}
-            registered.append(registry.register(model_uri, pending.name, version_tags).to_dict())
-    result_file.write_text(json.dumps({"run_id": run.info.run_id, "registered": registered}))
+    except BaseException as exc:  # the user's error, shown as theirs
+        sys.stderr.write(user_traceback(exc))
+        return 1
+    finally:
+        sys.stdout.flush()
+    ctx.stop_spark()
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ConveyorError as error:
-        sys.stderr.write(f"error: {error}\n")
-        sys.exit(error.exit_code)
+    sys.exit(main())

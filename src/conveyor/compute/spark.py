@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import Any
 
 from conveyor.errors import ConfigError
-
-if TYPE_CHECKING:
-    from conveyor.config import Environment
 
 
 def spark_master(compute: str) -> tuple[str, str]:
@@ -24,17 +21,19 @@ def spark_master(compute: str) -> tuple[str, str]:
     )
 
 
-def spark_session(environment: Environment):
-    """A SparkSession named after the project and environment."""
+def spark_session(compute: str, app_name: str, settings: dict[str, str] | None = None) -> Any:
+    """A SparkSession for `compute`, named `app_name`, with `settings` (e.g. the lake's Hadoop credentials)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
         raise ConfigError(
             "ctx.spark() needs PySpark, which is not installed", hint="Install it with: pip install 'conveyor[spark]'"
         ) from None
-    kind, url = spark_master(environment.compute)
-    builder = SparkSession.builder.appName(f"{environment.project.name}-{environment.name}")
+    kind, url = spark_master(compute)
+    builder = SparkSession.builder.appName(app_name)
     builder = builder.remote(url) if kind == "remote" else builder.master(url)
+    for key, value in (settings or {}).items():
+        builder = builder.config(key, value)
     return (
         builder.config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "4")

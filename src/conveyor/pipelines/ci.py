@@ -15,6 +15,13 @@ from conveyor.pipelines.definitions import PIPELINES, Pipeline
 from conveyor.secrets.env import variable_name
 
 INSTALL = 'pip install "conveyor[all]"'
+SIGNING_KEY = "CONVEYOR_SIGNING_KEY"  # the builder's private key, from the CI's secret store (never a repo file)
+BUILD_FILES = (".conveyor/builds/*/build.json", ".conveyor/builds/*/attestations/*.dsse.json")
+
+
+def signing_key_env(style: str) -> dict[str, str]:
+    """The CI secret that signs as the builder ([trust] builders, e.g. ci): its key's text, never a file."""
+    return {SIGNING_KEY: f"${{{{ secrets.{SIGNING_KEY} }}}}" if style == "github" else f"$({SIGNING_KEY})"}
 
 
 def secret_env(project: Project, env: str, style: str) -> dict[str, str]:
@@ -50,7 +57,7 @@ def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict
         {
             "name": "publish build record",
             "uses": "actions/upload-artifact@v4",
-            "with": {"name": "build", "path": ".conveyor/builds/*/build.json"},
+            "with": {"name": "build", "path": "\n".join(BUILD_FILES)},
         },
     ]
     workflow = {
@@ -59,7 +66,7 @@ def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict
         "jobs": {
             "build": {
                 "runs-on": "ubuntu-latest",
-                "env": {"CONVEYOR_ENV": env, **secret_env(project, env, "github")},
+                "env": {"CONVEYOR_ENV": env, **secret_env(project, env, "github"), **signing_key_env("github")},
                 "steps": build_steps,
             }
         },
@@ -91,7 +98,7 @@ def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict
                 "if": "${{ github.event.workflow_run.conclusion == 'success' }}",
                 "runs-on": "ubuntu-latest",
                 # The ledger must outlive the runner: point it at the team's PostgreSQL.
-                "env": {"CONVEYOR_LEDGER_URL": "${{ secrets.CONVEYOR_LEDGER_URL }}"},
+                "env": {"CONVEYOR_LEDGER_URL": "${{ secrets.CONVEYOR_LEDGER_URL }}", **signing_key_env("github")},
                 "steps": release_steps,
             }
         },
@@ -111,7 +118,11 @@ def azure(project: Project, env: str = "stage", install: str = INSTALL) -> dict[
         {"task": "UsePythonVersion@0", "inputs": {"versionSpec": "3.11"}},
         {"script": install, "displayName": "install conveyor"},
         *(
-            {"script": run, "displayName": title, "env": secret_env(project, env, "azure")}
+            {
+                "script": run,
+                "displayName": title,
+                "env": {**secret_env(project, env, "azure"), **signing_key_env("azure")},
+            }
             for title, run in _steps(build, f"--param env={env}")
         ),
         {
@@ -128,7 +139,7 @@ def azure(project: Project, env: str = "stage", install: str = INSTALL) -> dict[
         {
             "task": "CopyFiles@2",
             "inputs": {
-                "Contents": ".conveyor/builds/**/build.json",
+                "Contents": "\n".join(path.replace("/*/", "/**/") for path in BUILD_FILES),
                 "TargetFolder": "$(Build.ArtifactStagingDirectory)",
             },
         },
@@ -139,7 +150,11 @@ def azure(project: Project, env: str = "stage", install: str = INSTALL) -> dict[
         {"script": install, "displayName": "install conveyor"},
         {"task": "DownloadBuildArtifacts@1", "inputs": {"artifactName": "build", "downloadPath": "."}},
         *(
-            {"script": run, "displayName": title, "env": {"CONVEYOR_LEDGER_URL": "$(CONVEYOR_LEDGER_URL)"}}
+            {
+                "script": run,
+                "displayName": title,
+                "env": {"CONVEYOR_LEDGER_URL": "$(CONVEYOR_LEDGER_URL)", **signing_key_env("azure")},
+            }
             for title, run in _steps(release, '--param build="$(ls build/.conveyor/builds/*/build.json | head -1)"')
         ),
     ]
@@ -158,8 +173,9 @@ def azure(project: Project, env: str = "stage", install: str = INSTALL) -> dict[
     }
     header = (
         "# Written by `conveyor ci render azure`: every step is a conveyor command you can run yourself.\n"
-        f"# Variable group conveyor-{env} (Key Vault-linked, as in the lab) holds CONVEYOR_{env.upper()}_* secrets\n"
-        "# and CONVEYOR_LEDGER_URL; production approval is `conveyor approve`, by a named approver.\n"
+        f"# Variable group conveyor-{env} (Key Vault-linked, as in the lab) holds CONVEYOR_{env.upper()}_* secrets,\n"
+        f"# CONVEYOR_LEDGER_URL and {SIGNING_KEY} (the builder's private key text; its public key is ci's line in\n"
+        "# allowed_signers); production approval is `conveyor approve --key KEY`, by a named approver.\n"
     )
     return {"azure-pipelines.yml": header + yaml.safe_dump(definition, sort_keys=False, width=120)}
 

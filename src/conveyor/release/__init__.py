@@ -17,9 +17,9 @@ import os
 from datetime import datetime
 
 from conveyor.config import Project
+from conveyor.package.record import BuildRecord, find_build
 from conveyor.release.actor import current_actor
 from conveyor.release.audit import ChainReport
-from conveyor.release.build_record import BuildRecord, find_build
 from conveyor.release.ledger import Ledger, ledger_url
 from conveyor.release.policy import PolicyRefused, ReleasePolicy
 from conveyor.release.releases import HistoryEntry, Releases, ReleaseView

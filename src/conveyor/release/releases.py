@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from conveyor.config import Project
 from conveyor.errors import CheckFailed, ConveyorError, NotFoundError
+from conveyor.package.record import BuildRecord, find_build
 from conveyor.release.actor import current_actor
-from conveyor.release.build_record import BuildRecord, find_build
 from conveyor.release.ledger import Ledger, naive_utc
 from conveyor.release.policy import PolicyRefused, ReleasePolicy
 from conveyor.release.tables import ApprovalRow, BuildRow, DeploymentRow, DeploymentStepRow, ReleaseRow
@@ -117,6 +117,29 @@ def parse_time(text: str) -> datetime:
         ) from None
 
 
+def _require_passed(build: BuildRecord) -> None:
+    """Refuse a build whose tests or gates did not run and pass."""
+    tests, gates = build.tests, build.gates
+    if not tests:
+        raise CheckFailed(f"build {build.short} has not been tested", hint=f"Run: conveyor test {build.path}")
+    if not tests.get("ok"):
+        raise CheckFailed(
+            f"build {build.short} failed its tests ({tests.get('failed', '?')} failed, "
+            f"{tests.get('errors', '?')} errors)",
+            hint="Only a build whose tests passed can be released; fix and rebuild.",
+        )
+    if not gates:
+        raise CheckFailed(
+            f"build {build.short} has not been through the gates", hint=f"Run: conveyor gate {build.path}"
+        )
+    if not gates.get("ok"):
+        failed = [r.get("metric", "?") for r in gates.get("results", []) if not r.get("passed")]
+        raise CheckFailed(
+            f"build {build.short} failed its gates ({', '.join(failed) or 'see build.json'})",
+            hint="Only a build that passed its quality gates can be released.",
+        )
+
+
 class Releases:
     """The release operations of one project against one ledger (the CLI and the Python API both use this)."""
 
@@ -127,7 +150,7 @@ class Releases:
     # --- requests --------------------------------------------------------------------------------------------
     def create(self, build: str | os.PathLike[str] | BuildRecord, to: str, actor: str | None = None) -> ReleaseView:
         """Request `build` in stage `to`; deploys at once when the stage needs no approval."""
-        record = build if isinstance(build, BuildRecord) else find_build(self.project, build)
+        record = build if isinstance(build, BuildRecord) else find_build(self.project.state_dir, build)
         return self._request(record, to, current_actor(actor), kind="release", source=None)
 
     def promote(self, release_id: int, to: str, actor: str | None = None) -> ReleaseView:
@@ -155,7 +178,7 @@ class Releases:
                 f"build {build.short} belongs to project {build.project!r}, not {self.project.name!r}",
                 hint="Release it from its own project.",
             )
-        build.require_passed()
+        _require_passed(build)
         verify_release_build(build)
         now = self.ledger.now()
         with self.ledger.transaction() as session:
@@ -212,11 +235,11 @@ class Releases:
                 project=build.project or self.project.name,
                 env=build.env,
                 path=str(build.path),
-                model_name=build.model.get("name"),
-                model_version=None if build.model.get("version") is None else str(build.model.get("version")),
-                image_digest=(build.image or {}).get("digest"),
-                tests_ok=build.tests_ok,
-                gates_ok=build.gates_ok,
+                model_name=build.model.name if build.model else None,
+                model_version=build.model.version if build.model else None,
+                image_digest=build.image.digest if build.image else None,
+                tests_ok=bool((build.tests or {}).get("ok")),
+                gates_ok=bool((build.gates or {}).get("ok")),
                 record=record,
                 recorded_at=self.ledger.now(),
                 recorded_by=actor,
@@ -226,7 +249,7 @@ class Releases:
             self.ledger.audit(session, actor, "build.recorded", f"build:{build.digest}", path=str(build.path))
         elif row.record != record or row.path != str(build.path):
             row.record, row.path = record, str(build.path)
-            row.tests_ok, row.gates_ok = build.tests_ok, build.gates_ok
+            row.tests_ok, row.gates_ok = bool((build.tests or {}).get("ok")), bool((build.gates or {}).get("ok"))
             self.ledger.audit(session, actor, "build.updated", f"build:{build.digest}", path=str(build.path))
         return row
 
@@ -432,12 +455,12 @@ class Releases:
     def _set_alias(self, context: DeployContext) -> dict[str, Any]:
         """Point the stage's alias (e.g. `prod`) at the model version, in the registry the build was made from."""
         model, env = context.build.model, context.build.env
-        if not model.get("name") or model.get("version") is None or not env:
+        if model is None or not env:
             return {"skipped": "the build names no registered model"}
         from conveyor.registry import ModelRegistry
 
-        ModelRegistry(self.project.environment(env)).set_alias(model["name"], context.stage, str(model["version"]))
-        return {"env": env, "name": model["name"], "version": str(model["version"]), "alias": context.stage}
+        ModelRegistry(self.project.environment(env)).set_alias(model.name, context.stage, model.version)
+        return {"env": env, "name": model.name, "version": model.version, "alias": context.stage}
 
     def _fail(self, release_id: int, deployment_id: int, actor: str, token: str, error: BaseException) -> None:
         message = redact(str(error).splitlines()[0]) if str(error) else type(error).__name__

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from conveyor.errors import CheckFailed, ConfigError, ConveyorError
-from conveyor.release.build_record import BuildRecord
+from conveyor.package.record import BuildRecord, ImageSection
 from conveyor.release.tools import run_tool
 
 if TYPE_CHECKING:
@@ -56,13 +56,13 @@ class Target(Protocol):
 
 def release_tag(context: DeployContext) -> str:
     """The image tag of a release: model version and release id, e.g. `v3-r12` (docker tag syntax)."""
-    version = context.build.model.get("version")
+    version = context.build.model.version if context.build.model else None
     return f"v{version}-r{context.release_id}" if version else f"r{context.release_id}"
 
 
-def _require_image(context: DeployContext) -> dict[str, Any]:
+def _require_image(context: DeployContext) -> ImageSection:
     image = context.build.image
-    if not image or not image.get("archive") or not image.get("digest"):
+    if not image:
         raise CheckFailed(
             f"build {context.build.short} has no image archive, so it cannot go to {context.stage}",
             hint="Build the image with `conveyor build` (needs podman or docker).",
@@ -95,7 +95,7 @@ class OciTarget:
             args = ["skopeo", "copy", "--quiet", "--preserve-digests"]
             if self.insecure:
                 args.append("--dest-tls-verify=false")
-            run_tool([*args, f"oci-archive:{image['archive']}", f"docker://{reference}"], f"push to {reference}")
+            run_tool([*args, f"oci-archive:{image.archive}", f"docker://{reference}"], f"push to {reference}")
             return {"reference": reference}
         if name == "check-digest":
             args = ["skopeo", "inspect", "--raw"]
@@ -103,9 +103,9 @@ class OciTarget:
                 args.append("--tls-verify=false")
             raw = run_tool([*args, f"docker://{reference}"], f"read back {reference}")
             pushed = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
-            if pushed != image["digest"]:
+            if pushed != image.digest:
                 raise CheckFailed(
-                    f"{reference} has digest {pushed}, not the tested {image['digest']}",
+                    f"{reference} has digest {pushed}, not the tested {image.digest}",
                     hint="The registry holds a different image than the one that was tested; the release is stopped.",
                 )
             return {"reference": f"{self.host}/{self.repo}@{pushed}", "digest": pushed}
@@ -173,9 +173,9 @@ class LocalTarget:
             if engine is None:
                 return {"engine": "process"}
             image = _require_image(context)
-            archive = Path(image["archive"])
+            archive = image.archive
             reference = self.image_reference(context)
-            expected = _manifest_config(archive, image["digest"])
+            expected = _manifest_config(archive, image.digest)
             engine.run("load", "-i", str(archive), timeout=1800)
             engine.run("tag", expected.removeprefix("sha256:"), reference)
             loaded = engine.image_id(reference)
@@ -213,7 +213,7 @@ class LocalTarget:
 
     def _start_process(self, context: DeployContext) -> dict[str, Any]:
         package = context.build.package_dir
-        if package is None or not package.is_dir():
+        if not package.is_dir():
             raise CheckFailed(f"build {context.build.short} has no package folder to serve", hint="Rebuild it.")
         folder = self.run_dir(context)
         log = (folder / f"{context.stage}.log").open("ab")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conveyor.errors import ConveyorError
-from conveyor.release.build_record import BuildRecord
+from conveyor.package.record import BuildRecord
 
 BuildVerifier = Callable[[Path], object]
 

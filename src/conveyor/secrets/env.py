@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from conveyor.errors import SecretError
-from conveyor.secrets.redaction import register_secret
+from conveyor.secrets.base import KeyedStore
 
 PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$|^$")
 
@@ -17,7 +17,7 @@ def variable_name(prefix: str, key: str) -> str:
     return prefix + key.upper().replace("-", "_").replace(".", "_")
 
 
-class EnvSecretStore:
+class EnvSecretStore(KeyedStore):
     """Secrets in the process environment, as CI systems hand them out."""
 
     def __init__(self, prefix: str, url: str | None = None) -> None:
@@ -42,13 +42,18 @@ class EnvSecretStore:
                 f"secret {key!r} is missing from store {self.url} (environment variable {name} is not set)",
                 hint=f"Export {name} in the environment that runs conveyor.",
             )
-        register_secret(value)
-        return value
+        return self.admit(key, value)
+
+    @staticmethod
+    def _key(suffix: str) -> str:
+        return suffix.lower().replace("_", "-")
+
+    def _variables(self) -> list[str]:
+        """The keys whose variables carry the prefix, spelled as `variable_name` spells them back."""
+        return [name[len(self.prefix) :] for name in os.environ if name.startswith(self.prefix)]
 
     def names(self) -> list[str]:
-        return sorted(
-            name[len(self.prefix) :].lower().replace("_", "-") for name in os.environ if name.startswith(self.prefix)
-        )
+        return sorted(self._key(suffix) for suffix in self._variables())
 
     def set(self, key: str, value: str) -> None:
         raise SecretError(
