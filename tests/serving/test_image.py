@@ -20,7 +20,7 @@ def test_the_image_holds_only_what_serving_needs(image_build) -> None:
     from conveyor.package.engine import find_engine
 
     engine = find_engine("podman")
-    reference = image_build.image["reference"]
+    reference = image_build.image.reference
     program = (
         "import importlib.util as u, json, shutil, sys\n"
         f"print(json.dumps({{'present': [m for m in {ABSENT!r} if u.find_spec(m)], 'shell': shutil.which('sh'),"
@@ -36,7 +36,7 @@ def test_the_image_holds_only_what_serving_needs(image_build) -> None:
 
 @pytest.mark.container
 def test_python_m_serving_serves_an_image(image_build, start_server) -> None:
-    reference = image_build.image["reference"]
+    reference = image_build.image.reference
     server = start_server(reference, "--workers", "1", "--timeout", "30", ready=False)
     try:
         deadline = time.monotonic() + 90
