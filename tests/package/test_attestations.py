@@ -85,7 +85,8 @@ def test_build_test_and_gate_are_attested_and_accepted(attested_image_build, key
     assert {c["name"] for c in tests["configuration"]} == {"tests", "image"}
     gates = accepted.gates.statement.predicate
     assert gates["result"] == "PASSED" and set(gates["metrics"]) >= {"r2", "mae"}
-    assert "sealed" not in json.dumps(gates["configuration"][0]["annotations"])  # no location, only a digest
+    sealed = gates["configuration"][0]
+    assert sealed["name"] == "sealed evaluation set" and set(sealed) == {"name", "digest"}  # a digest, no location
     # conveyor verify checks every envelope too
     assert main(["verify", str(record.path), "--project", str(census)]) == 0
     out = capsys.readouterr().out
@@ -189,6 +190,10 @@ def test_unsigned_build_works_says_so_and_cannot_be_released(census, keys, tmp_p
     again = build(project, project.environment("dev"), engine="none", key=keys.key("ci"))
     assert again.digest == record.digest
     assert again.signed_by == "ci" and attestation_path(again, AttestationKind.PROVENANCE).is_file()
+    # whoever builds it next with a key vouches for it; without a key the provenance stays
+    assert build(project, project.environment("dev"), engine="none", key=keys.key("alice")).signed_by == "alice"
+    assert build(project, project.environment("dev"), engine="none").signed_by == "alice"
+    assert build(project, project.environment("dev"), engine="none", key=keys.key("ci")).signed_by == "ci"
 
 
 def test_a_key_asked_for_but_not_listed_is_exit_2_with_the_line_to_add(census, keys, capsys):

@@ -222,9 +222,10 @@ def build(
 
 
 def _attest_unchanged(project: Project, record: BuildRecord, identity: Identity | None) -> BuildRecord:
-    """A reused build keeps the provenance it has; one built unsigned gets it now when a key is at hand."""
+    """A reused build is vouched for by whoever builds it now with a key (its provenance is signed again when
+    another principal, or no one, signed it); without a key it keeps the provenance it has."""
     record.signed_by = attested_by(project, record, AttestationKind.PROVENANCE)
-    if record.signed_by is None and identity is not None:
+    if identity is not None and record.signed_by != identity.principal:
         attest_provenance(record, identity)
         record.signed_by = identity.principal
     return record
