@@ -52,7 +52,8 @@ def adapt_mlflow_dockerfile(text: str, base: str) -> tuple[str, list[str]]:
         flags=re.M,
     )
     notes.append(
-        f"FROM python:3.11.x-slim -> FROM {base} + `python3 -m venv /opt/venv` on PATH (same base as conveyor)"
+        f"FROM python:3.11.x-slim -> FROM {base} + `python3 -m venv /opt/venv` on PATH "
+        "(Debian with python3, venv and a shell, made by mmdebstrap)"
     )
     text = re.sub(r"^RUN apt-get -y update && apt-get install .*nginx.*$", "", text, flags=re.M)
     notes.append("dropped `apt-get install nginx` (no network in the build; nginx fronts MLflow's server)")
@@ -93,8 +94,14 @@ def mlflow_build(project_root: Path, engine, base: str) -> dict:
     )
     requirements = (work / "model_dir" / "requirements.txt").read_text()
     mlflow_pin = next(line for line in requirements.splitlines() if line.startswith("mlflow"))
-    wheels = cache_dir("bench", "mlflow-wheels", re.sub(r"\W", "_", mlflow_pin) + "-server")
+    # MLflow's container installs the build tools the model was logged with (python_env.yaml) before its requirements
+    python_env = (work / "model_dir" / "python_env.yaml").read_text()
+    tools_block = python_env.split("build_dependencies:", 1)[-1].split("dependencies:", 1)[0]
+    build_tools = re.findall(r"^- (\S+)$", tools_block, re.M)
+    key = re.sub(r"\W", "_", "-".join([mlflow_pin, *build_tools]))
+    wheels = cache_dir("bench", "mlflow-wheels", key + "-server")
     if not (wheels / ".complete").exists():
+        pip_download([*pip_platform_args(), "--no-deps", *build_tools], wheels, "downloading MLflow's build tools")
         pip_download(
             [
                 *pip_platform_args(),
