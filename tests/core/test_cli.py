@@ -146,3 +146,18 @@ def test_usage_errors_exit_2_without_a_traceback(capsys, argv):
     code, _, err = run(capsys, *argv)
     assert code == 2
     assert "Traceback" not in err and "Error" in err
+
+
+def test_init_writes_portable_paths(capsys, tmp_path, monkeypatch):
+    """conveyor.toml is committed and shared: it names the home folder as ~, not as whoever ran init."""
+    home = tmp_path / "home" / "alice"
+    home.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    code, _, err = run(capsys, "init", str(tmp_path / "shared"), "--rows", "60", "--no-git")
+    assert code == 0, err
+    text = (tmp_path / "shared" / "conveyor.toml").read_text()
+    assert 'secrets = "file://~/.conveyor/secrets/shared/dev.toml"' in text
+    assert str(home) not in text
+    assert (home / ".conveyor" / "secrets" / "shared" / "dev.toml").is_file()
+    code, _, err = run(capsys, "secrets", "check", "-p", str(tmp_path / "shared"), "--env", "stage")
+    assert code == 0, err

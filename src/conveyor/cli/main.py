@@ -1,32 +1,165 @@
-"""The `conveyor` command: one thin module per room, errors as one paragraph with a stable exit code."""
+"""The `conveyor` command: one thin module per room, errors as one paragraph with a stable exit code.
+
+Each command's module is imported only when that command runs: `conveyor --help` and `conveyor --version` import
+typer and nothing of the rooms (no pydantic, SQLAlchemy or MLflow). `COMMANDS` is the table of top-level commands;
+a command added to a room's CLI module (its `COMMANDS`/`GROUPS`, or its `app`) gets one entry here, with the
+one-line help `conveyor --help` shows (a test checks the two agree).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from conveyor import __version__
-from conveyor.cli import demo, models, project, secrets
-from conveyor.cli.output import fail
-from conveyor.errors import ConveyorError
-from conveyor.secrets import redaction
 
-app = typer.Typer(
-    name="conveyor",
-    help="Carry models from a notebook to production: dev → stage → prod, the tested artifact and nothing else.\n\n"
-    "Start with `conveyor demo`, or `conveyor init DIR` then `conveyor train --env dev`.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    rich_markup_mode="markdown",
+if TYPE_CHECKING:
+    from typer import _click
+
+HELP = (
+    "Carry models from a notebook to production: dev → stage → prod, the tested artifact and nothing else.\n\n"
+    "Start with `conveyor demo`, or `conveyor init DIR` then `conveyor train --env dev`."
 )
+MARKUP: Final[Literal["markdown"]] = "markdown"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A top-level command: where it lives (`module:attribute`, a function or a typer app) and its one-line help."""
+
+    target: str
+    summary: str
+
+    def load(self, name: str) -> _click.Command:
+        """Import the command's module and make its click command."""
+        module_name, _, attribute = self.target.partition(":")
+        found = getattr(importlib.import_module(module_name), attribute)
+        if isinstance(found, typer.Typer):
+            info = typer.models.TyperInfo(found, name=name)
+            return typer.main.get_group_from_info(
+                info, pretty_exceptions_short=True, rich_markup_mode=MARKUP, suggest_commands=True
+            )
+        return typer.main.get_command_from_info(
+            typer.models.CommandInfo(name=name, callback=found), pretty_exceptions_short=True, rich_markup_mode=MARKUP
+        )
+
+    def placeholder(self, name: str) -> _click.Command:
+        """A stand-in that only carries the name and help, for listing commands without importing them."""
+        return TyperCommand(name=name, help=self.summary, rich_markup_mode=MARKUP)
+
+
+COMMANDS: dict[str, Entry] = {
+    "init": Entry(
+        "conveyor.cli.project:init",
+        "Scaffold a project: conveyor.toml, train.py, score.py, inference/, tests/, and embedded-default stores.",
+    ),
+    "train": Entry(
+        "conveyor.cli.project:train",
+        "Run the project's training script against an environment's lake, secrets and registry.",
+    ),
+    "demo": Entry(
+        "conveyor.cli.demo:demo", "Run conveyor's main job end to end on embedded defaults (no cloud account needed)."
+    ),
+    "serve": Entry(
+        "conveyor.cli.serve:serve",
+        "Serve score.py over HTTP: /score, Open Inference Protocol v2, MLflow /invocations, health, metrics.",
+    ),
+    "build": Entry(
+        "conveyor.cli.package:build", "Build the deployable package and OCI image of a registered model version."
+    ),
+    "verify": Entry("conveyor.cli.package:verify", "Recompute every digest and fail (exit 1) on any changed byte."),
+    "test": Entry(
+        "conveyor.cli.package:test", "Run the project's tests against the built package, never the source tree."
+    ),
+    "gate": Entry("conveyor.cli.package:gate", "Check the quality gates of a build on the sealed evaluation set."),
+    "approve": Entry(
+        "conveyor.cli.release:approve", "Approve a pending release as one of the stage's named approvers."
+    ),
+    "reject": Entry(
+        "conveyor.cli.release:reject",
+        "Reject a pending release (an approver, or the requester withdrawing it). It will never deploy.",
+    ),
+    "rollback": Entry(
+        "conveyor.cli.release:rollback",
+        "Redeploy the release that was live in STAGE before the current one (or --to RELEASE).",
+    ),
+    "history": Entry(
+        "conveyor.cli.release:history",
+        "What was live in STAGE and when: release, build, model, who requested and who approved.",
+    ),
+    "models": Entry("conveyor.cli.models:app", "Look into an environment's model registry."),
+    "secrets": Entry("conveyor.cli.secrets:app", "Manage an environment's secrets (values are never shown)."),
+    "lake": Entry("conveyor.cli.lake:app", "List, upload and download files in an environment's data lake."),
+    "base-image": Entry(
+        "conveyor.cli.package:base_image_app",
+        "Base images for `conveyor build`, for machines that cannot pull python:3.11-slim.",
+    ),
+    "release": Entry(
+        "conveyor.cli.release:release_app", "Put a tested build into a stage (qa, prod...) under the stage's policy."
+    ),
+    "releases": Entry("conveyor.cli.release:releases_app", "Look at releases: list them or show one."),
+    "audit": Entry(
+        "conveyor.cli.release:audit_app",
+        "The ledger's audit log: every change, who made it and when, each entry hash-chained to the one before.",
+    ),
+    "pipeline": Entry(
+        "conveyor.cli.pipeline:pipeline_app",
+        "Build and release pipelines as code: the commands CI runs, runnable here.",
+    ),
+    "ci": Entry("conveyor.cli.pipeline:ci_app", "Write CI definitions that call the pipelines' commands."),
+}
+
+
+class LazyCommands(TyperGroup):
+    """The root group: lists commands from `COMMANDS`, and imports a command's module only to run it."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.listing = False
+        self.loaded: dict[str, _click.Command] = {}  # each module is imported once
+
+    def list_commands(self, ctx: _click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: _click.Context, cmd_name: str) -> _click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        if self.listing or ctx.resilient_parsing:
+            return entry.placeholder(cmd_name)
+        if cmd_name not in self.loaded:
+            self.loaded[cmd_name] = entry.load(cmd_name)
+        return self.loaded[cmd_name]
+
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
 
 
 def _version(value: bool) -> None:
     if value:
         print(f"conveyor {__version__}")
         raise typer.Exit()
+
+
+app = typer.Typer(
+    name="conveyor",
+    cls=LazyCommands,
+    help=HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=MARKUP,
+)
 
 
 @app.callback()
@@ -36,43 +169,25 @@ def _root(
     """conveyor: environments, secrets, training, packaging, tested releases and serving for models."""
 
 
-app.command()(project.init)
-app.command()(project.train)
-app.command()(demo.demo)
-app.add_typer(models.app, name="models")
-app.add_typer(secrets.app, name="secrets")
+def command() -> _click.Command:
+    """The whole CLI as one click command (the rooms' modules are imported when their command runs)."""
+    root = typer.main.get_command(app)
+    assert isinstance(root, LazyCommands)
+    root.commands = {name: entry.placeholder(name) for name, entry in COMMANDS.items()}  # for typo suggestions
+    return root
 
 
-ROOM_MODULES = ("lake", "serve", "package", "release", "pipeline")
-
-
-def _add_rooms() -> None:
-    """Commands of the rooms that declare `COMMANDS` (name → function) and `GROUPS` (name → typer app)."""
-    import importlib
-
-    for room in ROOM_MODULES:
-        module = importlib.import_module(f"conveyor.cli.{room}")
-        for name, function in getattr(module, "COMMANDS", {}).items():
-            app.command(name)(function)
-        for name, group in getattr(module, "GROUPS", {}).items():
-            app.add_typer(group, name=name)
-        if not hasattr(module, "COMMANDS") and not hasattr(module, "GROUPS"):
-            if isinstance(getattr(module, "app", None), typer.Typer):
-                app.add_typer(module.app, name=room)
-            elif callable(getattr(module, room, None)):
-                app.command(room)(getattr(module, room))
-
-
-_add_rooms()
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 failed check, 2 bad usage or configuration)."""
+    from conveyor.errors import ConveyorError
+    from conveyor.secrets import redaction
+
     redaction.install()
-    command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="conveyor", standalone_mode=True)
+        command().main(args=list(argv) if argv is not None else None, prog_name="conveyor", standalone_mode=True)
     except ConveyorError as error:
+        from conveyor.cli.output import fail
+
         fail(error.message, error.hint)
         return error.exit_code
     except SystemExit as done:  # usage errors (2), --help and --version (0), Ctrl-C (1 from click's Abort)

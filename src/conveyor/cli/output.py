@@ -1,18 +1,38 @@
-"""How the CLI talks: rich messages on stderr, data (tables or --json) on stdout, errors as one paragraph."""
+"""How the CLI talks: rich messages on stderr, data (tables or --json) on stdout, errors as one paragraph.
+
+The two consoles are made on first use, so a command that prints only JSON never imports rich.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any, cast
 
 from conveyor.secrets.boundaries import mask_json
 from conveyor.secrets.redaction import redact
 
-console = Console(stderr=True, highlight=False)
-stdout = Console(highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _LazyConsole:
+    """A rich `Console` made when it is first used (`Console(**options)`)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+console = cast("Console", _LazyConsole(stderr=True, highlight=False))
+stdout = cast("Console", _LazyConsole(highlight=False, soft_wrap=True))
 
 
 def emit_json(data: Any) -> None:

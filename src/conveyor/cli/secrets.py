@@ -9,7 +9,7 @@ import typer
 
 from conveyor.cli.options import EnvOption, JsonOption, ProjectOption, project_and_env
 from conveyor.cli.output import emit_json, say, stdout
-from conveyor.errors import CheckFailed, ConveyorError
+from conveyor.errors import ConveyorError
 
 app = typer.Typer(help="Manage an environment's secrets (values are never shown).", no_args_is_help=True)
 
@@ -49,18 +49,13 @@ def set_secret(
 @app.command("check")
 def check(env: EnvOption = None, project: ProjectOption = None, json_output: JsonOption = False) -> None:
     """Report which secrets the project needs in this environment and which are missing (exit 1 if any)."""
-    loaded, environment = project_and_env(project, env)
-    needed = loaded.required_secrets(environment.name)
-    present = set(environment.secrets.names())
-    missing = [name for name in needed if name not in present]
+    from conveyor.config import check_secrets, load_project
+
+    result = check_secrets(load_project(project), env)
     if json_output:
-        emit_json({"store": environment.secrets.url, "needed": needed, "missing": missing})
+        emit_json(result.to_dict())
     else:
-        for name in needed:
-            mark = "[green]ok[/]" if name in present else "[red]missing[/]"
+        for name in result.needed:
+            mark = "[red]missing[/]" if name in result.missing else "[green]ok[/]"
             stdout.print(f"  {mark:>20}  {name}")
-    if missing:
-        raise CheckFailed(
-            f"{len(missing)} secret(s) missing from {environment.secrets.url}: {', '.join(missing)}",
-            hint=f"Set each with: conveyor secrets set KEY --env {environment.name}",
-        )
+    result.require()

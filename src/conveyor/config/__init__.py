@@ -3,6 +3,7 @@
 from conveyor.config.environment import Environment
 from conveyor.config.project import PROJECT_FILE, Project, find_project_root, load_project
 from conveyor.config.schema import EnvironmentConfig, GatesConfig, ProjectFile, ReleaseStageConfig
+from conveyor.config.secret_check import SecretsCheck, check_secrets
 
 __all__ = [
     "PROJECT_FILE",
@@ -12,6 +13,8 @@ __all__ = [
     "Project",
     "ProjectFile",
     "ReleaseStageConfig",
+    "SecretsCheck",
+    "check_secrets",
     "find_project_root",
     "load_project",
 ]

@@ -63,7 +63,7 @@ def init_project(
 
     shutil.copytree(source, target, ignore=COPY_IGNORE, dirs_exist_ok=True)
     template = (source / "conveyor.toml.template").read_text()
-    text = template.replace("{name}", name).replace("{secrets_dir}", str(secrets_dir))
+    text = template.replace("{name}", name).replace("{secrets_dir}", portable(secrets_dir))
     for stage, port in (release_ports or {}).items():
         text = text.replace(f'target = "local://{DEFAULT_PORTS[stage]}"', f'target = "local://{port}"')
     (target / "conveyor.toml").write_text(text)
@@ -94,6 +94,16 @@ def init_project(
     return result
 
 
+def portable(path: Path) -> str:
+    """`path` as written into the shared, committed conveyor.toml: `~/...` when it is under the home folder of
+    whoever runs `conveyor init`, so the file names the same place for everyone who clones the project."""
+    home = Path(os.path.expanduser("~")).resolve()
+    try:
+        return "~/" + path.resolve().relative_to(home).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def write_sample_data(lake: Path, env: str, rows: int) -> None:
     """Different census data in each environment's lake."""
     from conveyor.examples.census_data import write_census_csv
@@ -115,11 +125,12 @@ def write_sealed_set(path: Path, rows: int) -> None:
 def _git_init(root: Path) -> None:
     if shutil.which("git") is None:
         return
-    run = {"cwd": root, "capture_output": True, "check": False}
-    subprocess.run(["git", "init", "-q", "-b", "main"], **run)
-    subprocess.run(["git", "add", "-A"], **run)
+
+    def git(*args: str) -> int:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, check=False).returncode
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
     identity = ["-c", "user.name=conveyor", "-c", "user.email=conveyor@localhost"]
-    has_identity = subprocess.run(["git", "config", "user.email"], **run).returncode == 0
-    subprocess.run(
-        ["git", *([] if has_identity else identity), "commit", "-q", "-m", "Project from conveyor init"], **run
-    )
+    has_identity = git("config", "user.email") == 0
+    git(*([] if has_identity else identity), "commit", "-q", "-m", "Project from conveyor init")

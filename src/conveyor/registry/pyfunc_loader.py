@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
 
 class ScorePyfunc:
@@ -21,7 +22,7 @@ class ScorePyfunc:
         self.score = importlib.import_module("score")
         self.score.init()
 
-    def predict(self, model_input, params=None):
+    def predict(self, model_input: Any, params: Any = None) -> Any:
         records = model_input.to_dict(orient="records") if hasattr(model_input, "to_dict") else model_input
         if isinstance(records, dict):
             records = [records]

@@ -5,78 +5,33 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import logging
-import os
-import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+import threading
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from conveyor.errors import ConveyorError, NotFoundError
+from conveyor.registry.mlflow_client import quiet_mlflow
+from conveyor.registry.model_version import ModelVersionInfo, parse_model_spec
+from conveyor.registry.reading import EmptyStore, RegistryReader, open_reader
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from conveyor.config import Environment
 
-SPEC = re.compile(r"^(?:models:/)?(?P<name>[A-Za-z0-9_.\-]+)(?:/(?P<version>\d+|latest)|@(?P<alias>[A-Za-z0-9_\-]+))?$")
+__all__ = [
+    "ModelRegistry",
+    "ModelVersionInfo",
+    "materialize",
+    "parse_model_spec",
+    "pinned_requirements",
+    "quiet_mlflow",
+]
+
 DEFAULT_REQUIREMENTS = ("numpy", "scikit-learn")
-
-
-def quiet_mlflow() -> None:
-    """MLflow is chatty on import and on every run; conveyor reports what matters itself."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
-    for name in ("mlflow", "alembic", "urllib3"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
-@dataclass(frozen=True)
-class ModelVersionInfo:
-    """A registered model version as conveyor shows it."""
-
-    name: str
-    version: str
-    run_id: str | None
-    source: str
-    created_at: int
-    tags: dict[str, str] = field(default_factory=dict)
-    aliases: tuple[str, ...] = ()
-    metrics: dict[str, float] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}/{self.version}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "run_id": self.run_id,
-            "source": self.source,
-            "created_at": self.created_at,
-            "aliases": list(self.aliases),
-            "tags": dict(self.tags),
-            "metrics": dict(self.metrics),
-            "params": dict(self.params),
-        }
-
-
-def parse_model_spec(spec: str) -> tuple[str, str | None, str | None]:
-    """`name`, `name/3`, `name@prod` or `models:/name/3` → (name, version, alias)."""
-    match = SPEC.match(spec.strip())
-    if not match:
-        raise ConveyorError(
-            f"model reference {spec!r} is not understood",
-            hint="Write NAME, NAME/VERSION, NAME@ALIAS or models:/NAME/VERSION (e.g. worst_regression/3).",
-        )
-    version = match["version"]
-    return match["name"], None if version == "latest" else version, match["alias"]
 
 
 class ModelRegistry:
@@ -86,40 +41,68 @@ class ModelRegistry:
         quiet_mlflow()
         self.environment = environment
         self.uri = environment.registry_uri
+        self._reader: RegistryReader | None = None
+        self._client: MlflowClient | None = None
+        self._experiment_id: str | None = None
+        self._lock = threading.Lock()
 
     @property
     def client(self) -> MlflowClient:
-        from mlflow import MlflowClient
+        """MLflow's client on this registry (made once: opening a store imports and checks a lot)."""
+        with self._lock:
+            if self._client is None:
+                from mlflow import MlflowClient
 
-        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+                self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            return self._client
+
+    def prepare(self) -> None:
+        """Import MLflow's model logging and open the store now, e.g. in a thread while a training script runs, so
+        that registering afterwards costs only the registering."""
+        import mlflow.pyfunc  # noqa: F401  (what log_pyfunc uses)
+
+        self.experiment_id()
 
     def experiment_id(self) -> str:
         """The environment's experiment (the project's name), created on first use."""
-        name = self.environment.project.name
         client = self.client
+        with self._lock:
+            if self._experiment_id is None:
+                self._experiment_id = self._find_or_create_experiment(client)
+            return self._experiment_id
+
+    def _find_or_create_experiment(self, client: MlflowClient) -> str:
+        name = self.environment.project.name
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
-            return experiment.experiment_id
+            return str(experiment.experiment_id)
         location = None
         if self.uri.startswith("sqlite:") or self.uri.startswith("file:") or "://" not in self.uri:
             self.environment.artifact_root.mkdir(parents=True, exist_ok=True)
             location = self.environment.artifact_root.as_uri()
-        return client.create_experiment(name, artifact_location=location)
+        return str(client.create_experiment(name, artifact_location=location))
 
-    # --- reading -----------------------------------------------------------------------------------------
+    # --- reading (without MLflow's client where the store allows: see registry.reading) ---------------------
+    @property
+    def reader(self) -> RegistryReader:
+        """The way this registry is read; chosen again while its store does not exist yet."""
+        if self._reader is None or isinstance(self._reader, EmptyStore):
+            self._reader = open_reader(self.uri)
+        return self._reader
+
     def model_names(self) -> list[str]:
-        return sorted(m.name for m in self.client.search_registered_models())
+        return self.reader.model_names()
 
     def versions(self, name: str) -> list[ModelVersionInfo]:
-        found = self.client.search_model_versions(f"name = '{name}'")
-        return sorted((self._info(v, with_run=False) for v in found), key=lambda v: int(v.version), reverse=True)
+        """The model's versions, newest first, each with its tags and aliases."""
+        return self.reader.versions(name)
 
     def resolve(self, spec: str | None = None) -> ModelVersionInfo:
-        """The version `spec` names; without a spec, the newest version of the environment's only model."""
-        from mlflow.exceptions import MlflowException
-
+        """The version `spec` names, with its run's metrics and params; without a spec, the newest version of the
+        environment's only model."""
+        reader = self.reader
         if spec is None:
-            names = self.model_names()
+            names = reader.model_names()
             if not names:
                 raise NotFoundError(
                     f"no model is registered in the {self.environment.name} registry yet",
@@ -132,53 +115,33 @@ class ModelRegistry:
                 )
             spec = names[0]
         name, version, alias = parse_model_spec(spec)
-        client = self.client
-        try:
-            if alias:
-                found = client.get_model_version_by_alias(name, alias)
-            elif version:
-                found = client.get_model_version(name, version)
-            else:
-                versions = self.versions(name)
-                if not versions:
-                    raise MlflowException(f"no versions of {name}")
-                found = client.get_model_version(name, versions[0].version)
-        except MlflowException:
-            known = ", ".join(self.model_names()) or "none"
+        if alias:
+            found = reader.version_by_alias(name, alias)
+        elif version:
+            found = reader.version(name, version)
+        else:
+            newest = reader.versions(name)
+            found = newest[0] if newest else None
+        if found is None:
+            known = ", ".join(reader.model_names()) or "none"
             raise NotFoundError(
                 f"model {spec!r} is not in the {self.environment.name} registry",
                 hint=f"Registered models: {known}. List versions with: conveyor models list --env "
                 f"{self.environment.name}",
-            ) from None
-        return self._info(found, with_run=True)
-
-    def _info(self, version: Any, *, with_run: bool) -> ModelVersionInfo:
-        metrics: dict[str, float] = {}
-        params: dict[str, str] = {}
-        if with_run and version.run_id:
-            run = self.client.get_run(version.run_id)
-            metrics, params = dict(run.data.metrics), dict(run.data.params)
-        return ModelVersionInfo(
-            name=version.name,
-            version=str(version.version),
-            run_id=version.run_id,
-            source=version.source,
-            created_at=int(version.creation_timestamp or 0),
-            tags=dict(version.tags or {}),
-            aliases=tuple(getattr(version, "aliases", None) or ()),
-            metrics=metrics,
-            params=params,
-        )
+            )
+        if not found.run_id:
+            return found
+        return found.with_run(*reader.run_data(found.run_id))
 
     def download(self, info: ModelVersionInfo, dest: Path) -> Path:
         """Download the version's MLflow model folder (MLmodel, code/, data/) into `dest`; returns that folder."""
         from mlflow.artifacts import download_artifacts
 
         dest.mkdir(parents=True, exist_ok=True)
-        uri = f"models:/{info.name}/{info.version}"
-        os.environ["MLFLOW_TRACKING_URI"] = self.uri
-        os.environ["MLFLOW_REGISTRY_URI"] = self.uri
-        return Path(download_artifacts(artifact_uri=uri, dst_path=str(dest), tracking_uri=self.uri))
+        # Where the version's files are, asked of this registry (not of MLflow's process-wide registry URI, which
+        # whatever registered last in this process may have set).
+        location = self.client.get_model_version_download_uri(info.name, info.version)
+        return Path(download_artifacts(artifact_uri=location, dst_path=str(dest), tracking_uri=self.uri))
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(name, alias, version)
@@ -205,7 +168,7 @@ class ModelRegistry:
                 code_paths=[str(loader), str(score), *(str(c) for c in code)],
                 pip_requirements=requirements,
             )
-        return info.model_uri
+        return str(info.model_uri)
 
     def register(self, model_uri: str, name: str, tags: dict[str, str]) -> ModelVersionInfo:
         import mlflow
