@@ -8,15 +8,14 @@ import re
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from conveyor.config.schema import EnvironmentConfig
+from conveyor.config.schema import EnvironmentConfig, ProjectFile
 from conveyor.errors import ConfigError
 from conveyor.secrets.base import SecretStore, open_store
 from conveyor.secrets.redaction import declare_public
 
 if TYPE_CHECKING:
-    from conveyor.config.project import Project
     from conveyor.lake import Lake
 
 REFERENCE = re.compile(r"\$\{(secret|env):([A-Za-z0-9_.\-/]+)\}")
@@ -25,6 +24,34 @@ REFERENCE = re.compile(r"\$\{(secret|env):([A-Za-z0-9_.\-/]+)\}")
 def secret_references(value: str) -> set[str]:
     """The keys of the `${secret:KEY}` references in a configured value."""
     return {m.group(2) for m in REFERENCE.finditer(value) if m.group(1) == "secret"}
+
+
+class GateStoreView(Protocol):
+    """What an environment's readers see of the project's gate store."""
+
+    @property
+    def secrets_url(self) -> str: ...
+
+
+class ProjectView(Protocol):
+    """What an environment knows of its project: `conveyor.config.Project`, seen from below (no import cycle)."""
+
+    root: Path
+    config: ProjectFile
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def file(self) -> Path: ...
+
+    @property
+    def state_dir(self) -> Path: ...
+
+    @property
+    def gates(self) -> GateStoreView: ...
+
+    def environment(self, name: str | None = None) -> Environment: ...
 
 
 def resolve_references(value: str, where: str, secret: Callable[[str], str] | None, project_file: Path) -> str:
@@ -57,7 +84,7 @@ def store_override(name: str) -> str | None:
 class Environment:
     """dev, stage, prod...: the same code runs in each; only this configuration and its secrets differ."""
 
-    def __init__(self, name: str, config: EnvironmentConfig, project: Project) -> None:
+    def __init__(self, name: str, config: EnvironmentConfig, project: ProjectView) -> None:
         self.name = name
         self.config = config
         self.project = project
