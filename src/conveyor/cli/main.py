@@ -73,25 +73,27 @@ COMMANDS: dict[str, Entry] = {
     "build": Entry(
         "conveyor.cli.package:build", "Build the deployable package and OCI image of a registered model version."
     ),
-    "verify": Entry("conveyor.cli.package:verify", "Recompute every digest and fail (exit 1) on any changed byte."),
+    "verify": Entry(
+        "conveyor.cli.package:verify",
+        "Recompute every digest and fail (exit 1) on any changed byte or any attestation that does not hold.",
+    ),
     "test": Entry(
         "conveyor.cli.package:test", "Run the project's tests against the built package, never the source tree."
     ),
     "gate": Entry("conveyor.cli.package:gate", "Check the quality gates of a build on the sealed evaluation set."),
-    "approve": Entry(
-        "conveyor.cli.release:approve", "Approve a pending release as one of the stage's named approvers."
-    ),
+    "approve": Entry("conveyor.cli.release:approve", "Approve a pending release: signs an approval with your key."),
     "reject": Entry(
         "conveyor.cli.release:reject",
-        "Reject a pending release (an approver, or the requester withdrawing it). It will never deploy.",
+        "Reject a pending release (an approver, or the requester withdrawing it): signs a rejection. It never deploys.",
     ),
     "rollback": Entry(
         "conveyor.cli.release:rollback",
-        "Redeploy the release that was live in STAGE before the current one (or --to RELEASE).",
+        "Request the release that was live in STAGE before the current one (or --to RELEASE) again; signs it.",
     ),
     "history": Entry(
         "conveyor.cli.release:history",
-        "What was live in STAGE and when: release, build, model, who requested and who approved.",
+        "What was live in STAGE and when: build, image, who requested and approved, the verified signers and the "
+        "attestation digests of each release (or why the ledger does not verify).",
     ),
     "models": Entry("conveyor.cli.models:app", "Look into an environment's model registry."),
     "secrets": Entry("conveyor.cli.secrets:app", "Manage an environment's secrets (values are never shown)."),
@@ -101,12 +103,16 @@ COMMANDS: dict[str, Entry] = {
         "Base images for `conveyor build`, for machines that cannot pull python:3.11-slim.",
     ),
     "release": Entry(
-        "conveyor.cli.release:release_app", "Put a tested build into a stage (qa, prod...) under the stage's policy."
+        "conveyor.cli.release:release_app",
+        "Put a tested, attested build into a stage (qa, prod...) under the stage's policy.",
     ),
-    "releases": Entry("conveyor.cli.release:releases_app", "Look at releases: list them or show one."),
+    "releases": Entry(
+        "conveyor.cli.release:releases_app", "Look at releases: list them or show one (with signers and attestations)."
+    ),
     "audit": Entry(
         "conveyor.cli.release:audit_app",
-        "The ledger's audit log: every change, who made it and when, each entry hash-chained to the one before.",
+        "The ledger's events: every request, approval, rejection and deployment step, signed by its actor and "
+        "chained to the one before.",
     ),
     "pipeline": Entry(
         "conveyor.cli.pipeline:pipeline_app",
