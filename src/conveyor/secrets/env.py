@@ -1,4 +1,7 @@
-"""`env://PREFIX`: secrets from environment variables, `datalake-fqdn` read from `PREFIXDATALAKE_FQDN`."""
+"""`env://PREFIX`: secrets from environment variables, `datalake-fqdn` read from `PREFIXDATALAKE_FQDN`.
+
+A variable that is set but empty counts as absent: CI systems hand out a secret that was never set as "".
+"""
 
 from __future__ import annotations
 
@@ -37,9 +40,9 @@ class EnvSecretStore(KeyedStore):
     def get(self, key: str) -> str:
         name = variable_name(self.prefix, key)
         value = os.environ.get(name)
-        if value is None:
+        if not value:
             raise SecretError(
-                f"secret {key!r} is missing from store {self.url} (environment variable {name} is not set)",
+                f"secret {key!r} is missing from store {self.url} (environment variable {name} is not set or empty)",
                 hint=f"Export {name} in the environment that runs conveyor.",
             )
         return self.admit(key, value)
@@ -50,7 +53,8 @@ class EnvSecretStore(KeyedStore):
 
     def _variables(self) -> list[str]:
         """The keys whose variables carry the prefix, spelled as `variable_name` spells them back."""
-        return [name[len(self.prefix) :] for name in os.environ if name.startswith(self.prefix)]
+        found = [name for name, value in os.environ.items() if name.startswith(self.prefix) and value]
+        return [name[len(self.prefix) :] for name in found]
 
     def names(self) -> list[str]:
         return sorted(self._key(suffix) for suffix in self._variables())
