@@ -4,7 +4,9 @@ engine for the same model, with image sizes.
 Run: .venv/bin/python benchmarks/build.py [--rows 500] [--skip-mlflow]
 
 The MLflow Dockerfile downloads from the internet during the build; to build it here it is adapted, and the notes
-under the table say exactly how. Both builds use the same base image and offline wheels.
+under the table say exactly how. Both builds use offline wheels and base images made from the same Debian packages:
+conveyor's serving runtime (Python, no shell) for conveyor, and a Debian system with python3, venv and a shell
+(MLflow's Dockerfile runs shell commands) for MLflow, standing in for python:3.11-slim. Their sizes are printed too.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from conveyor.cli.main import main as conveyor
 from conveyor.config import load_project
 from conveyor.package import build
-from conveyor.package.baseimage import ensure_base_image
+from conveyor.package.baseimage import FULL, build_debian_base, ensure_base_image
 from conveyor.package.cache import cache_dir
 from conveyor.package.engine import find_engine
 from conveyor.package.lock import pip_download, pip_platform_args
@@ -50,7 +52,8 @@ def adapt_mlflow_dockerfile(text: str, base: str) -> tuple[str, list[str]]:
         flags=re.M,
     )
     notes.append(
-        f"FROM python:3.11.x-slim -> FROM {base} + `python3 -m venv /opt/venv` on PATH (same base as conveyor)"
+        f"FROM python:3.11.x-slim -> FROM {base} + `python3 -m venv /opt/venv` on PATH "
+        "(Debian with python3, venv and a shell, made by mmdebstrap)"
     )
     text = re.sub(r"^RUN apt-get -y update && apt-get install .*nginx.*$", "", text, flags=re.M)
     notes.append("dropped `apt-get install nginx` (no network in the build; nginx fronts MLflow's server)")
@@ -91,8 +94,14 @@ def mlflow_build(project_root: Path, engine, base: str) -> dict:
     )
     requirements = (work / "model_dir" / "requirements.txt").read_text()
     mlflow_pin = next(line for line in requirements.splitlines() if line.startswith("mlflow"))
-    wheels = cache_dir("bench", "mlflow-wheels", re.sub(r"\W", "_", mlflow_pin) + "-server")
+    # MLflow's container installs the build tools the model was logged with (python_env.yaml) before its requirements
+    python_env = (work / "model_dir" / "python_env.yaml").read_text()
+    tools_block = python_env.split("build_dependencies:", 1)[-1].split("dependencies:", 1)[0]
+    build_tools = re.findall(r"^- (\S+)$", tools_block, re.M)
+    key = re.sub(r"\W", "_", "-".join([mlflow_pin, *build_tools]))
+    wheels = cache_dir("bench", "mlflow-wheels", key + "-server")
     if not (wheels / ".complete").exists():
+        pip_download([*pip_platform_args(), "--no-deps", *build_tools], wheels, "downloading MLflow's build tools")
         pip_download(
             [
                 *pip_platform_args(),
@@ -127,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     engine = find_engine(None)
     base = ensure_base_image(engine, None, print)
+    full_base = build_debian_base(engine, recipe=FULL, progress=print)
     home = Path(tempfile.mkdtemp(prefix="bench-build-"))
     root = home / "census"
     assert (
@@ -149,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     environment = project.environment("dev")
     fresh_engine = dataclasses.replace(engine, build_flags=["--no-cache"])
     uncached, uncached_s = timed(build, project, environment, engine=fresh_engine)
-    engine.remove_image(uncached.image["reference"])
+    engine.remove_image(uncached.image.reference)
     shutil.rmtree(uncached.dir)
     (project.state_dir / "builds" / "index.json").unlink()
     cold, cold_s = timed(build, project, environment, engine=engine.name)
@@ -171,15 +181,15 @@ def main(argv: list[str] | None = None) -> int:
         check=True,
     )
     cli_warm_s = time.perf_counter() - started
-    size = image_size(engine, cold.image["reference"])
-    archive = Path(cold.image["archive"]).stat().st_size
+    size = image_size(engine, cold.image.reference)
+    archive = cold.image.archive.stat().st_size
     rows = [
         ("conveyor build, cold, engine --no-cache (base image, lock and wheel caches present)", uncached_s, size),
         ("conveyor build, cold, engine layer cache present (a new model version)", cold_s, size),
         ("conveyor build, unchanged (Python API)", warm_s, None),
         ("conveyor build, unchanged (CLI process, incl. interpreter start and imports)", cli_warm_s, None),
     ]
-    mlflow = None if args.skip_mlflow else mlflow_build(root, engine, base)
+    mlflow = None if args.skip_mlflow else mlflow_build(root, engine, full_base)
     if mlflow:
         rows.append(
             (
@@ -188,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
                 mlflow["size"],
             )
         )
-    engine.remove_image(cold.image["reference"])
-    print(f"\nengine: {engine.describe()}; base image: {base}; 2 cores")
+    engine.remove_image(cold.image.reference)
+    print(f"\nengine: {engine.describe()}; {os.cpu_count()} cores")
+    print(f"base images: conveyor {base} {image_size(engine, base) / 1e6:.0f} MB; ", end="")
+    print(f"MLflow's {full_base} {image_size(engine, full_base) / 1e6:.0f} MB")
     print(f"{'what':<88} {'seconds':>8} {'image MB':>9}")
     for what, seconds, bytes_ in rows:
         print(f"{what:<88} {seconds:>8.3f} {(bytes_ / 1e6 if bytes_ else float('nan')):>9.0f}")
@@ -199,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             f"ratios: mlflow/conveyor build time (both --no-cache) {mlflow['seconds'] / uncached_s:.2f}x, image size "
             f"{mlflow['size'] / size:.2f}x; unchanged conveyor build vs cold {cold_s / warm_s:.0f}x faster"
         )
+        print(f"conveyor's image is {size / mlflow['size']:.0%} of MLflow's (the aim: at most a third)")
         print("notes on the MLflow build:")
         for note in mlflow["notes"]:
             print(f"  - {note}")

@@ -7,6 +7,10 @@ concurrency 1, 8 and 64, and the memory of its process tree afterwards.
     python benchmarks/serving.py            # full run (about 3 minutes)
     python benchmarks/serving.py --quick    # 2 s per point, for smoke use
     python benchmarks/serving.py --only conveyor
+
+`conveyor` is the server as it ships (score.py called in a thread pool, so health checks and other clients are
+answered during a slow call); `conveyor-auto` is the same server with `--offload auto` (score.py called on the event
+loop while its calls stay fast), to show what that guarantee costs.
 """
 
 from __future__ import annotations
@@ -228,49 +232,52 @@ def stop(process: subprocess.Popen) -> None:
 
 def table(results: list[Result]) -> str:
     lines = [
-        f"{'server':<12} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}",
-        "-" * 52,
+        f"{'server':<14} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}",
+        "-" * 54,
     ]
     for r in results:
         for c, p in r.points.items():
-            lines.append(f"{r.server:<12} {c:>4} {p['rps']:>9.0f} {p['p50']:>8.2f} {p['p99']:>8.2f} {p['errors']:>6}")
+            lines.append(f"{r.server:<14} {c:>4} {p['rps']:>9.0f} {p['p50']:>8.2f} {p['p99']:>8.2f} {p['errors']:>6}")
         if r.note:
-            lines.append(f"{r.server:<12} {r.note}")
-    lines += ["", f"{'server':<12} {'cold start s':>12} {'RSS MiB':>8} {'PSS MiB':>8}", "-" * 44]
+            lines.append(f"{r.server:<14} {r.note}")
+    lines += ["", f"{'server':<14} {'cold start s':>12} {'RSS MiB':>8} {'PSS MiB':>8}", "-" * 46]
     for r in results:
         cold = f"{r.cold_start:.2f}" if r.cold_start else "-"
         rss = f"{r.rss_mib:.0f}" if r.rss_mib else "-"
         pss = f"{r.pss_mib:.0f}" if r.pss_mib else "-"
-        lines.append(f"{r.server:<12} {cold:>12} {rss:>8} {pss:>8}")
-    ours = next((r for r in results if r.server == "conveyor" and r.points), None)
-    if ours:
+        lines.append(f"{r.server:<14} {cold:>12} {rss:>8} {pss:>8}")
+    ours_all = [r for r in results if r.server.startswith("conveyor") and r.points]
+    peers = [r for r in results if not r.server.startswith("conveyor") and r.points]
+    if ours_all and peers:
         lines += ["", "conveyor / peer (req/s ratio; p99 ratio, lower is better)"]
-        for peer in results:
-            if peer is ours or not peer.points:
-                continue
-            for c in CONCURRENCY:
-                if c in peer.points and c in ours.points:
-                    throughput = ours.points[c]["rps"] / peer.points[c]["rps"]
-                    p99 = ours.points[c]["p99"] / peer.points[c]["p99"]
-                    lines.append(f"  vs {peer.server:<10} c{c:<3} req/s x{throughput:6.1f}   p99 x{p99:6.3f}")
+        for ours in ours_all:
+            for peer in peers:
+                for c in CONCURRENCY:
+                    if c in peer.points and c in ours.points:
+                        throughput = ours.points[c]["rps"] / peer.points[c]["rps"]
+                        p99 = ours.points[c]["p99"] / peer.points[c]["p99"]
+                        pair = f"{ours.server} vs {peer.server}"
+                        lines.append(f"  {pair:<27} c{c:<3} req/s x{throughput:6.1f}  p99 x{p99:6.3f}")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 s per point and 1 s warm-up")
-    parser.add_argument("--only", choices=["conveyor", "azmlinfsrv", "mlflow"], action="append")
+    parser.add_argument("--only", choices=["conveyor", "conveyor-auto", "azmlinfsrv", "mlflow"], action="append")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     seconds, warmup = (2.0, 1.0) if args.quick else (10.0, 3.0)
-    servers = args.only or ["conveyor", "azmlinfsrv", "mlflow"]
+    servers = args.only or ["conveyor", "conveyor-auto", "azmlinfsrv", "mlflow"]
     if shutil.which("wrk") is None or ("azmlinfsrv" in servers and not (AZML_VENV / "bin" / "azmlinfsrv").exists()):
         subprocess.run(["bash", str(ROOT / "scripts" / "install-bench-tools.sh")], check=True)
 
     work = Path(tempfile.mkdtemp(prefix="conveyor-bench-"))
     package = build_package(work)
     results = []
-    if "conveyor" in servers:
+    for name, extra in (("conveyor", []), ("conveyor-auto", ["--offload", "auto"])):
+        if name not in servers:
+            continue
         port = free_port()
         command = [
             sys.executable,
@@ -283,8 +290,9 @@ def main() -> None:
             "1",
             "--log-level",
             "warning",
+            *extra,
         ]
-        results.append(measure("conveyor", command, f"http://127.0.0.1:{port}/score", REQUEST, work, seconds, warmup))
+        results.append(measure(name, command, f"http://127.0.0.1:{port}/score", REQUEST, work, seconds, warmup))
     if "azmlinfsrv" in servers:
         port = free_port()
         command = [

@@ -24,6 +24,8 @@ if [[ -f "$stamp" ]]; then
   exit 0
 fi
 echo "install-python: installing conveyor[$EXTRAS] into .venv" >&2
-.venv/bin/uv pip install --python .venv/bin/python -q -e ".[$EXTRAS]"
+# Bytecode compiled at install, as pip does: uv does not by default, and where PYTHONDONTWRITEBYTECODE is set every
+# run would compile MLflow, pandas... again (seconds per command).
+.venv/bin/uv pip install --python .venv/bin/python -q --compile-bytecode -e ".[$EXTRAS]"
 rm -f .venv/.conveyor-installed-"$EXTRAS"-*
 touch "$stamp"

@@ -10,10 +10,16 @@ declare -A NEED=(
   [wrk]=wrk [java]=default-jre-headless [node]=nodejs [npm]=npm [buildah]=buildah
 )
 NEED[ssh-keygen]=openssh-client  # signing keys (sshsig): ssh-keygen, ssh-agent, ssh-add
+NEED[bwrap]=bubblewrap  # the training sandbox (Linux namespaces): stores, lakes and the network hidden from train.py
 missing=()
 for tool in "${!NEED[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${NEED[$tool]}")
 done
+# PySpark 4 (Spark clusters, Spark Connect, the Spark tests) runs on Java 17 or 21.
+if command -v java >/dev/null 2>&1; then
+  java_major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)"
+  (( ${java_major:-0} >= 17 )) || missing+=(openjdk-17-jre-headless)
+fi
 [[ -x /usr/sbin/runc ]] || missing+=(runc)
 [[ -x /bin/busybox ]] || missing+=(busybox-static)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)

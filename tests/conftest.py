@@ -67,20 +67,28 @@ def make_project(base: Path, name: str) -> Path:
     return root
 
 
+def trust_keys(root: Path, keyring: Keyring) -> None:
+    """List the keyring's principals in the project's allowed_signers (as a team commits their keys)."""
+    allowed = root / "allowed_signers"
+    allowed.write_text(allowed.read_text() + keyring.allowed_signers.read_text())
+
+
 @pytest.fixture(scope="session")
-def census(tmp_path_factory) -> Path:
-    """A project with one model version trained in dev (the package and testing rooms' tests share it)."""
+def census(tmp_path_factory, keys: Keyring) -> Path:
+    """A project with one model version trained in dev, whose allowed_signers lists the suite's keys (the package
+    and testing rooms' tests share it)."""
     from conveyor.cli.main import main
 
     base = tmp_path_factory.mktemp("pkg")
     root = make_project(base, "census")
+    trust_keys(root, keys)
     assert main(["train", "--env", "dev", "--project", str(root)]) == 0
     return root
 
 
 @pytest.fixture(scope="session")
-def image_build(census):
-    """The project's build with an image (podman), made once."""
+def image_build(census, keys: Keyring):
+    """The project's build with an image (podman), made once, its provenance signed by ci."""
     if not shutil.which("podman"):
         pytest.skip(INSTALL)
     from conveyor.config import load_project
@@ -88,18 +96,21 @@ def image_build(census):
     from conveyor.package.engine import find_engine
 
     project = load_project(census)
-    record = build(project, project.environment("dev"), model_spec="worst_regression/1", engine="podman")
+    record = build(
+        project, project.environment("dev"), model_spec="worst_regression/1", engine="podman", key=keys.key("ci")
+    )
     yield record
-    find_engine("podman").remove_image(record.image["reference"])
+    find_engine("podman").remove_image(record.image.reference)
 
 
 @pytest.fixture(scope="session")
-def census_project(tmp_path_factory) -> Path:
+def census_project(tmp_path_factory, keys: Keyring) -> Path:
     """A fresh census project with private secret files and dev/stage/prod lakes (no model trained)."""
     from conveyor.examples.scaffold import init_project
 
     root = tmp_path_factory.mktemp("census-home")
     made = init_project(root / "census", secrets_dir=root / "secrets", lakes_dir=root / "lakes", rows=600)
+    trust_keys(made.root, keys)
     return made.root
 
 

@@ -11,6 +11,7 @@ Run `python tests/spark_servers.py cluster|connect` to start one by hand; Ctrl-C
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from pathlib import Path
 import pytest
 
 START_TIMEOUT = 90.0
+PR_SET_PDEATHSIG = 1
 JAVA_HINT = "Spark needs Java 17 or 21: scripts/install-system-deps.sh installs it"
 
 
@@ -97,9 +99,21 @@ def _start(name: str, command: list[str], folder: Path) -> SparkProcess:
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder, start_new_session=True
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=folder,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     return SparkProcess(name, process, log)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the server gets SIGTERM if the test process dies without stopping it (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait(what: str, ready: object, servers: list[SparkProcess], timeout: float = START_TIMEOUT) -> None:
@@ -273,7 +287,12 @@ def _driver_environment() -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _stop_on_term(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _stop_on_term)  # stop the servers on `kill` too, not only on Ctrl-C
     kind = sys.argv[1] if len(sys.argv) > 1 else "cluster"
     home = Path(tempfile.mkdtemp(prefix=f"spark-{kind}-"))
     starter = start_cluster if kind == "cluster" else start_connect_server

@@ -24,17 +24,21 @@ def test_demo_runs_the_whole_job(tmp_path):
     assert report["dev_model"]["tags"]["git_dirty"] == "false"
     assert report["stage_model"]["tags"]["state"] == "stage"
     assert report["dev_versions_after_stage"] == ["1"]
-    assert report["build"]["digest"].startswith("sha256:")
-    assert report["tests"]["ok"] and report["tests"]["failed"] == 0 and report["tests"]["passed"] >= 8
-    assert report["gates"]["ok"]
-    assert report["releases"]["qa"]["status"] == "live"
-    assert report["releases"]["prod"]["status"] == "live"
-    assert report["releases"]["prod"]["approved_by"] == ["bob"]
-    assert "may not approve" in report["refused"]
-    assert isinstance(report["prod_answer"]["response"]["estimated_wages"], float)
-    assert report["audit"]["entries"] > 0
-    if report["build"]["image"]:
-        assert report["tests"]["ran_in"] == f"image {report['build']['image']['digest']}"
+    shipped = report["shipped"]
+    assert shipped["digest"].startswith("sha256:")
+    assert shipped["tests"]["ok"] and shipped["tests"]["failed"] == 0 and shipped["tests"]["passed"] >= 8
+    assert shipped["gates"]["ok"]
+    assert shipped["qa"]["status"] == "live"
+    assert shipped["prod"]["status"] == "live"
+    assert shipped["prod"]["requested_by"] == "alice"
+    assert shipped["prod"]["approved_by"] == ["bob"]
+    assert "may not approve" in shipped["refused"]
+    assert "allowed_signers" in shipped["outsider_refused"]
+    assert isinstance(shipped["prod_answer"]["response"]["estimated_wages"], float)
+    assert shipped["ledger_events"] > 0
+    if shipped["image_digest"]:
+        assert shipped["tests"]["ran_in"] == f"image {shipped['image_digest']}"
+        assert shipped["prod"]["image_digest"] == shipped["image_digest"]
     # The servers were stopped: nothing answers on the stages' ports any more.
     import httpx
 

@@ -74,6 +74,7 @@ class DatabricksWorkspace:
         self.secrets: dict[str, dict[str, str]] = {}
         self.runs: dict[int, StandinRun] = {}
         self.requests: list[tuple[str, str]] = []
+        self.mlflow_tokens: list[str] = []
         self.submitted: list[dict[str, Any]] = []
         self._to_play: list[dict[str, Any]] = []
         self._next_id = 1000
@@ -155,6 +156,8 @@ class DatabricksWorkspace:
         if path == "/api/2.0/preview/scim/v2/Me":
             name = token.split("-")[1] if token.startswith("oauth-") else "ml-engineer@example.com"
             return _json(200, {"id": "7001", "userName": name, "displayName": name, "active": True})
+        if path.startswith("/api/2.0/mlflow/"):
+            return self._mlflow(path, token)
         if path.startswith("/api/2.0/fs/"):
             return self._files(method, path, body)
         if path.startswith("/api/2.0/workspace/"):
@@ -176,6 +179,13 @@ class DatabricksWorkspace:
         token = f"oauth-{client_id}-{len(self.tokens)}"
         self.tokens.add(token)
         return _json(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600, "scope": "all-apis"})
+
+    def _mlflow(self, path: str, token: str) -> tuple:
+        """The workspace's MLflow registry: reads answered empty, each caller's token kept."""
+        self.mlflow_tokens.append(token)
+        if path.endswith("/registered-models/search"):
+            return _json(200, {"registered_models": []})
+        return _json(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for '{path}'"})
 
     def _files(self, method: str, path: str, body: bytes) -> tuple:
         kind, _, target = path.removeprefix("/api/2.0/fs/").partition("/")

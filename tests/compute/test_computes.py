@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_each_entry_is_accepted_and_resolves_to_its_class(tmp_path: Path, key: s
     assert compute_entry(setting) is COMPUTES[key]
     engine = compute_for(env)
     module, _, name = COMPUTES[key].implementation.partition(":")
-    assert type(engine).__module__ == module and type(engine).__name__ == name
+    assert type(engine) is getattr(importlib.import_module(module), name)
     assert callable(engine.train) and callable(engine.spark_session)
 
 

@@ -24,7 +24,7 @@ from conveyor.compute import train
 from conveyor.compute.databricks.bundle import TASK_ENTRY_POINT, conveyor_wheel
 from conveyor.compute.databricks.compute import upload_once
 from conveyor.compute.databricks.job import task_spec
-from conveyor.compute.databricks.workspace import open_workspace
+from conveyor.compute.databricks.workspace import mlflow_credentials, open_workspace, uses_workspace_registry
 from conveyor.config import load_project
 from conveyor.errors import CheckFailed, ConfigError
 from conveyor.registry import ModelRegistry
@@ -244,3 +244,21 @@ def test_wheel_is_reproducible_and_installable() -> None:
     assert "conveyor/compute/runner.py" in names
     assert any(n.endswith(".dist-info/RECORD") for n in names)
     assert not any("__pycache__" in n for n in names)
+
+
+def test_workspace_registry_is_reached_with_the_environments_credentials(
+    dbx_project: Path, workspace: DatabricksWorkspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (dbx_project / "conveyor.toml").read_text()
+    registry = 'compute = "databricks"\nregistry = "databricks"\n'
+    (dbx_project / "conveyor.toml").write_text(text.replace('compute = "databricks"\n', registry))
+    env = load_project(dbx_project).environment("dbx")
+    assert uses_workspace_registry(env)
+    opened = open_workspace(env)
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-someone-elses-token")
+    from mlflow import MlflowClient
+
+    with mlflow_credentials(opened):
+        assert MlflowClient(tracking_uri="databricks", registry_uri="databricks").search_registered_models() == []
+    assert os.environ["DATABRICKS_TOKEN"] == "dapi-someone-elses-token"  # restored
+    assert workspace.mlflow_tokens == [TOKEN]

@@ -63,15 +63,16 @@ def test_abfss_gets_oauth_client_credentials_like_the_labs_mount() -> None:
         f"fs.azure.account.oauth2.client.secret.{HOST}": PASSWORD,
         f"fs.azure.account.oauth2.client.endpoint.{HOST}": ENDPOINT,
     }
-    by_tenant = settings(ABFSS, {"sp-app-id": APP_ID, "sp-password": PASSWORD, "sp-tenant-id": "t-1"})
-    assert by_tenant[f"fs.azure.account.oauth2.client.endpoint.{HOST}"].endswith("/t-1/oauth2/token")
+    by_tenant = settings(ABFSS, {"sp-app-id": APP_ID, "sp-password": PASSWORD, "sp-tenant-id": "tenant-0a1b2c3d"})
+    assert by_tenant[f"fs.azure.account.oauth2.client.endpoint.{HOST}"].endswith("/tenant-0a1b2c3d/oauth2/token")
 
 
 def test_abfss_account_key_and_az_urls() -> None:
     key = settings(ABFSS, {"storage-account-key": "a2V5LWtleQ=="})
     assert key == {f"fs.azure.account.auth.type.{HOST}": "SharedKey", f"fs.azure.account.key.{HOST}": "a2V5LWtleQ=="}
-    az = settings("az://datalake/census", {"storage-account-name": "conveyorlake", "storage-account-key": "k"})
-    assert az[f"fs.azure.account.key.{HOST}"] == "k"
+    account = {"storage-account-name": "conveyorlake", "storage-account-key": "c3RvcmFnZS1rZXk="}
+    az = settings("az://datalake/census", account)
+    assert az[f"fs.azure.account.key.{HOST}"] == "c3RvcmFnZS1rZXk="
 
 
 def test_abfss_partial_service_principal_is_named() -> None:
@@ -84,8 +85,8 @@ def test_s3a_keys_are_scoped_to_the_lakes_bucket() -> None:
         "s3://lake-stage/census",
         {
             "aws-access-key-id": "AKIAEXAMPLE",
-            "aws-secret-access-key": "s3cr3t",
-            "aws-session-token": "tok",
+            "aws-secret-access-key": "s3cr3t-key-conveyor",
+            "aws-session-token": "session-token-conveyor",
             "s3-endpoint-url": "http://127.0.0.1:9000",
             "aws-region": "eu-west-1",
         },
@@ -93,15 +94,15 @@ def test_s3a_keys_are_scoped_to_the_lakes_bucket() -> None:
     prefix = "fs.s3a.bucket.lake-stage."
     assert got == {
         prefix + "access.key": "AKIAEXAMPLE",
-        prefix + "secret.key": "s3cr3t",
-        prefix + "session.token": "tok",
+        prefix + "secret.key": "s3cr3t-key-conveyor",
+        prefix + "session.token": "session-token-conveyor",
         prefix + "aws.credentials.provider": "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider",
         prefix + "endpoint": "http://127.0.0.1:9000",
         prefix + "path.style.access": "true",
         prefix + "connection.ssl.enabled": "false",
         prefix + "endpoint.region": "eu-west-1",
     }
-    assert settings("file:///tmp/lake", {"aws-access-key-id": "x"}) == {}
+    assert settings("file:///tmp/lake", {"aws-access-key-id": "AKIAEXAMPLE"}) == {}
 
 
 def test_spark_urls_are_spelled_for_hadoop_connectors(tmp_path: Path) -> None:

@@ -34,6 +34,8 @@ def test_minimal_project_defaults(tmp_path):
     assert env.compute == "local"
     assert env.state == "dev"
     assert env.registry_uri == f"sqlite:///{tmp_path}/.conveyor/dev/mlflow.db"
+    assert project.config.trust.builders == ["ci"]
+    assert project.allowed_signers_file == tmp_path / "allowed_signers"
 
 
 @pytest.mark.parametrize(
@@ -46,6 +48,13 @@ def test_minimal_project_defaults(tmp_path):
         (MINIMAL.replace('lake = "file://lake/dev"', ""), ["environments.dev.lake", "missing"]),
         (MINIMAL + '[release.prod]\ntarget = "oci://r/x"\ntimeout = "soon"\n', ["release.prod.timeout", "'soon'"]),
         (MINIMAL + '[gates]\nmetrics = { r2 = "big" }\n', ["gates.metrics", "'big'"]),
+        (
+            MINIMAL + '[trust]\nbuilders = ["ci", "*@example.com"]\n',
+            ["trust.builders", "'*@example.com'", "plain name"],
+        ),
+        (MINIMAL + '[trust]\nbuilders = "ci"\n', ["trust.builders", "'ci'", "list"]),
+        (MINIMAL + '[trust]\nallowed_signers = " "\n', ["trust.allowed_signers", "must name a file"]),
+        (MINIMAL + '[trust]\nsigners = "x"\n', ["trust.signers", "unknown key"]),
     ],
 )
 def test_type_errors_name_file_key_value_and_accepted(tmp_path, text, expected):

@@ -63,6 +63,11 @@ def test_stage_training_leaves_dev_registry_unchanged(trained_project: Path):
     assert stage.tags["data_digest"] != dev.tags["data_digest"]  # different data in each lake
 
 
+def declare_training_secrets(root: Path, keys: list[str]) -> None:
+    toml = root / "conveyor.toml"
+    toml.write_text(toml.read_text().replace("secrets = []", f"secrets = {keys!r}".replace("'", '"'), 1))
+
+
 @pytest.fixture()
 def scratch_project(census_project: Path, tmp_path: Path) -> Path:
     """A copy of the census project whose train.py a test may replace (stores stay per copy)."""
@@ -99,6 +104,7 @@ def test_secret_never_leaks_from_a_failing_script(scratch_project: Path):
     password = "s3cr3t-P4ssw0rd-do-not-print"
     with secret_file.open("a") as handle:
         handle.write(f'sp-password = "{password}"\n')
+    declare_training_secrets(scratch_project, ["sp-password"])
     (scratch_project / "train.py").write_text(
         "import logging, conveyor\n"
         "ctx = conveyor.context()\n"

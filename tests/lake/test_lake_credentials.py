@@ -36,7 +36,7 @@ def test_service_principal_secrets_reach_adlfs(memory_store: type) -> None:
 
 def test_partial_service_principal_is_named(memory_store: type) -> None:
     with pytest.raises(LakeError, match="sp-tenant-id missing") as partial:
-        open_lake(ABFSS, memory_store({"sp-app-id": "a-1234", "sp-password": "partial-pw-5521"}), Path("/"))
+        open_lake(ABFSS, memory_store({"sp-app-id": "a-1234-client-id", "sp-password": "partial-pw-5521"}), Path("/"))
     assert "partial-pw-5521" not in str(partial.value)
 
 

@@ -105,13 +105,13 @@ def test_image_is_labelled_saved_once_and_serves_the_digest(image_build):
     from conveyor.package.engine import find_engine
 
     image = image_build.image
-    assert image["engine"] == "podman"
-    archive = Path(image["archive"])
+    assert image.engine == "podman"
+    archive = image.archive
     assert archive.name == "image.oci.tar"
-    assert read_oci_archive(archive).digest == image["digest"]
+    assert read_oci_archive(archive).digest == image.digest
     engine = find_engine("podman")
-    assert engine.image_id(image["reference"]) == image["id"]
-    labels = json.loads(engine.run("image", "inspect", "--format", "{{json .Labels}}", image["reference"]).stdout)
+    assert engine.image_id(image.reference) == image.id
+    labels = json.loads(engine.run("image", "inspect", "--format", "{{json .Labels}}", image.reference).stdout)
     assert labels["io.conveyor.package.digest"] == image_build.digest
     assert labels["io.conveyor.model.version"] == image_build.data["model"]["version"]
     assert labels["org.opencontainers.image.title"] == "census"
@@ -124,7 +124,7 @@ def test_image_is_labelled_saved_once_and_serves_the_digest(image_build):
         "none",
         "--entrypoint",
         "python",
-        image["reference"],
+        image.reference,
         "-c",
         "import sys; sys.path.insert(0, '/app/package'); import score; score.init(); "
         "print(score.run({'age': 37, 'hours-per-week': 40})['estimated_wages'])",

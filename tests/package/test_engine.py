@@ -45,5 +45,5 @@ def test_podman_runs_a_container_here(image_build):
     if not shutil.which("podman"):
         pytest.skip("podman is not installed: scripts/install-container-engine.sh installs it")
     podman = find_engine("podman")
-    result = podman.run("run", "--rm", "--entrypoint", "python", image_build.image["reference"], "-c", "print(6 * 7)")
+    result = podman.run("run", "--rm", "--entrypoint", "python", image_build.image.reference, "-c", "print(6 * 7)")
     assert result.stdout.strip() == "42"

@@ -17,8 +17,10 @@ pytestmark = pytest.mark.slow
 
 
 def _copy_build(record, dest: Path, with_image: bool = False) -> Path:
-    """A copy of a build folder whose build.json points at the copy (so tampering leaves the original alone)."""
-    shutil.copytree(record.dir, dest, ignore=None if with_image else shutil.ignore_patterns("image.oci.tar"))
+    """A copy of a build folder whose build.json points at the copy (so tampering leaves the original alone);
+    its attestations stay behind (tests/package/test_attestations.py checks those)."""
+    ignored = ("attestations",) if with_image else ("attestations", "image.oci.tar")
+    shutil.copytree(record.dir, dest, ignore=shutil.ignore_patterns(*ignored))
     data = json.loads((dest / "build.json").read_text())
     data["package"]["dir"] = str(dest / "package")
     data["package"]["archive"] = str(dest / "package.tar")
@@ -81,5 +83,5 @@ def test_changed_byte_in_the_image_archive_fails(image_build, tmp_path, capsys):
 
 @pytest.mark.container
 def test_verify_by_image_reference_checks_the_engines_copy(image_build, census, capsys):
-    assert main(["verify", image_build.image["reference"], "--project", str(census)]) == 0
+    assert main(["verify", image_build.image.reference, "--project", str(census)]) == 0
     assert "has the recorded id" in capsys.readouterr().out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
 from conveyor.cli.main import main
@@ -12,12 +14,30 @@ def test_github_workflows_run_each_build_step(census_project, tmp_path, capsys):
     assert main(["ci", "render", "github", "-p", str(census_project), "--out", str(tmp_path)]) == 0
     build = yaml.safe_load((tmp_path / ".github/workflows/conveyor-build.yml").read_text())
     job = build["jobs"]["build"]
-    runs = [s["run"] for s in job["steps"] if "run" in s][1:]
+    runs = [s["run"] for s in job["steps"] if s.get("run", "").startswith("conveyor ")]
     assert runs == [f"conveyor pipeline run build --step {s.name} --param env=stage" for s in PIPELINES["build"].steps]
-    assert job["env"]["CONVEYOR_SECRETS_STAGE"] == "env://CONVEYOR_STAGE_"
-    assert job["env"]["CONVEYOR_STAGE_EVAL_DATA_URL"] == "${{ secrets.CONVEYOR_STAGE_EVAL_DATA_URL }}"
+    steps = {s["run"].split("--step ")[1].split()[0]: s for s in job["steps"] if s.get("run", "") in runs}
+    # Each step is handed only what it needs. Training runs the project's own code: no signing key, no gate store.
+    assert "CONVEYOR_SIGNING_KEY" not in job["env"] and "CONVEYOR_SECRETS_STAGE" not in job["env"]
+    train = steps["train"]["env"]
+    assert train["CONVEYOR_SECRETS_STAGE"] == "env://CONVEYOR_STAGE_"
+    assert "CONVEYOR_SIGNING_KEY" not in train
+    assert not any(name.startswith("CONVEYOR_GATES_") or name == "CONVEYOR_SECRETS_GATES" for name in train)
+    gate = steps["gate"]["env"]
+    assert gate["CONVEYOR_SECRETS_GATES"] == "env://CONVEYOR_GATES_"
+    assert gate["CONVEYOR_GATES_EVAL_DATA_URL"] == "${{ secrets.CONVEYOR_GATES_EVAL_DATA_URL }}"
+    assert "CONVEYOR_STAGE_EVAL_DATA_URL" not in gate  # the sealed set is in the gate store, no environment's
+    # the builder key comes from the CI's secret store, only into the steps that sign
+    for name in ("build", "test", "gate"):
+        assert steps[name]["env"]["CONVEYOR_SIGNING_KEY"] == "${{ secrets.CONVEYOR_SIGNING_KEY }}"
+    assert "CONVEYOR_SIGNING_KEY" not in steps["secrets"]["env"]
+    assert any("bubblewrap" in s.get("run", "") for s in job["steps"][: job["steps"].index(steps["train"])])
+    upload = next(s for s in job["steps"] if s.get("name") == "publish build record")
+    assert "attestations/*.dsse.json" in upload["with"]["path"]
     release = yaml.safe_load((tmp_path / ".github/workflows/conveyor-release.yml").read_text())
     assert release["on"]["workflow_run"]["workflows"] == ["conveyor build"]
+    release_steps = [s for s in release["jobs"]["release"]["steps"] if s.get("run", "").startswith("conveyor ")]
+    assert all(s["env"]["CONVEYOR_SIGNING_KEY"] == "${{ secrets.CONVEYOR_SIGNING_KEY }}" for s in release_steps)
     # A second render refuses to overwrite without --force.
     assert main(["ci", "render", "github", "-p", str(census_project), "--out", str(tmp_path)]) == 2
     assert "already exist" in capsys.readouterr().err
@@ -32,6 +52,13 @@ def test_azure_pipeline_publishes_junit_and_cobertura(census_project, tmp_path):
     assert tasks["PublishCodeCoverageResults@2"]["summaryFileLocation"] == "results/coverage.xml"
     scripts = [s["script"] for s in steps if "script" in s]
     assert "conveyor pipeline run build --step gate --param env=stage" in scripts
+    gate = next(s for s in steps if s.get("script", "").endswith("--step gate --param env=stage"))
+    assert gate["env"]["CONVEYOR_SIGNING_KEY"] == "$(CONVEYOR_SIGNING_KEY)"
+    assert gate["env"]["CONVEYOR_SECRETS_GATES"] == "env://CONVEYOR_GATES_"
+    train = next(s for s in steps if s.get("script", "").endswith("--step train --param env=stage"))
+    assert "CONVEYOR_SIGNING_KEY" not in train["env"] and "CONVEYOR_SECRETS_GATES" not in train["env"]
+    copied = next(s for s in steps if s.get("task") == "CopyFiles@2")["inputs"]["Contents"]
+    assert "attestations" in copied
     assert definition["variables"][0] == {"group": "conveyor-stage"}
 
 
@@ -41,7 +68,7 @@ def test_bad_pipeline_and_ci_names(census_project, capsys):
     assert main(["pipeline", "run", "deploy", "-p", str(census_project)]) == 2
     assert "Pipelines: build, release" in capsys.readouterr().err
     assert main(["pipeline", "run", "build", "--step", "nope", "-p", str(census_project)]) == 2
-    assert "Steps: secrets, train" in capsys.readouterr().err
+    assert "Steps: secrets, gate-secrets, train" in capsys.readouterr().err
     assert main(["ci", "render", "github", "--env", "qa", "-p", str(census_project)]) == 2
 
 
@@ -49,3 +76,29 @@ def test_step_without_its_inputs_is_refused(census_project, capsys):
     code = main(["pipeline", "run", "build", "--step", "test", "--env", "stage", "-p", str(census_project)])
     assert code == 2
     assert "step 'build' has not run yet" in capsys.readouterr().err
+
+
+def test_rendered_files_validate_against_the_ci_systems_schemas(census_project, tmp_path):
+    """`check-jsonschema`'s vendored GitHub Actions and Azure Pipelines schemas, offline."""
+    import shutil
+    import subprocess
+    import sys
+
+    tool = shutil.which("check-jsonschema") or str(Path(sys.executable).with_name("check-jsonschema"))
+    assert main(["ci", "render", "github", "-p", str(census_project), "--out", str(tmp_path)]) == 0
+    assert main(["ci", "render", "azure", "-p", str(census_project), "--out", str(tmp_path)]) == 0
+    github = sorted(str(p) for p in (tmp_path / ".github/workflows").glob("*.yml"))
+    done = subprocess.run(
+        [tool, "--builtin-schema", "vendor.github-workflows", "--regex-variant", "python", *github],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Its Azure schema predates PublishCodeCoverageResults@2: check a copy that names @1 instead.
+    azure = tmp_path / "azure-pipelines.yml"
+    checked = tmp_path / "azure-checked.yml"
+    checked.write_text(azure.read_text().replace("PublishCodeCoverageResults@2", "PublishCodeCoverageResults@1"))
+    done = subprocess.run(
+        [tool, "--builtin-schema", "vendor.azure-pipelines", "--regex-variant", "python", str(checked)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr

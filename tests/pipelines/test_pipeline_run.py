@@ -12,7 +12,7 @@ from conveyor.examples.scaffold import init_project
 pytestmark = [pytest.mark.slow, pytest.mark.container]
 
 
-def test_build_then_release_pipeline(tmp_path, capsys):
+def test_build_then_release_pipeline(tmp_path, capsys, monkeypatch):
     import socket
 
     ports = {}
@@ -23,6 +23,17 @@ def test_build_then_release_pipeline(tmp_path, capsys):
     root = init_project(
         tmp_path / "census", secrets_dir=tmp_path / "s", lakes_dir=tmp_path / "l", rows=600, release_ports=ports
     ).root
+    from conveyor.trust.keys import make_key
+
+    signers = root / "allowed_signers"
+    for name in ("ci", "alice", "bob"):  # the builder (CI's secret key) and prod's approvers
+        key = make_key(tmp_path / "keys" / name, name)
+        signers.write_text(signers.read_text() + f"{name} {key.public.openssh()}\n")
+    import subprocess
+
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "commit", "-qm", "keys of ci, alice and bob", "allowed_signers"], check=True)
+    monkeypatch.setenv("CONVEYOR_SIGNING_KEY", str(tmp_path / "keys" / "ci"))
     assert main(["pipeline", "run", "build", "--env", "stage", "-p", str(root)]) == 0
     state = json.loads((root / "results" / "pipeline-build.json").read_text())
     assert [s["name"] for s in state["steps"]] == ["secrets", "train", "build", "test", "gate", "verify"]
@@ -38,9 +49,10 @@ def test_build_then_release_pipeline(tmp_path, capsys):
         assert release["outputs"]["prod"]["status"] == "pending"
     finally:
         from conveyor.config import load_project
-        from conveyor.demo import _stop_stages
+        from conveyor.release import stop_stage
 
-        _stop_stages(load_project(root), build["path"])
+        for stage in ports:
+            stop_stage(load_project(root), stage)
     capsys.readouterr()
 
 
@@ -64,3 +76,28 @@ def test_a_value_an_earlier_step_did_not_print_is_a_clear_error():
     assert command_of(build, {"env": "stage"}, trained)[-3:] == ["--model", "m/3", "--json"]
     with pytest.raises(ConveyorError, match=r"step 'train' gave no \{train\.registered\.0\.name\}"):
         command_of(build, {"env": "stage"}, {"train": {"registered": []}})
+
+
+def test_a_step_whose_published_output_holds_a_secret_fails(tmp_path, capsys):
+    from conveyor.config import load_project
+    from conveyor.errors import CheckFailed
+    from conveyor.pipelines.definitions import Pipeline, Step
+    from conveyor.pipelines.runner import run_pipeline
+    from conveyor.secrets.redaction import forget_all
+
+    root = init_project(tmp_path / "census", secrets_dir=tmp_path / "s", lakes_dir=tmp_path / "l", rows=100).root
+    lake_url = load_project(root).environment("dev").lake_url
+    forget_all()  # the step's process knows nothing yet: the scan reads the store itself
+    (root / "results").mkdir()
+    (root / "results" / "report.txt").write_text(f"trained on {lake_url}\n")
+    leaky = Pipeline(
+        "leaky",
+        "a step publishing a report",
+        (Step("list", "list secrets", ("secrets", "list", "--env", "{env}"), publishes=("results/report.txt",)),),
+    )
+    with pytest.raises(CheckFailed, match=r"report\.txt: the value of datalake-fqdn") as caught:
+        run_pipeline(root, leaky, {"env": "dev"}, announce=lambda _: None)
+    assert lake_url not in str(caught.value)
+    (root / "results" / "report.txt").write_text("trained on the dev lake\n")
+    run_pipeline(root, leaky, {"env": "dev"}, announce=lambda _: None)
+    capsys.readouterr()

@@ -248,7 +248,7 @@ def test_rest_reads_with_mlflows_credentials(registry_store, reference, tmp_path
     """A server behind MLflow's basic-auth app: the credentials MLflow's client reads from the environment work, and
     wrong ones are said plainly."""
     pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs mlflow[auth] (pip install 'mlflow[auth]')")
-    from conftest import start_mlflow_server, stop_mlflow_server
+    from mlflow_servers import start_mlflow_server, stop_mlflow_server
 
     path, runs = registry_store
     config = tmp_path / "auth.ini"

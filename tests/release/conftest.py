@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 import release_support
+import sqlalchemy as sa
 from release_support import BUSYBOX, MODEL, FakeClock, Keys, free_port, make_keys
 
 from conveyor.config import load_project

@@ -15,11 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conveyor.release.attested import GATE_RESULT
-
 if TYPE_CHECKING:
     from conveyor.release.releases import Releases
-    from conveyor.trust import SigningKey, Statement
+    from conveyor.trust import SigningKey
 
 BUSYBOX = Path("/bin/busybox")
 MODEL = "census_model"
@@ -170,12 +168,6 @@ def keys() -> Keys:
     return KEYS[0]
 
 
-def attest(folder: Path, statement: Statement, name: str, key: SigningKey) -> str:
-    from conveyor.trust import sign_statement
-
-    return sign_statement(statement, key).save(folder / "attestations" / f"{name}.json")
-
-
 def write_build(
     project_root: Path,
     label: str,
@@ -188,14 +180,18 @@ def write_build(
     broken: bool = False,
 ) -> Path:
     """A build laid out as `conveyor build` + `test` + `gate` leave it: package, manifest, archives, build.json, and
-    provenance, test and gate attestations signed by `signer` (a builder: ci).
+    the provenance, test and gate attestations the package and testing rooms write, signed by `signer`.
 
-    The package and its archive are written with the package module's own manifest and archive code. A `broken`
-    build's image exits at once instead of serving.
+    A `broken` build's image exits at once instead of serving.
     """
     from conveyor.package.archive import write_archive
+    from conveyor.package.attestations import AttestationKind, write_attestation
     from conveyor.package.manifest import PackageManifest, hash_files
-    from conveyor.trust import SLSA_PROVENANCE, TEST_RESULT, Statement, Subject
+    from conveyor.package.provenance import provenance_statement
+    from conveyor.package.record import BuildRecord
+    from conveyor.testing.reports import JunitOutcomes
+    from conveyor.testing.statements import gates_statement, tests_statement
+    from conveyor.trust import AllowedSigners, identify
 
     staging = project_root / ".conveyor" / "staging" / label
     package = staging / "package"
@@ -240,16 +236,22 @@ def write_build(
         "gates": None if gates_ok is None else {"ok": gates_ok},
     }
     (folder / "build.json").write_text(json.dumps(record, indent=2))
-    subjects = (Subject.sha256("package", digest), Subject.sha256("image", image_digest))
-    key = getattr(keys(), signer)
-    provenance = {"buildType": "https://conveyor.dev/build/v1", "model": model or {}, "env": env}
-    attest(folder, Statement(subjects, SLSA_PROVENANCE, provenance), "provenance", key)
+    built = BuildRecord.load(folder / "build.json")
+    identity = identify(AllowedSigners.parse(keys().allowed_signers), getattr(keys(), signer))
+    write_attestation(built, AttestationKind.PROVENANCE, provenance_statement(built, identity.principal), identity)
+    tests = project_root / "tests"
+    tests.mkdir(exist_ok=True)
+    (tests / "test_score.py").write_text("def test_nothing():\n    pass\n")
     if tests_ok is not None:
-        result = "PASSED" if tests_ok else "FAILED"
-        attest(folder, Statement(subjects, TEST_RESULT, {"result": result, "passedTests": []}), "test", key)
+        outcomes = JunitOutcomes(("test_score::test_nothing",), () if tests_ok else ("test_score::test_fails",), ())
+        statement = tests_statement(built, tests_ok, outcomes, tests, ("image", image_digest))
+        write_attestation(built, AttestationKind.TESTS, statement, identity)
     if gates_ok is not None:
-        result = "PASSED" if gates_ok else "FAILED"
-        attest(folder, Statement(subjects, GATE_RESULT, {"result": result}), "gate", key)
+        evaluate = project_root / "evaluate.py"
+        evaluate.write_text("def evaluate(model, frame):\n    return {'r2': 0.1}\n")
+        report = {"ok": gates_ok, "champion": None, "results": [{"metric": "r2", "passed": gates_ok}]}
+        statement = gates_statement(built, report, {"r2": 0.1}, "sha256:" + "0" * 64, evaluate)
+        write_attestation(built, AttestationKind.GATES, statement, identity)
     return folder / "build.json"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
@@ -187,3 +188,30 @@ def test_bad_ledger_url_is_a_configuration_error() -> None:
         Ledger.from_url("not a url")
     with pytest.raises(CheckFailed, match="cannot open the ledger"):
         Ledger.from_url("postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
+
+
+def test_a_backdated_event_is_named(releases: Releases, keys: Keys) -> None:
+    """An approver's own, validly signed approval written into the database with a time before the event it
+    follows (to slip in before an approval window closed) breaks the rule that events are never backdated."""
+    from conveyor.trust import sign
+
+    pending = _pending_in_prod(releases, keys)
+    last = _rows(releases.ledger)[-1]
+    payload = {**_approval_payload(last, pending, "dave", keys.dave.fingerprint), "at": "2000-01-01T00:00:00.000000"}
+    row = {**_forged_event(last, payload, ""), "at": datetime(2000, 1, 1)}
+    row["signature"] = sign(row["payload"].encode(), keys.dave)
+    _write_event(releases.ledger, row, insert=True)
+    report = releases.ledger.verify_audit()
+    assert (report.ok, report.first_bad) == (False, row["seq"]) and "never backdated" in (report.problem or "")
+
+
+def test_audit_verify_says_when_the_policy_in_force_is_not_the_projects(
+    releases: Releases, keys: Keys, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pending_in_prod(releases, keys)
+    monkeypatch.setenv("CONVEYOR_LEDGER_URL", releases.ledger.engine.url.render_as_string(hide_password=False))
+    toml = releases.project.file
+    toml.write_text(toml.read_text().replace('timeout = "2d"', 'timeout = "3d"'))
+    assert main(["audit", "verify", "--json", "--project", str(releases.project.root)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["policy_matches_project"] is False

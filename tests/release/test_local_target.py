@@ -73,14 +73,18 @@ def test_local_release_runs_replaces_and_rolls_back(
 
 @pytest.mark.container
 def test_a_failed_start_leaves_the_old_server_serving(
-    podman_storage: Path, live_stage: tuple[Releases, int], clock: FakeClock, keys: Keys, monkeypatch: pytest.MonkeyPatch
+    podman_storage: Path,
+    live_stage: tuple[Releases, int],
+    clock: FakeClock,
+    keys: Keys,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     releases, port = live_stage
     first = releases.create(build(releases, "still-serving"), "live", keys.carol)
     assert first.status == "live", first.error
     monkeypatch.setenv("CONVEYOR_READY_TIMEOUT", "20")
     clock.advance(minutes=1)
-    with pytest.raises(CheckFailed, match="was not ready .* goes on serving"):
+    with pytest.raises(CheckFailed, match=r"was not ready .* goes on serving"):
         releases.create(build(releases, "never-ready", broken=True), "live", keys.carol)
     (failed,) = [v for v in releases.list() if v.id != first.id]
     assert failed.status == "failed" and "not ready" in (failed.error or "")

@@ -33,7 +33,7 @@ def test_build_json_with_another_builds_image_is_refused(sqlite_releases: Releas
     record = _record(good)
     record["image"] = _record(bad)["image"]
     good.write_text(json.dumps(record))
-    with pytest.raises(CheckFailed, match="about another package or image"):
+    with pytest.raises(CheckFailed, match="is about other artifacts"):
         sqlite_releases.create(good, "qa", keys.carol)
     assert sqlite_releases.list() == []
 
@@ -43,7 +43,7 @@ def test_build_json_with_tests_ok_flipped_is_refused(sqlite_releases: Releases, 
     record = _record(failed)
     record["tests"] = {"ok": True, "passed": 6, "failed": 0}
     failed.write_text(json.dumps(record))
-    with pytest.raises(CheckFailed, match="failed its tests .signed result: FAILED"):
+    with pytest.raises(CheckFailed, match="failed its tests: ci signed the result FAILED"):
         sqlite_releases.create(failed, "qa", keys.carol)
 
 
@@ -71,7 +71,7 @@ def test_a_deploy_ships_the_recorded_digest_never_build_json(
     pending = releases.promote(second.id, "prod", keys.carol)
     shutil.copyfile(_record(other)["image"]["archive"], _record(swapped)["image"]["archive"])
     releases.approve(pending.id, keys.alice)
-    with pytest.raises(CheckFailed, match="holds manifest .* but the ledger recorded"):
+    with pytest.raises(CheckFailed, match=r"holds manifest sha256:\w+, but the ledger recorded"):
         releases.approve(pending.id, keys.bob)
     failed = releases.show(pending.id)
     assert failed.status == "failed" and "the ledger recorded" in (failed.error or "")
@@ -119,7 +119,7 @@ def test_a_copied_project_file_cannot_lower_the_bar(
     text = (copy / "conveyor.toml").read_text().replace("min_approvals = 2", "min_approvals = 0")
     (copy / "conveyor.toml").write_text(text + f'\n[ledger]\nurl = "sqlite:///{root}/.conveyor/ledger.db"\n')
     copied = Releases(load_project(copy), Ledger.open(load_project(copy), clock=clock))
-    with pytest.raises(PolicyDiffers, match="release.prod.min_approvals: 2 → 0"):
+    with pytest.raises(PolicyDiffers, match=r"release\.prod\.min_approvals: 2 → 0"):
         copied.promote(qa.id, "prod", keys.carol)
     assert copied.approve(pending.id, keys.alice).status == "pending"
     assert copied.show(pending.id).min_approvals == 2
@@ -132,7 +132,8 @@ def test_a_policy_change_takes_force_only_with_the_approvers_of_the_one_in_force
     project = load_project(root)
     releases = Releases(project, Ledger.open(project, clock=clock))
     qa = releases.create(build(releases, "policy-change"), "qa", keys.carol)
-    (root / "conveyor.toml").write_text((root / "conveyor.toml").read_text().replace("min_approvals = 2", "min_approvals = 1"))
+    toml = root / "conveyor.toml"
+    toml.write_text(toml.read_text().replace("min_approvals = 2", "min_approvals = 1"))
     lowered = Releases(load_project(root), releases.ledger)
     status = lowered.propose_policy(keys.alice)
     (proposal,) = status.proposals
@@ -167,7 +168,7 @@ def test_the_alias_goes_to_the_stage_registry_where_the_gates_find_the_champion(
 ) -> None:
     """The build's model is in stage's registry; prod has a registry of its own. Going live in prod copies the
     version there (tagged with the package digest) and points `prod` at it: the registry the champion gate reads."""
-    from conveyor.testing.gates import CHAMPION_ALIAS, champion_environment
+    from conveyor.testing.gates import CHAMPION_ALIAS, champion_environment, require_no_live_release
 
     prod_registry = f"sqlite:///{tmp_path / 'prod-mlflow.db'}"
     root = make_project(min_approvals=1, stage_registry=logged_model_registry, prod_registry=prod_registry)
@@ -175,9 +176,69 @@ def test_the_alias_goes_to_the_stage_registry_where_the_gates_find_the_champion(
     releases = Releases(project, Ledger.open(project, clock=clock))
     qa = releases.create(build(releases, "champion", model_version="1"), "qa", keys.carol)
     pending = releases.promote(qa.id, "prod", keys.carol)
-    live = releases.approve(pending.id, keys.alice)
+    import mlflow.tracking._model_registry.utils as registry_uri
+
+    with pytest.MonkeyPatch.context() as patch:  # MLflow's process-wide registry URI pointing elsewhere, restored after
+        patch.setattr(registry_uri, "_registry_uri", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+        live = releases.approve(pending.id, keys.alice)
     assert live.status == "live", live.error
     assert live.deployment is not None and live.deployment["alias"] == f"prod:{MODEL}@prod = 1"
     assert alias_version(prod_registry, CHAMPION_ALIAS) == "1"
     assert alias_version(logged_model_registry, "prod") is None
+    from mlflow import MlflowClient
+
+    tags = MlflowClient(tracking_uri=prod_registry, registry_uri=prod_registry).get_registered_model(MODEL).tags
+    assert tags["conveyor.live.prod"] == "1"  # the registry's own record that prod is live, for the gates
+    environment = champion_environment(project)
+    MlflowClient(tracking_uri=prod_registry, registry_uri=prod_registry).delete_registered_model_alias(MODEL, "prod")
+    with pytest.raises(
+        CheckFailed, match=r"prod has a live release of census_model .* but census_model@prod is missing"
+    ):
+        require_no_live_release(environment, MODEL)
     assert champion_environment(project).registry_uri == prod_registry
+
+
+def test_in_a_git_repository_the_ledger_adopts_only_the_committed_policy(
+    make_project: Callable[..., Path], clock: FakeClock, keys: Keys
+) -> None:
+    import subprocess
+
+    root = make_project()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    (root / ".gitignore").write_text(".conveyor/\n")
+    subprocess.run([*git, "-C", str(root), "add", "-A"], check=True)
+    subprocess.run([*git, "-C", str(root), "commit", "-qm", "project"], check=True)
+    toml = root / "conveyor.toml"
+    toml.write_text(toml.read_text().replace("min_approvals = 2", "min_approvals = 0"))
+    project = load_project(root)
+    releases = Releases(project, Ledger.open(project, clock=clock))
+    with pytest.raises(PolicyRefused, match=r"differ from what is committed \(git HEAD\)"):
+        releases.create(build(releases, "uncommitted"), "qa", keys.carol)
+    subprocess.run(["git", "-C", str(root), "checkout", "-q", "--", "conveyor.toml"], check=True)
+    releases = Releases(load_project(root), releases.ledger)
+    assert releases.create(build(releases, "committed"), "qa", keys.carol).status == "live"
+
+
+def test_the_deployer_ships_from_its_own_copy_of_the_build(
+    make_project: Callable[..., Path], clock: FakeClock, keys: Keys, tmp_path: Path
+) -> None:
+    """CI requests from its checkout; an approver deploys from theirs (same ledger, the build copied there, CI's
+    gone): the files are found by the package digest and checked against the recorded digests."""
+    root = make_project()
+    project = load_project(root)
+    releases = Releases(project, Ledger.open(project, clock=clock))
+    path = build(releases, "elsewhere")
+    qa = releases.create(path, "qa", keys.ci)
+    pending = releases.promote(qa.id, "prod", keys.ci)
+    laptop = tmp_path / "laptop"
+    shutil.copytree(root, laptop, ignore=shutil.ignore_patterns("ledger.db"))
+    (laptop / "conveyor.toml").write_text(
+        (laptop / "conveyor.toml").read_text() + f'\n[ledger]\nurl = "sqlite:///{root}/.conveyor/ledger.db"\n'
+    )
+    shutil.rmtree(path.parent)
+    approver = Releases(load_project(laptop), Ledger.open(load_project(laptop), clock=clock))
+    approver.approve(pending.id, keys.alice)
+    live = approver.approve(pending.id, keys.bob)
+    assert live.status == "live", live.error
+    assert live.deployment is not None and live.deployment["reference"].endswith(f"@{qa.image_digest}")

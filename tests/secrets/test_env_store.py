@@ -51,3 +51,13 @@ def test_set_is_refused_with_the_variable_to_export() -> None:
 def test_bad_prefix_is_refused(url: str) -> None:
     with pytest.raises(SecretError, match="bad variable prefix"):
         open_store(url)
+
+
+def test_an_empty_variable_is_an_absent_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI hands a secret that was never set as an empty string: absent, not a (weak) value."""
+    monkeypatch.setenv("CONVEYOR_GATES_STORAGE_ACCOUNT_KEY", "")
+    monkeypatch.setenv("CONVEYOR_GATES_EVAL_DATA_URL", "file:///sealed/census-eval.csv")
+    store = open_store("env://CONVEYOR_GATES_")
+    assert store.names() == ["eval-data-url"]
+    with pytest.raises(SecretError, match="not set or empty"):
+        store.get("storage-account-key")

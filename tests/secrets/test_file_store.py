@@ -30,19 +30,20 @@ def test_url_paths_relative_absolute_and_home(tmp_path: Path, monkeypatch: pytes
 
 
 def test_get_registers_the_value_it_hands_out(tmp_path: Path) -> None:
-    private_file(tmp_path / "dev.toml", 'sp-app-id = "5b1f3e0e-9a0c"\ndatalake-fqdn = "devlake.example"\nretries = 3\n')
+    private_file(tmp_path / "dev.toml", 'sp-app-id = "5b1f3e0e-9a0c"\ndatalake-fqdn = "devlake.example"\n')
     store = open_store("file://dev.toml", tmp_path)
 
-    assert store.names() == ["datalake-fqdn", "retries", "sp-app-id"]
+    assert store.names() == ["datalake-fqdn", "sp-app-id"]
     assert redact("lake devlake.example") == "lake devlake.example"  # listing hands out no value
     assert store.get("sp-app-id") == "5b1f3e0e-9a0c"
-    assert store.get("retries") == "3"
     assert redact("lake devlake.example id 5b1f3e0e-9a0c") == "lake devlake.example id ***"
 
 
-def test_booleans_read_as_toml_writes_them(tmp_path: Path) -> None:
-    private_file(tmp_path / "dev.toml", "enabled = true\n")
-    assert FileSecretStore(tmp_path / "dev.toml").get("enabled") == "true"
+def test_booleans_and_numbers_read_as_toml_writes_them(tmp_path: Path) -> None:
+    private_file(tmp_path / "dev.toml", "enabled = true\nretries = 3\n")
+    store = FileSecretStore(tmp_path / "dev.toml")
+    store.public_keys = frozenset({"enabled", "retries"})  # published by design: too weak to mask otherwise
+    assert store.get("enabled") == "true" and store.get("retries") == "3"
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
@@ -111,7 +112,7 @@ def test_set_round_trips_awkward_values_and_keeps_others(tmp_path: Path) -> None
     awkward = 'quote " back \\ tab \t cr \r nl \n nul \x00 bell \x07 del \x7f ünï ☃'
 
     store.set("odd.key with space", awkward)
-    store.set("plain_key", "value-2")
+    store.set("plain_key", "value-two")
 
     reopened = FileSecretStore(path)
     assert reopened.get("odd.key with space") == awkward

@@ -17,6 +17,12 @@ import pytest
 
 SECRET = "s3cr3t-hunter2-value"
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "schemathesis: generated requests against the server's OpenAPI document")
+    config.addinivalue_line("markers", "load: a minute of load at 256 connections (select with -m load)")
+
+
 TOY_SCORE = """
 import json, os, time
 from conveyor.secrets.env import EnvSecretStore
@@ -43,6 +49,10 @@ def run(raw):
     request = json.loads(raw)
     if "sleep" in request:
         time.sleep(request["sleep"])
+    if "spin" in request:  # busy, holding the GIL between switches
+        end = time.monotonic() + request["spin"]
+        while time.monotonic() < end:
+            pass
     if request.get("boom"):
         raise RuntimeError(f"database login failed with password {password}")
     if not isinstance(request.get("x"), (int, float)):

@@ -19,22 +19,30 @@ def test_v2_tensors_become_records() -> None:
             {"name": "b", "shape": [2], "datatype": "BYTES", "data": ["x", "y"]},
         ]
     }
-    assert v2_records(payload) == [{"a": [1, 2], "b": "x"}, {"a": [3, 4], "b": "y"}]
+    assert v2_records(payload, 100) == [{"a": [1, 2], "b": "x"}, {"a": [3, 4], "b": "y"}]
     with pytest.raises(HTTPProblem, match="disagree"):
-        v2_records({"inputs": [{"name": "a", "shape": [1], "data": [1]}, {"name": "b", "shape": [2], "data": [1, 2]}]})
+        v2_records(
+            {"inputs": [{"name": "a", "shape": [1], "data": [1]}, {"name": "b", "shape": [2], "data": [1, 2]}]}, 100
+        )
+    with pytest.raises(HTTPProblem, match="101 records"):
+        v2_records({"inputs": [{"name": "a", "shape": [101, 0], "data": []}]}, 100)
     response = v2_response("m", "1", None, [1.0, 2], None)
     assert response["outputs"] == [{"name": "predictions", "shape": [2], "datatype": "FP64", "data": [1.0, 2]}]
 
 
 def test_mlflow_payloads() -> None:
-    assert mlflow_records({"dataframe_split": {"columns": ["a"], "data": [[1], [2]]}}) == [{"a": 1}, {"a": 2}]
+    assert mlflow_records({"dataframe_split": {"columns": ["a"], "data": [[1], [2]]}}, 10) == [{"a": 1}, {"a": 2}]
     with pytest.raises(HTTPProblem, match="exactly one"):
-        mlflow_records({"instances": [], "inputs": []})
+        mlflow_records({"instances": [], "inputs": []}, 10)
+    with pytest.raises(HTTPProblem) as raised:
+        mlflow_records({"instances": [1] * 11}, 10)
+    assert raised.value.status == 413 and raised.value.field == "instances"
 
 
 def test_call_policy_goes_inline_for_fast_calls_and_back_for_slow_ones() -> None:
-    policy = CallPolicy(ServingMetrics())
+    policy = CallPolicy(ServingMetrics(), "auto")
     assert not policy.inline
+    assert not CallPolicy(ServingMetrics()).inline, "by default score.py runs in threads"
     for _ in range(40):
         policy._record(0.00001)
     assert policy.inline
@@ -49,11 +57,11 @@ def test_call_policy_goes_inline_for_fast_calls_and_back_for_slow_ones() -> None
 def test_metrics_histogram_is_cumulative() -> None:
     metrics = ServingMetrics()
     for size in (1, 3, 3, 100):
-        metrics.batch_size.observe(size)
+        metrics.observe_batch(size)
     text = metrics.render().decode()
-    assert 'conveyor_batch_size_bucket{le="1"} 1' in text
-    assert 'conveyor_batch_size_bucket{le="4"} 3' in text
-    assert 'conveyor_batch_size_bucket{le="+Inf"} 4' in text
+    assert 'conveyor_batch_size_bucket{le="1.0"} 1.0' in text
+    assert 'conveyor_batch_size_bucket{le="4.0"} 3.0' in text
+    assert 'conveyor_batch_size_bucket{le="+Inf"} 4.0' in text
     assert "conveyor_batch_size_sum 107.0" in text
 
 
@@ -84,7 +92,42 @@ def test_python_m_serving_exits_2_on_bad_usage_and_bad_source(tmp_path) -> None:
     import sys
 
     command = [sys.executable, "-m", "conveyor.serving"]
-    usage = subprocess.run([*command, "--no-such-option"], capture_output=True, text=True, timeout=120)
-    assert usage.returncode == 2 and "No such option" in usage.stderr
+    usage = subprocess.run([*command, "pkg", "--no-such-option"], capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and "unrecognized arguments: --no-such-option" in usage.stderr
     missing = subprocess.run([*command, str(tmp_path / "missing")], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_the_server_entry_point_imports_none_of_the_command_lines_packages(toy_package) -> None:
+    """What an image runs (`python -m conveyor.serving`) loads no typer, rich, pydantic or conveyor.cli (click is
+    uvicorn's own dependency: `import uvicorn` loads it)."""
+    import subprocess
+    import sys
+
+    program = (
+        "import sys, runpy\n"
+        "sys.argv = ['x', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('conveyor.serving', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "from conveyor.serving.app import ScoringApp\n"
+        "import conveyor.serving.server, conveyor.serving.connections, conveyor.serving.watchdog\n"
+        f"app = ScoringApp({str(toy_package)!r})\n"
+        "app.metrics.render()\n"
+        "heavy = ('typer', 'rich', 'pydantic', 'mlflow', 'pandas', 'sqlalchemy', 'conveyor.cli')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_serve_options_name_the_bad_one() -> None:
+    from conveyor.serving import ServeOptions
+
+    with pytest.raises(ConveyorError, match="--max-records must be at least 1"):
+        ServeOptions(max_records=0).check()
+    with pytest.raises(ConveyorError, match="--header-timeout must be more than 0"):
+        ServeOptions(header_timeout=0).check()
+    assert ServeOptions(workers=2, timeout=5.0).arguments() == ["--workers", "2", "--timeout", "5.0"]

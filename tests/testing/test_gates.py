@@ -1,4 +1,4 @@
-"""Quality gates on the sealed evaluation set: rules, the champion, a broken model, and sealed data."""
+"""Quality gates on the sealed evaluation set, inside the build's image: rules, the champion, a broken model."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from conveyor.cli.main import main
 from conveyor.config import load_project
 from conveyor.errors import SecretError
 from conveyor.package import build
+from conveyor.package.engine import find_engine
 from conveyor.registry import ModelRegistry
 from conveyor.testing import check_rule, run_gates
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.container]
 
 
 def test_rules():
@@ -55,9 +56,8 @@ def register_broken_version(project_root: Path, good_package: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def good_build(census):
-    project = load_project(census)
-    return build(project, project.environment("dev"), model_spec="worst_regression/1", engine="none")
+def good_build(image_build):
+    return image_build
 
 
 def test_gates_pass_without_a_champion(good_build, census, capsys):
@@ -71,10 +71,13 @@ def test_gates_pass_without_a_champion(good_build, census, capsys):
 def test_broken_model_fails_a_gate_with_exit_1(good_build, census, capsys):
     version = register_broken_version(census, good_build.package_dir)
     project = load_project(census)
-    broken = build(project, project.environment("dev"), model_spec=f"worst_regression/{version}", engine="none")
+    broken = build(project, project.environment("dev"), model_spec=f"worst_regression/{version}", engine="podman")
     assert broken.digest != good_build.digest
     capsys.readouterr()
-    assert main(["gate", broken.short, "--project", str(census)]) == 1
+    try:
+        assert main(["gate", broken.short, "--project", str(census)]) == 1
+    finally:
+        find_engine("podman").remove_image(broken.image.reference)
     captured = capsys.readouterr()
     assert "FAIL" in captured.out and "quality gates failed" in captured.err
     gates = json.loads(broken.path.read_text())["gates"]
@@ -94,8 +97,9 @@ def test_champion_rule_compares_with_prod(good_build, census):
     assert mae.passed == (mae.value <= mae.threshold)
 
 
-def test_dev_credentials_cannot_read_the_sealed_set(census):
+def test_no_environment_store_names_the_sealed_set(census):
     project = load_project(census)
-    dev = project.environment("dev")
-    with pytest.raises(SecretError):
-        dev.resolve(project.config.gates.eval_data, "gates.eval_data")
+    for name in project.config.environments:
+        with pytest.raises(SecretError):
+            project.environment(name).resolve(project.config.gates.eval_data, "gates.eval_data")
+    assert project.gates.eval_data_url().startswith("file://")

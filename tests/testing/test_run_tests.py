@@ -30,7 +30,7 @@ def _properties(junit) -> dict[str, str]:
 def test_tests_run_in_the_built_image(image_build, tmp_path):
     report = run_tests(image_build, where="image", results_dir=tmp_path / "results")
     assert report.ok and report.passed >= 6 and report.failed == 0
-    assert report.ran_in == f"image {image_build.image['digest']}"
+    assert report.ran_in == f"image {image_build.image.digest}"
     assert _properties(report.junit)["conveyor.ran_in"] == report.ran_in
     coverage = ET.parse(report.coverage_xml).getroot()
     assert coverage.find("sources/source").text == str(image_build.project_root)
@@ -94,8 +94,33 @@ def test_image_missing_from_storage_is_loaded_from_the_saved_archive(image_build
     from conveyor.package.engine import find_engine
 
     podman = find_engine("podman")
-    podman.remove_image(image_build.image["reference"])
-    assert podman.image_id(image_build.image["reference"]) is None
+    podman.remove_image(image_build.image.reference)
+    assert podman.image_id(image_build.image.reference) is None
     report = run_tests(image_build, where="image", results_dir=tmp_path / "results")
-    assert report.ok and report.ran_in == f"image {image_build.image['digest']}"
-    assert podman.image_id(image_build.image["reference"]) == image_build.image["id"]
+    assert report.ok and report.ran_in == f"image {image_build.image.digest}"
+    assert podman.image_id(image_build.image.reference) == image_build.image.id
+
+
+def test_venv_tests_get_a_minimal_environment_and_reports_are_masked(census, package_build, tmp_path, monkeypatch):
+    lake_url = load_project(census).environment("dev").lake_url
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "host-credential-marker-8812")
+    monkeypatch.setenv("CONVEYOR_SECRETS_STAGE", "env://CONVEYOR_STAGE_")
+    probe = census / "tests" / "test_zz_probe.py"
+    probe.write_text(
+        "import os\n"
+        "def test_environment_is_minimal():\n"
+        "    assert sorted(k for k in os.environ if 'SECRET' in k or k.startswith('AWS_')) == []\n"
+        "    assert 'host-credential-marker' not in repr(dict(os.environ))\n"
+        "def test_quotes_a_secret():\n"
+        f"    assert 'dev lake' == {lake_url!r}\n"
+    )
+    try:
+        report = run_tests(package_build, where="venv", results_dir=tmp_path / "results")
+    finally:
+        probe.unlink()
+    cases = {c.get("name"): c for c in ET.parse(report.junit).getroot().iter("testcase")}
+    assert cases["test_environment_is_minimal"].find("failure") is None
+    assert cases["test_quotes_a_secret"].find("failure") is not None
+    for written in (tmp_path / "results").rglob("*"):
+        if written.is_file():
+            assert lake_url not in written.read_text(errors="replace"), written

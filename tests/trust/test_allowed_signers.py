@@ -101,3 +101,15 @@ def test_missing_file_says_how_to_make_one(tmp_path):
     with pytest.raises(AllowedSignersError, match="does not exist") as caught:
         AllowedSigners.load(tmp_path / "allowed_signers")
     assert "NAME ssh-ed25519" in (caught.value.hint or "")
+
+
+def test_init_writes_an_allowed_signers_file_that_explains_itself(tmp_path):
+    from conveyor.config import load_project
+    from conveyor.examples.scaffold import init_project
+
+    made = init_project(tmp_path / "p", secrets_dir=tmp_path / "s", lakes_dir=tmp_path / "l", rows=50, git=False)
+    project = load_project(made.root)
+    assert project.config.trust.builders == ["ci"]
+    text = project.allowed_signers_file.read_text()
+    assert "ssh-keygen -t ed25519 -f ~/.ssh/conveyor" in text and "CONVEYOR_SIGNING_KEY" in text
+    assert AllowedSigners.load(project.allowed_signers_file).entries == ()  # comments only, until a team adds keys

@@ -188,3 +188,18 @@ def test_pem_rsa_key_signs(tmp_path):
     allowed = AllowedSigners.parse(f"erin {(tmp_path / 'pem.pub').read_text()}")
     assert verify(MESSAGE, sign(MESSAGE, key), allowed) == "erin"
     assert os.stat(path).st_mode & 0o077 == 0
+
+
+def test_made_keys_are_openssh_keys(tmp_path):
+    from conveyor.trust import make_key
+
+    made = make_key(tmp_path / "people" / "dave", "dave")
+    assert (tmp_path / "people" / "dave").stat().st_mode & 0o777 == 0o600
+    derived = subprocess.run(
+        ["ssh-keygen", "-y", "-f", str(tmp_path / "people" / "dave")], capture_output=True, text=True, check=True
+    ).stdout.split()[:2]
+    assert " ".join(derived) == made.public.openssh()
+    allowed = AllowedSigners.parse(f"dave {(tmp_path / 'people' / 'dave.pub').read_text()}")
+    assert verify(MESSAGE, sign(MESSAGE, load_signing_key(tmp_path / "people" / "dave")), allowed) == "dave"
+    with pytest.raises(SigningKeyError, match="already exists"):
+        make_key(tmp_path / "people" / "dave", "dave")

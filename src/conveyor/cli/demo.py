@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from conveyor.cli.output import console, emit_json, stdout
 
@@ -23,56 +22,61 @@ def demo(
 ) -> None:
     """Run conveyor's main job end to end on embedded defaults (no cloud account needed).
 
-    In a new project: scaffold the census example with private secret files and a local data lake per
-    environment; train in dev and in stage (each its own MLflow registry); build the stage model's package and
-    OCI image; run the project's tests inside that image; check the quality gates on stage's sealed evaluation
-    set; release to QA; promote to prod, where the requester's own approval is refused and a second approver's
-    deploys the exact tested image; score a request against prod; verify the audit chain.
+    In a new project: scaffold the census example with private secret files, a local data lake per environment
+    and a sealed evaluation set of the gate step's own; make SSH keys for the people it plays (ci the builder,
+    alice who requests, bob who approves, mallory who is not in allowed_signers); train in dev and in stage
+    (each its own MLflow registry); build the stage model's package and OCI image; run the project's tests
+    inside that image; check the quality gates inside it on the sealed set; release to QA; promote to prod,
+    where alice's own approval and mallory's are refused and bob's deploys the exact tested image digest;
+    score a request against prod; verify every signed event of the ledger.
     """
     from conveyor.demo import run_demo
 
     report = run_demo(console, directory, rows, keep_running=keep_running)
-    facts = report.facts
     if json_output:
-        emit_json({"root": str(report.root), "project": str(report.project), "steps": report.steps, **facts})
+        emit_json(report.to_dict())
         return
-    dev = facts["dev_model"]
-    table = Table(title=f"{dev['name']} version {dev['version']} in dev", show_header=True)
+    dev, stage, shipped = report.dev_model, report.stage_model, report.shipped
+    assert dev is not None and stage is not None and shipped is not None
+    from rich.table import Table
+
+    table = Table(title=f"{dev.name} version {dev.version} in dev", show_header=True)
     table.add_column("tag")
     table.add_column("value", overflow="fold")
-    for key, value in sorted(dev["tags"].items()):
+    for key, value in sorted(dev.tags.items()):
         table.add_row(key, value)
     stdout.print(table)
-    stage = facts["stage_model"]
     stdout.print(
-        f"stage registry: {stage['name']} version {stage['version']} (state={stage['tags'].get('state')}); "
-        f"dev registry still holds versions {facts['dev_versions_after_stage']}"
+        f"stage registry: {stage.name} version {stage.version} (state={stage.tags.get('state')}); "
+        f"dev registry still holds versions {report.dev_versions_after_stage}"
     )
-    build, tests = facts["build"], facts["tests"]
-    stdout.print(f"package digest: {build['digest']}")
-    image = build.get("image")
-    stdout.print(f"image digest:   {image['digest'] if image else 'none (no container engine: tests ran in a venv)'}")
+    tests = shipped.tests
+    stdout.print(f"package digest: {shipped.digest}")
+    stdout.print(f"image digest:   {shipped.image_digest or 'none (no container engine)'}")
     cover = f", coverage {tests['coverage_percent']}%" if tests.get("coverage_percent") is not None else ""
     stdout.print(f"tests:          {tests['passed']} passed, {tests['failed']} failed{cover}, ran in {tests['ran_in']}")
     gates = ", ".join(
         f"{g['metric']}={g['value']:.4g} ({g['rule']}: {'pass' if g['passed'] else 'FAIL'}"
         f"{', no champion in prod yet' if 'champion' in g['rule'] and g.get('champion') is None else ''})"
-        for g in facts["gates"]["results"]
+        for g in shipped.gates["results"]
     )
     stdout.print(f"gates:          {gates}")
-    releases = facts["releases"]
-    stdout.print(f"qa release:     #{releases['qa']['id']} {releases['qa']['status']}")
+    stdout.print(f"qa release:     #{shipped.qa['id']} {shipped.qa['status']}")
     stdout.print(
-        f"prod release:   #{releases['prod']['id']} {releases['prod']['status']}, "
-        f"approved by {', '.join(releases['prod'].get('approved_by') or [])}"
+        f"prod release:   #{shipped.prod['id']} {shipped.prod['status']}, requested by "
+        f"{shipped.prod['requested_by']}, approved by {', '.join(shipped.prod.get('approved_by') or [])}"
     )
-    stdout.print(f"refused:        {facts['refused']}")
-    answer = facts["prod_answer"]
-    stdout.print(f"prod answered:  {answer['response']} for {answer['request']}")
-    stdout.print(f"audit chain:    {facts['audit']['entries']} entries, head {facts['audit']['head'][:16]}")
+    stdout.print(f"refused:        {shipped.refused}")
+    stdout.print(f"refused:        {shipped.outsider_refused}")
+    stdout.print(f"prod answered:  {shipped.prod_answer['response']} for {shipped.prod_answer['request']}")
+    stdout.print(f"ledger:         {shipped.ledger_events} signed events verified, head {shipped.ledger_head[:16]}")
     stdout.print(f"project:        {report.project}")
-    stdout.print(f"secrets:        {facts['secrets']} (one private file per environment)")
-    stdout.print(f"lakes:          {Path(facts['lakes']['dev']).parent}/{{dev,stage,prod}}")
-    stdout.print(f"build record:   {build['path']}")
+    stdout.print(f"keys:           {report.keys} (ci, alice, bob in the project's allowed_signers; mallory not)")
+    stdout.print(f"secrets:        {report.secrets} (one private file per environment, and the gate store's)")
+    stdout.print(f"lakes:          {Path(report.lakes['dev']).parent}/{{dev,stage,prod}}")
+    stdout.print(f"build record:   {shipped.path}")
     stdout.print(f"test reports:   {report.project}/results/")
-    stdout.print(f"try: cd {report.project} && conveyor history prod && conveyor models list --env stage")
+    stdout.print(
+        f"try: cd {report.project} && conveyor history prod && conveyor releases show {shipped.prod['id']} "
+        "&& conveyor models list --env stage"
+    )

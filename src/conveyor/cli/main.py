@@ -73,15 +73,15 @@ COMMANDS: dict[str, Entry] = {
     "build": Entry(
         "conveyor.cli.package:build", "Build the deployable package and OCI image of a registered model version."
     ),
-    "verify": Entry("conveyor.cli.package:verify", "Recompute every digest and fail (exit 1) on any changed byte."),
+    "verify": Entry(
+        "conveyor.cli.package:verify",
+        "Recompute every digest and fail (exit 1) on any changed byte or any attestation that does not hold.",
+    ),
     "test": Entry(
         "conveyor.cli.package:test", "Run the project's tests against the built package, never the source tree."
     ),
     "gate": Entry("conveyor.cli.package:gate", "Check the quality gates of a build on the sealed evaluation set."),
-    "approve": Entry(
-        "conveyor.cli.release:approve",
-        "Approve a pending release: signs an approval with your key.",
-    ),
+    "approve": Entry("conveyor.cli.release:approve", "Approve a pending release: signs an approval with your key."),
     "reject": Entry(
         "conveyor.cli.release:reject",
         "Reject a pending release (an approver, or the requester withdrawing it): signs a rejection. It never deploys.",
@@ -107,8 +107,7 @@ COMMANDS: dict[str, Entry] = {
         "Put a tested, attested build into a stage (qa, prod...) under the stage's policy.",
     ),
     "releases": Entry(
-        "conveyor.cli.release:releases_app",
-        "Look at releases: list them or show one (with signers and attestations).",
+        "conveyor.cli.release:releases_app", "Look at releases: list them or show one (with signers and attestations)."
     ),
     "audit": Entry(
         "conveyor.cli.release:audit_app",

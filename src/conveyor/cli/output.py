@@ -9,6 +9,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any, cast
 
+from conveyor.secrets.boundaries import mask_json
 from conveyor.secrets.redaction import redact
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ stdout = cast("Console", _LazyConsole(highlight=False, soft_wrap=True))
 
 def emit_json(data: Any) -> None:
     """Print `data` as JSON on stdout, secrets masked."""
-    sys.stdout.write(redact(json.dumps(data, indent=2, sort_keys=True, default=str)) + "\n")
+    sys.stdout.write(json.dumps(mask_json(data), indent=2, sort_keys=True, default=lambda o: redact(str(o))) + "\n")
 
 
 def say(message: str) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from conveyor.cli.options import EnvOption, JsonOption, ProjectOption, project_and_env
+from conveyor.cli.options import EnvOption, JsonOption, KeyOption, ProjectOption, project_and_env
 from conveyor.cli.output import emit_json, say, stdout
 from conveyor.errors import CheckFailed
+
+if TYPE_CHECKING:
+    from conveyor.package import BuildRecord
 
 EngineOption = Annotated[
     str | None,
@@ -30,7 +33,7 @@ BuildArgument = Annotated[
 ]
 
 
-def _load_build(project: Path | None, env: str | None, build_ref: str | None):
+def _load_build(project: Path | None, env: str | None, build_ref: str | None) -> BuildRecord:
     from conveyor.config import load_project
     from conveyor.package import find_build
 
@@ -60,6 +63,7 @@ def build(
             show_default=False,
         ),
     ] = None,
+    key: KeyOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Build the deployable package and OCI image of a registered model version.
@@ -77,27 +81,40 @@ def build(
     8080. Everything lands in .conveyor/builds/DIGEST/ with build.json; when nothing changed the previous build
     is reused.
 
-    Example: conveyor build --env stage --model worst_regression/3
+    The build's SLSA provenance (source commit, data digest, model version and run, lock, base image), an in-toto
+    Statement about the package and image digests, is signed with --key and stored in attestations/. Without a
+    usable key the build is made but unsigned, and cannot be released.
+
+    Example: conveyor build --env stage --model worst_regression/3 --key ~/.ssh/conveyor
     """
     from conveyor.package import build as build_package
 
     loaded, environment = project_and_env(project, env)
-    record = build_package(loaded, environment, model_spec=model, engine=engine, base_image=base_image, progress=say)
+    record = build_package(
+        loaded, environment, model_spec=model, engine=engine, base_image=base_image, progress=say, key=key
+    )
     if json_output:
-        emit_json({**record.data, "path": str(record.path), "reused": record.reused})
+        emit_json({**record.data, "path": str(record.path), "reused": record.reused, "signed_by": record.signed_by})
         return
     image = record.image
     stdout.print(f"build    {record.digest}")
-    stdout.print(f"model    {record.data['model']['name']} version {record.data['model']['version']}")
+    stdout.print(f"model    {record.model_ref()}")
     stdout.print(f"package  {record.package_dir}")
     stdout.print(f"archive  {record.archive}")
     if image:
-        stdout.print(f"image    {image['reference']}  {image['digest']}")
-        stdout.print(f"         {image['archive']}")
+        stdout.print(f"image    {image.reference}  {image.digest}")
+        stdout.print(f"         {image.archive}")
     else:
         stdout.print("image    none (no container engine)")
     stdout.print(f"record   {record.path}")
+    stdout.print(_signed(record.signed_by, "provenance"))
     stdout.print("next: conveyor test" + (f" --env {environment.name}" if env else ""))
+
+
+def _signed(principal: str | None, what: str) -> str:
+    if principal:
+        return f"signed   {what} by [bold]{principal}[/]"
+    return "signed   [bold yellow]no: UNSIGNED[/], this build cannot be released (sign with --key)"
 
 
 def verify(
@@ -113,35 +130,38 @@ def verify(
     project: ProjectOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Recompute every digest and fail (exit 1) on any changed byte.
+    """Recompute every digest and fail (exit 1) on any changed byte or any attestation that does not hold.
 
     For a build: package files vs manifest.json, manifest vs the recorded package digest, package.tar vs the
-    package, and every blob of image.oci.tar vs its name and the recorded image digest.
+    package, every blob of image.oci.tar vs its name and the recorded image digest, and every signed attestation
+    in attestations/ (provenance, tests, gates): its signature against the project's allowed_signers and its
+    subjects against the package and image actually there. A build without attestations verifies, and is said
+    to be unsigned (it cannot be released).
     """
     from conveyor.config import load_project
-    from conveyor.errors import NotFoundError
-    from conveyor.package import find_build, verify_path
-    from conveyor.package.record import find_build_by_image
-    from conveyor.package.verify import verify_image_in_engine
+    from conveyor.package.verify import verify as verify_target
 
-    candidate = Path(target) if target else None
-    if candidate is not None and candidate.exists():
-        result = verify_path(candidate)
-    else:
-        state_dir = load_project(project).state_dir
-        try:
-            result = verify_path(find_build(state_dir, target, env).path)
-        except NotFoundError:
-            by_image = find_build_by_image(state_dir, target) if target else None
-            if by_image is None:
-                raise
-            result = verify_path(by_image.path)
-            result.checked.append(verify_image_in_engine(by_image))
+    loaded = load_project(project) if project is not None or not (target and Path(target).exists()) else None
+    result = verify_target(target, loaded, env)
     if json_output:
-        emit_json({"ok": True, "target": str(result.target), "checked": result.checked})
+        emit_json(
+            {
+                "ok": True,
+                "target": str(result.target),
+                "checked": result.checked,
+                "notes": result.notes,
+                "signed": result.signed,
+                "attestations": [
+                    {"kind": a.kind.value, "digest": a.digest, "signer": a.signer, "result": a.result}
+                    for a in result.attestations
+                ],
+            }
+        )
         return
     for line in result.checked:
         stdout.print(f"[green]ok[/] {line}")
+    for line in result.notes:
+        stdout.print(f"[yellow]note[/] {line}")
     stdout.print(f"[bold green]verified[/] {result.target}")
 
 
@@ -160,21 +180,31 @@ def test(
     results: Annotated[
         Path | None, typer.Option(help="Folder for junit.xml, coverage.xml, htmlcov/ (default PROJECT/results).")
     ] = None,
+    key: KeyOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Run the project's tests against the built package, never the source tree.
 
     The tests see CONVEYOR_PACKAGE_DIR and CONVEYOR_MODEL_DIR pointing into the package; coverage is measured on
     the packaged code and mapped back to the project's paths. Writes results/junit.xml (with where the tests ran
-    as a property), results/coverage.xml (Cobertura) and results/htmlcov/, and the outcome into build.json.
-    A failing test exits 1; the reports are still written.
+    as a property), results/coverage.xml (Cobertura) and results/htmlcov/, a summary into build.json, and the
+    in-toto test-result attestation (about the package, and the image when they ran in it) signed with --key.
+    A failing test exits 1; the reports and the attestation (FAILED) are still written.
     """
     from conveyor.testing import run_tests
 
     record = _load_build(project, env, build_ref)
-    report = run_tests(record, where=where, results_dir=results, progress=say)
+    report = run_tests(record, where=where, results_dir=results, progress=say, key=key)
     if json_output:
-        emit_json({**report.to_record(), "where": report.where, "htmlcov": report.htmlcov})
+        emit_json(
+            {
+                **report.to_record(),
+                "where": report.where,
+                "htmlcov": report.htmlcov,
+                "signed_by": report.signed_by,
+                "attestation": report.attestation,
+            }
+        )
     else:
         if not report.ok:
             stdout.print(report.output[-6000:], markup=False, highlight=False)
@@ -185,6 +215,7 @@ def test(
             f"{report.skipped} skipped{cover} — ran in {report.ran_in}"
         )
         stdout.print(f"reports: {report.junit}, {report.coverage_xml}, {report.htmlcov}")
+        stdout.print(_signed(report.signed_by, "test result"))
     if not report.ok:
         raise CheckFailed(f"tests failed against build {record.short}", hint=f"See {report.junit}.")
 
@@ -199,23 +230,26 @@ def gate(
     build_ref: BuildArgument = None,
     env: EnvOption = None,
     project: ProjectOption = None,
+    key: KeyOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Check the quality gates of a build on the sealed evaluation set.
 
-    The project's evaluate.py `evaluate(model, frame)` runs on the packaged model (its score.py, init(),
-    score.model) and on the champion (alias prod in the prod environment's registry). The set's location is
-    [gates] eval_data, resolved with the gate environment's secrets ([gates] env, stage by default) and read
-    from its lake: dev credentials cannot read it. Rules are [gates] metrics, e.g. r2 = ">= 0.0" and
-    mae = "<= 1.1 * champion" (passes with "no champion" while nothing is in production).
-    Exit 1 when a gate fails; results go into build.json.
+    The project's evaluate.py `evaluate(model, data)` runs inside the build's image (network off, empty
+    environment, only the sealed file mounted read-only at `data`) on the packaged model and on the champion
+    (alias prod in the prod environment's registry). The set's URL is [gates] eval_data, resolved through the
+    gate step's own store ([gates] secrets; CONVEYOR_SECRETS_GATES in CI), never an environment's lake. Only the
+    ruled metrics come out; the evaluator's output stays in a private log under .conveyor/gates/. Rules are
+    [gates] metrics, e.g. r2 = ">= 0.0" and mae = "<= 1.1 * champion" (passes with "no champion" while nothing
+    is in production). Exit 1 when a gate fails. A summary goes into build.json, and the gate attestation
+    (metrics, rules and thresholds, champion and result, about the package and image) is signed with --key.
     """
     from rich.table import Table
 
     from conveyor.testing import run_gates
 
     record = _load_build(project, env, build_ref)
-    report = run_gates(record, progress=say)
+    report = run_gates(record, progress=say, key=key)
     if json_output:
         emit_json(report.to_dict())
     else:
@@ -235,6 +269,7 @@ def gate(
         stdout.print(table)
         if not report.results:
             stdout.print("no gates configured ([gates] metrics in conveyor.toml)")
+        stdout.print(_signed(report.signed_by, "gate result"))
     if not report.ok:
         failed = ", ".join(r.metric for r in report.results if not r.passed)
         raise CheckFailed(f"quality gates failed for build {record.short}: {failed}")

@@ -67,7 +67,14 @@ def train(
     console.rule(f"train {loaded.name} in {environment.name}")
     result = run_training(environment, args or [], out=sys.stderr.write, err=sys.stderr.write)
     if json_output:
-        emit_json({"environment": result.environment, "run_id": result.run_id, "registered": result.registered})
+        emit_json(
+            {
+                "environment": result.environment,
+                "run_id": result.run_id,
+                "registered": result.registered,
+                "confinement": result.confinement,
+            }
+        )
         return
     if not result.registered:
         say("[yellow]the script finished but registered no model[/] (call ctx.register_model(path, name))")

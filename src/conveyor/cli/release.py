@@ -10,9 +10,9 @@ import typer
 
 from conveyor.cli.options import JsonOption, ProjectOption
 from conveyor.cli.output import emit_json, say, stdout
-from conveyor.secrets.redaction import redact
 from conveyor.config import load_project
 from conveyor.config.targets import TARGETS
+from conveyor.secrets.redaction import redact
 
 if TYPE_CHECKING:  # the release room (SQLAlchemy) is imported only by the commands that use it
     from conveyor.release import HistoryEntry, PolicyStatus, ReleaseView
@@ -104,7 +104,9 @@ def _time(moment: datetime | None) -> str:
 
 
 def _short(digest: str | None) -> str:
-    return digest.removeprefix("sha256:")[:12] if digest else "-"
+    from conveyor.package.record import short_digest
+
+    return short_digest(digest) if digest else "-"
 
 
 def _model(model: dict[str, Any]) -> str:
@@ -132,7 +134,8 @@ def _describe(view: ReleaseView) -> str:
         )
     for approval in view.approvals:
         comment = f": {approval['comment']}" if approval.get("comment") else ""
-        lines.append(f"  {approval['decision']}d by {approval['actor']} ({approval['key']}) at {_time(approval['at'])}{comment}")
+        who = f"{approval['actor']} ({approval['key']})"
+        lines.append(f"  {approval['decision']}d by {who} at {_time(approval['at'])}{comment}")
     if view.deployment:
         deployment = view.deployment
         lines.append(f"  deployment {deployment['status']}: {', '.join(deployment['steps']) or 'no step done'}")
@@ -160,8 +163,14 @@ def _show(view: ReleaseView, as_json: bool) -> None:
 
 @release_app.command("create")
 def create(
-    build: Annotated[str, typer.Argument(help="A build.json path, or the package digest (a unique prefix is enough).")],
     to: Annotated[str, typer.Option("--to", help="Stage to release into, e.g. qa.")],
+    build: Annotated[
+        str | None,
+        typer.Argument(
+            help="A build.json path or folder, or the package digest (a unique prefix is enough); "
+            "default: the latest build."
+        ),
+    ] = None,
     key: KeyOption = None,
     actor: AsOption = None,
     project: ProjectOption = None,
@@ -441,6 +450,11 @@ def audit_verify(project: ProjectOption = None, as_json: JsonOption = False) -> 
         raise CheckFailed(f"ledger does not verify: {report.trouble}", hint=hint)
     if not as_json:
         say(f"ledger verified: {report.entries} signed events, head {report.head[:16]}, policy {_short(report.policy)}")
+        if not report.policy_matches_project:
+            say(
+                f"note: the policy in force ({_short(report.policy)}) is not this project file's "
+                f"({_short(report.project_policy)}): see `conveyor release policy show`"
+            )
 
 
 @audit_app.command("rebuild")

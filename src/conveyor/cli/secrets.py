@@ -48,7 +48,11 @@ def set_secret(
 
 @app.command("check")
 def check(env: EnvOption = None, project: ProjectOption = None, json_output: JsonOption = False) -> None:
-    """Report which secrets the project needs in this environment and which are missing (exit 1 if any)."""
+    """Report which secrets the project needs in this environment and which are missing (exit 1 if any).
+
+    `--env gates` checks the gate step's own store (the sealed evaluation set's location), which no
+    environment's store holds.
+    """
     from conveyor.config import check_secrets, load_project
 
     result = check_secrets(load_project(project), env)

@@ -1,4 +1,4 @@
-"""`conveyor serve`: serve a package directory, a registered model or an image over HTTP."""
+"""`conveyor serve`: serve a package directory, a registered model or an image over HTTP (`conveyor.serving.serve`)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ from typing import Annotated
 
 import typer
 
-from conveyor.cli.output import console
-from conveyor.errors import ConveyorError
+from conveyor.cli.output import say
+from conveyor.serving.calls import Offload
+from conveyor.serving.options import OPTION_HELP as HELP
+from conveyor.serving.options import ServeOptions
+
+D = ServeOptions()
 
 
 def serve(
@@ -17,56 +21,45 @@ def serve(
     env: Annotated[
         str | None, typer.Option("--env", "-e", help="Environment whose registry holds a models:/ URI.")
     ] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[
-        int | None,
-        typer.Option(help="Worker processes (default: the CPU count).", envvar="CONVEYOR_SERVE_WORKERS"),
-    ] = None,
-    max_batch_size: Annotated[int, typer.Option(help="Most requests in one run_batch() call.")] = 64,
-    max_wait_ms: Annotated[float, typer.Option(help="Longest a batch waits for a request still arriving (ms).")] = 2.0,
-    max_body_bytes: Annotated[int, typer.Option(help="Largest request body; bigger ones get 413.")] = 1024 * 1024,
-    offload: Annotated[
-        str, typer.Option(help="Run score.py in a thread pool: auto (when its calls are slow), always, never.")
-    ] = "auto",
-    graceful_timeout: Annotated[float, typer.Option(help="Seconds to finish in-flight requests on shutdown.")] = 30.0,
-    name: Annotated[
-        str | None, typer.Option(help="Model name in /v2 paths (default: the manifest's model name).")
-    ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    host: Annotated[str, typer.Option(help=HELP["host"])] = D.host,
+    port: Annotated[int, typer.Option(help=HELP["port"])] = D.port,
+    workers: Annotated[int | None, typer.Option(help=HELP["workers"], envvar="CONVEYOR_SERVE_WORKERS")] = None,
+    max_batch_size: Annotated[int, typer.Option(help=HELP["max_batch_size"])] = D.max_batch_size,
+    max_wait_ms: Annotated[float, typer.Option(help=HELP["max_wait_ms"])] = D.max_wait_ms,
+    max_body_bytes: Annotated[int, typer.Option(help=HELP["max_body_bytes"])] = D.max_body_bytes,
+    max_records: Annotated[int, typer.Option(help=HELP["max_records"])] = D.max_records,
+    offload: Annotated[Offload, typer.Option(help=HELP["offload"])] = D.offload,
+    timeout: Annotated[float, typer.Option(help=HELP["timeout"])] = D.timeout,
+    header_timeout: Annotated[float, typer.Option(help=HELP["header_timeout"])] = D.header_timeout,
+    body_timeout: Annotated[float, typer.Option(help=HELP["body_timeout"])] = D.body_timeout,
+    keep_alive: Annotated[float, typer.Option(help=HELP["keep_alive"])] = D.keep_alive,
+    graceful_timeout: Annotated[float, typer.Option(help=HELP["graceful_timeout"])] = D.graceful_timeout,
+    reuse_port: Annotated[bool, typer.Option("--reuse-port", help=HELP["reuse_port"])] = False,
+    name: Annotated[str | None, typer.Option(help=HELP["name"])] = None,
+    log_level: Annotated[str, typer.Option(help=HELP["log_level"])] = D.log_level,
 ) -> None:
-    """Serve score.py over HTTP: /score, Open Inference Protocol v2, MLflow /invocations, health, metrics."""
-    from conveyor.serving.sources import resolve
+    """Serve score.py over HTTP: /score, Open Inference Protocol v2, MLflow /invocations, health, metrics.
 
-    if offload not in ("auto", "always", "never"):
-        raise ConveyorError(f"--offload must be auto, always or never, not {offload!r}")
-    resolved = resolve(source, env)
-    if resolved.kind == "image":
-        from conveyor.serving.container import run_image
+    Runs until Ctrl-C or SIGTERM. The same as `python -m conveyor.serving` and `conveyor.serving.serve()`.
+    """
+    from conveyor.serving import serve as serve_source
 
-        assert resolved.image is not None
-        console.print(f"[bold]serving image[/] {resolved.image} on http://{host}:{port}")
-        code = run_image(resolved.image, host, port, workers)
-        if code not in (0, 130, 143):
-            raise ConveyorError(
-                f"the container of {resolved.image} exited with code {code}",
-                hint="Its log is above; check that the image was built by `conveyor build`.",
-            )
-        return
-    from conveyor.serving.server import run_server
-
-    assert resolved.package_dir is not None
-    console.print(f"[bold]serving[/] {resolved.package_dir} on [cyan]http://{host}:{port}[/] (Ctrl-C stops)")
-    run_server(
-        resolved.package_dir,
-        host,
-        port,
-        workers,
+    options = ServeOptions(
+        host=host,
+        port=port,
+        workers=workers,
         name=name,
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
         max_body_bytes=max_body_bytes,
+        max_records=max_records,
         offload=offload,
+        timeout=timeout,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        keep_alive=keep_alive,
         graceful_timeout=graceful_timeout,
+        reuse_port=reuse_port,
         log_level=log_level,
     )
+    serve_source(source, options, env=env, announce=lambda line: say(f"{line} (Ctrl-C stops)"))

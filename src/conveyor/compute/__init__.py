@@ -5,6 +5,6 @@ cluster, Spark Connect, a Databricks job run); `train` and `spark_session` dispa
 """
 
 from conveyor.compute.base import Compute, TrainingResult
-from conveyor.compute.engines import compute_for, spark_session, train
+from conveyor.compute.engines import compute_for, compute_named, spark_session, train
 
-__all__ = ["Compute", "TrainingResult", "compute_for", "spark_session", "train"]
+__all__ = ["Compute", "TrainingResult", "compute_for", "compute_named", "spark_session", "train"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -16,18 +16,20 @@ Writer = Callable[[str], object]
 
 @dataclass
 class TrainingResult:
-    """What a training run produced: the MLflow run and the model versions it registered."""
+    """What a training run produced: the MLflow run, the model versions it registered, how it was confined."""
 
     environment: str
     run_id: str
     registered: list[dict[str, Any]]
+    confinement: dict[str, object] = field(default_factory=dict)
 
 
 class Compute(Protocol):
     """An engine named by an environment's `compute` setting (see `conveyor.config.computes.COMPUTES`).
 
     `train` runs the project's training script against the environment and registers what it asked for;
-    `spark_session` is what `ctx.spark()` returns inside that script.
+    `spark_session` is what `ctx.spark()` returns inside that script (it is called where the script runs, which
+    holds no environment: it gets the app's name and the lake's Hadoop settings).
     """
 
     def __init__(self, setting: str) -> None: ...
@@ -36,6 +38,6 @@ class Compute(Protocol):
         """Run the training script; raise `CheckFailed` when it fails (nothing is registered then)."""
         ...
 
-    def spark_session(self, environment: Environment) -> SparkSession:
-        """A SparkSession on this engine, with the environment's lake credentials set."""
+    def spark_session(self, app_name: str, hadoop_settings: Mapping[str, str]) -> SparkSession:
+        """A SparkSession on this engine with `hadoop_settings` (the lake's credentials) set."""
         ...

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from conveyor.compute.base import Compute, TrainingResult, Writer
+from conveyor.compute.hadoop import lake_hadoop_settings
 from conveyor.config import Environment
 from conveyor.config.computes import accepted_computes, compute_entry
 from conveyor.errors import ConfigError
@@ -16,18 +17,19 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-def compute_for(environment: Environment) -> Compute:
-    """The engine the environment's `compute` setting names, looked up in `COMPUTES`."""
-    setting = environment.compute
+def compute_named(setting: str) -> Compute:
+    """The engine a `compute` setting names, looked up in `COMPUTES`."""
     entry = compute_entry(setting)
     if entry is None:  # the project file is validated against the same table; this guards other callers
-        raise ConfigError(
-            f"environments.{environment.name}.compute = {setting!r} names no engine",
-            hint=f"Accepted: {accepted_computes()}.",
-        )
+        raise ConfigError(f"compute = {setting!r} names no engine", hint=f"Accepted: {accepted_computes()}.")
     module_name, _, class_name = entry.implementation.partition(":")
     engine = getattr(importlib.import_module(module_name), class_name)
     return cast(Compute, engine(setting))
+
+
+def compute_for(environment: Environment) -> Compute:
+    """The engine the environment's `compute` setting names."""
+    return compute_named(environment.compute)
 
 
 def train(
@@ -45,4 +47,5 @@ def train(
 
 def spark_session(environment: Environment) -> SparkSession:
     """A SparkSession on the environment's compute, with its lake credentials set (what `ctx.spark()` returns)."""
-    return compute_for(environment).spark_session(environment)
+    app_name = f"{environment.project.name}-{environment.name}"
+    return compute_for(environment).spark_session(app_name, lake_hadoop_settings(environment))

@@ -1,8 +1,9 @@
-"""A training outcome carried home from a remote engine: params, metrics, lineage and the model files.
+"""A training outcome carried home from a remote engine: what the script logged, its lineage and the model files.
 
-On a Databricks cluster the script runs against a throwaway MLflow store; what it logged and the models it asked
-for are written into a folder (`outcome.json` + `models/N/`), packed, and fetched by `conveyor train`, which
-records them in the environment's own registry exactly as a local run does.
+On a Databricks cluster the task runs the script as `conveyor train` does here (a confined child answered by a
+broker), but instead of registering it writes the outcome into a folder (`outcome.json` + `models/N/`), packed
+for `conveyor train` to fetch; this machine then logs the run and registers the models in the environment's
+registry exactly as a local run does (`log_run`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from pathlib import Path
 
 from conveyor.compute.base import TrainingResult
 from conveyor.compute.lineage import git_commit
-from conveyor.compute.runner import register_models
+from conveyor.compute.process import FinishedScript, log_run
 from conveyor.config import Environment
 from conveyor.errors import CheckFailed
-from conveyor.registry.store import ModelRegistry
-from conveyor.training.context import PendingRegistration
+from conveyor.training.broker import PendingRegistration, RunRecord
+from conveyor.training.settings import RunSettings
 
 OUTCOME_FILE = "outcome.json"
 
@@ -37,10 +38,21 @@ class OutcomeModel:
 class TrainingOutcome:
     """What a remote run produced, before anything is registered."""
 
+    script: str
+    started: int
     params: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: list[tuple[str, float, int, int]] = field(default_factory=list)  # key, value, timestamp ms, step
+    tags: dict[str, str] = field(default_factory=dict)
     lineage: dict[str, str] = field(default_factory=dict)
     models: list[OutcomeModel] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, run: FinishedScript) -> TrainingOutcome:
+        record = run.record
+        return cls(
+            Path(run.settings.script).name, run.started, dict(record.params), list(record.metrics),
+            dict(record.tags), dict(run.lineage),
+        )  # fmt: skip
 
     def write(self, folder: Path, registrations: list[PendingRegistration]) -> None:
         """Write this outcome, with a copy of each pending model's files, into `folder`."""
@@ -56,8 +68,11 @@ class TrainingOutcome:
     def read(cls, folder: Path) -> TrainingOutcome:
         data = json.loads((folder / OUTCOME_FILE).read_text())
         return cls(
+            script=str(data["script"]),
+            started=int(data["started"]),
             params={str(k): str(v) for k, v in data["params"].items()},
-            metrics={str(k): float(v) for k, v in data["metrics"].items()},
+            metrics=[(str(k), float(v), int(t), int(s)) for k, v, t, s in data["metrics"]],
+            tags={str(k): str(v) for k, v in data["tags"].items()},
             lineage={str(k): str(v) for k, v in data["lineage"].items()},
             models=[OutcomeModel(m["name"], m["folder"], m["tags"]) for m in data["models"]],
         )
@@ -81,30 +96,29 @@ def unpack(archive: Path, folder: Path) -> Path:
     return folder
 
 
-def record_outcome(
-    environment: Environment, folder: Path, run_tags: dict[str, str], run_name: str | None = None
-) -> TrainingResult:
-    """Record an unpacked outcome in the environment's registry: one MLflow run with its params and metrics, and
-    each model logged as a pyfunc and registered with its lineage (git facts from this machine's work tree)."""
-    import mlflow
-
+def record_outcome(environment: Environment, folder: Path, run_tags: dict[str, str]) -> TrainingResult:
+    """Log an unpacked outcome as the environment's MLflow run and register its models, with the lineage the
+    remote run computed and the git facts of this machine's work tree (the code that was uploaded)."""
     outcome = TrainingOutcome.read(folder)
-    registry = ModelRegistry(environment)
     project = environment.project
     lineage = dict(outcome.lineage)
+    lineage.pop("git_commit", None), lineage.pop("git_dirty", None)
     commit, dirty = git_commit(project.root)
     if commit:
         lineage["git_commit"] = commit
         lineage["git_dirty"] = str(dirty).lower()
-    mlflow.set_tracking_uri(registry.uri)
-    mlflow.set_registry_uri(registry.uri)
-    name = run_name or f"train-{environment.name}"
-    with mlflow.start_run(experiment_id=registry.experiment_id(), run_name=name) as run:
-        mlflow.set_tags({"conveyor.environment": environment.name, **run_tags})
-        if outcome.params:
-            mlflow.log_params(outcome.params)
-        if outcome.metrics:
-            mlflow.log_metrics(outcome.metrics)
-        pending = [PendingRegistration(folder / m.folder, m.name, m.tags) for m in outcome.models]
-        registered = register_models(registry, project, pending, lineage, outcome.metrics)
-    return TrainingResult(environment.name, run.info.run_id, registered)
+    registrations = [PendingRegistration(folder / m.folder, m.name, m.tags) for m in outcome.models]
+    record = RunRecord(dict(outcome.params), list(outcome.metrics), {**outcome.tags, **run_tags}, registrations)
+    settings = RunSettings(
+        env=environment.name,
+        state=environment.state,
+        compute=environment.compute,
+        project=project.name,
+        root=str(project.root),
+        script=str(project.root / outcome.script),
+        args=[],
+        output_dir=str(folder),
+        declared_secrets=list(project.config.training.secrets),
+    )
+    run_id, registered = log_run(environment, settings, record, lineage, outcome.started, ok=True)
+    return TrainingResult(environment.name, run_id, registered, {"sandbox": lineage.get("training_sandbox", "")})

@@ -1,45 +1,71 @@
-"""Training in a child process on this machine: the `local` compute, and the driver side of the Spark computes.
+"""Training in a confined child process on this machine: the `local` compute, and the driver side of the Spark
+computes (the script is the Spark driver, or the Spark Connect client).
 
-The child is `python -m conveyor.compute.runner`; its standard streams are passed on line by line with every known
-secret value masked, and its result (the registered versions) comes back in a JSON file.
+This process holds the environment (its store, the lake's credentials, the registry). The child gets a scrubbed
+environment, the run's facts, and one channel back here (see `conveyor.training.broker`); where the OS allows, it
+runs in a sandbox that hides every secret file, every lake and the project's state (`conveyor.training.sandbox`).
+After the script ends, this process logs its params and metrics (masked) to the environment's MLflow registry
+and registers its models with lineage tags computed here, from the reads this process served.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from conveyor.compute.base import TrainingResult, Writer
+from conveyor.compute.hadoop import lake_hadoop_settings
+from conveyor.compute.lineage import git_commit
 from conveyor.config import Environment
 from conveyor.errors import CheckFailed, ConfigError
 from conveyor.secrets import redaction
+from conveyor.secrets.boundaries import mask_fields
+from conveyor.secrets.redaction import WeakSecretError
+from conveyor.secrets.scrubbing import minimal_environment
+from conveyor.training.broker import RunRecord, TrainingBroker, run_folders
+from conveyor.training.channel import FD_VARIABLE
+from conveyor.training.sandbox import Confinement, confinement_for, plan_for
+from conveyor.training.settings import RunSettings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-def _pump(stream: IO[str], write: Writer) -> None:
+def _pump(stream: IO[str], write: Callable[[str], object]) -> None:
     for line in iter(stream.readline, ""):
         write(redaction.redact(line))
 
 
 def preload_secrets(environment: Environment) -> None:
-    """Read every secret the store holds so that this process can mask the child's output too."""
+    """Read every secret the store holds so this process masks the child's output too; a value too weak to mask
+    refuses the run (naming its key) rather than going unmasked."""
     public = environment.public_secret_keys()
     for key in environment.secrets.names():
         if key in public:
             continue
         try:
             environment.secrets.get(key)
+        except WeakSecretError:
+            raise
         except Exception:
             continue
+
+
+def _warm_mlflow() -> None:
+    """Import MLflow while the script runs: registration needs it afterwards."""
+    with contextlib.suppress(Exception):
+        import mlflow.pyfunc  # noqa: F401
 
 
 def training_script(environment: Environment) -> Path:
@@ -60,48 +86,243 @@ def check_environment(environment: Environment) -> None:
     _ = environment.lake_url, environment.state, environment.created_by, environment.registry_uri
 
 
-def run_training_process(environment: Environment, args: Sequence[str], out: Writer, err: Writer) -> TrainingResult:
-    """Run `conveyor.compute.runner` for `environment` in a child process; `CheckFailed` if the script fails."""
+@dataclass
+class FinishedScript:
+    """A training script that has run: its exit status, what it logged and asked to register, its lineage."""
+
+    code: int
+    settings: RunSettings
+    record: RunRecord
+    lineage: dict[str, str]
+    started: int
+    confinement: Confinement
+
+
+@contextlib.contextmanager
+def confined_run(environment: Environment, args: Sequence[str], out: Writer, err: Writer) -> Iterator[FinishedScript]:
+    """Run the project's training script in a confined child; yields what it did while the run's folders (and the
+    model files in them) still exist."""
     project = environment.project
     script = training_script(environment)
+    confinement = confinement_for(environment)
     check_environment(environment)
+    threading.Thread(target=_warm_mlflow, daemon=True).start()
+    started = int(time.time() * 1000)
     with tempfile.TemporaryDirectory(prefix="conveyor-run-") as tmp:
-        result_file = Path(tmp) / "result.json"
-        child_env = {
-            **os.environ,
-            "CONVEYOR_PROJECT_ROOT": str(project.root),
+        run_dir = Path(tmp).resolve()
+        folders = run_folders(run_dir)
+        settings = RunSettings(
+            env=environment.name,
+            state=environment.state,
+            compute=environment.compute,
+            project=project.name,
+            root=str(project.root),
+            script=str(script),
+            args=list(args),
+            output_dir=str(folders["model"]),
+            declared_secrets=list(project.config.training.secrets),
+        )
+        code, record, lineage = _run_child(environment, settings, folders, confinement, out, err)
+        yield FinishedScript(code, settings, record, lineage, started, confinement)
+
+
+def run_training_process(environment: Environment, args: Sequence[str], out: Writer, err: Writer) -> TrainingResult:
+    """Run the script on this machine and register what it asked for; `CheckFailed` if it fails."""
+    with confined_run(environment, args, out, err) as run:
+        if run.code != 0:
+            log_run(environment, run.settings, run.record, run.lineage, run.started, ok=False)
+            raise CheckFailed(
+                f"{Path(run.settings.script).name} failed in environment {environment.name!r} "
+                f"(exit status {run.code}); nothing was registered",
+                hint="The script's own traceback is above.",
+            )
+        run_id, registered = log_run(environment, run.settings, run.record, run.lineage, run.started, ok=True)
+    return TrainingResult(environment.name, run_id, registered, run.confinement.to_dict())
+
+
+def _run_child(
+    environment: Environment,
+    settings: RunSettings,
+    folders: dict[str, Path],
+    confinement: Confinement,
+    out: Writer,
+    err: Writer,
+) -> tuple[int, RunRecord, dict[str, str]]:
+    """Start the child (sandboxed where possible), serve its requests, and return its exit status, what it logged,
+    and the lineage tags of the data it read."""
+    parent_end, child_end = socket.socketpair()
+    broker = TrainingBroker(
+        parent_end,
+        settings,
+        environment.lake,
+        environment.secret,
+        folders["model"].parent,
+        spark_settings=lambda: lake_hadoop_settings(environment),
+        public_keys=frozenset(environment.public_secret_keys()),
+    )
+    broker.start()
+    argv = [sys.executable, "-m", "conveyor.compute.runner"]
+    if confinement.sandboxed:
+        argv = plan_for(environment, [folders["model"].parent], confinement).command(argv)
+    else:
+        err(f"warning: {confinement.notice()}\n")
+    child_environment = minimal_environment(
+        {
+            FD_VARIABLE: str(child_end.fileno()),
             "CONVEYOR_ENV": environment.name,
-            "CONVEYOR_RESULT_FILE": str(result_file),
-            "CONVEYOR_SCRIPT_ARGS": json.dumps(list(args)),
+            "HOME": str(folders["home"]),
+            "TMPDIR": str(folders["tmp"]),
+            "MLFLOW_TRACKING_URI": folders["mlruns"].as_uri(),
+            "MLFLOW_ALLOW_FILE_STORE": "true",  # a scratch store of this run only, merged into the real run after
             "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
         }
+    )
+    try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.compute.runner"],
-            cwd=project.root,
-            env=child_env,
+            argv,
+            cwd=environment.project.root,
+            env=child_environment,
+            pass_fds=(child_end.fileno(),),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             bufsize=1,
         )
-        assert process.stdout is not None and process.stderr is not None
-        pumps = [
-            threading.Thread(target=_pump, args=(process.stdout, out), daemon=True),
-            threading.Thread(target=_pump, args=(process.stderr, err), daemon=True),
-        ]
-        for pump in pumps:
-            pump.start()
-        code = process.wait()
-        for pump in pumps:
-            pump.join()
-        if code != 0 or not result_file.exists():
-            raise CheckFailed(
-                f"{script.name} failed in environment {environment.name!r} (exit status {code}); "
-                "nothing was registered",
-                hint="The script's own traceback is above.",
-            )
-        data = json.loads(result_file.read_text())
-    return TrainingResult(environment.name, data["run_id"], data["registered"])
+    finally:
+        child_end.close()
+    assert process.stdout is not None and process.stderr is not None
+    pumps = [
+        threading.Thread(target=_pump, args=(process.stdout, out), daemon=True),
+        threading.Thread(target=_pump, args=(process.stderr, err), daemon=True),
+    ]
+    for pump in pumps:
+        pump.start()
+    code = process.wait()
+    for pump in pumps:
+        pump.join()
+    broker.join(timeout=30)
+    parent_end.close()
+    lineage = _lineage_tags(environment, broker, confinement)
+    _import_scratch_runs(folders["mlruns"], broker.record)
+    return code, broker.record, lineage
+
+
+def _lineage_tags(environment: Environment, broker: TrainingBroker, confinement: Confinement) -> dict[str, str]:
+    commit, dirty = git_commit(environment.project.root)
+    tags = {
+        "state": environment.state,
+        "created_by": environment.created_by,
+        "environment": environment.name,
+        "training_sandbox": confinement.sandbox,
+    }
+    if commit:
+        tags["git_commit"] = commit
+        tags["git_dirty"] = str(dirty).lower()
+    reads = broker.lake.reads() if broker.lake_was_used else []
+    tags["data_digest"] = broker.lake.data_digest() if reads else "none"
+    if broker.lake_was_used:
+        tags["data_files"] = ",".join(read.path for read in reads)[:4000]
+    return tags
+
+
+def _import_scratch_runs(scratch: Path, record: RunRecord) -> None:
+    """Params, metrics and tags the script logged with MLflow itself (into its scratch store) join the run."""
+    if not any(scratch.glob("*/*/meta.yaml")):
+        return
+    from mlflow import MlflowClient
+
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # reading the scratch store the child wrote
+    client = MlflowClient(tracking_uri=scratch.as_uri())
+    for experiment in client.search_experiments():
+        for run in client.search_runs([experiment.experiment_id]):
+            for key, value in run.data.params.items():
+                record.params.setdefault(key, value)
+            record.tags.update({k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")})
+            for key in run.data.metrics:
+                for metric in client.get_metric_history(run.info.run_id, key):
+                    record.metrics.append((key, metric.value, metric.timestamp, metric.step))
+
+
+def log_run(
+    environment: Environment,
+    settings: RunSettings,
+    record: RunRecord,
+    lineage: dict[str, str],
+    started: int,
+    *,
+    ok: bool,
+) -> tuple[str, list[dict[str, Any]]]:
+    """The MLflow run of this training in the environment's registry, with everything masked as it is stored;
+    registers the models when ok. Its id and the versions registered."""
+    from conveyor.registry.store import ModelRegistry
+
+    registry = ModelRegistry(environment)
+    client = registry.client
+    with _registry_uris(registry.uri):
+        return _record(environment, registry, client, settings, record, lineage, started, ok=ok)
+
+
+@contextlib.contextmanager
+def _registry_uris(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking and registry URIs set to `uri` for a registration, and put back after."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_state
+    from mlflow.tracking._tracking_service import utils as tracking_state
+
+    saved = tracking_state._tracking_uri, registry_state._registry_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        tracking_state._tracking_uri, registry_state._registry_uri = saved
+
+
+def _record(
+    environment: Environment,
+    registry: Any,
+    client: Any,
+    settings: RunSettings,
+    record: RunRecord,
+    lineage: dict[str, str],
+    started: int,
+    *,
+    ok: bool,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Create the run (its start time the script's), log what the script logged, masked; register when ok."""
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    from conveyor.registry.store import pinned_requirements
+
+    script = Path(settings.script).name
+    run_tags = {"conveyor.environment": environment.name, "conveyor.script": script, **record.tags}
+    run = client.create_run(
+        registry.experiment_id(), start_time=started, tags=mask_fields(run_tags), run_name=f"train-{environment.name}"
+    )
+    run_id = run.info.run_id
+    params = [Param(k, str(v)) for k, v in mask_fields(record.params).items()]
+    names = list(dict.fromkeys(key for key, _, _, _ in record.metrics))
+    renamed = dict(zip(names, mask_fields(dict.fromkeys(names, 0.0)), strict=True))
+    metrics = [Metric(renamed[key], float(value), stamp, step) for key, value, stamp, step in record.metrics]
+    client.log_batch(run_id, metrics=metrics, params=params)
+    if not ok:
+        client.set_terminated(run_id, "FAILED")
+        return run_id, []
+    registered = []
+    project = environment.project
+    root = project.root
+    code = [root / c for c in project.config.project.code if (root / c).exists()]
+    latest = {k: v for k, v in mask_fields(record.latest_metrics()).items() if isinstance(v, float)}
+    with mlflow.start_run(run_id=run_id):
+        for pending in record.registrations:
+            score = root / project.config.project.score
+            model_uri = registry.log_pyfunc(pending.path, score, code, pinned_requirements())
+            tags = {**pending.tags, **lineage, **{f"metric.{k}": f"{v:.6g}" for k, v in latest.items()}}
+            version = registry.register(model_uri, pending.name, {k: str(v) for k, v in mask_fields(tags).items()})
+            registered.append(version.to_dict())
+    return run_id, json.loads(json.dumps(registered))
 
 
 class LocalCompute:
@@ -113,7 +334,7 @@ class LocalCompute:
     def train(self, environment: Environment, args: Sequence[str], out: Writer, err: Writer) -> TrainingResult:
         return run_training_process(environment, args, out, err)
 
-    def spark_session(self, environment: Environment) -> SparkSession:
+    def spark_session(self, app_name: str, hadoop_settings: Mapping[str, str]) -> SparkSession:
         from conveyor.compute.spark import SparkLocal
 
-        return SparkLocal().spark_session(environment)
+        return SparkLocal().spark_session(app_name, hadoop_settings)

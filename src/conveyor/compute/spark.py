@@ -7,11 +7,11 @@ is the Spark driver (or the Connect client), and `ctx.spark()` returns a session
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from conveyor.compute.base import TrainingResult, Writer
-from conveyor.compute.hadoop import REDACTION_REGEX, lake_hadoop_settings
+from conveyor.compute.hadoop import REDACTION_REGEX
 from conveyor.compute.process import run_training_process
 from conveyor.config import Environment
 from conveyor.errors import ConfigError
@@ -31,11 +31,7 @@ def session_builder() -> SparkSession.Builder:
     return SparkSession.builder
 
 
-def app_name(environment: Environment) -> str:
-    return f"{environment.project.name}-{environment.name}"
-
-
-def with_lake_settings(session: SparkSession, settings: dict[str, str]) -> SparkSession:
+def with_lake_settings(session: SparkSession, settings: Mapping[str, str]) -> SparkSession:
     """Set the lake's Hadoop settings on the session (and, in a local JVM, on its Hadoop configuration for the
     RDD API); read through Spark Connect or on Databricks they apply to the session's DataFrame reads."""
     for key, value in settings.items():
@@ -48,11 +44,11 @@ def with_lake_settings(session: SparkSession, settings: dict[str, str]) -> Spark
     return session
 
 
-def classic_builder(environment: Environment, master: str) -> SparkSession.Builder:
+def classic_builder(app_name: str, master: str) -> SparkSession.Builder:
     """A builder for a driver in this process: no UI, no progress bar, credentials masked in Spark's logs."""
     return (
         session_builder()
-        .appName(app_name(environment))
+        .appName(app_name)
         .master(master)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
@@ -70,11 +66,10 @@ class SparkCompute:
     def train(self, environment: Environment, args: Sequence[str], out: Writer, err: Writer) -> TrainingResult:
         return run_training_process(environment, args, out, err)
 
-    def spark_session(self, environment: Environment) -> SparkSession:
-        settings = lake_hadoop_settings(environment)  # before the JVM starts: a bad secret fails fast
-        return with_lake_settings(self.builder(environment).getOrCreate(), settings)
+    def spark_session(self, app_name: str, hadoop_settings: Mapping[str, str]) -> SparkSession:
+        return with_lake_settings(self.builder(app_name).getOrCreate(), hadoop_settings)
 
-    def builder(self, environment: Environment) -> SparkSession.Builder:
+    def builder(self, app_name: str) -> SparkSession.Builder:
         raise NotImplementedError
 
 
@@ -85,22 +80,22 @@ class SparkLocal(SparkCompute):
     def __init__(self, setting: str = "spark") -> None:
         super().__init__(setting)
 
-    def builder(self, environment: Environment) -> SparkSession.Builder:
+    def builder(self, app_name: str) -> SparkSession.Builder:
         master = os.environ.get("CONVEYOR_SPARK_MASTER", "local[*]")
-        return classic_builder(environment, master).config("spark.sql.shuffle.partitions", "4")
+        return classic_builder(app_name, master).config("spark.sql.shuffle.partitions", "4")
 
 
 class SparkCluster(SparkCompute):
     """`compute = "spark://HOST:PORT"`: a Spark standalone cluster's master; the tasks run on its workers'
     executors, the driver in the training process."""
 
-    def builder(self, environment: Environment) -> SparkSession.Builder:
-        return classic_builder(environment, self.setting)
+    def builder(self, app_name: str) -> SparkSession.Builder:
+        return classic_builder(app_name, self.setting)
 
 
 class SparkConnect(SparkCompute):
     """`compute = "sc://HOST:PORT"`: a Spark Connect server (what Databricks Connect speaks); the training process
     is a thin client and the plans run on the server."""
 
-    def builder(self, environment: Environment) -> SparkSession.Builder:
-        return session_builder().appName(app_name(environment)).remote(self.setting)
+    def builder(self, app_name: str) -> SparkSession.Builder:
+        return session_builder().appName(app_name).remote(self.setting)

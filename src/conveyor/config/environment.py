@@ -5,17 +5,17 @@ from __future__ import annotations
 import getpass
 import os
 import re
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from conveyor.config.schema import EnvironmentConfig
+from conveyor.config.schema import EnvironmentConfig, ProjectFile
 from conveyor.errors import ConfigError
 from conveyor.secrets.base import SecretStore, open_store
 from conveyor.secrets.redaction import declare_public
 
 if TYPE_CHECKING:
-    from conveyor.config.project import Project
     from conveyor.lake import Lake
 
 REFERENCE = re.compile(r"\$\{(secret|env):([A-Za-z0-9_.\-/]+)\}")
@@ -26,10 +26,65 @@ def secret_references(value: str) -> set[str]:
     return {m.group(2) for m in REFERENCE.finditer(value) if m.group(1) == "secret"}
 
 
+class GateStoreView(Protocol):
+    """What an environment's readers see of the project's gate store."""
+
+    @property
+    def secrets_url(self) -> str: ...
+
+
+class ProjectView(Protocol):
+    """What an environment knows of its project: `conveyor.config.Project`, seen from below (no import cycle)."""
+
+    root: Path
+    config: ProjectFile
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def file(self) -> Path: ...
+
+    @property
+    def state_dir(self) -> Path: ...
+
+    @property
+    def gates(self) -> GateStoreView: ...
+
+    def environment(self, name: str | None = None) -> Environment: ...
+
+
+def resolve_references(value: str, where: str, secret: Callable[[str], str] | None, project_file: Path) -> str:
+    """`value` with `${env:VAR}` from the process environment and `${secret:KEY}` through `secret` (None: refused).
+
+    `where` names the configured key in errors (`environments.dev.lake`, `gates.eval_data`).
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        kind, name = match.groups()
+        if kind == "env":
+            if name not in os.environ:
+                raise ConfigError(
+                    f"{where} refers to ${{env:{name}}}, which is not set",
+                    hint=f"Export {name}, or write the value into {project_file}.",
+                )
+            return os.environ[name]
+        if secret is None:
+            raise ConfigError(f"{where} cannot refer to a secret")
+        return secret(name)
+
+    return REFERENCE.sub(substitute, value)
+
+
+def store_override(name: str) -> str | None:
+    """`CONVEYOR_SECRETS_<NAME>`: how CI hands a step its own store (`dev` → CONVEYOR_SECRETS_DEV)."""
+    return os.environ.get(f"CONVEYOR_SECRETS_{name.upper().replace('-', '_')}") or None
+
+
 class Environment:
     """dev, stage, prod...: the same code runs in each; only this configuration and its secrets differ."""
 
-    def __init__(self, name: str, config: EnvironmentConfig, project: Project) -> None:
+    def __init__(self, name: str, config: EnvironmentConfig, project: ProjectView) -> None:
         self.name = name
         self.config = config
         self.project = project
@@ -40,33 +95,19 @@ class Environment:
     @property
     def secrets_url(self) -> str:
         """The store URL: `CONVEYOR_SECRETS_<ENV>` when set (how CI hands over its own store), else the file's."""
-        override = os.environ.get(f"CONVEYOR_SECRETS_{self.name.upper().replace('-', '_')}")
-        return override or self.resolve(self.config.secrets, "secrets", allow_secrets=False)
+        return store_override(self.name) or self.resolve(self.config.secrets, "secrets", allow_secrets=False)
 
     @cached_property
     def secrets(self) -> SecretStore:
-        return open_store(self.secrets_url, self.project.root)
+        return open_store(self.secrets_url, self.project.root, public_keys=frozenset(self.public_secret_keys()))
 
     def secret(self, key: str) -> str:
         return self.secrets.get(key)
 
     def resolve(self, value: str, key: str, *, allow_secrets: bool = True) -> str:
         """Replace `${secret:KEY}` (from this environment's store) and `${env:VAR}` in a configured value."""
-
-        def substitute(match: re.Match[str]) -> str:
-            kind, name = match.groups()
-            if kind == "env":
-                if name not in os.environ:
-                    raise ConfigError(
-                        f"environments.{self.name}.{key} refers to ${{env:{name}}}, which is not set",
-                        hint=f"Export {name}, or write the value into {self.project.file}.",
-                    )
-                return os.environ[name]
-            if not allow_secrets:
-                raise ConfigError(f"environments.{self.name}.{key} cannot refer to a secret")
-            return self.secret(name)
-
-        return REFERENCE.sub(substitute, value)
+        secret = self.secret if allow_secrets else None
+        return resolve_references(value, f"environments.{self.name}.{key}", secret, self.project.file)
 
     @cached_property
     def lake_url(self) -> str:

@@ -6,11 +6,14 @@ import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from conveyor.config.environment import Environment, secret_references
+from conveyor.config.environment import Environment
+from conveyor.config.gates import GateSettings
 from conveyor.config.schema import ProjectFile
 from conveyor.errors import ConfigError
 from conveyor.secrets.redaction import redact
@@ -31,7 +34,7 @@ def find_project_root(start: Path | None = None) -> Path:
     )
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     kind = error["type"]
     if kind == "missing":
@@ -75,18 +78,23 @@ class Project:
         return self.root / PROJECT_FILE
 
     @property
+    def allowed_signers_file(self) -> Path:
+        """`[trust] allowed_signers`, relative to the project folder: the keys that may sign, and whose they are."""
+        return self.root / self.config.trust.allowed_signers
+
+    @property
     def state_dir(self) -> Path:
         """`.conveyor/` inside the project: local stores, builds and the ledger (never committed)."""
         return self.root / ".conveyor"
 
     def required_secrets(self, env: str) -> list[str]:
-        """Secret keys `env` needs: its configuration's references, and in the gates' environment the evaluation
-        data's."""
-        keys = set(self.environment(env).required_secrets())
-        gates = self.config.gates
-        if gates.eval_data and gates.env == env:
-            keys |= secret_references(gates.eval_data)
-        return sorted(keys)
+        """Secret keys `env` needs: its configuration's references (the gate store's are `gates.required_secrets`)."""
+        return self.environment(env).required_secrets()
+
+    @cached_property
+    def gates(self) -> GateSettings:
+        """`[gates]`: the gate step's own store and the sealed set's location."""
+        return GateSettings(self.config.gates, self.root, self.file)
 
     def environment(self, name: str | None = None) -> Environment:
         """The named environment (default: `$CONVEYOR_ENV`); unknown names are refused with the known ones."""

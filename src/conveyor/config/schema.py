@@ -6,16 +6,18 @@ Unknown keys are refused (a misspelled key would otherwise be silently ignored).
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from conveyor.config.computes import accepted_computes, compute_entry
-
 from conveyor.config.targets import target_forms, target_kind
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+PRINCIPAL = re.compile(r'^[^\s,"*?!]+$')
+RESERVED_ENVIRONMENT = "gates"
 RULE = re.compile(r"^\s*(>=|<=|>|<|==)\s*(-?\d+(\.\d+)?)\s*(\*\s*champion)?\s*$")
 
 
@@ -185,10 +187,20 @@ class ReleaseStageConfig(Strict):
 
 
 class GatesConfig(Strict):
-    """`[gates]`: the sealed evaluation set and the metric rules a build must pass."""
+    """`[gates]`: the sealed evaluation set, in a store of the gate step's own, and the rules a build must pass.
 
-    eval_data: str | None = None
-    env: str = "stage"
+    The sealed set is not a folder of any environment's lake: training opens lakes, and only the gate step opens
+    `secrets` (CI hands it over as CONVEYOR_SECRETS_GATES, to the gate step alone).
+    """
+
+    secrets: str | None = Field(
+        default=None,
+        description="the gate step's own secret store URL (CONVEYOR_SECRETS_GATES overrides it)",
+    )
+    eval_data: str | None = Field(
+        default=None,
+        description="URL of the sealed evaluation file (file://, s3://, abfss://, az://), e.g. ${secret:eval-data-url}",
+    )
     metrics: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("metrics")
@@ -198,6 +210,23 @@ class GatesConfig(Strict):
             if not RULE.match(rule):
                 raise ValueError(f"rule {rule!r} for {metric!r} must look like '>= 0.5', '<= 1.1 * champion' or '< 3'")
         return value
+
+
+class Sandbox(StrEnum):
+    """Whether `conveyor train` must run the script in a filesystem/network sandbox (Linux, bubblewrap)."""
+
+    AUTO = "auto"  # sandboxed where the OS allows it; said plainly where it does not
+    REQUIRED = "required"  # refuse to train where the sandbox cannot run (for CI's stage training)
+
+
+class TrainingConfig(Strict):
+    """`[training]`: what a training script reaches besides the environment's lake (which it always gets)."""
+
+    secrets: list[str] = Field(
+        default_factory=list,
+        description="secret keys train.py may read with ctx.secret(KEY); no other value of the store reaches it",
+    )
+    sandbox: Sandbox = Field(default=Sandbox.AUTO, description="auto or required")
 
 
 class LedgerConfig(Strict):
@@ -216,8 +245,28 @@ class TrustConfig(Strict):
         default="allowed_signers", description="OpenSSH allowed_signers file, relative to conveyor.toml"
     )
     builders: list[str] = Field(
-        default_factory=list, description="principals whose test and gate attestations a release accepts"
+        default_factory=lambda: ["ci"], description="principals whose test and gate attestations a release accepts"
     )
+
+    @field_validator("allowed_signers")
+    @classmethod
+    def _allowed_signers(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a file, e.g. allowed_signers (an OpenSSH allowed_signers file)")
+        return value
+
+    @field_validator("builders")
+    @classmethod
+    def _builders(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not PRINCIPAL.match(name):
+                raise ValueError(
+                    f"builder {name!r} must be a principal of allowed_signers: a plain name without blanks, "
+                    "commas, quotes or wildcards (e.g. ci)"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("names a builder twice")
+        return value
 
 
 class ProjectFile(Strict):
@@ -227,6 +276,7 @@ class ProjectFile(Strict):
     environments: dict[str, EnvironmentConfig]
     release: dict[str, ReleaseStageConfig] = Field(default_factory=dict)
     gates: GatesConfig = Field(default_factory=GatesConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     trust: TrustConfig = Field(default_factory=TrustConfig)
 
@@ -238,4 +288,6 @@ class ProjectFile(Strict):
         for name in value:
             if not NAME.match(name):
                 raise ValueError(f"environment name {name!r} must be lowercase letters, digits, - and _")
+            if name == RESERVED_ENVIRONMENT:
+                raise ValueError(f"{name!r} names the gate step's store (CONVEYOR_SECRETS_GATES): choose another name")
         return value

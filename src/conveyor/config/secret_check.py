@@ -42,8 +42,22 @@ class SecretsCheck:
 
 
 def check_secrets(project: Project, env: str | None = None) -> SecretsCheck:
-    """Which of the secrets `env` needs (its configuration's `${secret:KEY}` references, and where the gates run,
-    the evaluation data's) its store lacks."""
+    """Which of the secrets `env` needs (its configuration's `${secret:KEY}` references) its store lacks.
+
+    `env = "gates"` checks the gate step's own store for the sealed set's keys (`[gates] eval_data`).
+    """
+    from conveyor.config.schema import RESERVED_ENVIRONMENT
+
+    if env == RESERVED_ENVIRONMENT:
+        gates = project.gates
+        needed = gates.required_secrets()
+        present = set(gates.secrets.names())
+        return SecretsCheck(
+            environment=RESERVED_ENVIRONMENT,
+            store=gates.secrets.url,
+            needed=tuple(needed),
+            missing=tuple(key for key in needed if key not in present),
+        )
     environment = project.environment(env)
     needed = project.required_secrets(environment.name)
     present = set(environment.secrets.names())

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from conveyor.errors import ConveyorError
 from conveyor.secrets.file import FileSecretStore
-from conveyor.secrets.redaction import declare_public
 
 EXAMPLES = Path(__file__).parent
 ENVIRONMENTS = ("dev", "stage", "prod")
 DATA_FILE = "AdultCensusIncome.csv"
-EVAL_FILE = "sealed/AdultCensusIncome-eval.csv"
+EVAL_FILE = "AdultCensusIncome-eval.csv"
+PUBLIC_KEYS = frozenset({"alg-state", "created-by"})  # published by design as the state and created_by tags
 SEEDS = {"dev": 11, "stage": 22, "prod": 33}
 DEFAULT_PORTS = {"qa": 8701, "prod": 8702}
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.template")
@@ -28,6 +28,7 @@ class InitResult:
     secrets_dir: Path
     lakes: dict[str, Path] = field(default_factory=dict)
     created_secrets: list[Path] = field(default_factory=list)
+    sealed: Path | None = None
 
 
 def init_project(
@@ -57,6 +58,7 @@ def init_project(
     name = name or target.name.lower().replace(" ", "-")
     home = Path(os.path.expanduser("~")) / ".conveyor"
     secrets_dir = (secrets_dir or home / "secrets" / name).resolve()
+    sealed_dir = (home / "sealed" / name) if lakes_dir is None else lakes_dir.resolve().parent / "sealed"
     lakes_dir = (lakes_dir or home / "lakes" / name).resolve()
 
     shutil.copytree(source, target, ignore=COPY_IGNORE, dirs_exist_ok=True)
@@ -73,16 +75,20 @@ def init_project(
         lake = lakes_dir / env
         result.lakes[env] = lake
         store = FileSecretStore(secrets_dir / f"{env}.toml")
+        store.public_keys = PUBLIC_KEYS
         if not store.path.exists():
             values = {"datalake-fqdn": lake.as_uri(), "alg-state": env, "created-by": user}
-            if env == "stage":
-                values["eval-data-url"] = EVAL_FILE
             for key, value in values.items():
                 store.set(key, value)
-            declare_public(env)  # the state and created_by tags are published by design
-            declare_public(user)
             result.created_secrets.append(store.path)
         write_sample_data(lake, env, rows)
+    sealed = sealed_dir / EVAL_FILE
+    result.sealed = sealed
+    gates = FileSecretStore(secrets_dir / "gates.toml")
+    if not gates.path.exists():
+        gates.set("eval-data-url", sealed.as_uri())
+        result.created_secrets.append(gates.path)
+    write_sealed_set(sealed, rows)
     if git:
         _git_init(target)
     return result
@@ -99,15 +105,21 @@ def portable(path: Path) -> str:
 
 
 def write_sample_data(lake: Path, env: str, rows: int) -> None:
-    """Different census data in each environment's lake; stage also gets the sealed evaluation set."""
+    """Different census data in each environment's lake."""
     from conveyor.examples.census_data import write_census_csv
 
     lake.mkdir(parents=True, exist_ok=True)
     if not (lake / DATA_FILE).exists():
         write_census_csv(lake / DATA_FILE, rows=rows, seed=SEEDS.get(env, 99))
-    if env == "stage" and not (lake / EVAL_FILE).exists():
-        (lake / EVAL_FILE).parent.mkdir(parents=True, exist_ok=True)
-        write_census_csv(lake / EVAL_FILE, rows=max(rows // 5, 200), seed=4242)
+
+
+def write_sealed_set(path: Path, rows: int) -> None:
+    """The sealed evaluation set, beside the lakes and in none of them: only the gate store names it."""
+    from conveyor.examples.census_data import write_census_csv
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_census_csv(path, rows=max(rows // 5, 200), seed=4242)
 
 
 def _git_init(root: Path) -> None:

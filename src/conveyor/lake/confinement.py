@@ -66,7 +66,7 @@ def _outside(path: str, location: LakeLocation, why: str) -> LakePathOutside:
     )
 
 
-class ConfinedFileSystem(DirFileSystem):
+class ConfinedFileSystem(DirFileSystem):  # type: ignore[misc]  # fsspec is untyped
     """`DirFileSystem` at the lake's root that refuses paths leaving it and logs reads into `read_log`."""
 
     cachable = False  # each lake keeps its own read log
@@ -130,7 +130,7 @@ class ConfinedFileSystem(DirFileSystem):
         """Turn the backend's FileNotFoundError (or `also`) for `path` into `missing(path)`."""
         try:
             yield
-        except (FileNotFoundError, *also) as exc:
+        except (FileNotFoundError, *also) as exc:  # type: ignore[misc]  # a tuple built at run time
             if isinstance(exc, LakeError):
                 raise
             raise self.missing(path) from None
@@ -167,7 +167,7 @@ class ConfinedFileSystem(DirFileSystem):
             self.read_log.record(inside, hashlib.sha256(data).hexdigest())
         else:
             self.read_log.opened(inside)
-        return data
+        return bytes(data)
 
     def cat(self, path: Any, *args: Any, **kwargs: Any) -> Any:
         self._expanded(path, kwargs.get("recursive", False))
@@ -199,7 +199,7 @@ class ConfinedFileSystem(DirFileSystem):
         names = self.expand_path(path, recursive=recursive)
         for name in names:
             self._join(name)
-        return names
+        return list(names)
 
     def get(self, rpath: Any, *args: Any, **kwargs: Any) -> Any:
         for name in self._expanded(rpath, kwargs.get("recursive", False)):
@@ -219,7 +219,7 @@ class ConfinedFileSystem(DirFileSystem):
 
     def info(self, path: Any, **kwargs: Any) -> dict[str, Any]:
         with self._named_if_missing(path):
-            return super().info(path, **kwargs)
+            return dict(super().info(path, **kwargs))
 
     def __repr__(self) -> str:
         return f"ConfinedFileSystem({self.location.url!r})"

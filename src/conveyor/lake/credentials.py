@@ -17,6 +17,17 @@ from conveyor.secrets.base import SecretStore
 from conveyor.secrets.redaction import register_secret
 
 SERVICE_PRINCIPAL = {"sp-app-id": "client_id", "sp-password": "client_secret", "sp-tenant-id": "tenant_id"}
+CREDENTIAL_KEYS = (
+    *SERVICE_PRINCIPAL,
+    "storage-account-name",
+    "storage-account-key",
+    "storage-connection-string",
+    "aws-access-key-id",
+    "aws-secret-access-key",
+    "aws-session-token",
+    "aws-region",
+    "s3-endpoint-url",
+)  # every key a lake's credentials may be read from
 
 
 def optional_secret(secrets: SecretStore | None, key: str, *, sensitive: bool = True) -> str | None:

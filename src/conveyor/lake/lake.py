@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import posixpath
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
@@ -69,18 +69,18 @@ class Lake:
 
     def open(self, path: Any, mode: str = "rb", **kwargs: Any) -> IO[Any]:
         """Open a lake file; reading modes are logged with the file's sha256."""
-        return self.fs.open(path, mode, **kwargs)
+        return cast(IO[Any], self.fs.open(path, mode, **kwargs))
 
     def ls(self, path: Any = "", detail: bool = False) -> list[Any]:
         """The entries under `path` (names relative to the lake's root, or info dicts with `detail`)."""
-        return self.fs.ls(self.path(path), detail=detail)
+        return list(self.fs.ls(self.path(path), detail=detail))
 
     def find(self, path: Any = "") -> list[str]:
         """Every file under `path`, recursively."""
-        return self.fs.find(self.path(path))
+        return list(self.fs.find(self.path(path)))
 
     def exists(self, path: Any) -> bool:
-        return self.fs.exists(self.path(path))
+        return bool(self.fs.exists(self.path(path)))
 
     def info(self, path: Any) -> dict[str, Any]:
         return self.fs.info(self.path(path))

@@ -108,7 +108,7 @@ class HashingReader(io.BufferedIOBase):
 
     def readinto(self, buffer: Any) -> int:
         start = self._position()
-        count = self._inner.readinto(buffer)
+        count: int | None = getattr(self._inner, "readinto")(buffer)  # noqa: B009  (IO declares no readinto)
         if count:
             self._consumed(start, memoryview(buffer).cast("B")[:count])
         return count or 0
@@ -144,7 +144,7 @@ class HashingReader(io.BufferedIOBase):
         return False
 
     @property
-    def closed(self) -> bool:  # type: ignore[override]
+    def closed(self) -> bool:
         return bool(getattr(self._inner, "closed", False))
 
     def _finish(self) -> None:

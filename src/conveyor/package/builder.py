@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,102 +20,43 @@ from typing import TYPE_CHECKING, Any
 import conveyor
 from conveyor.errors import ConveyorError
 from conveyor.package.archive import write_archive
-from conveyor.package.cache import input_key
+from conveyor.package.attestations import (
+    AttestationKind,
+    attest_provenance,
+    attested_by,
+    attesting_identity,
+    drop_results,
+)
 from conveyor.package.distribution import conveyor_wheel, source_digest
 from conveyor.package.lock import (
     PYTHON_VERSION,
-    SERVER_REQUIREMENTS,
     RequirementsLock,
     download_wheels,
     lock_requirements,
+    pip_wheel,
 )
 from conveyor.package.manifest import PackageManifest, check_package, hash_files
 from conveyor.package.record import (
     BUILD_FILE,
+    INPUTS_FILE,
     SCHEMA,
     BuildRecord,
+    ImageSection,
     builds_dir,
-    read_index,
     update_index,
     write_json,
 )
+from conveyor.package.reuse import try_warm, warm_key
+from conveyor.trust import Identity, SigningKey
 
 if TYPE_CHECKING:
     from conveyor.config import Environment, Project
     from conveyor.package.engine import ContainerEngine
-    from conveyor.registry import ModelVersionInfo
+    from conveyor.registry import ModelRegistry, ModelVersionInfo
 
 Progress = Callable[[str], None]
 NO_ENGINE = "none"
 SKIPPED_CODE = ("conveyor_pyfunc.py", "__pycache__")
-INPUTS_FILE = "inputs.json"
-
-
-def _registry_fingerprint(environment: Environment) -> list[Any] | None:
-    """Size and mtime of a local sqlite registry (and its journal files); None for anything else."""
-    uri = environment.registry_uri
-    if not uri.startswith("sqlite:///"):
-        return None
-    db = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
-    if not db.is_absolute():
-        db = Path("/") / db
-    stats = []
-    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-journal")):
-        if path.exists():
-            stat = path.stat()
-            stats.append([path.name, stat.st_size, stat.st_mtime_ns])
-    return stats or None
-
-
-def _engines_on_path() -> str:
-    from conveyor.package.engine import ENGINES
-
-    return "auto:" + ",".join(name for name in ENGINES if shutil.which(name))
-
-
-def warm_key(
-    environment: Environment, model_spec: str | None, engine: str | None, base_image: str | None
-) -> str | None:
-    """What decides a build when the registry has not changed; None when that cannot be known cheaply."""
-    fingerprint = _registry_fingerprint(environment)
-    if fingerprint is None:
-        return None
-    return input_key(
-        {
-            "env": environment.name,
-            "registry": environment.registry_uri,
-            "fingerprint": fingerprint,
-            "model": model_spec,
-            "engine": engine or os.environ.get("CONVEYOR_ENGINE") or _engines_on_path(),
-            "base": base_image or os.environ.get("CONVEYOR_BASE_IMAGE"),
-            "conveyor": source_digest(),
-            "server": list(SERVER_REQUIREMENTS),
-            "python": PYTHON_VERSION,
-        }
-    )
-
-
-def _try_warm(project: Project, key: str | None, want_image: bool) -> BuildRecord | None:
-    if key is None:
-        return None
-    hex_digest = read_index(project.state_dir).get("warm", {}).get(key)
-    if not hex_digest:
-        return None
-    path = builds_dir(project.state_dir) / hex_digest / BUILD_FILE
-    if not path.is_file():
-        return None
-    record = BuildRecord.load(path)
-    if want_image and not record.image:
-        return None
-    image_archive = Path(record.image["archive"]) if record.image else None
-    if not record.archive.is_file() or (image_archive is not None and not image_archive.is_file()):
-        return None
-    try:
-        check_package(record.package_dir, record.digest)
-    except ConveyorError:
-        return None
-    record.reused = True
-    return record
 
 
 def _normalize_modes(folder: Path) -> None:
@@ -212,6 +154,30 @@ def _image_inputs(engine: ContainerEngine, base: str, lock_digest: str) -> dict[
     }
 
 
+@dataclass(frozen=True)
+class BuildInputs:
+    """What a build is made from, once resolved: the model version (and its registry), the engine, the base."""
+
+    registry: ModelRegistry
+    info: ModelVersionInfo
+    engine: ContainerEngine | None
+    base: str
+
+
+@dataclass(frozen=True)
+class StagedPackage:
+    """The package laid out in its build folder (named by its digest), with its manifest and lock."""
+
+    folder: Path
+    dir: Path
+    manifest: PackageManifest
+    lock: RequirementsLock
+
+    @property
+    def digest(self) -> str:
+        return self.manifest.digest
+
+
 def build(
     project: Project,
     environment: Environment,
@@ -219,24 +185,75 @@ def build(
     engine: str | ContainerEngine | None = None,
     base_image: str | None = None,
     progress: Progress | None = None,
+    key: Path | SigningKey | None = None,
 ) -> BuildRecord:
     """Build the package (and, with a container engine, the image) for a model version; reuse when unchanged.
 
     `engine` is podman, docker, buildah, "none" (package only) or None (the first that works; package only with a
-    message when none does). Returns the BuildRecord (`.path` is build.json, `.data` the record, `.reused`).
+    message when none does). `key` is the signing key (default $CONVEYOR_SIGNING_KEY, else git's
+    user.signingkey); its principal signs the build's SLSA provenance. Without a usable key the build is made
+    unsigned, and says so. Returns the BuildRecord (`.path` is build.json, `.data` the record, `.reused`,
+    `.signed_by`).
     """
-    say = progress or (lambda _message: None)
+    say = progress or _quiet
+    identity = attesting_identity(project, key, say)
     engine_name = engine if isinstance(engine, str) or engine is None else engine.name
-    key = warm_key(environment, model_spec, engine_name, base_image)
-    warm = _try_warm(project, key, want_image=engine_name != NO_ENGINE and bool(engine_name))
+    key_of_inputs = warm_key(environment, model_spec, engine_name, base_image)
+    warm = _reuse_unchanged(project, environment, key_of_inputs, engine_name, say)
     if warm:
-        say(
-            f"nothing changed: reusing build {warm.short} (model {warm.data['model']['name']} "
-            f"{warm.data['model']['version']})"
-        )
-        update_index(project.state_dir, key, environment.name, warm.digest.removeprefix("sha256:"))
-        return warm
+        return _attest_unchanged(project, warm, identity)
     started = time.monotonic()
+    inputs = _resolve_inputs(environment, model_spec, engine, base_image, say)
+    staged = _stage_package(project, inputs, say)
+    archive = write_archive(staged.dir, staged.folder / "package.tar")
+    previous = BuildRecord.load(staged.folder) if (staged.folder / BUILD_FILE).is_file() else None
+    image, reused_image = None, False
+    if inputs.engine:
+        image, reused_image = _build_or_reuse_image(project, inputs, staged, previous, say)
+    same_image = previous is not None and (reused_image or (not inputs.engine and not previous.image))
+    record = _write_record(project, environment, inputs, staged, archive, image, previous, same_image)
+    if not same_image:
+        drop_results(record)
+    record.reused = reused_image
+    record.signed_by = identity.principal if attest_provenance(record, identity) and identity else None
+    _remember(project, environment, (key_of_inputs, model_spec, engine_name, base_image), staged.digest)
+    say(f"build {record.short} ready in {time.monotonic() - started:.1f} s: {staged.folder}")
+    return record
+
+
+def _attest_unchanged(project: Project, record: BuildRecord, identity: Identity | None) -> BuildRecord:
+    """A reused build is vouched for by whoever builds it now with a key (its provenance is signed again when
+    another principal, or no one, signed it); without a key it keeps the provenance it has."""
+    record.signed_by = attested_by(project, record, AttestationKind.PROVENANCE)
+    if identity is not None and record.signed_by != identity.principal:
+        attest_provenance(record, identity)
+        record.signed_by = identity.principal
+    return record
+
+
+def _quiet(_message: str) -> None:
+    return None
+
+
+def _reuse_unchanged(
+    project: Project, environment: Environment, key: str | None, engine_name: str | None, say: Progress
+) -> BuildRecord | None:
+    """The previous build when nothing it was made from changed (and it is intact); None otherwise."""
+    warm = try_warm(project, key, want_image=engine_name != NO_ENGINE and bool(engine_name))
+    if warm:
+        say(f"nothing changed: reusing build {warm.short} (model {warm.model_ref()})")
+        update_index(project.state_dir, key, environment.name, warm.digest.removeprefix("sha256:"))
+    return warm
+
+
+def _resolve_inputs(
+    environment: Environment,
+    model_spec: str | None,
+    engine: str | ContainerEngine | None,
+    base_image: str | None,
+    say: Progress,
+) -> BuildInputs:
+    """The engine, the model version in the environment's registry, and the base image (made if need be)."""
     from conveyor.package.baseimage import ensure_base_image, requested_base_image
     from conveyor.registry import ModelRegistry
 
@@ -245,101 +262,114 @@ def build(
     info = registry.resolve(model_spec)
     say(f"model {info.name} version {info.version} from the {environment.name} registry")
     base = ensure_base_image(chosen_engine, base_image, say) if chosen_engine else requested_base_image(base_image)
+    return BuildInputs(registry, info, chosen_engine, base)
+
+
+def _stage_package(project: Project, inputs: BuildInputs, say: Progress) -> StagedPackage:
+    """Download the model, lock its requirements, lay the package out beside, then move it to its digest's folder
+    (an intact package already there is kept)."""
     root = builds_dir(project.state_dir)
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".staging-", dir=root) as tmp:
-        model_dir = registry.download(info, Path(tmp) / "model")
+        model_dir = inputs.registry.download(inputs.info, Path(tmp) / "model")
         requirements = model_dir / "requirements.txt"
         lock = lock_requirements(requirements.read_text() if requirements.is_file() else "")
         staged = Path(tmp) / "package"
-        manifest = assemble_package(model_dir, staged, info, project, base, lock.text)
-        digest = manifest.digest
-        folder = root / digest.removeprefix("sha256:")
+        manifest = assemble_package(model_dir, staged, inputs.info, project, inputs.base, lock.text)
+        folder = root / manifest.digest.removeprefix("sha256:")
         package_dir = folder / "package"
         try:
-            check_package(package_dir, digest)
+            check_package(package_dir, manifest.digest)
         except ConveyorError:
             if package_dir.exists():
                 shutil.rmtree(package_dir)
             folder.mkdir(parents=True, exist_ok=True)
             staged.replace(package_dir)
-    say(f"package {digest[:19]} ({len(manifest.files)} files)")
-    archive = write_archive(package_dir, folder / "package.tar")
-    previous = BuildRecord.load(folder) if (folder / BUILD_FILE).is_file() else None
-    record_data: dict[str, Any] = {
+    say(f"package {manifest.digest[:19]} ({len(manifest.files)} files)")
+    return StagedPackage(folder, package_dir, manifest, lock)
+
+
+def _write_record(
+    project: Project,
+    environment: Environment,
+    inputs: BuildInputs,
+    staged: StagedPackage,
+    archive: Path,
+    image: ImageSection | None,
+    previous: BuildRecord | None,
+    same_image: bool,
+) -> BuildRecord:
+    """Write build.json; the test and gate summaries of the previous record are kept when its image is the same."""
+    info = inputs.info
+    data: dict[str, Any] = {
         "schema": SCHEMA,
         "project": project.name,
         "env": environment.name,
-        "created_at": (previous.data.get("created_at") if previous else None)
-        or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": (previous.created_at if previous else None) or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "created_by": environment.created_by,
-        "package": {"digest": digest, "dir": str(package_dir), "archive": str(archive)},
+        "package": {"digest": staged.digest, "dir": str(staged.dir), "archive": str(archive)},
         "model": {"name": info.name, "version": info.version, "run_id": info.run_id, "tags": dict(info.tags)},
-        "image": None,
+        "image": image.to_json() if image else None,
         "tests": None,
         "gates": None,
     }
-    reused_image = False
-    if chosen_engine:
-        record_data["image"], reused_image = _build_or_reuse_image(
-            chosen_engine, project, info, package_dir, digest, base, lock, previous, say
-        )
-    if previous and (reused_image or (not chosen_engine and not previous.image)):
-        record_data["tests"], record_data["gates"] = previous.data.get("tests"), previous.data.get("gates")
-    write_json(folder / BUILD_FILE, record_data)
-    update_index(project.state_dir, key, environment.name, digest.removeprefix("sha256:"))
-    # reading the registry may have touched its database file: remember the key as it is now, too
+    if previous and same_image:
+        data["tests"], data["gates"] = previous.tests, previous.gates
+    path = staged.folder / BUILD_FILE
+    write_json(path, data)
+    return BuildRecord(path, data)
+
+
+def _remember(
+    project: Project, environment: Environment, request: tuple[str | None, str | None, str | None, str | None],
+    digest: str,
+) -> None:  # fmt: skip
+    """Index the build as the latest of its environment and under its warm key, as the key was and is now
+    (reading the registry may have touched its database file)."""
+    key, model_spec, engine_name, base_image = request
+    hex_digest = digest.removeprefix("sha256:")
+    update_index(project.state_dir, key, environment.name, hex_digest)
     after = warm_key(environment, model_spec, engine_name, base_image)
     if after != key:
-        update_index(project.state_dir, after, environment.name, digest.removeprefix("sha256:"))
-    say(f"build {digest.removeprefix('sha256:')[:12]} ready in {time.monotonic() - started:.1f} s: {folder}")
-    return BuildRecord(folder / BUILD_FILE, record_data, reused=reused_image)
+        update_index(project.state_dir, after, environment.name, hex_digest)
 
 
 def _build_or_reuse_image(
-    engine: ContainerEngine,
-    project: Project,
-    info: ModelVersionInfo,
-    package_dir: Path,
-    digest: str,
-    base: str,
-    lock: RequirementsLock,
-    previous: BuildRecord | None,
-    say: Progress,
-) -> tuple[dict[str, Any], bool]:
+    project: Project, inputs: BuildInputs, staged: StagedPackage, previous: BuildRecord | None, say: Progress
+) -> tuple[ImageSection, bool]:
+    """The image of the package: the previous one when its inputs and saved archive are unchanged, else built
+    offline and saved once as image.oci.tar."""
     from conveyor.package.image import build_image, prepare_context, read_oci_archive
 
-    folder = package_dir.parent
+    engine = inputs.engine
+    assert engine is not None
+    folder, digest = staged.folder, staged.digest
     reference = f"localhost/{project.name}:{digest.removeprefix('sha256:')[:12]}"
     archive = folder / "image.oci.tar"
-    inputs = _image_inputs(engine, base, lock.digest)
+    image_inputs = _image_inputs(engine, inputs.base, staged.lock.digest)
     inputs_path = folder / INPUTS_FILE
-    if previous and previous.image and inputs_path.is_file() and archive.is_file():
+    old = previous.image if previous else None
+    if old and inputs_path.is_file() and archive.is_file():
         try:
-            same = json.loads(inputs_path.read_text()) == inputs
-            if same and read_oci_archive(archive).digest == previous.image["digest"]:
-                if engine.image_id(reference) != previous.image["id"]:
+            same = json.loads(inputs_path.read_text()) == image_inputs
+            if same and read_oci_archive(archive).digest == old.digest:
+                if engine.image_id(reference) != old.id:
                     say(f"loading {reference} from {archive.name}")
                     engine.load_oci_archive(archive, reference)
                 say(f"image {reference} unchanged: reusing it")
-                return previous.image, True
+                return old, True
         except ConveyorError:
             pass
     say("collecting wheels for the lock (offline build)")
-    wheels = download_wheels(lock)
+    wheels = download_wheels(staged.lock)
     wheel = conveyor_wheel()
     context = folder / "context"
-    containerfile = prepare_context(context, package_dir, wheels, wheel, base)
-    say(f"building image {reference} with {engine.name} on {base}")
-    oci = build_image(engine, context, containerfile, reference, _labels(project, info, digest, base), archive)
+    containerfile = prepare_context(context, staged.dir, wheels, wheel, inputs.base, pip_wheel())
+    say(f"building image {reference} with {engine.name} on {inputs.base}")
+    labels = _labels(project, inputs.info, digest, inputs.base)
+    oci = build_image(engine, context, containerfile, reference, labels, archive)
     shutil.rmtree(context, ignore_errors=True)
     image_id = engine.image_id(reference) or oci.config_digest
-    write_json(inputs_path, inputs)
+    write_json(inputs_path, image_inputs)
     say(f"image {oci.digest[:19]} saved to {archive.name} ({archive.stat().st_size / 1e6:.0f} MB)")
-    return {
-        "engine": engine.name,
-        "reference": reference,
-        "id": image_id,
-        "digest": oci.digest,
-        "archive": str(archive),
-    }, False
+    return ImageSection(engine.name, reference, image_id, oci.digest, archive), False

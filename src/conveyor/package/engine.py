@@ -131,7 +131,7 @@ class ContainerEngine:
 
     def image_id(self, reference: str) -> str | None:
         """`sha256:<config digest>` of a local image, or None when the engine does not have it."""
-        args = ("inspect", "--type", "image", "--format", "{{.ID}}", reference)
+        args: tuple[str, ...] = ("inspect", "--type", "image", "--format", "{{.ID}}", reference)
         if self.name == "podman":
             args = ("image", "inspect", "--format", "{{.ID}}", reference)
         result = self.run(*args, check=False)

@@ -16,16 +16,14 @@ from conveyor.package.engine import ContainerEngine
 APP_DIR = "/app/package"
 VENV = "/opt/conveyor"
 PORT = 8080
+INSTALLER = "install-runtime.py"
 
 CONTAINERFILE = """\
 # Made by conveyor build. Offline: every wheel comes from the build context, checked against the lock's hashes.
+# pip runs from its own wheel in the bind mount, so neither pip nor the wheels stay in the image, and no shell is
+# needed (the RUN is in exec form).
 FROM {base}
-RUN --mount=type=bind,source=wheels,target=/tmp/conveyor-wheels \\
-    python3 -m venv {venv} \\
- && {venv}/bin/python -m pip install --quiet --no-index --no-cache-dir --disable-pip-version-check \\
-      --require-hashes --find-links /tmp/conveyor-wheels -r /tmp/conveyor-wheels/requirements.lock \\
- && {venv}/bin/python -m pip install --quiet --no-index --no-cache-dir --disable-pip-version-check --no-deps \\
-      /tmp/conveyor-wheels/{wheel}
+RUN --mount=type=bind,source=wheels,target=/tmp/conveyor-wheels ["python3", "/tmp/conveyor-wheels/{installer}"]
 COPY package {app}
 ENV PATH={venv}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     CONVEYOR_PACKAGE_DIR={app} CONVEYOR_MODEL_DIR={app}/model PYTHONUNBUFFERED=1 LANG=C.UTF-8
@@ -34,9 +32,36 @@ EXPOSE {port}
 ENTRYPOINT ["python", "-m", "conveyor.serving", "{app}", "--host", "0.0.0.0", "--port", "{port}"]
 """
 
+# Runs inside the build with the base image's python3 (only the standard library): a virtual environment without
+# pip, the locked wheels installed by pip run from its wheel, then byte-compiled except the packages' test suites.
+INSTALL_RUNTIME = """\
+import compileall, pathlib, py_compile, re, subprocess, sys, venv
+
+wheels = pathlib.Path(__file__).parent
+target = pathlib.Path("{venv}")
+venv.EnvBuilder(with_pip=False, symlinks=True).create(target)
+python = str(target / "bin" / "python")
+pip = [python, str(wheels / "{pip_wheel}" / "pip"), "install", "--quiet", "--no-index", "--no-cache-dir",
+       "--disable-pip-version-check", "--no-compile", "--find-links", str(wheels)]
+subprocess.run([*pip, "--require-hashes", "-r", str(wheels / "requirements.lock")], check=True)
+subprocess.run([*pip, "--no-deps", str(wheels / "{wheel}")], check=True)
+for script in (target / "bin").glob("activate*"):
+    script.unlink()
+site = next((target / "lib").glob("python3*/site-packages"))
+compiled = compileall.compile_dir(
+    str(site), quiet=1, rx=re.compile(r"[\\\\/]tests?[\\\\/]"),
+    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+)
+sys.exit(0 if compiled else 1)
+"""
+
 
 def render_containerfile(base: str, wheel_name: str) -> str:
-    return CONTAINERFILE.format(base=base, venv=VENV, app=APP_DIR, port=PORT, wheel=wheel_name)
+    return CONTAINERFILE.format(base=base, venv=VENV, app=APP_DIR, port=PORT, installer=INSTALLER)
+
+
+def render_installer(wheel_name: str, pip_wheel_name: str) -> str:
+    return INSTALL_RUNTIME.format(venv=VENV, wheel=wheel_name, pip_wheel=pip_wheel_name)
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:
@@ -46,8 +71,11 @@ def _link_or_copy(source: Path, dest: Path) -> None:
         shutil.copy2(source, dest)
 
 
-def prepare_context(context: Path, package_dir: Path, wheels: Path, conveyor_wheel: Path, base: str) -> Path:
-    """The build context: Containerfile, package/, wheels/ (the locked wheels, the lock and conveyor's wheel)."""
+def prepare_context(
+    context: Path, package_dir: Path, wheels: Path, conveyor_wheel: Path, base: str, pip_wheel: Path
+) -> Path:
+    """The build context: Containerfile, package/, wheels/ (the locked wheels, the lock, conveyor's wheel, pip's
+    wheel to install them with, and the script that does)."""
     if context.exists():
         shutil.rmtree(context)
     (context / "wheels").mkdir(parents=True)
@@ -55,6 +83,8 @@ def prepare_context(context: Path, package_dir: Path, wheels: Path, conveyor_whe
         _link_or_copy(wheel, context / "wheels" / wheel.name)
     shutil.copyfile(package_dir / "requirements.lock", context / "wheels" / "requirements.lock")
     _link_or_copy(conveyor_wheel, context / "wheels" / conveyor_wheel.name)
+    _link_or_copy(pip_wheel, context / "wheels" / pip_wheel.name)
+    (context / "wheels" / INSTALLER).write_text(render_installer(conveyor_wheel.name, pip_wheel.name))
     shutil.copytree(package_dir, context / "package")
     containerfile = context / "Containerfile"
     containerfile.write_text(render_containerfile(base, conveyor_wheel.name))

@@ -21,7 +21,8 @@ from pathlib import Path
 from conveyor.errors import CheckFailed, ConveyorError
 from conveyor.package.cache import cache_dir, input_key
 
-SERVER_REQUIREMENTS = ("typer", "rich", "pydantic", "uvicorn", "httptools", "uvloop", "orjson")
+# What `python -m conveyor.serving` needs to answer requests, and nothing of the command line (typer, rich, pydantic)
+SERVER_REQUIREMENTS = ("uvicorn", "httptools", "uvloop", "orjson", "prometheus-client")
 DROPPED = ("mlflow", "mlflow-skinny")
 TEST_TOOLS = ("pytest", "pytest-cov", "coverage")
 PYTHON_VERSION = "3.11"
@@ -86,7 +87,8 @@ def run_tool(command: list[str], what: str, timeout: float = 900) -> str:
     except FileNotFoundError:
         raise ConveyorError(
             f"{command[0]} is not installed; it is needed for {what}",
-            hint=f"Install it (Debian: apt-get install {Path(command[0]).name}; or run scripts/install-system-deps.sh).",
+            hint=f"Install it (Debian: apt-get install {Path(command[0]).name}), or run "
+            "scripts/install-system-deps.sh.",
         ) from None
     except subprocess.TimeoutExpired:
         raise CheckFailed(f"{what} failed: {command[0]} did not finish within {timeout:.0f} s") from None
@@ -183,6 +185,20 @@ def download_wheels(lock: RequirementsLock) -> Path:
     )
     done.write_text("ok\n")
     return folder
+
+
+def pip_wheel() -> Path:
+    """pip's wheel (the version installed here): an image build runs pip from it to install the lock, so pip itself
+    never lands in the image."""
+    version = metadata.version("pip")
+    folder = cache_dir("pip-wheel", version)
+    found = sorted(folder.glob("pip-*.whl"))
+    if not found:
+        pip_download(["--no-deps", "--only-binary=:all:", f"pip=={version}"], folder, "downloading pip's wheel")
+        found = sorted(folder.glob("pip-*.whl"))
+    if not found:
+        raise ConveyorError(f"no pip wheel was downloaded into {folder}")
+    return found[0]
 
 
 def test_tool_pins() -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from conveyor.errors import CheckFailed
 from conveyor.package.cache import sha256_file
+from conveyor.secrets.boundaries import mask_json
 
 MANIFEST = "manifest.json"
 SKIPPED = ("__pycache__", ".pytest_cache")
@@ -35,7 +36,7 @@ def hash_files(package_dir: Path) -> dict[str, str]:
 
 
 def canonical(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(mask_json(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def digest_of(data: dict[str, Any]) -> str:
@@ -58,7 +59,7 @@ class PackageManifest:
 
     def write(self, package_dir: Path) -> Path:
         path = package_dir / MANIFEST
-        path.write_text(json.dumps(self.data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        path.write_text(json.dumps(mask_json(self.data), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         os.chmod(path, 0o644)
         return path
 

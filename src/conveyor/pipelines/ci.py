@@ -14,26 +14,62 @@ import yaml
 
 from conveyor.config import Project
 from conveyor.errors import ConveyorError
-from conveyor.pipelines.definitions import PIPELINES, Pipeline
+from conveyor.lake.credentials import CREDENTIAL_KEYS
+from conveyor.pipelines.definitions import PIPELINES, Pipeline, Step, Store
 from conveyor.secrets.env import variable_name
 
 INSTALL = 'pip install "conveyor[all]"'
+SIGNING_KEY = "CONVEYOR_SIGNING_KEY"  # the builder's private key, from the CI's secret store (never a repo file)
+BUILD_FILES = (".conveyor/builds/*/build.json", ".conveyor/builds/*/attestations/*.dsse.json")
+
+
+def signing_key_env(style: str) -> dict[str, str]:
+    """The CI secret that signs as the builder ([trust] builders, e.g. ci): its key's text, never a file."""
+    return {SIGNING_KEY: f"${{{{ secrets.{SIGNING_KEY} }}}}" if style == "github" else f"$({SIGNING_KEY})"}
+
+
+def _secret(name: str, style: str) -> str:
+    return f"${{{{ secrets.{name} }}}}" if style == "github" else f"$({name})"
+
+
+def _store_env(store: str, keys: list[str] | tuple[str, ...], style: str) -> dict[str, str]:
+    """`CONVEYOR_SECRETS_<STORE>=env://CONVEYOR_<STORE>_` and one CI secret per key."""
+    prefix = f"CONVEYOR_{store.upper()}_"
+    mapping = {f"CONVEYOR_SECRETS_{store.upper()}": f"env://{prefix}"}
+    for key in keys:
+        mapping[variable_name(prefix, key)] = _secret(variable_name(prefix, key), style)
+    return mapping
 
 
 def secret_env(project: Project, env: str, style: str) -> dict[str, str]:
     """The variables that make CI's own secrets the environment's store (`env://CONVEYOR_<ENV>_`)."""
-    prefix = f"CONVEYOR_{env.upper()}_"
-    mapping = {f"CONVEYOR_SECRETS_{env.upper()}": f"env://{prefix}"}
-    for key in project.required_secrets(env):
-        name = variable_name(prefix, key)
-        mapping[name] = f"${{{{ secrets.{name} }}}}" if style == "github" else f"$({name})"
+    return _store_env(env, project.required_secrets(env), style)
+
+
+def gate_env(project: Project, style: str) -> dict[str, str]:
+    """The gate step's own store: the sealed set's URL and the credentials its location may need (an unset CI
+    secret arrives empty and counts as absent)."""
+    keys = sorted({*project.gates.required_secrets(), *CREDENTIAL_KEYS})
+    return _store_env("gates", keys, style)
+
+
+def step_env(project: Project, env: str, step: Step, style: str) -> dict[str, str]:
+    """What one CI step is handed: only the stores it needs, and the signing key only if it signs."""
+    mapping: dict[str, str] = {}
+    if Store.ENVIRONMENT in step.stores:
+        mapping |= secret_env(project, env, style)
+    if Store.GATES in step.stores:
+        mapping |= gate_env(project, style)
+    if step.signs:
+        mapping |= signing_key_env(style)
     return mapping
 
 
-def _steps(pipeline: Pipeline, params: str) -> list[tuple[str, str]]:
-    return [
-        (s.title, f"conveyor pipeline run {pipeline.name} --step {s.name} {params}".strip()) for s in pipeline.steps
-    ]
+def _steps(pipeline: Pipeline, params: str) -> list[tuple[Step, str]]:
+    return [(s, f"conveyor pipeline run {pipeline.name} --step {s.name} {params}".strip()) for s in pipeline.steps]
+
+
+SANDBOX_INSTALL = "sudo apt-get install -y --no-install-recommends bubblewrap"  # train.py runs confined
 
 
 def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict[str, str]:
@@ -43,7 +79,11 @@ def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict
         {"uses": "actions/checkout@v4"},
         {"uses": "actions/setup-python@v5", "with": {"python-version": "3.11"}},
         {"name": "install conveyor", "run": install},
-        *({"name": title, "run": run} for title, run in _steps(build, f"--param env={env}")),
+        {"name": "install the training sandbox", "run": SANDBOX_INSTALL},
+        *(
+            {"name": step.title, "run": run, "env": step_env(project, env, step, "github")}
+            for step, run in _steps(build, f"--param env={env}")
+        ),
         {
             "name": "publish test results and coverage",
             "if": "always()",
@@ -53,7 +93,7 @@ def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict
         {
             "name": "publish build record",
             "uses": "actions/upload-artifact@v4",
-            "with": {"name": "build", "path": ".conveyor/builds/*/build.json"},
+            "with": {"name": "build", "path": "\n".join(BUILD_FILES)},
         },
     ]
     workflow = {
@@ -62,7 +102,7 @@ def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict
         "jobs": {
             "build": {
                 "runs-on": "ubuntu-latest",
-                "env": {"CONVEYOR_ENV": env, **secret_env(project, env, "github")},
+                "env": {"CONVEYOR_ENV": env},
                 "steps": build_steps,
             }
         },
@@ -82,8 +122,8 @@ def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict
             },
         },
         *(
-            {"name": title, "run": run}
-            for title, run in _steps(release, '--param build="$(ls .conveyor/builds/*/build.json | head -1)"')
+            {"name": step.title, "run": run, "env": step_env(project, env, step, "github")}
+            for step, run in _steps(release, '--param build="$(ls .conveyor/builds/*/build.json | head -1)"')
         ),
     ]
     release_workflow = {
@@ -99,7 +139,11 @@ def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict
             }
         },
     }
-    header = "# Written by `conveyor ci render github`: every step is a conveyor command you can run yourself.\n"
+    header = (
+        "# Written by `conveyor ci render github`: every step is a conveyor command you can run yourself.\n"
+        "# Each step gets only the secrets it needs: CONVEYOR_GATES_* (the sealed set's store) the gate steps,\n"
+        f"# {SIGNING_KEY} (the builder's key) the steps that sign; train.py runs in a bubblewrap sandbox.\n"
+    )
     return {
         ".github/workflows/conveyor-build.yml": header + yaml.safe_dump(workflow, sort_keys=False, width=120),
         ".github/workflows/conveyor-release.yml": header + yaml.safe_dump(release_workflow, sort_keys=False, width=120),
@@ -113,9 +157,10 @@ def azure(project: Project, env: str = "stage", install: str = INSTALL) -> dict[
     build_steps: list[dict[str, Any]] = [
         {"task": "UsePythonVersion@0", "inputs": {"versionSpec": "3.11"}},
         {"script": install, "displayName": "install conveyor"},
+        {"script": SANDBOX_INSTALL, "displayName": "install the training sandbox"},
         *(
-            {"script": run, "displayName": title, "env": secret_env(project, env, "azure")}
-            for title, run in _steps(build, f"--param env={env}")
+            {"script": run, "displayName": step.title, "env": step_env(project, env, step, "azure")}
+            for step, run in _steps(build, f"--param env={env}")
         ),
         {
             "task": "PublishTestResults@2",
@@ -131,7 +176,7 @@ def azure(project: Project, env: str = "stage", install: str = INSTALL) -> dict[
         {
             "task": "CopyFiles@2",
             "inputs": {
-                "Contents": ".conveyor/builds/**/build.json",
+                "Contents": "\n".join(path.replace("/*/", "/**/") for path in BUILD_FILES),
                 "TargetFolder": "$(Build.ArtifactStagingDirectory)",
             },
         },
@@ -142,8 +187,12 @@ def azure(project: Project, env: str = "stage", install: str = INSTALL) -> dict[
         {"script": install, "displayName": "install conveyor"},
         {"task": "DownloadBuildArtifacts@1", "inputs": {"artifactName": "build", "downloadPath": "."}},
         *(
-            {"script": run, "displayName": title, "env": {"CONVEYOR_LEDGER_URL": "$(CONVEYOR_LEDGER_URL)"}}
-            for title, run in _steps(release, '--param build="$(ls build/.conveyor/builds/*/build.json | head -1)"')
+            {
+                "script": run,
+                "displayName": step.title,
+                "env": {"CONVEYOR_LEDGER_URL": "$(CONVEYOR_LEDGER_URL)", **step_env(project, env, step, "azure")},
+            }
+            for step, run in _steps(release, '--param build="$(ls build/.conveyor/builds/*/build.json | head -1)"')
         ),
     ]
     definition = {
@@ -161,8 +210,10 @@ def azure(project: Project, env: str = "stage", install: str = INSTALL) -> dict[
     }
     header = (
         "# Written by `conveyor ci render azure`: every step is a conveyor command you can run yourself.\n"
-        f"# Variable group conveyor-{env} (Key Vault-linked, as in the lab) holds CONVEYOR_{env.upper()}_* secrets\n"
-        "# and CONVEYOR_LEDGER_URL; production approval is `conveyor approve`, by a named approver.\n"
+        f"# Variable group conveyor-{env} (Key Vault-linked, as in the lab) holds CONVEYOR_{env.upper()}_* secrets,\n"
+        f"# CONVEYOR_LEDGER_URL and {SIGNING_KEY} (the builder's private key text; its public key is ci's line in\n"
+        "# allowed_signers); CONVEYOR_GATES_* (the sealed set's store) is mapped into the gate steps alone, the\n"
+        "# signing key into the steps that sign; production approval is `conveyor approve --key KEY`.\n"
     )
     return {"azure-pipelines.yml": header + yaml.safe_dump(definition, sort_keys=False, width=120)}
 

@@ -8,19 +8,34 @@ at once and requests production, which waits for `conveyor approve`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from conveyor.errors import ConveyorError
 
 
+class Store(StrEnum):
+    """A secret store a step may be handed in CI: the environment's, or the gate step's own."""
+
+    ENVIRONMENT = "environment"
+    GATES = "gates"
+
+
 @dataclass(frozen=True)
 class Step:
-    """One command of a pipeline. `json` steps print JSON that later steps refer to as `{name.key.0.key}`."""
+    """One command of a pipeline. `json` steps print JSON that later steps refer to as `{name.key.0.key}`.
+
+    In CI a step is handed only the secrets it needs: the stores in `stores`, and the builder's signing key
+    when it `signs` (so the training step, which runs the project's own code, sees neither the key nor the
+    sealed set's store).
+    """
 
     name: str
     title: str
     args: tuple[str, ...]
     json: bool = False
     publishes: tuple[str, ...] = ()
+    stores: tuple[Store, ...] = (Store.ENVIRONMENT,)
+    signs: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,21 +58,33 @@ BUILD = Pipeline(
     parameters={"env": "environment to train and build in (CI: stage)"},
     steps=(
         Step("secrets", "check the environment's secrets", ("secrets", "check", "--env", "{env}")),
+        Step(
+            "gate-secrets",
+            "check the gate step's own store (the sealed set's location)",
+            ("secrets", "check", "--env", "gates"),
+            stores=(Store.GATES,),
+        ),
         Step("train", "train on the environment's lake", ("train", "--env", "{env}"), json=True),
         Step(
             "build",
             "build the package and image of the model just trained",
             ("build", "--env", "{env}", "--model", "{train.registered.0.name}/{train.registered.0.version}"),
             json=True,
+            signs=True,
         ),
         Step(
             "test",
             "run the project's tests against the built package",
             ("test", "{build.package.digest}", "--env", "{env}"),
             publishes=("results/junit.xml", "results/coverage.xml", "results/htmlcov"),
+            signs=True,
         ),
         Step(
-            "gate", "quality gates on the sealed evaluation set", ("gate", "{build.package.digest}", "--env", "{env}")
+            "gate",
+            "quality gates on the sealed evaluation set",
+            ("gate", "{build.package.digest}", "--env", "{env}"),
+            stores=(Store.ENVIRONMENT, Store.GATES),
+            signs=True,
         ),
         Step(
             "verify",
@@ -73,12 +100,21 @@ RELEASE = Pipeline(
     description="Release a tested build to QA at once, then request production (deploys after approval).",
     parameters={"build": "build.json path or package digest (CI: the build pipeline's artifact)"},
     steps=(
-        Step("qa", "release to QA (no approval needed)", ("release", "create", "{build}", "--to", "qa"), json=True),
+        Step(
+            "qa",
+            "release to QA (no approval needed)",
+            ("release", "create", "{build}", "--to", "qa"),
+            json=True,
+            stores=(),
+            signs=True,
+        ),
         Step(
             "prod",
             "request production (waits for approval)",
             ("release", "promote", "{qa.id}", "--to", "prod"),
             json=True,
+            stores=(),
+            signs=True,
         ),
     ),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -127,5 +128,24 @@ def run_pipeline(
             )
             error.exit_code = done.returncode
             raise error
+        if step.publishes:
+            refuse_secrets_in_published(root, step, run)
         announce(f"[{step.name}] done in {elapsed}s")
     return run
+
+
+def refuse_secrets_in_published(root: Path, step: Step, run: PipelineRun) -> None:
+    """Scan what `step` publishes for every value of the run's environment store and the gate store."""
+    from conveyor.config import load_project
+    from conveyor.secrets.scan import refuse_published
+
+    project = load_project(root)
+    stores = []
+    with contextlib.suppress(ConveyorError):
+        stores.append(project.environment(run.parameters.get("env")).secrets)
+    with contextlib.suppress(ConveyorError):
+        stores.append(project.gates.secrets)
+    paths = [
+        root / PLACEHOLDER.sub(lambda m: lookup(m.group(1), run.parameters, run.outputs), p) for p in step.publishes
+    ]
+    refuse_published(paths, f"what step {step.name!r} publishes", stores)

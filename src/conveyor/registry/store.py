@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 import tempfile
 import threading
@@ -139,10 +138,10 @@ class ModelRegistry:
         from mlflow.artifacts import download_artifacts
 
         dest.mkdir(parents=True, exist_ok=True)
-        uri = f"models:/{info.name}/{info.version}"
-        os.environ["MLFLOW_TRACKING_URI"] = self.uri
-        os.environ["MLFLOW_REGISTRY_URI"] = self.uri
-        return Path(download_artifacts(artifact_uri=uri, dst_path=str(dest), tracking_uri=self.uri))
+        # Where the version's files are, asked of this registry (not of MLflow's process-wide registry URI, which
+        # whatever registered last in this process may have set).
+        location = self.client.get_model_version_download_uri(info.name, info.version)
+        return Path(download_artifacts(artifact_uri=location, dst_path=str(dest), tracking_uri=self.uri))
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(name, alias, version)

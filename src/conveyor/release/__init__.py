@@ -44,29 +44,34 @@ if TYPE_CHECKING:
     from conveyor.release.status import ReleaseKind, ReleaseStatus
     from conveyor.release.views import HistoryEntry, ReleaseView
 
-_HOMES = {
-    **dict.fromkeys(
-        (
-            "AuditEntry",
-            "approve",
-            "approve_policy",
-            "audit_entries",
-            "create_release",
-            "history",
-            "list_releases",
-            "policy_status",
-            "promote",
-            "propose_policy",
-            "rebuild_releases_table",
-            "reject",
-            "resume",
-            "rollback",
-            "show_release",
-            "stop_stage",
-            "verify_ledger",
-        ),
-        "conveyor.release.api",
-    ),  # fmt: skip
+__all__ = [
+    "AuditEntry",
+    "ChainReport",
+    "HistoryEntry",
+    "PolicyRefused",
+    "PolicyStatus",
+    "ReleaseKind",
+    "ReleaseStatus",
+    "ReleaseView",
+    "approve",
+    "approve_policy",
+    "audit_entries",
+    "create_release",
+    "history",
+    "list_releases",
+    "parse_time",
+    "policy_status",
+    "promote",
+    "propose_policy",
+    "rebuild_releases_table",
+    "reject",
+    "resume",
+    "rollback",
+    "show_release",
+    "stop_stage",
+    "verify_ledger",
+]
+_ELSEWHERE = {
     "ChainReport": "conveyor.release.audit",
     "PolicyRefused": "conveyor.release.policy",
     "PolicyStatus": "conveyor.release.releases",
@@ -77,10 +82,8 @@ _HOMES = {
     "ReleaseView": "conveyor.release.views",
 }
 
-__all__ = sorted(_HOMES)
-
 
 def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
+    if name not in __all__:
         raise AttributeError(f"module 'conveyor.release' has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
+    return getattr(importlib.import_module(_ELSEWHERE.get(name, "conveyor.release.api")), name)

@@ -28,7 +28,8 @@ def acting_identity(project: Project, key: KeyChoice, expect: str | None = None)
     identity = identify(AllowedSigners.load(allowed_signers_path(project)), signing_key(project, key))
     if expect is not None and expect != identity.principal:
         raise ConveyorError(
-            f"--as {expect} does not match the signing key, which is {identity.principal}'s ({identity.key.fingerprint})",
+            f"--as {expect} does not match the signing key, which is {identity.principal}'s "
+            f"({identity.key.fingerprint})",
             hint=f"conveyor names who acts by the key that signs: pass {expect}'s key with --key PATH (or "
             "$CONVEYOR_SIGNING_KEY), or leave out --as.",
         )

@@ -7,6 +7,7 @@ a version tagged with the package digest is reused), so the alias names a versio
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from conveyor.registry import ModelRegistry
 
 PACKAGE_TAG = "conveyor.package"
+LIVE_TAG = "conveyor.live"
 SOURCE_TAG = "conveyor.source"
 
 
@@ -39,11 +41,15 @@ def set_stage_alias(
         if source.uri != target.uri:
             version = _copy_version(source, target, shipment)
     target.set_alias(shipment.model_name, stage, version)
+    # The registry's own record that the stage is live: the gates fail a champion rule when it is set but the
+    # alias is missing, instead of passing for want of a champion.
+    target.client.set_registered_model_tag(shipment.model_name, f"{LIVE_TAG}.{stage}", version)
     return StepResult(reference=f"{stage_env}:{shipment.model_name}@{stage} = {version}", note=f"version {version}")
 
 
 def _copy_version(source: ModelRegistry, target: ModelRegistry, shipment: Shipment) -> str:
     """The version of the shipped model in `target`'s registry, registered from `source`'s copy if not there."""
+    from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
     name, version = shipment.model_name, shipment.model_version
@@ -59,13 +65,14 @@ def _copy_version(source: ModelRegistry, target: ModelRegistry, shipment: Shipme
     origin = f"{source.environment.name}:{name}/{version}"
     tags = {**info.tags, PACKAGE_TAG: shipment.package_digest, SOURCE_TAG: origin}
     with tempfile.TemporaryDirectory(prefix="conveyor-alias-") as tmp:
-        folder = source.download(info, Path(tmp) / "model")
+        # The version's own storage location, asked of the source registry's client: a models:/ URI would be
+        # resolved against MLflow's process-wide registry URI, which another registry may have set.
+        location = source.client.get_model_version_download_uri(name, version)
+        folder = Path(download_artifacts(artifact_uri=location, dst_path=str(Path(tmp) / "model")))
         run = client.create_run(target.experiment_id(), tags={SOURCE_TAG: origin, PACKAGE_TAG: shipment.package_digest})
         client.log_artifacts(run.info.run_id, str(folder), "model")
         client.set_terminated(run.info.run_id)
-    try:
+    with contextlib.suppress(MlflowException):  # it exists already
         client.create_registered_model(name)
-    except MlflowException:
-        pass  # it exists
     copied = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id, tags=tags)
     return str(copied.version)

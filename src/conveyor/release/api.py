@@ -25,7 +25,7 @@ def _releases(project: Project, ledger: Ledger | None) -> Releases:
 
 
 def create_release(
-    project: Project, build: str | Path, to: str, *, key: KeyChoice = None, expect: str | None = None,
+    project: Project, build: str | Path | None, to: str, *, key: KeyChoice = None, expect: str | None = None,
     ledger: Ledger | None = None,
 ) -> ReleaseView:  # fmt: skip
     """`conveyor release create`: request a build in a stage, signed; deployed at once if no approval is needed."""
@@ -92,8 +92,14 @@ def show_release(project: Project, release: int, *, ledger: Ledger | None = None
 
 
 def verify_ledger(project: Project, *, ledger: Ledger | None = None) -> ChainReport:
-    """`conveyor audit verify`: every event's chain link, hash, signature and rules, and the releases table."""
-    return (ledger or Ledger.open(project)).verify_audit()
+    """`conveyor audit verify`: every event's chain link, hash, signature and rules, and the releases table; the
+    report also says whether the policy in force is this project's."""
+    from dataclasses import replace
+
+    from conveyor.release.policy import PolicySet
+
+    report = (ledger or Ledger.open(project)).verify_audit()
+    return replace(report, project_policy=PolicySet.from_project(project).digest)
 
 
 @dataclass(frozen=True)

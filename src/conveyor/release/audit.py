@@ -32,9 +32,16 @@ class ChainReport:
     problem: str | None = None
     edited_rows: list[str] = field(default_factory=list)
     policy: str | None = None
+    project_policy: str | None = None
+
+    @property
+    def policy_matches_project(self) -> bool:
+        """Whether the policy in force is the project file's (False: a proposal is due, or the ledger was
+        started under a policy that is not this project's)."""
+        return self.policy is None or self.policy == self.project_policy
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "policy_matches_project": self.policy_matches_project}
 
     @property
     def trouble(self) -> str:

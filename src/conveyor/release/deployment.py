@@ -9,9 +9,11 @@ recorded (`Shipment`), never what build.json says now.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from conveyor.config import Project
@@ -85,7 +87,7 @@ class Deployment:
     def go_live(self) -> None:
         self._append(EventKind.RELEASE_LIVE, {"token": self.token})
 
-    def _append(self, kind: EventKind, data: dict[str, object]) -> None:
+    def _append(self, kind: EventKind, data: Mapping[str, object]) -> None:
         try:
             with self.ledger.writing() as writer:
                 writer.append(kind, self.release_id, dict(data), self.identity)
@@ -96,16 +98,15 @@ class Deployment:
         """Run the steps not yet recorded, then go live; any error marks the release failed and is raised."""
         target = target_for(release.policy.target)
         done = dict(release.deployment.steps) if release.deployment else {}
-        context = DeployContext(
-            self.project.name, self.project.state_dir, release.stage, release.id, release.shipment, done
-        )
+        shipment = release.shipment.found_in(self.project.state_dir)
+        context = DeployContext(self.project.name, self.project.state_dir, release.stage, release.id, shipment, done)
         try:
             for name in release.steps():
                 if name in done:
                     continue
                 if name == ALIAS_STEP:
                     result = set_stage_alias(
-                        self.project, release.stage, release.policy.env, release.model_env, release.shipment
+                        self.project, release.stage, release.policy.env, release.model_env, shipment
                     )
                 else:
                     result = target.run_step(name, context)
@@ -114,10 +115,8 @@ class Deployment:
         except TakenOver:
             raise
         except (Exception, KeyboardInterrupt) as exc:  # any failure: the release is failed, with the error kept
-            try:
+            with contextlib.suppress(TakenOver):  # the new owner records the outcome
                 self.fail(exc)
-            except TakenOver:
-                pass
             if isinstance(exc, ConveyorError):
                 raise
             if isinstance(exc, KeyboardInterrupt):

@@ -244,8 +244,10 @@ class Writer:
 
     def append(self, kind: EventKind, release: int | None, data: dict[str, Any], identity: Identity) -> SignedEvent:
         """Check `kind` against the rules (RuleBroken when they refuse it), sign it as `identity`, append it."""
+        now = self.ledger.now()
+        at = max(now, self.state.last_at) if self.state.last_at else now  # a clock behind the last event's waits
         event = Event(
-            seq=self.head.seq + 1, prev=self.head.hash, at=self.ledger.now(), kind=kind, release=release,
+            seq=self.head.seq + 1, prev=self.head.hash, at=at, kind=kind, release=release,
             by=identity.principal, key=identity.key.fingerprint, data=data,
         )  # fmt: skip
         before = {i: r.status for i, r in self.state.releases.items()}

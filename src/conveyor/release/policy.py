@@ -227,3 +227,32 @@ class PolicySet:
 def allowed_signers_path(project: Project) -> Path:
     """`[trust] allowed_signers`, relative to the project file."""
     return project.root / project.config.trust.allowed_signers
+
+
+def require_committed(project: Project) -> None:
+    """In a git work tree, the policy a ledger adopts must be the committed one: conveyor.toml and allowed_signers
+    as at HEAD, so the ledger's policy history follows the repository's reviewed history."""
+    import shutil
+    import subprocess
+
+    git = shutil.which("git")
+    files = [project.file, allowed_signers_path(project)]
+    if git is None:
+        return
+    inside = subprocess.run(
+        [git, "rev-parse", "--is-inside-work-tree"], cwd=project.root, capture_output=True, text=True, check=False
+    )
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        return
+    names = [str(path.relative_to(project.root)) for path in files]
+    tracked = subprocess.run(
+        [git, "ls-files", "--error-unmatch", "--", *names], cwd=project.root, capture_output=True, check=False
+    )
+    changed = subprocess.run(
+        [git, "diff", "--quiet", "HEAD", "--", *names], cwd=project.root, capture_output=True, check=False
+    )
+    if tracked.returncode != 0 or changed.returncode != 0:
+        raise PolicyRefused(
+            f"{' and '.join(names)} differ from what is committed (git HEAD); a ledger adopts only a committed policy",
+            hint=f"Commit them (after review): git add {' '.join(names)} && git commit, then run this again.",
+        )

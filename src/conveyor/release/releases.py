@@ -7,6 +7,7 @@ verifier would refuse the same event later. Deployments run outside those transa
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from conveyor.release.acting import KeyChoice, acting_identity, require_in_force
 from conveyor.release.attested import attested_shipment
 from conveyor.release.deployment import deploy
 from conveyor.release.ledger import Ledger, LedgerBroken, Writer, naive_utc
-from conveyor.release.policy import PolicyRefused, PolicySet
+from conveyor.release.policy import PolicyRefused, PolicySet, require_committed
 from conveyor.release.shipment import Shipment
 from conveyor.release.state import LedgerState, ReleaseState, shipment_to_json
 from conveyor.release.status import EventKind, ReleaseKind, ReleaseStatus
@@ -81,15 +82,16 @@ class Releases:
         return acting_identity(self.project, key, expect)
 
     # --- requests --------------------------------------------------------------------------------------------
-    def create(self, build: str | Path, to: str, key: KeyChoice = None, *, expect: str | None = None) -> ReleaseView:
-        """Request a build (build.json path or package digest prefix) in stage `to`, accepted only by its signed
-        attestations; deploys at once when the stage needs no approval."""
+    def create(
+        self, build: str | Path | None, to: str, key: KeyChoice = None, *, expect: str | None = None
+    ) -> ReleaseView:
+        """Request a build (build.json path or folder, package digest or a prefix; None: the latest) in stage `to`,
+        accepted only by its signed attestations; deploys at once when the stage needs no approval."""
+        record = find_build(self.project.state_dir, build)
         identity = self.identity(key, expect)
-        record = find_build(self.project.state_dir, str(build))
-        owner = str(record.data.get("project") or "")
-        if owner and owner != self.project.name:
+        if record.project and record.project != self.project.name:
             raise ConveyorError(
-                f"build {record.short} belongs to project {owner!r}, not {self.project.name!r}",
+                f"build {record.short} belongs to project {record.project!r}, not {self.project.name!r}",
                 hint="Release it from its own project.",
             )
         policy = self._policy_for_request()
@@ -183,6 +185,7 @@ class Releases:
     def _adopt_on_first_use(self, writer: Writer, declared: PolicySet, identity: Identity) -> None:
         """A ledger with no policy adopts the project's (trust on first use: the team's first request)."""
         if writer.state.policy is None:
+            require_committed(self.project)
             data = {"policy": declared.to_json(), "digest": declared.digest, "proposal": None, "source": "first use"}
             writer.append(EventKind.POLICY_ADOPTED, None, data, identity)
 
@@ -270,6 +273,7 @@ class Releases:
                 self._adopt_on_first_use(writer, declared, identity)
             else:
                 require_in_force(identity, writer.state.in_force())
+                require_committed(self.project)
                 data = {"policy": declared.to_json(), "digest": declared.digest}
                 proposal = writer.append(EventKind.POLICY_PROPOSED, None, data, identity).seq
                 self._adopt_when_approved(writer, proposal, identity)
@@ -319,14 +323,14 @@ class Releases:
             raise NotFoundError(f"release {release_id} does not exist", hint="List releases: conveyor releases list")
         return release_view(state.releases[release_id], self.ledger.now(), verification)
 
-    def list(self, stage: str | None = None, status: str | None = None, limit: int = 50) -> list[ReleaseView]:
+    def list(self, stage: str | None = None, status: str | None = None, limit: int = 50) -> builtins.list[ReleaseView]:
         state, verification = self._verification()
         now = self.ledger.now()
         views = [release_view(r, now, verification) for r in sorted(state.releases.values(), key=lambda r: -r.id)]
         views = [v for v in views if (stage is None or v.stage == stage) and (status is None or v.status == status)]
         return views[:limit]
 
-    def history(self, stage: str, at: datetime | str | None = None) -> list[HistoryEntry]:
+    def history(self, stage: str, at: datetime | str | None = None) -> builtins.list[HistoryEntry]:
         """What was live in `stage`, oldest first; with `at`, only what was live at that moment."""
         moment = parse_time(at) if isinstance(at, str) else (naive_utc(at) if at else None)
         state, verification = self._verification()

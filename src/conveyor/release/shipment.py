@@ -7,7 +7,7 @@ never from build.json, and refuses to go on when the content-addressed archives 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from conveyor.errors import CheckFailed
@@ -55,6 +55,27 @@ class Shipment:
     def short(self) -> str:
         return self.package_digest.removeprefix("sha256:")[:12]
 
+    def found_in(self, state_dir: Path) -> Shipment:
+        """The same shipment, each recorded file that is not where the request was made looked for in this
+        project's own build folder (named by the package digest): a deployment may run on another machine than
+        the request. Every file is still checked against its recorded digest before it ships."""
+        folder = state_dir / "builds" / self.package_digest.removeprefix("sha256:")
+
+        def here(recorded: Path | None, local: Path) -> Path | None:
+            if recorded is not None and recorded.exists():
+                return recorded
+            return local if local.exists() else recorded
+
+        return replace(
+            self,
+            image_archive=here(self.image_archive, folder / "image.oci.tar"),
+            package_dir=here(self.package_dir, folder / "package"),
+            attestations=tuple(
+                replace(a, path=here(a.path, folder / "attestations" / a.path.name) or a.path)
+                for a in self.attestations
+            ),
+        )
+
     def require_image(self, stage: str) -> tuple[Path, str]:
         """The image archive and the recorded manifest digest; CheckFailed when the release has no image."""
         if self.image_archive is None or self.image_digest is None:
@@ -73,7 +94,8 @@ def check_image(shipment: Shipment, stage: str) -> str:
     info = read_oci_archive(archive, check_blobs=True)
     if info.digest != recorded:
         raise CheckFailed(
-            f"image archive {archive} holds manifest {info.digest}, but the ledger recorded {recorded} for this release",
+            f"image archive {archive} holds manifest {info.digest}, but the ledger recorded {recorded} for this "
+            "release",
             hint="The archive was replaced after the build was tested; only the recorded image ships. Restore it "
             "from the build, or build, test and request again.",
         )

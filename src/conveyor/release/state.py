@@ -148,6 +148,7 @@ class LedgerState:
     live: dict[str, int] = field(default_factory=dict)
     went_live: set[tuple[str, str]] = field(default_factory=set)
     seq: int = 0
+    last_at: datetime | None = None
 
     # --- reading -----------------------------------------------------------------------------------------
     def release(self, release_id: int) -> ReleaseState:
@@ -188,8 +189,13 @@ class LedgerState:
             EventKind.DEPLOYMENT_FAILED: self._failed,
             EventKind.RELEASE_LIVE: self._live,
         }[event.kind]
+        if self.last_at is not None and event.at < self.last_at:
+            raise RuleBroken(
+                f"event {event.seq} is dated {event.at:%Y-%m-%d %H:%M:%S}, before the event it follows "
+                f"({self.last_at:%Y-%m-%d %H:%M:%S}): events are never backdated"
+            )
         handler(event)
-        self.seq = event.seq
+        self.seq, self.last_at = event.seq, event.at
         if event.release is not None and event.release in self.releases:
             self.releases[event.release].signatures.append(
                 Signature(event.seq, event.kind, event.by, event.key, event.at)
@@ -281,11 +287,13 @@ class LedgerState:
             raise RuleBroken(f"event {event.seq}: release number {event.release} is out of sequence")
         kind = ReleaseKind(data["kind"])
         shipment = shipment_from_json(data["build"])
-        source = data.get("source_release")
+        source = None if data.get("source_release") is None else int(data["source_release"])
+        if kind in (ReleaseKind.PROMOTION, ReleaseKind.ROLLBACK) and source is None:
+            raise RuleBroken(f"event {event.seq}: a {kind} names no source release")
         if kind == ReleaseKind.PROMOTION:
-            self._check_promotion(stage, int(source), shipment)
+            self._check_promotion(stage, int(source or 0), shipment)
         elif kind == ReleaseKind.ROLLBACK:
-            self._check_rollback(stage, int(source), shipment)
+            self._check_rollback(stage, int(source or 0), shipment)
         if kind != ReleaseKind.ROLLBACK:
             for required in recorded.requires:
                 if (required, shipment.package_digest) not in self.went_live:
@@ -305,7 +313,7 @@ class LedgerState:
             id=int(event.release), stage=stage, kind=kind, policy=recorded, policy_set=current.digest,
             shipment=shipment, model_env=data["build"].get("model_env"), requested_by=event.by,
             requested_key=event.key, requested_at=event.at, expires_at=expires_at,
-            source_release=None if source is None else int(source), break_glass=break_glass,
+            source_release=source, break_glass=break_glass,
             status=ReleaseStatus.PENDING if needs else ReleaseStatus.APPROVED,
             decided_at=None if needs else event.at,
         )  # fmt: skip

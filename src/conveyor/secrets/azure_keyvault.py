@@ -30,7 +30,7 @@ from azure.core.exceptions import (
 from azure.keyvault.secrets import SecretClient
 
 from conveyor.errors import SecretError
-from conveyor.secrets.base import missing_secret
+from conveyor.secrets.base import KeyedStore, missing_secret
 from conveyor.secrets.redaction import redact, register_secret
 
 VAULT_NAME = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
@@ -76,7 +76,7 @@ def credential_from_environment(**options: Any) -> TokenCredential:
     from azure.identity import ClientSecretCredential, DefaultAzureCredential
 
     if all(os.environ.get(var) for var in SERVICE_PRINCIPAL_VARS):
-        register_secret(os.environ["AZURE_CLIENT_SECRET"])
+        register_secret(os.environ["AZURE_CLIENT_SECRET"], "AZURE_CLIENT_SECRET")
         return ClientSecretCredential(
             tenant_id=os.environ["AZURE_TENANT_ID"],
             client_id=os.environ["AZURE_CLIENT_ID"],
@@ -86,7 +86,7 @@ def credential_from_environment(**options: Any) -> TokenCredential:
     return DefaultAzureCredential(**options)
 
 
-class AzureKeyVaultSecretStore:
+class AzureKeyVaultSecretStore(KeyedStore):
     """Secrets of one Azure Key Vault, one Key Vault secret per conveyor key."""
 
     def __init__(
@@ -160,8 +160,7 @@ class AzureKeyVaultSecretStore:
                 f"secret {key!r} in store {self.url} has no value",
                 hint=f"Set it again with: conveyor secrets set {key} --env <environment>",
             )
-        register_secret(secret.value)
-        return secret.value
+        return self.admit(key, secret.value)
 
     def names(self) -> list[str]:
         """The vault's secret names, without the ones Key Vault manages for certificates."""
@@ -174,7 +173,7 @@ class AzureKeyVaultSecretStore:
 
     def set(self, key: str, value: str) -> None:
         name = secret_name(key)
-        register_secret(value)
+        self.admit(key, value)
         with self._errors(f"set secret {key!r}"):
             self.client.set_secret(name, value)
 

@@ -1,16 +1,20 @@
 """The `SecretStore` protocol and the scheme → backend table.
 
-Every backend registers each value it hands out with the redactor, so the value is masked wherever conveyor
-prints, logs or writes text afterwards.
+Every backend admits each value it hands out through `KeyedStore.admit`: the value is registered with the
+redactor, so it is masked wherever conveyor prints, logs or writes afterwards, or refused (`WeakSecretError`,
+naming the key) when it is too short or too common to mask safely. Keys whose values are published by design
+(`state`, `created_by`) are declared with `public_keys` and pass unmasked. Reading a whole store (for masking a
+child's output, for a publishing scan) therefore refuses a store holding any weak value.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from conveyor.errors import SecretError
+from conveyor.secrets.redaction import declare_public, register_secret
 
 # scheme -> "module:factory"; a factory takes (url, project_root) and returns a SecretStore.
 BACKENDS: dict[str, str] = {
@@ -35,6 +39,21 @@ class SecretStore(Protocol):
     def set(self, key: str, value: str) -> None: ...
 
 
+class KeyedStore:
+    """What every backend shares: the keys published by design, and admitting a value before handing it out."""
+
+    url: str
+    public_keys: frozenset[str] = frozenset()
+
+    def admit(self, key: str, value: str) -> str:
+        """Register `value` of `key` for masking (or declare it public); refuse a value too weak to mask."""
+        if key in self.public_keys:
+            declare_public(value)
+        else:
+            register_secret(value, key, store=self.url)
+        return value
+
+
 def missing_secret(key: str, url: str) -> SecretError:
     """The error for a key that store `url` does not hold: names both and says how to set it."""
     return SecretError(
@@ -53,8 +72,11 @@ def scheme_of(url: str) -> str:
     return url.split("://", 1)[0].lower()
 
 
-def open_store(url: str, project_root: Path | None = None) -> SecretStore:
-    """Open the secret store named by `url`; relative `file://` paths are taken from `project_root`."""
+def open_store(url: str, project_root: Path | None = None, *, public_keys: frozenset[str] = frozenset()) -> SecretStore:
+    """Open the secret store named by `url`; relative `file://` paths are taken from `project_root`.
+
+    `public_keys` name the keys whose values are published by design and so are not masked.
+    """
     scheme = scheme_of(url)
     target = BACKENDS.get(scheme)
     if target is None:
@@ -73,7 +95,9 @@ def open_store(url: str, project_root: Path | None = None) -> SecretStore:
             f"the {scheme}:// secret store needs a client library that is not installed ({exc.name})",
             hint=f"Install it with: pip install 'conveyor[{extra}]'",
         ) from None
-    factory = module
+    factory: Any = module
     for part in attr.split("."):
         factory = getattr(factory, part)
-    return factory(url, project_root or Path.cwd())
+    store: KeyedStore = factory(url, project_root or Path.cwd())
+    store.public_keys = frozenset(public_keys)
+    return cast(SecretStore, store)

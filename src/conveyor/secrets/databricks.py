@@ -21,14 +21,14 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 from databricks.sdk.errors import (
     BadRequest,
-    DatabricksError,
     NotFound,
     PermissionDenied,
     Unauthenticated,
 )
+from databricks.sdk.errors.base import DatabricksError
 
 from conveyor.errors import SecretError
-from conveyor.secrets.base import missing_secret
+from conveyor.secrets.base import KeyedStore, missing_secret
 from conveyor.secrets.redaction import redact, register_secret
 
 NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
@@ -72,7 +72,7 @@ def check_key(key: str) -> str:
     return key
 
 
-class DatabricksSecretStore:
+class DatabricksSecretStore(KeyedStore):
     """The secrets of one Databricks secret scope."""
 
     def __init__(self, scope: str, url: str | None = None, *, profile: str | None = None, **config: Any) -> None:
@@ -100,7 +100,7 @@ class DatabricksSecretStore:
                 hint=LOGIN_HINT,
             ) from None
         if config.token:
-            register_secret(config.token)
+            register_secret(config.token, "the Databricks token")
         return WorkspaceClient(config=config)
 
     @contextmanager
@@ -152,8 +152,7 @@ class DatabricksSecretStore:
                 f"secret {key!r} in store {self.url} is not UTF-8 text",
                 hint="Store text secrets with `databricks secrets put-secret --string-value`.",
             ) from None
-        register_secret(value)
-        return value
+        return self.admit(key, value)
 
     def names(self) -> list[str]:
         with self._errors("list secrets"):
@@ -161,7 +160,7 @@ class DatabricksSecretStore:
 
     def set(self, key: str, value: str) -> None:
         check_key(key)
-        register_secret(value)
+        self.admit(key, value)
         with self._errors(f"set secret {key!r}"):
             self.client.secrets.put_secret(self.scope, key, string_value=value)
 

@@ -1,4 +1,7 @@
-"""`env://PREFIX`: secrets from environment variables, `datalake-fqdn` read from `PREFIXDATALAKE_FQDN`."""
+"""`env://PREFIX`: secrets from environment variables, `datalake-fqdn` read from `PREFIXDATALAKE_FQDN`.
+
+A variable that is set but empty counts as absent: CI systems hand out a secret that was never set as "".
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import re
 from pathlib import Path
 
 from conveyor.errors import SecretError
-from conveyor.secrets.redaction import register_secret
+from conveyor.secrets.base import KeyedStore
 
 PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$|^$")
 
@@ -17,7 +20,7 @@ def variable_name(prefix: str, key: str) -> str:
     return prefix + key.upper().replace("-", "_").replace(".", "_")
 
 
-class EnvSecretStore:
+class EnvSecretStore(KeyedStore):
     """Secrets in the process environment, as CI systems hand them out."""
 
     def __init__(self, prefix: str, url: str | None = None) -> None:
@@ -37,18 +40,24 @@ class EnvSecretStore:
     def get(self, key: str) -> str:
         name = variable_name(self.prefix, key)
         value = os.environ.get(name)
-        if value is None:
+        if not value:
             raise SecretError(
-                f"secret {key!r} is missing from store {self.url} (environment variable {name} is not set)",
+                f"secret {key!r} is missing from store {self.url} (environment variable {name} is not set or empty)",
                 hint=f"Export {name} in the environment that runs conveyor.",
             )
-        register_secret(value)
-        return value
+        return self.admit(key, value)
+
+    @staticmethod
+    def _key(suffix: str) -> str:
+        return suffix.lower().replace("_", "-")
+
+    def _variables(self) -> list[str]:
+        """The keys whose variables carry the prefix, spelled as `variable_name` spells them back."""
+        found = [name for name, value in os.environ.items() if name.startswith(self.prefix) and value]
+        return [name[len(self.prefix) :] for name in found]
 
     def names(self) -> list[str]:
-        return sorted(
-            name[len(self.prefix) :].lower().replace("_", "-") for name in os.environ if name.startswith(self.prefix)
-        )
+        return sorted(self._key(suffix) for suffix in self._variables())
 
     def set(self, key: str, value: str) -> None:
         raise SecretError(

@@ -12,8 +12,7 @@ import tomllib
 from pathlib import Path
 
 from conveyor.errors import SecretError
-from conveyor.secrets.base import missing_secret
-from conveyor.secrets.redaction import register_secret
+from conveyor.secrets.base import KeyedStore, missing_secret
 
 
 def path_from_url(url: str, project_root: Path) -> Path:
@@ -23,7 +22,7 @@ def path_from_url(url: str, project_root: Path) -> Path:
     return path if path.is_absolute() else (project_root / path)
 
 
-class FileSecretStore:
+class FileSecretStore(KeyedStore):
     """Secrets kept in a private TOML file."""
 
     def __init__(self, path: Path, url: str | None = None) -> None:
@@ -72,16 +71,15 @@ class FileSecretStore:
         values = self._read()
         if key not in values:
             raise missing_secret(key, self.url)
-        register_secret(values[key])
-        return values[key]
+        return self.admit(key, values[key])
 
     def names(self) -> list[str]:
         return sorted(self._read())
 
     def set(self, key: str, value: str) -> None:
         values = self._read() if self.path.exists() else {}
+        self.admit(key, value)
         values[key] = value
-        register_secret(value)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         text = "".join(f"{_toml_key(name)} = {_toml_string(values[name])}\n" for name in sorted(values))
         # mkstemp creates the file with mode 600 under a fresh name, so no other user ever sees the values;

@@ -1,8 +1,9 @@
 """Masking of known secret values in everything conveyor prints, logs or writes.
 
-Every value a `SecretStore` hands out is registered here. `redact()` replaces each registered value with
-`***`; `install()` puts a filter on the root logger and wraps `sys.stdout`/`sys.stderr` so that nothing printed
-in this process, by conveyor or by a user's script, carries a registered value.
+Every value a `SecretStore` hands out is registered here. `redact()` replaces each registered value, in each
+of its written forms (escaped, encoded, line by line: see `encodings`), with `***`. `install()` puts a filter
+on the root logger and wraps `sys.stdout`/`sys.stderr` so that nothing printed in this process, by conveyor or
+by a user's script, carries a registered value.
 """
 
 from __future__ import annotations
@@ -15,58 +16,100 @@ import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from conveyor.errors import SecretError
+from conveyor.secrets.encodings import MIN_LENGTH, unsafe_reason, written_forms
+
 MASK = "***"
-# Values shorter than this are not masked: masking "ab" everywhere would destroy output and protect nothing.
-MIN_LENGTH = 4
 
 _lock = threading.Lock()
-_values: set[str] = set()
+_secrets: dict[str, str | None] = {}  # value -> the key it was read under, when known
 _public: set[str] = set()
+_forms: dict[str, str] = {}  # every written form of every value -> that value
 _pattern: re.Pattern[str] | None = None
 
 
-def register_secret(value: str) -> None:
-    """Remember `value` as secret: from now on `redact` masks it."""
+def register_secret(value: str, key: str | None = None, *, store: str | None = None) -> None:
+    """Remember `value` as secret: from now on `redact` masks it in every written form.
+
+    A value too short or too common to mask safely is refused with `SecretError` naming `key` and `store`:
+    it is never left silently unmasked.
+    """
     global _pattern
-    if not isinstance(value, str) or len(value) < MIN_LENGTH or value in _values:
+    if not isinstance(value, str) or value in _secrets:
         return
+    reason = unsafe_reason(value)
+    if reason is not None:
+        raise weak_secret(key, store, reason)
     with _lock:
-        _values.add(value)
+        _secrets[value] = key
+        for form in written_forms(value):
+            _forms.setdefault(form, value)
         _pattern = _compile()
+
+
+class WeakSecretError(SecretError):
+    """A value too short or too common to mask safely: refused wherever it is read, never handed out."""
+
+
+def weak_secret(key: str | None, store: str | None, reason: str) -> WeakSecretError:
+    """The error for a value that cannot be masked safely: names the key and the store, never the value."""
+    what = f"secret {key!r}" if key else "a secret value"
+    where = f" in store {store}" if store else ""
+    return WeakSecretError(
+        f"{what}{where} cannot be masked safely: {reason}",
+        hint=(
+            f"Give it a longer, random value (at least {MIN_LENGTH} characters"
+            + (f"): conveyor secrets set {key} --env ENV" if key else ")")
+            + ". Values published by design (state, created_by) are exempt."
+        ),
+    )
 
 
 def declare_public(value: str) -> None:
-    """Mark a value that came from a secret store as published by design (e.g. the `state` tag)."""
-    global _pattern
+    """Mark a value as published by design (e.g. the `state` tag); a value also held as a secret stays masked."""
     with _lock:
         _public.add(value)
-        _pattern = _compile()
+
+
+def is_public(value: str) -> bool:
+    return value in _public and value not in _secrets
 
 
 def _compile() -> re.Pattern[str] | None:
-    values = sorted(_values - _public, key=len, reverse=True)
-    return re.compile("|".join(re.escape(v) for v in values)) if values else None
+    forms = sorted(_forms, key=len, reverse=True)
+    return re.compile("|".join(re.escape(form) for form in forms)) if forms else None
 
 
 def known_values() -> frozenset[str]:
     """The values currently masked (for handing to a child process's redactor, never for printing)."""
-    return frozenset(_values - _public)
+    return frozenset(_secrets)
 
 
-def redact(text: str) -> str:
-    """`text` with every registered secret value replaced by `***`."""
+def known_secrets() -> dict[str, str | None]:
+    """Each masked value with the key it was read under (for scans that name the key, never the value)."""
+    return dict(_secrets)
+
+
+def known_forms() -> dict[str, str]:
+    """Every written form of every masked value, mapped to its value."""
+    return dict(_forms)
+
+
+def redact(text: str, mask: str = MASK) -> str:
+    """`text` with every written form of every registered secret value replaced by `mask` (`***`)."""
     pattern = _pattern
     if pattern is None or not text:
         return text
-    return pattern.sub(MASK, text)
+    return pattern.sub(mask, text)
 
 
 def forget_all() -> None:
     """Drop every registered value (tests use this to start clean)."""
     global _pattern
     with _lock:
-        _values.clear()
+        _secrets.clear()
         _public.clear()
+        _forms.clear()
         _pattern = None
 
 
@@ -194,9 +237,9 @@ def install() -> None:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
     if not isinstance(sys.stdout, RedactingStream):
-        sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = RedactingStream(sys.stdout)
     if not isinstance(sys.stderr, RedactingStream):
-        sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
+        sys.stderr = RedactingStream(sys.stderr)
 
 
 def uninstall() -> None:

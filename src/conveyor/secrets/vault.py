@@ -21,7 +21,7 @@ import hvac.exceptions
 import requests
 
 from conveyor.errors import SecretError
-from conveyor.secrets.base import missing_secret
+from conveyor.secrets.base import KeyedStore, missing_secret
 from conveyor.secrets.redaction import redact, register_secret
 
 DEFAULT_PORT = 8200
@@ -81,7 +81,7 @@ def vault_token() -> str | None:
     return None
 
 
-class VaultSecretStore:
+class VaultSecretStore(KeyedStore):
     """The keys of one Vault KV secret, one key per conveyor secret."""
 
     def __init__(self, location: VaultLocation, url: str, *, timeout: float = 30) -> None:
@@ -101,7 +101,7 @@ class VaultSecretStore:
                 f"no Vault token for store {self.url}",
                 hint="Set VAULT_TOKEN, or run `vault login` (it writes ~/.vault-token).",
             )
-        register_secret(token)
+        register_secret(token, "the Vault token")
         return hvac.Client(
             url=self.location.address,
             token=token,
@@ -182,8 +182,7 @@ class VaultSecretStore:
         values, _ = self._read(f"read secret {key!r}")
         if key not in values:
             raise missing_secret(key, self.url)
-        register_secret(values[key])
-        return values[key]
+        return self.admit(key, values[key])
 
     def names(self) -> list[str]:
         values, _ = self._read("list secrets")
@@ -191,7 +190,7 @@ class VaultSecretStore:
 
     def set(self, key: str, value: str) -> None:
         """Add or replace one key, keeping the others; on KV v2 a check-and-set write guards against races."""
-        register_secret(value)
+        self.admit(key, value)
         doing = f"set secret {key!r}"
         values, version = self._read(doing, missing_ok=True)
         values[key] = value

@@ -1,29 +1,35 @@
 """Serving score.py over HTTP: a bare ASGI app (`/score`, Open Inference Protocol v2, MLflow `/invocations`,
 health, Prometheus metrics, OpenAPI) with adaptive batching, run by uvicorn in supervised worker processes.
 
-`create_app(package_dir)` builds the ASGI app; `run_server(package_dir, host, port, workers)` serves it.
+- `serve(source, options, env=...)`: what `conveyor serve` and `python -m conveyor.serving` do: a package
+  directory, a `models:/` URI or an image, served until stopped.
+- `run_server(package_dir, options)`: serve a package directory.
+- `create_app(package_dir, **options)`: the ASGI app, for any ASGI server.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from conveyor.serving.options import ServeOptions
+from conveyor.serving.sources import serve
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conveyor.serving.app import ScoringApp
 
 
-def create_app(package_dir: Any, **options: Any) -> ScoringApp:
+def create_app(package_dir: str | Path, **options: Any) -> ScoringApp:
     from conveyor.serving.app import create_app as create
 
     return create(package_dir, **options)
 
 
-def run_server(
-    package_dir: Any, host: str = "127.0.0.1", port: int = 8000, workers: int | None = None, **options: Any
-) -> None:
+def run_server(package_dir: str | Path, options: ServeOptions | None = None) -> None:
     from conveyor.serving.server import run_server as run
 
-    run(package_dir, host, port, workers, **options)
+    run(package_dir, options)
 
 
-__all__ = ["create_app", "run_server"]
+__all__ = ["ServeOptions", "create_app", "run_server", "serve"]

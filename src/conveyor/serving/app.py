@@ -3,6 +3,9 @@
 Endpoints: `POST /score` (score.py's own protocol: the body handed to `run()` as JSON text, or a JSON list of
 requests), `POST /invocations` (MLflow), Open Inference Protocol v2 under `/v2`, `/health/live`,
 `/health/ready`, `/metrics` (Prometheus text) and `/openapi.json`.
+
+Every failure is a JSON problem (`{"error", "kind", "field"?, "error_id"?}`) counted in the metrics: 4xx for what
+the client can fix, naming the field at fault; 5xx carry only an error id, whose details are in the log.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -23,15 +27,10 @@ import orjson
 from conveyor.secrets.redaction import redact
 from conveyor.serving.batching import Batcher, run_each
 from conveyor.serving.calls import CallPolicy, Offload
-from conveyor.serving.loader import (
-    ScoreModule,
-    check_package_dir,
-    load_and_init,
-    read_package_info,
-)
-from conveyor.serving.metrics import ServingMetrics
+from conveyor.serving.loader import ScoreModule, check_package_dir, load_and_init, read_package_info
+from conveyor.serving.metrics import CONTENT_TYPE, ServingMetrics
 from conveyor.serving.openapi import build_openapi
-from conveyor.serving.problems import HTTPProblem, bad_payload, request_error_status
+from conveyor.serving.problems import HTTPProblem, ProblemKind, request_error_status, too_many_records
 from conveyor.serving.protocols import mlflow_records, v2_datatype, v2_records, v2_response
 
 log = logging.getLogger("conveyor.serving")
@@ -44,12 +43,27 @@ Handler = Callable[[Scope, Receive, Send], Awaitable[int]]
 JSON = b"application/json"
 DRAIN_LIMIT = 64 * 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_RECORDS = 10_000
+CLOSE = [(b"connection", b"close")]
 loads = orjson.loads
 JSONDecodeError = orjson.JSONDecodeError
 
 
 class ClientGone(Exception):
     """The client disconnected before its request body was read."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One path: its metrics label, the methods it answers (GET routes answer HEAD too) and its handler."""
+
+    label: str
+    methods: tuple[str, ...]
+    handler: Handler
+
+    @property
+    def allow(self) -> bytes:
+        return ", ".join(self.methods).encode()
 
 
 def _default(value: Any) -> Any:
@@ -67,20 +81,26 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-async def send_json(send: Send, status: int, body: bytes, content_type: bytes = JSON) -> int:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
-        }
-    )
+async def send_json(
+    send: Send, status: int, body: bytes, content_type: bytes = JSON, headers: list[tuple[bytes, bytes]] | None = None
+) -> int:
+    start = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": start + headers if headers else start})
     await send({"type": "http.response.body", "body": body})
     return status
 
 
+def new_error_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
 class ScoringApp:
-    """ASGI app serving one package directory's score.py. Call `startup()` (or let ASGI lifespan do it)."""
+    """ASGI app serving one package directory's score.py. Call `startup()` (or let ASGI lifespan do it).
+
+    Limits: `max_body_bytes` per body (413), `max_records` per request (413), `body_timeout` seconds to receive a
+    body (408), `timeout` seconds for score.py to answer (504). `on_stuck(reason)` is called when a call into
+    score.py has run past twice the timeout (the worker should be replaced); with it a watchdog runs.
+    """
 
     def __init__(
         self,
@@ -90,47 +110,61 @@ class ScoringApp:
         max_batch_size: int = 64,
         max_wait_ms: float = 2.0,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        offload: Offload = "auto",
+        max_records: int = DEFAULT_MAX_RECORDS,
+        offload: Offload | str = Offload.ALWAYS,
+        timeout: float = 60.0,
+        body_timeout: float = 30.0,
         init_in_background: bool = True,
         on_init_failure: Callable[[BaseException], None] | None = None,
+        on_stuck: Callable[[str], None] | None = None,
     ) -> None:
         self.package_dir = check_package_dir(Path(package_dir))
         self.info = read_package_info(self.package_dir, name)
         self.metrics = ServingMetrics()
         self.policy = CallPolicy(self.metrics, offload)
         self.max_batch_size, self.max_wait_ms = max_batch_size, max_wait_ms
-        self.max_body_bytes = max_body_bytes
+        self.max_body_bytes, self.max_records = max_body_bytes, max_records
+        self.timeout, self.body_timeout = timeout, body_timeout
         self.init_in_background = init_in_background
         self.on_init_failure = on_init_failure
+        self.on_stuck = on_stuck
         self.score: ScoreModule | None = None
         self.batcher: Batcher | None = None
         self.ready = False
         self.init_error: BaseException | None = None
         self._init_task: asyncio.Task[None] | None = None
+        self._watchdog: Any = None
         self._openapi: bytes | None = None
-        self._routes: dict[str, tuple[str, str, Handler]] = {
-            "/score": ("/score", "POST", self._score),
-            "/invocations": ("/invocations", "POST", self._invocations),
-            "/health/live": ("health", "GET", self._live),
-            "/health/ready": ("health", "GET", self._ready),
-            "/v2/health/live": ("health", "GET", self._v2_live),
-            "/v2/health/ready": ("health", "GET", self._v2_ready),
-            "/v2": ("/v2", "GET", self._v2_server),
-            "/metrics": ("/metrics", "GET", self._metrics),
-            "/openapi.json": ("/openapi.json", "GET", self._openapi_json),
+        get, post = ("GET", "HEAD"), ("POST",)
+        self._routes: dict[str, Route] = {
+            "/score": Route("/score", post, self._score),
+            "/invocations": Route("/invocations", post, self._invocations),
+            "/health/live": Route("health", get, self._live),
+            "/health/ready": Route("health", get, self._ready),
+            "/v2/health/live": Route("health", get, self._v2_live),
+            "/v2/health/ready": Route("health", get, self._v2_ready),
+            "/v2": Route("/v2", get, self._v2_server),
+            "/metrics": Route("/metrics", get, self._metrics),
+            "/openapi.json": Route("/openapi.json", get, self._openapi_json),
         }
         prefix = f"/v2/models/{self.info.name}"
         for base in (prefix, f"{prefix}/versions/{self.info.version}"):
-            self._routes[base] = ("/v2/models", "GET", self._v2_model)
-            self._routes[f"{base}/ready"] = ("/v2/models", "GET", self._v2_model_ready)
-            self._routes[f"{base}/infer"] = ("/v2/infer", "POST", self._v2_infer)
+            self._routes[base] = Route("/v2/models", get, self._v2_model)
+            self._routes[f"{base}/ready"] = Route("/v2/models", get, self._v2_model_ready)
+            self._routes[f"{base}/infer"] = Route("/v2/infer", post, self._v2_infer)
 
     # start-up -----------------------------------------------------------------------------------------------
 
     async def startup(self) -> None:
         """Import score.py and call init() once, in a thread; in the background unless told to wait."""
         if self._init_task is None:
-            self._init_task = asyncio.get_running_loop().create_task(self._initialize())
+            loop = asyncio.get_running_loop()
+            if self.on_stuck is not None:
+                from conveyor.serving.watchdog import Watchdog
+
+                self._watchdog = Watchdog(loop, self.policy, self.timeout, self.on_stuck)
+                self._watchdog.start()
+            self._init_task = loop.create_task(self._initialize())
         if not self.init_in_background:
             await self._init_task
             if self.init_error is not None:
@@ -164,6 +198,11 @@ class ScoringApp:
             "run_batch: adaptive batching" if self.batcher else "run() per request",
         )
 
+    def shutdown(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        self.policy.shutdown()
+
     # ASGI ---------------------------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -175,17 +214,24 @@ class ScoringApp:
         if self._init_task is None:
             await self.startup()
         route = self._routes.get(scope["path"])
-        label = route[0] if route is not None else "other"
+        label = route.label if route is not None else "other"
         try:
             if route is None:
                 raise self._not_found(scope["path"])
-            if scope["method"] != route[1]:
-                raise HTTPProblem(405, "method_not_allowed", f"{scope['path']} accepts {route[1]} only")
-            status = await route[2](scope, receive, send)
+            if scope["method"] not in route.methods:
+                raise HTTPProblem(
+                    405,
+                    ProblemKind.METHOD_NOT_ALLOWED,
+                    f"{scope['path']} accepts {' and '.join(route.methods)}, not {scope['method']}",
+                    headers=[(b"allow", route.allow)],
+                )
+            status = await route.handler(scope, receive, send)
         except HTTPProblem as problem:
             status = await self._send_problem(send, problem)
         except ClientGone:
             status = 499
+        except Exception as exc:  # a fault of the server itself: logged with an id, never shown to the client
+            status = await self._send_problem(send, self._server_error(exc, scope["path"]))
         self.metrics.observe_request(label, status, perf_counter() - start)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -199,15 +245,44 @@ class ScoringApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self.policy.shutdown()
+                self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     # request plumbing ---------------------------------------------------------------------------------------
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole request body, within `max_body_bytes` (else 413) and `body_timeout` seconds (else 408)."""
+        task = asyncio.current_task()
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            if task is not None:
+                task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(self.body_timeout, expire)
+        try:
+            return await self._receive_body(scope, receive)
+        except asyncio.CancelledError:
+            if not expired or task is None:
+                raise
+            task.uncancel()
+            raise HTTPProblem(
+                408,
+                ProblemKind.TIMEOUT,
+                f"the request body did not arrive within {self.body_timeout:g} s",
+                headers=CLOSE,
+            ) from None
+        finally:
+            timer.cancel()
+
+    async def _receive_body(self, scope: Scope, receive: Receive) -> bytes:
         message = await receive()
-        body = message.get("body", b"")
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        body: bytes = message.get("body", b"")
         limit = self.max_body_bytes
         if not message.get("more_body", False):
             if len(body) > limit:
@@ -238,32 +313,45 @@ class ScoringApp:
             drained += len(message.get("body", b""))
 
     def _too_large(self) -> HTTPProblem:
-        return HTTPProblem(413, "too_large", f"request body is over the limit of {self.max_body_bytes} bytes")
+        return HTTPProblem(413, ProblemKind.TOO_LARGE, f"request body is over the limit of {self.max_body_bytes} bytes")
 
     def _not_found(self, path: str) -> HTTPProblem:
         if path.startswith("/v2/models/"):
             return HTTPProblem(
                 404,
-                "not_found",
+                ProblemKind.NOT_FOUND,
                 f"no model at {path}: this server serves model {self.info.name!r} version {self.info.version!r}",
             )
-        return HTTPProblem(404, "not_found", f"no endpoint {path}; see /openapi.json")
+        return HTTPProblem(404, ProblemKind.NOT_FOUND, f"no endpoint {path}; see /openapi.json")
 
     async def _send_problem(self, send: Send, problem: HTTPProblem) -> int:
         self.metrics.count_error(problem.kind)
-        body = {"error": redact(problem.message), "kind": problem.kind, **problem.extra}
-        return await send_json(send, problem.status, dumps(body))
+        body = problem.body()
+        body["error"] = redact(body["error"])
+        return await send_json(send, problem.status, dumps(body), headers=problem.headers)
 
     def _not_ready(self) -> HTTPProblem:
         if self.init_error is not None:
-            return HTTPProblem(503, "not_ready", "the model failed to initialise; see the server log")
-        return HTTPProblem(503, "not_ready", "the model is still initialising (init() is running)")
+            return HTTPProblem(503, ProblemKind.NOT_READY, "the model failed to initialise; see the server log")
+        return HTTPProblem(503, ProblemKind.NOT_READY, "the model is still initialising (init() is running)")
 
     def _parse(self, body: bytes) -> Any:
         try:
             return loads(body)
         except JSONDecodeError as exc:
-            raise HTTPProblem(400, "bad_json", f"request body is not valid JSON: {exc}") from None
+            raise HTTPProblem(400, ProblemKind.BAD_JSON, f"request body is not valid JSON: {exc}") from None
+
+    def _logged(self, kind: ProblemKind, status: int, message: str, details: str, where: dict[str, Any]) -> HTTPProblem:
+        """A 5xx answer whose body holds only an error id; `details` go to the log under that id."""
+        error_id = new_error_id()
+        log.error(redact(f"error_id={error_id} {details}"))
+        return HTTPProblem(status, kind, f"{message} (error id {error_id})", extra={"error_id": error_id, **where})
+
+    def _server_error(self, exc: BaseException, path: str) -> HTTPProblem:
+        details = "".join(traceback.format_exception(exc))
+        return self._logged(
+            ProblemKind.SERVER_ERROR, 500, "the server failed on this request; see its log", f"{path}:\n{details}", {}
+        )
 
     def _failure(self, exc: BaseException, path: str, record: int | None = None) -> HTTPProblem:
         """A score.py exception as an answer: 4xx for a request error (with its field), else 500 with an id."""
@@ -271,11 +359,50 @@ class ScoringApp:
         where = {} if record is None else {"record": record}
         if status is not None:
             field = getattr(exc, "field", None)
-            return HTTPProblem(status, "invalid_request", str(exc), field=field, **where)
-        error_id = uuid.uuid4().hex[:16]
+            return HTTPProblem(
+                status,
+                ProblemKind.INVALID_REQUEST,
+                str(exc),
+                field=field if isinstance(field, str) else None,
+                extra=where,
+            )
         details = "".join(traceback.format_exception(exc))
-        log.error(redact(f"error_id={error_id} run() raised on {path}:\n{details}"))
-        return HTTPProblem(500, "score_error", f"run() raised {type(exc).__name__}: {exc}", error_id=error_id, **where)
+        return self._logged(
+            ProblemKind.SCORE_ERROR,
+            500,
+            "score.py failed on this request",
+            f"run() raised on {path}:\n{details}",
+            where,
+        )
+
+    def _timed_out(self, path: str) -> HTTPProblem:
+        return self._logged(
+            ProblemKind.TIMEOUT,
+            504,
+            f"score.py did not answer within {self.timeout:g} s",
+            f"run() on {path} did not answer within {self.timeout:g} s (it goes on running in its thread)",
+            {},
+        )
+
+    async def _within_timeout(self, future: asyncio.Future[Any], path: str) -> Any:
+        """The result of a call into score.py, or a 504 once it has taken longer than `timeout`."""
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            if not future.done():
+                expired = True
+                future.cancel()
+
+        timer = asyncio.get_running_loop().call_later(self.timeout, expire)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if expired:
+                raise self._timed_out(path) from None
+            raise
+        finally:
+            timer.cancel()
 
     def _encode(self, result: Any) -> bytes:
         try:
@@ -290,12 +417,20 @@ class ScoringApp:
         if not records:
             return []
         texts = [dumps(record).decode() for record in records]
+        policy = self.policy
         if self.batcher is not None:
-            self.metrics.batch_size.observe(len(texts))
-            outcomes = await self.policy.call(self.batcher.execute, texts)
+            self.metrics.observe_batch(len(texts))
+            execute: Callable[[list[Any]], list[Any]] = self.batcher.execute
         else:
             run = score.run
-            outcomes = await self.policy.call(lambda items: run_each(run, items), texts)
+
+            def execute(items: list[Any]) -> list[Any]:
+                return run_each(run, items)
+
+        if policy.inline:
+            outcomes = policy.call_inline(execute, texts)
+        else:
+            outcomes = await self._within_timeout(policy.submit(execute, texts), path)
         results = []
         for index, (ok, value) in enumerate(outcomes):
             if not ok:
@@ -315,6 +450,8 @@ class ScoringApp:
                 raise self._not_ready()
             payload = self._parse(body)
             if type(payload) is list:
+                if len(payload) > self.max_records:
+                    raise too_many_records(len(payload), self.max_records, None)
                 results = await self._score_records(payload, "/score")
                 return await send_json(send, 200, self._encode(results))
             text = body.decode()
@@ -322,7 +459,11 @@ class ScoringApp:
                 future = batcher.submit(text)
                 batcher = None
                 try:
-                    result = await future
+                    result = await self._within_timeout(future, "/score")
+                except HTTPProblem:
+                    if self.batcher is not None:
+                        self.batcher.abandon(self.timeout)
+                    raise
                 except Exception as exc:  # turned into the answer
                     raise self._failure(exc, "/score") from None
             else:
@@ -333,7 +474,9 @@ class ScoringApp:
                     if policy.inline:
                         result = policy.call_inline(score.run, text)
                     else:
-                        result = await policy.submit(score.run, text)
+                        result = await self._within_timeout(policy.submit(score.run, text), "/score")
+                except HTTPProblem:
+                    raise
                 except Exception as exc:  # turned into the answer
                     raise self._failure(exc, "/score") from None
             return await send_json(send, 200, self._encode(result))
@@ -345,7 +488,7 @@ class ScoringApp:
         body = await self._read_body(scope, receive)
         if not self.ready:
             raise self._not_ready()
-        records = mlflow_records(self._parse(body))
+        records = mlflow_records(self._parse(body), self.max_records)
         results = await self._score_records(records, "/invocations")
         return await send_json(send, 200, self._encode({"predictions": results}))
 
@@ -354,7 +497,7 @@ class ScoringApp:
         if not self.ready:
             raise self._not_ready()
         payload = self._parse(body)
-        records = v2_records(payload)
+        records = v2_records(payload, self.max_records)
         results = await self._score_records(records, scope["path"])
         response = v2_response(self.info.name, self.info.version, payload.get("id"), results, payload.get("outputs"))
         return await send_json(send, 200, self._encode(response))
@@ -398,7 +541,7 @@ class ScoringApp:
         return await send_json(send, 200, dumps(metadata))
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> int:
-        return await send_json(send, 200, self.metrics.render(), b"text/plain; version=0.0.4; charset=utf-8")
+        return await send_json(send, 200, self.metrics.render(), CONTENT_TYPE)
 
     async def _openapi_json(self, scope: Scope, receive: Receive, send: Send) -> int:
         document = self._openapi
@@ -415,4 +558,4 @@ def create_app(package_dir: str | Path, **options: Any) -> ScoringApp:
     return ScoringApp(package_dir, **options)
 
 
-__all__ = ["ScoringApp", "bad_payload", "create_app"]
+__all__ = ["ScoringApp", "create_app"]

@@ -52,6 +52,8 @@ class Batcher:
         self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._oldest = 0.0
         self._busy = False
+        self._started = 0.0  # loop time the running batch started
+        self._generation = 0  # bumped when a running batch is abandoned
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
 
@@ -102,18 +104,29 @@ class Batcher:
         del self._pending[: self.max_batch_size]
         if self._pending:
             self._oldest = asyncio.get_running_loop().time()
-        self.metrics.batch_size.observe(len(batch))
+        self.metrics.observe_batch(len(batch))
         items = [item for item, _ in batch]
         if self.policy.inline:
             self._deliver(batch, self.policy.call_inline(self.execute, items))
             return
         self._busy = True
+        self._started = asyncio.get_running_loop().time()
+        generation = self._generation
         running = self.policy.submit(self.execute, items)
-        running.add_done_callback(lambda done: self._finish(batch, done))
+        running.add_done_callback(lambda done: self._finish(batch, done, generation))
 
-    def _finish(self, batch: list[tuple[Any, asyncio.Future[Any]]], done: asyncio.Future[Any]) -> None:
-        self._busy = False
-        exc = done.exception()
+    def abandon(self, older_than: float) -> None:
+        """Stop waiting for a running batch that started more than `older_than` seconds ago (its requests have
+        timed out): the next batch may start in another thread instead of queueing behind it."""
+        if self._busy and asyncio.get_running_loop().time() - self._started >= older_than:
+            self._busy = False
+            self._generation += 1
+            self._check()
+
+    def _finish(self, batch: list[tuple[Any, asyncio.Future[Any]]], done: asyncio.Future[Any], generation: int) -> None:
+        if generation == self._generation:
+            self._busy = False
+        exc = RuntimeError("the server is stopping") if done.cancelled() else done.exception()
         outcomes = [(False, exc)] * len(batch) if exc is not None else done.result()
         self._deliver(batch, outcomes)
 
@@ -135,5 +148,5 @@ class Batcher:
                 return [(True, result) for result in results]
         except Exception:  # any failure falls back to per-request calls
             pass
-        self.metrics.batch_fallbacks += 1
+        self.metrics.count_fallback()
         return run_each(self.run, items)

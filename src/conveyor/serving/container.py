@@ -1,50 +1,47 @@
-"""Serving an OCI image: `podman run` with the container's scoring port published on host:port."""
+"""Serving an OCI image: the container engine runs it with the container's scoring port published on host:port.
+
+The engine comes from `conveyor.package.engine`, set up as everywhere else in conveyor (runtime and
+containers.conf where this machine needs them).
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
+import signal
 import subprocess
-import tempfile
-from pathlib import Path
+from typing import Any
 
 from conveyor.errors import ConveyorError
-
-IMAGE_PORT = 8080  # where a conveyor-built image's `conveyor serve` listens inside the container
-RUNC = "/usr/sbin/runc"
-
-
-def containers_conf() -> Path:
-    """A containers.conf with no default ulimits (processes here may not raise rlimits)."""
-    path = Path(tempfile.gettempdir()) / "conveyor-containers.conf"
-    if not path.exists():
-        path.write_text("[containers]\ndefault_ulimits = []\n")
-    return path
+from conveyor.package.engine import ContainerEngine, find_engine
+from conveyor.package.image import PORT as IMAGE_PORT
+from conveyor.serving.options import ServeOptions
 
 
-def podman_command(image: str, host: str, port: int, workers: int | None = None) -> list[str]:
-    """The `podman run` command line that serves `image` on host:port."""
-    podman = shutil.which("podman")
-    if podman is None:
+def run_command(engine: ContainerEngine, image: str, options: ServeOptions) -> list[str]:
+    """The engine's `run` command line that serves `image` on the options' host:port with the other options.
+
+    No `--init`: the server's supervisor is a fine process 1 (it handles SIGTERM/SIGINT and reaps every child)."""
+    publish = f"{options.host}:{options.port}:{IMAGE_PORT}"
+    return engine.command("run", "--rm", "-p", publish, image, *options.arguments())
+
+
+def run_image(image: str, options: ServeOptions, engine: str | None = None) -> int:
+    """Run the image in the foreground until it exits; SIGTERM and SIGINT are passed on to it (the container's server
+    stops gracefully). Returns the engine's exit code."""
+    chosen = find_engine(engine)
+    if not chosen.can_run:
         raise ConveyorError(
-            f"cannot serve image {image}: podman is not installed",
-            hint="Install podman (apt-get install -y podman runc), or serve the package directory instead.",
+            f"cannot serve image {image} with {chosen.name}: it builds images but does not run them",
+            hint="Install podman (scripts/install-container-engine.sh) or docker, or serve the package directory.",
         )
-    command = [podman]
-    if Path(RUNC).exists():
-        command += ["--runtime", RUNC]
-    command += ["run", "--rm", "--init", "-p", f"{host}:{port}:{IMAGE_PORT}"]
-    if workers:
-        command += ["-e", f"CONVEYOR_SERVE_WORKERS={workers}"]
-    return [*command, image]
+    process = subprocess.Popen(run_command(chosen, image, options), env={**os.environ, **chosen.env})
 
+    def forward(signum: int, frame: Any) -> None:  # the engine passes it on to the container's server
+        process.send_signal(signum)
 
-def run_image(image: str, host: str = "127.0.0.1", port: int = 8000, workers: int | None = None) -> int:
-    """Run the image in the foreground until it exits or is interrupted; returns podman's exit code."""
-    command = podman_command(image, host, port, workers)
-    env = dict(os.environ)
-    env.setdefault("CONTAINERS_CONF", str(containers_conf()))
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 130
+        return process.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

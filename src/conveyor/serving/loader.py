@@ -67,7 +67,8 @@ def read_package_info(package_dir: Path, name: str | None = None) -> PackageInfo
             manifest = json.loads(path.read_text())
         except ValueError as exc:
             raise ConveyorError(f"{path} is not valid JSON: {exc}", hint="Rebuild the package.") from None
-    model = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
+    found = manifest.get("model")
+    model: dict[str, Any] = found if isinstance(found, dict) else {}
     model_name = name or str(model.get("name") or manifest.get("name") or package_dir.name)
     version = str(model.get("version") or manifest.get("version") or "1")
     return PackageInfo(package_dir, model_name, version, manifest)

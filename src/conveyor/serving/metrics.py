@@ -1,100 +1,129 @@
-"""Prometheus metrics kept as plain counters and fixed-bucket histograms: a few dict and list updates a request."""
+"""Prometheus metrics with prometheus_client; with several workers, in its multiprocess mode.
+
+The supervisor gives every worker the same `PROMETHEUS_MULTIPROC_DIR` (`multiprocess_dir()`); each worker writes
+its values to memory-mapped files there, and whichever worker answers a scrape reads all of them: every scrape
+reports the whole server, and counters of a worker that died stay counted, so they never go backwards.
+Without that variable (an app created in-process) the metrics live in the app's own registry.
+"""
 
 from __future__ import annotations
 
 import os
-from bisect import bisect_left
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-
-
-class Histogram:
-    """Counts per fixed upper bound (`le`), plus sum and count; rendered cumulatively."""
-
-    __slots__ = ("bounds", "count", "counts", "total")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.total = 0.0
-        self.count = 0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
-        self.count += 1
-
-    def render(self, name: str, labels: str = "") -> list[str]:
-        lines, running = [], 0
-        sep = "," if labels else ""
-        for bound, count in zip((*self.bounds, "+Inf"), self.counts, strict=True):
-            running += count
-            lines.append(f'{name}_bucket{{{labels}{sep}le="{bound}"}} {running}')
-        suffix = f"{{{labels}}}" if labels else ""
-        lines.append(f"{name}_sum{suffix} {self.total}")
-        lines.append(f"{name}_count{suffix} {self.count}")
-        return lines
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
 class ServingMetrics:
-    """What one worker has served: requests by endpoint and status, latencies, batch sizes, errors by kind."""
+    """Requests by endpoint and status, latencies, batch sizes, errors by kind, where score.py calls ran."""
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, int], int] = {}
-        self.latency: dict[str, Histogram] = {}
-        self.batch_size = Histogram(BATCH_BUCKETS)
-        self.errors: dict[str, int] = {}
-        self.batch_fallbacks = 0
-        self.inline_calls = 0
-        self.thread_calls = 0
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
+        if self.multiprocess_dir:
+            # chosen per worker, after the fork: files named by this process's pid
+            values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = None if self.multiprocess_dir else self.registry
+        self._requests = Counter(
+            "conveyor_requests",
+            "HTTP requests served, by endpoint and status code.",
+            ["endpoint", "status"],
+            registry=registry,
+        )
+        self._latency = Histogram(
+            "conveyor_request_duration_seconds",
+            "Time from request start to response sent.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._batch_size = Histogram(
+            "conveyor_batch_size",
+            "Requests scored in one call into score.py.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self._errors = Counter("conveyor_errors", "Failed requests, by kind.", ["kind"], registry=registry)
+        self._fallbacks = Counter(
+            "conveyor_batch_fallbacks",
+            "Batches re-run request by request after run_batch() raised.",
+            registry=registry,
+        )
+        self._calls = Counter(
+            "conveyor_score_calls",
+            "Calls into score.py, by where they ran (event loop or thread pool).",
+            ["mode"],
+            registry=registry,
+        )
+        workers = Gauge("conveyor_workers", "Worker processes serving.", multiprocess_mode="livesum", registry=registry)
+        workers.set(1)
+        self._children: dict[Any, Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
-        key = (endpoint, status)
-        requests = self.requests
-        requests[key] = requests.get(key, 0) + 1
-        histogram = self.latency.get(endpoint)
-        if histogram is None:
-            histogram = self.latency[endpoint] = Histogram(LATENCY_BUCKETS)
-        histogram.observe(seconds)
+        self._child(self._requests, endpoint, str(status)).inc()
+        self._child(self._latency, endpoint).observe(seconds)
+
+    def observe_batch(self, size: int) -> None:
+        self._batch_size.observe(size)
 
     def count_error(self, kind: str) -> None:
-        self.errors[kind] = self.errors.get(kind, 0) + 1
+        self._child(self._errors, kind).inc()
+
+    def count_fallback(self) -> None:
+        self._fallbacks.inc()
+
+    def count_call(self, mode: str) -> None:
+        self._child(self._calls, mode).inc()
 
     def render(self) -> bytes:
-        """The Prometheus text exposition format (version 0.0.4)."""
-        pid = os.getpid()
-        out = [
-            "# HELP conveyor_requests_total HTTP requests served, by endpoint and status code.",
-            "# TYPE conveyor_requests_total counter",
-        ]
-        for (endpoint, status), count in sorted(self.requests.items()):
-            out.append(f'conveyor_requests_total{{endpoint="{endpoint}",status="{status}"}} {count}')
-        out += [
-            "# HELP conveyor_request_duration_seconds Time from request start to response sent.",
-            "# TYPE conveyor_request_duration_seconds histogram",
-        ]
-        for endpoint, histogram in sorted(self.latency.items()):
-            out += histogram.render("conveyor_request_duration_seconds", f'endpoint="{endpoint}"')
-        out += [
-            "# HELP conveyor_batch_size Requests gathered into one run_batch() call.",
-            "# TYPE conveyor_batch_size histogram",
-            *self.batch_size.render("conveyor_batch_size"),
-            "# HELP conveyor_errors_total Failed requests, by kind.",
-            "# TYPE conveyor_errors_total counter",
-        ]
-        for kind, count in sorted(self.errors.items()):
-            out.append(f'conveyor_errors_total{{kind="{kind}"}} {count}')
-        out += [
-            "# HELP conveyor_batch_fallbacks_total Batches re-run request by request after run_batch() raised.",
-            "# TYPE conveyor_batch_fallbacks_total counter",
-            f"conveyor_batch_fallbacks_total {self.batch_fallbacks}",
-            "# HELP conveyor_score_calls_total Calls into score.py, by where they ran (event loop or thread pool).",
-            "# TYPE conveyor_score_calls_total counter",
-            f'conveyor_score_calls_total{{mode="inline"}} {self.inline_calls}',
-            f'conveyor_score_calls_total{{mode="thread"}} {self.thread_calls}',
-            "# HELP conveyor_worker_pid Process id of the worker that answered this scrape.",
-            "# TYPE conveyor_worker_pid gauge",
-            f"conveyor_worker_pid {pid}",
-        ]
-        return ("\n".join(out) + "\n").encode()
+        """The Prometheus text exposition format (version 0.0.4) of the whole server."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        if not self.multiprocess_dir:
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+
+def multiprocess_dir() -> tuple[Path, bool]:
+    """The folder the workers share their metrics in, set in the environment before any worker starts, and
+    whether it is ours to delete (a folder the user set in PROMETHEUS_MULTIPROC_DIR is left alone)."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        return Path(given), False
+    folder = Path(tempfile.mkdtemp(prefix="conveyor-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(folder)
+    return folder, True
+
+
+def worker_gone(folder: Path, pid: int) -> None:
+    """Forget a dead worker's live gauges (its counters stay: totals never go backwards)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]
+
+
+def remove_multiprocess_dir(folder: Path) -> None:
+    """Delete the folder `multiprocess_dir()` made, and its variable."""
+    shutil.rmtree(folder, ignore_errors=True)
+    if os.environ.get(MULTIPROC_ENV) == str(folder):
+        del os.environ[MULTIPROC_ENV]

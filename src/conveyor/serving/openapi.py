@@ -11,8 +11,9 @@ ERROR_SCHEMA = {
     "properties": {
         "error": {"type": "string"},
         "kind": {"type": "string"},
-        "field": {"type": ["string", "null"]},
-        "error_id": {"type": "string"},
+        "field": {"type": "string", "description": "Where in the request the fault is, e.g. inputs[0].shape"},
+        "error_id": {"type": "string", "description": "5xx only: find the details in the server log"},
+        "record": {"type": "integer", "description": "Which record of a multi-record request failed"},
     },
     "required": ["error", "kind"],
 }
@@ -38,11 +39,14 @@ def _json_body(example: Any, description: str, schema: dict[str, Any] | None = N
 
 def _answers(ok: str, *statuses: int) -> dict[str, Any]:
     texts = {
-        400: "Malformed JSON or payload",
-        413: "Body over the size limit",
+        400: "Malformed JSON or payload; `field` names the part at fault",
+        404: "No such model on this server",
+        408: "The request body did not arrive in time",
+        413: "Body over the size limit, or more records than the server scores at once",
         422: "The request does not match the model's input",
         500: "score.py raised; the body carries an error_id that is in the server log",
         503: "The model is not ready",
+        504: "score.py did not answer in time; the body carries an error_id that is in the server log",
     }
     answers: dict[str, Any] = {"200": {"description": ok, "content": {"application/json": {"schema": {}}}}}
     for status in statuses:
@@ -55,8 +59,10 @@ def _answers(ok: str, *statuses: int) -> dict[str, Any]:
 
 def build_openapi(name: str, version: str, example: Any) -> dict[str, Any]:
     """The document served at `/openapi.json`."""
-    scoring = (400, 413, 422, 500, 503)
+    scoring = (400, 408, 413, 422, 500, 503, 504)
     health = {"200": {"description": "Yes"}, "503": {"description": "Not (yet)"}}
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    model_health = {**health, "404": {"description": "No such model on this server", **error}}
     records = [example] if example is not None else None
     model_path = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "enum": [name]}}
     return {
@@ -93,14 +99,14 @@ def build_openapi(name: str, version: str, example: Any) -> dict[str, Any]:
                     "requestBody": _json_body(
                         _v2_example(example), "Named input tensors; the first dimension counts records."
                     ),
-                    "responses": _answers("Named output tensors", *scoring),
+                    "responses": _answers("Named output tensors", 404, *scoring),
                 }
             },
             "/v2/models/{name}": {
-                "get": {"summary": "Model metadata", "parameters": [model_path], "responses": health}
+                "get": {"summary": "Model metadata", "parameters": [model_path], "responses": model_health}
             },
             "/v2/models/{name}/ready": {
-                "get": {"summary": "Model readiness", "parameters": [model_path], "responses": health}
+                "get": {"summary": "Model readiness", "parameters": [model_path], "responses": model_health}
             },
             "/v2": {"get": {"summary": "Server metadata", "responses": {"200": {"description": "Metadata"}}}},
             "/v2/health/live": {"get": {"summary": "Server is live", "responses": health}},
@@ -109,7 +115,7 @@ def build_openapi(name: str, version: str, example: Any) -> dict[str, Any]:
             "/health/ready": {"get": {"summary": "init() has succeeded", "responses": health}},
             "/metrics": {
                 "get": {
-                    "summary": "Prometheus metrics of the answering worker",
+                    "summary": "Prometheus metrics of the whole server (every worker)",
                     "responses": {"200": {"description": "text/plain; version=0.0.4"}},
                 }
             },

@@ -3,60 +3,110 @@
 - Open Inference Protocol v2 (KServe, Triton, Seldon): named input tensors, first dimension = records.
 - MLflow scoring server `/invocations`: `dataframe_records`, `dataframe_split`, `instances`, `inputs`.
 
-A record is what score.py's `run()` receives for one request, as JSON text (as on `/score`).
+A record is what score.py's `run()` receives for one request, as JSON text (as on `/score`). Every check names the
+field at fault (`inputs[0].shape`), and no request makes more than `max_records` records: a shape is checked
+before anything is built from it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from conveyor.serving.problems import bad_payload
+from conveyor.serving.problems import bad_payload, too_many_records
 
 V2_DATATYPES = {bool: "BOOL", int: "INT64", float: "FP64", str: "BYTES"}
+MAX_DIMENSIONS = 32
+MLFLOW_KEYS = ("dataframe_records", "dataframe_split", "instances", "inputs")
 
 
-def _rows(name: str, shape: Any, data: Any) -> list[Any]:
-    """The values of one v2 input tensor, one per record (a scalar, or a list for wider tensors)."""
-    if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise bad_payload(f'input "{name}": "shape" must be a non-empty list of non-negative integers')
-    if not isinstance(data, list):
-        raise bad_payload(f'input "{name}": "data" must be a list')
-    count, width = shape[0], 1
-    for dim in shape[1:]:
-        width *= dim
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _flatten(data: list[Any]) -> list[Any]:
+    """Row-major flattening of nested lists, without recursion."""
     flat: list[Any] = []
     stack = [iter(data)]
-    while stack:  # row-major flattening of nested lists, without recursion
+    while stack:
         for value in stack[-1]:
-            if isinstance(value, list):
+            if type(value) is list:
                 stack.append(iter(value))
                 break
             flat.append(value)
         else:
             stack.pop()
-    if len(flat) != count * width:
-        raise bad_payload(f'input "{name}": shape {shape} needs {count * width} values, "data" has {len(flat)}')
+    return flat
+
+
+def _rows(field: str, shape: Any, data: Any, max_records: int) -> list[Any]:
+    """The values of one v2 input tensor, one per record (a scalar, or a list for wider tensors)."""
+    if type(shape) is not list or not shape or len(shape) > MAX_DIMENSIONS or not all(map(_is_count, shape)):
+        raise bad_payload(f'"shape" must be a list of 1 to {MAX_DIMENSIONS} non-negative integers', f"{field}.shape")
+    count = shape[0]
+    if count > max_records:
+        raise too_many_records(count, max_records, f"{field}.shape")
+    if 0 in shape[1:]:
+        raise bad_payload(
+            f"shape {shape} has an empty dimension after the first: its records hold no values", f"{field}.shape"
+        )
+    if type(data) is not list:
+        raise bad_payload('"data" must be a list', f"{field}.data")
+    flat = _flatten(data)
+    width = 1
+    for dim in shape[1:]:
+        width *= dim
+        if width > len(flat):
+            break
+    if count * width != len(flat):
+        raise bad_payload(f'shape {shape} does not match the {len(flat)} values in "data"', f"{field}.data")
     if width == 1 and len(shape) <= 2:
         return flat
     return [flat[i * width : (i + 1) * width] for i in range(count)]
 
 
-def v2_records(payload: Any) -> list[dict[str, Any]]:
+def v2_records(payload: Any, max_records: int) -> list[dict[str, Any]]:
     """`{"inputs": [{"name", "shape", "datatype", "data"}, ...]}` → one dict per record."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
-        raise bad_payload('an inference request needs "inputs": a non-empty list of tensors')
+    tensors = payload.get("inputs") if type(payload) is dict else None
+    if type(tensors) is not list or not tensors:
+        raise bad_payload('an inference request is an object whose "inputs" is a non-empty list of tensors', "inputs")
     columns: dict[str, list[Any]] = {}
-    for index, tensor in enumerate(payload["inputs"]):
-        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
-            raise bad_payload(f'inputs[{index}] must be an object with a "name"')
-        columns[tensor["name"]] = _rows(tensor["name"], tensor.get("shape"), tensor.get("data"))
-    return _columns_to_records(columns)
+    for index, tensor in enumerate(tensors):
+        field = f"inputs[{index}]"
+        if type(tensor) is not dict:
+            raise bad_payload("each input must be an object with name, shape, datatype and data", field)
+        name = tensor.get("name")
+        if type(name) is not str:
+            raise bad_payload('"name" must be a string', f"{field}.name")
+        if name in columns:
+            raise bad_payload(f"input {name!r} appears twice", f"{field}.name")
+        columns[name] = _rows(field, tensor.get("shape"), tensor.get("data"), max_records)
+    wanted = payload.get("outputs")
+    if wanted is not None:
+        output_names(wanted)
+    return _columns_to_records(columns, "inputs")
 
 
-def _columns_to_records(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
+def output_names(wanted: Any) -> set[str] | None:
+    """The names in a v2 request's `outputs` (None: all outputs)."""
+    if wanted is None:
+        return None
+    if type(wanted) is not list:
+        raise bad_payload('"outputs" must be a list of objects with a "name"', "outputs")
+    names = set()
+    for index, output in enumerate(wanted):
+        name = output.get("name") if type(output) is dict else None
+        if type(name) is not str:
+            raise bad_payload(
+                'each requested output must be an object whose "name" is a string', f"outputs[{index}].name"
+            )
+        names.add(name)
+    return names or None
+
+
+def _columns_to_records(columns: dict[str, list[Any]], field: str) -> list[dict[str, Any]]:
     lengths = {name: len(values) for name, values in columns.items()}
     if len(set(lengths.values())) > 1:
-        raise bad_payload(f"inputs disagree on the number of records: {lengths}")
+        raise bad_payload(f"the columns disagree on the number of records: {lengths}", field)
     names = list(columns)
     return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
@@ -69,8 +119,8 @@ def v2_response(name: str, version: str, request_id: Any, results: list[Any], wa
             columns[str(key)] = [r.get(key) for r in results]
     else:
         columns["predictions"] = list(results)
-    if isinstance(wanted, list) and wanted:
-        names = {w.get("name") for w in wanted if isinstance(w, dict)}
+    names = output_names(wanted)
+    if names is not None:
         columns = {k: v for k, v in columns.items() if k in names}
     outputs = [
         {"name": key, "shape": [len(values)], "datatype": v2_datatype(values), "data": values}
@@ -89,43 +139,52 @@ def v2_datatype(values: list[Any]) -> str:
     return kinds.pop() if len(kinds) == 1 else "BYTES"
 
 
-def mlflow_records(payload: Any) -> list[Any]:
+def _dataframe_split(value: Any, max_records: int) -> list[Any]:
+    if type(value) is not dict or type(value.get("data")) is not list:
+        raise bad_payload('"dataframe_split" is an object with "columns" (names) and "data" (rows)', "dataframe_split")
+    rows: list[Any] = value["data"]
+    if len(rows) > max_records:
+        raise too_many_records(len(rows), max_records, "dataframe_split.data")
+    columns = value.get("columns")
+    if columns is None:
+        return rows
+    if type(columns) is not list:
+        raise bad_payload('"columns" must be a list of names', "dataframe_split.columns")
+    for index, column in enumerate(columns):
+        if type(column) is not str:
+            raise bad_payload("a column name must be a string", f"dataframe_split.columns[{index}]")
+    records = []
+    for index, row in enumerate(rows):
+        if type(row) is not list or len(row) != len(columns):
+            raise bad_payload(f"each row must be a list of {len(columns)} values", f"dataframe_split.data[{index}]")
+        records.append(dict(zip(columns, row, strict=True)))
+    return records
+
+
+def mlflow_records(payload: Any, max_records: int) -> list[Any]:
     """An MLflow `/invocations` JSON payload → one record per row."""
-    if not isinstance(payload, dict):
-        raise bad_payload(
-            "an /invocations body must be a JSON object with one of "
-            '"dataframe_records", "dataframe_split", "instances" or "inputs"'
-        )
-    keys = [k for k in ("dataframe_records", "dataframe_split", "instances", "inputs") if k in payload]
+    keys = [k for k in MLFLOW_KEYS if k in payload] if type(payload) is dict else []
     if len(keys) != 1:
+        found = f"it has {keys}" if keys else "it has none"
         raise bad_payload(
-            'an /invocations body needs exactly one of "dataframe_records", "dataframe_split", "instances", '
-            f'"inputs"; it has {keys or "none"}'
+            'an /invocations body is a JSON object with exactly one of "dataframe_records", "dataframe_split", '
+            f'"instances" or "inputs"; {found}'
         )
     key = keys[0]
     value = payload[key]
     if key == "dataframe_split":
-        if not isinstance(value, dict) or not isinstance(value.get("data"), list):
-            raise bad_payload('"dataframe_split" needs "columns" and "data" (a list of rows)')
-        columns = value.get("columns")
-        rows = value["data"]
-        if columns is None:
-            return rows
-        if not isinstance(columns, list):
-            raise bad_payload('"dataframe_split.columns" must be a list of names')
-        records = []
-        for index, row in enumerate(rows):
-            if not isinstance(row, list) or len(row) != len(columns):
-                raise bad_payload(f'"dataframe_split.data[{index}]" must be a list of {len(columns)} values')
-            records.append(dict(zip(columns, row, strict=True)))
-        return records
-    if key in ("inputs", "instances") and isinstance(value, dict):
+        return _dataframe_split(value, max_records)
+    if key in ("inputs", "instances") and type(value) is dict:
         columns = {}
         for name, values in value.items():
-            if not isinstance(values, list):
-                raise bad_payload(f'"{key}.{name}" must be a list with one value per record')
+            if type(values) is not list:
+                raise bad_payload("must be a list with one value per record", f"{key}.{name}")
+            if len(values) > max_records:
+                raise too_many_records(len(values), max_records, f"{key}.{name}")
             columns[name] = values
-        return _columns_to_records(columns)
-    if not isinstance(value, list):
-        raise bad_payload(f'"{key}" must be a list of records')
+        return _columns_to_records(columns, key)
+    if type(value) is not list:
+        raise bad_payload("must be a list of records", key)
+    if len(value) > max_records:
+        raise too_many_records(len(value), max_records, key)
     return value

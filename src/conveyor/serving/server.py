@@ -5,13 +5,15 @@ SIGTERM or SIGINT to the supervisor stops every worker gracefully: they stop acc
 requests (up to `graceful_timeout` seconds) and exit. A worker that dies otherwise is replaced; a worker whose
 `init()` failed stops the whole server with a clear error (a model that cannot load will not load on retry).
 
-Metrics are per worker: each scrape of /metrics is answered by one worker (its pid is in the output).
+Metrics are the whole server's: the workers share prometheus_client's multiprocess folder, made per run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import math
 import os
 import signal
 import socket
@@ -22,26 +24,38 @@ from typing import Any
 
 from conveyor.errors import ConveyorError
 from conveyor.serving.loader import ScoreInitError, check_package_dir
+from conveyor.serving.metrics import multiprocess_dir, remove_multiprocess_dir, worker_gone
+from conveyor.serving.options import ServeOptions
 
 log = logging.getLogger("conveyor.serving")
 
 INIT_FAILED = 3  # a worker's exit code when score.py's init() raised
+RETIRED = 5  # a worker's exit code when its watchdog retired it (a call into score.py hung)
 RESPAWN_WINDOW = 10.0  # seconds; more than RESPAWN_LIMIT early deaths in it stop the server
 RESPAWN_LIMIT = 5
 
 
-def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
-    """A listening TCP socket the workers inherit."""
+def bind_socket(host: str, port: int, reuse_port: bool = False, backlog: int = 2048) -> socket.socket:
+    """A listening TCP socket the workers inherit. A port another server listens on is an error, unless
+    `reuse_port` asks to share it (SO_REUSEPORT, set by every server that shares it)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart at once despite TIME_WAIT
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConveyorError(
+                f"cannot listen on {host}:{port}: port in use (another server listens there)",
+                hint="Choose another --port, or stop the server that holds this one. To run beside it on purpose "
+                "(both answering), start both with --reuse-port.",
+            ) from None
         raise ConveyorError(
             f"cannot listen on {host}:{port}: {exc.strerror}",
-            hint="Choose another --port, or stop the process that holds this one.",
+            hint="Choose another --host or --port.",
         ) from None
     sock.listen(backlog)
     sock.set_inheritable(True)
@@ -70,44 +84,48 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _worker(
-    sock: socket.socket, package_dir: Path, app_options: dict[str, Any], server_options: dict[str, Any]
-) -> None:
+def _worker(sock: socket.socket, package_dir: Path, options: ServeOptions) -> None:
     """Body of one worker process (after fork): serve until told to stop; never returns."""
     code = 0
     try:
         import uvicorn
 
         from conveyor.serving.app import ScoringApp
+        from conveyor.serving.connections import guarded_protocol
 
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the supervisor only, which stops workers one signal each
         _die_with_parent()
         holder: dict[str, uvicorn.Server] = {}
-        failed: list[BaseException] = []
+        outcome: list[int] = []
 
         def stop_on_failure(exc: BaseException) -> None:
-            failed.append(exc)
+            outcome.append(INIT_FAILED)
             holder["server"].should_exit = True
 
-        app = ScoringApp(package_dir, on_init_failure=stop_on_failure, **app_options)
+        def retire(reason: str) -> None:
+            log.error("retiring worker %d: %s; a fresh worker replaces it", os.getpid(), reason)
+            outcome.append(RETIRED)
+            holder["server"].should_exit = True
+
+        app = ScoringApp(package_dir, on_init_failure=stop_on_failure, on_stuck=retire, **options.app_options())
         config = uvicorn.Config(
             app,
             loop="uvloop",
-            http="httptools",
+            http=guarded_protocol(options.header_timeout, lambda: app.metrics.count_error("timeout")),
             lifespan="on",
             access_log=False,
             log_config=None,
-            timeout_graceful_shutdown=server_options["graceful_timeout"],
-            timeout_keep_alive=server_options.get("keep_alive", 5),
+            proxy_headers=False,
+            timeout_graceful_shutdown=math.ceil(options.graceful_timeout),
+            timeout_keep_alive=int(options.keep_alive) or 1,
             server_header=False,
             date_header=False,
         )
         server = holder["server"] = uvicorn.Server(config)
         server.run(sockets=[sock])
-        if failed:
-            code = INIT_FAILED
+        code = outcome[0] if outcome else 0
     except BaseException:  # the worker must end with an exit code, not a stack unwinding into fork
         log.exception("worker %d crashed", os.getpid())
         code = 1
@@ -118,18 +136,13 @@ def _worker(
 
 
 class Supervisor:
-    """Forks workers, replaces those that die, and stops them all gracefully on SIGTERM/SIGINT."""
+    """Forks workers, replaces those that die or retire, and stops them all gracefully on SIGTERM/SIGINT."""
 
     def __init__(
-        self,
-        sock: socket.socket,
-        package_dir: Path,
-        workers: int,
-        app_options: dict[str, Any],
-        server_options: dict[str, Any],
+        self, sock: socket.socket, package_dir: Path, workers: int, options: ServeOptions, metrics_dir: Path
     ) -> None:
         self.sock, self.package_dir, self.count = sock, package_dir, workers
-        self.app_options, self.server_options = app_options, server_options
+        self.options, self.metrics_dir = options, metrics_dir
         self.workers: dict[int, float] = {}  # pid -> start time
         self.stopping = False
         self.early_deaths: list[float] = []
@@ -137,7 +150,7 @@ class Supervisor:
     def spawn(self) -> int:
         pid = os.fork()
         if pid == 0:
-            _worker(self.sock, self.package_dir, self.app_options, self.server_options)
+            _worker(self.sock, self.package_dir, self.options)
         self.workers[pid] = time.monotonic()
         return pid
 
@@ -166,6 +179,7 @@ class Supervisor:
             started = self.workers.pop(pid, None)
             if started is None:
                 continue
+            worker_gone(self.metrics_dir, pid)
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:
                 continue
@@ -182,8 +196,11 @@ class Supervisor:
                         f"workers keep dying right after start ({len(self.early_deaths)} in {RESPAWN_WINDOW:.0f} s)",
                         hint="See the log above for why; fix it and serve again.",
                     )
-            how = f"signal {-code}" if code < 0 else f"exit code {code}"
-            log.warning("worker %d died (%s); starting a new one", pid, how)
+            if code == RETIRED:
+                log.info("worker %d retired; starting a new one", pid)
+            else:
+                how = f"signal {-code}" if code < 0 else f"exit code {code}"
+                log.warning("worker %d died (%s); starting a new one", pid, how)
             self.spawn()
 
     def _stop_all(self) -> None:
@@ -192,7 +209,7 @@ class Supervisor:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 self.workers.pop(pid, None)
-        deadline = time.monotonic() + self.server_options["graceful_timeout"] + 5
+        deadline = time.monotonic() + self.options.graceful_timeout + 5
         while self.workers and time.monotonic() < deadline:
             pid, _ = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
@@ -223,50 +240,31 @@ def _preload(package_dir: Path, sock: socket.socket) -> None:
         ) from None
 
 
-def run_server(
-    package_dir: str | Path,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    workers: int | None = None,
-    *,
-    name: str | None = None,
-    max_batch_size: int = 64,
-    max_wait_ms: float = 2.0,
-    max_body_bytes: int | None = None,
-    offload: str = "auto",
-    graceful_timeout: float = 30.0,
-    log_level: str = "info",
-    preload: bool | None = None,
-) -> None:
-    """Serve `package_dir` on host:port with `workers` processes (default: the CPU count) until SIGTERM/SIGINT.
+def run_server(package_dir: str | Path, options: ServeOptions | None = None) -> None:
+    """Serve `package_dir` with `options` (address, workers: default the CPU count, limits, timeouts) until
+    SIGTERM/SIGINT.
 
-    With `preload` (default: when there is more than one worker), score.py is imported (not initialised) once in
-    the supervisor before the workers are forked: they share its modules, and a replaced worker only runs
+    With `options.preload` (default: when there is more than one worker), score.py is imported (not initialised)
+    once in the supervisor before the workers are forked: they share its modules, and a replaced worker only runs
     `init()`. With one worker the supervisor stays small instead.
     Raises ScoreInitError when score.py's init() fails, ConveyorError for a bad package dir or a busy port.
     """
-    from conveyor.serving.app import DEFAULT_MAX_BODY_BYTES
-
+    options = (options or ServeOptions()).check()
     package_dir = check_package_dir(Path(package_dir))
-    workers = workers or os.cpu_count() or 1
-    if workers < 1:
-        raise ConveyorError(f"--workers must be at least 1, not {workers}")
-    configure_logging(log_level)
+    workers = options.workers or os.cpu_count() or 1
+    configure_logging(options.log_level)
     import uvicorn  # noqa: F401 - imported once here so every forked worker starts with it loaded
 
-    app_options = {
-        "name": name,
-        "max_batch_size": max_batch_size,
-        "max_wait_ms": max_wait_ms,
-        "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES,
-        "offload": offload,
-    }
-    sock = bind_socket(host, port)
-    if preload if preload is not None else workers > 1:
-        _preload(package_dir, sock)
-    log.info("serving %s on http://%s:%d with %d worker(s)", package_dir, host, port, workers)
+    sock = bind_socket(options.host, options.port, options.reuse_port)
+    metrics_dir, ours = multiprocess_dir()  # before score.py is imported: it may use prometheus_client too
     try:
-        Supervisor(sock, package_dir, workers, app_options, {"graceful_timeout": graceful_timeout}).run()
+        if options.preload if options.preload is not None else workers > 1:
+            _preload(package_dir, sock)
+        host, port = sock.getsockname()[:2]
+        log.info("serving %s on http://%s:%d with %d worker(s)", package_dir, host, port, workers)
+        Supervisor(sock, package_dir, workers, options, metrics_dir).run()
     finally:
         sock.close()
+        if ours:
+            remove_multiprocess_dir(metrics_dir)
     log.info("server stopped")

@@ -1,15 +1,18 @@
-"""What `conveyor serve` can serve: a package directory, a registered model (`models:/NAME/VERSION` or
-`models:/NAME@ALIAS`, materialised into a package directory) or an OCI image (run through podman)."""
+"""What `conveyor serve` can serve, and `serve()`, the function behind it: a package directory, a registered
+model (`models:/NAME/VERSION` or `models:/NAME@ALIAS`, materialised into a package directory) or an OCI image
+(run by the container engine)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from conveyor.errors import ConveyorError
 from conveyor.serving.loader import check_package_dir
+from conveyor.serving.options import ServeOptions
 
 IMAGE_REFERENCE = re.compile(
     r"^(?:[a-z0-9.-]+(?::\d+)?/)?[a-z0-9._/-]+(?::[A-Za-z0-9_.-]{1,128})?(?:@sha256:[0-9a-f]{64})?$"
@@ -63,3 +66,38 @@ def _materialize(uri: str, env: str | None, cache_dir: Path) -> Path:
     from conveyor.registry import materialize
 
     return check_package_dir(materialize(uri, env, cache_dir))
+
+
+def serve(
+    source: str,
+    options: ServeOptions | None = None,
+    *,
+    env: str | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> None:
+    """Serve `source` (a package directory, a models:/ URI of environment `env`'s registry, or an image) until
+    stopped; `announce` is told what is served where, once it is resolved.
+
+    Raises ConveyorError for a source that cannot be served, a busy port or a failed start (ScoreInitError when
+    score.py's init() fails), and when an image's container exits with an error.
+    """
+    options = (options or ServeOptions()).check()
+    say = announce or (lambda _message: None)
+    resolved = resolve(source, env)
+    if resolved.kind == "image":
+        from conveyor.serving.container import run_image
+
+        assert resolved.image is not None
+        say(f"serving image {resolved.image} on http://{options.host}:{options.port}")
+        code = run_image(resolved.image, options)
+        if code not in (0, 130, 143):
+            raise ConveyorError(
+                f"the container of {resolved.image} exited with code {code}",
+                hint="Its log is above; check that the image was built by `conveyor build`.",
+            )
+        return
+    from conveyor.serving.server import run_server
+
+    assert resolved.package_dir is not None
+    say(f"serving {resolved.package_dir} on http://{options.host}:{options.port}")
+    run_server(resolved.package_dir, options)

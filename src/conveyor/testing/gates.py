@@ -1,16 +1,15 @@
-"""Quality gates: the project's `evaluate(model, frame)` on the sealed evaluation set, run against the packaged
-model and the production champion, checked against the `[gates]` rules of conveyor.toml.
+"""Quality gates: the project's `evaluate(model, data)` on the sealed evaluation set, run against the packaged
+model and the production champion inside the build's image, checked against the `[gates]` rules of conveyor.toml.
 
-The evaluation set's location is a secret of the gate environment (stage by default) and a path in its lake, so
-dev credentials cannot read it. Its location and contents never appear in output or files.
+The sealed set's location and credentials are the gate step's alone (`[gates] secrets`, see `sealed`). The
+evaluation runs in the build's image with the network off, an empty environment and only the sealed file (a
+private copy) mounted read-only; only the ruled metrics come out, rounded (see `evaluator`). The evaluator's
+output may quote sealed rows, so it is never shown: it is kept in a private log under .conveyor/gates/.
 """
 
 from __future__ import annotations
 
-import json
 import operator
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,13 @@ from typing import Any
 
 from conveyor.config.schema import RULE
 from conveyor.errors import CheckFailed, ConfigError, ConveyorError, NotFoundError
+from conveyor.package.attestations import AttestationKind, attesting_identity, write_attestation
+from conveyor.package.cache import sha256_file
 from conveyor.package.record import BuildRecord
+from conveyor.testing.evaluator import ImageEvaluator, only_ruled
+from conveyor.testing.sealed import sealed_copy
+from conveyor.testing.statements import gates_statement
+from conveyor.trust import SigningKey
 
 Progress = Callable[[str], None]
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -30,6 +35,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
 }
 CHAMPION_ALIAS = "prod"
+LIVE_TAG = "conveyor.live"  # set in the stage's registry by every deployment (conveyor.release.alias)
 
 
 @dataclass
@@ -49,6 +55,8 @@ class GateReport:
     results: list[GateResult] = field(default_factory=list)
     champion: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    signed_by: str | None = None
+    attestation: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The `gates` section of build.json."""
@@ -70,7 +78,7 @@ class GateReport:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return self.to_record()
+        return {**self.to_record(), "signed_by": self.signed_by, "attestation": self.attestation}
 
 
 def check_rule(metric: str, rule: str, value: float | None, champion: float | None) -> GateResult:
@@ -91,42 +99,47 @@ def check_rule(metric: str, rule: str, value: float | None, champion: float | No
     return GateResult(metric, value, rule, threshold, champion, passed)
 
 
-def evaluate_package(package_dir: Path, evaluate_py: Path, data: bytes) -> dict[str, float]:
-    """Metrics of a package directory's model on `data` (CSV bytes), in a separate Python process."""
-    result = subprocess.run(
-        [sys.executable, "-m", "conveyor.testing.evaluation", str(package_dir), str(evaluate_py)],
-        input=data,
-        capture_output=True,
-        check=False,
-        timeout=900,
-    )
-    if result.returncode != 0:
-        tail = "\n".join(result.stderr.decode(errors="replace").strip().splitlines()[-12:])
-        raise CheckFailed(
-            f"evaluating {package_dir} failed:\n{tail}",
-            hint="Run the project's evaluate.py against the package by hand to see why.",
-        )
-    return json.loads(result.stdout.decode().strip().splitlines()[-1])
+def run_gates(
+    build_record: BuildRecord, progress: Progress | None = None, key: Path | SigningKey | None = None
+) -> GateReport:
+    """Evaluate the packaged model (and the champion: alias `prod` in prod's registry) on the sealed set inside the
+    build's image, apply the rules, write the `gates` summary of build.json and the gate attestation signed by
+    `key`'s principal (unsigned, said plainly, without a usable key). `ok=False` when any rule fails."""
+    from conveyor.config import load_project
+    from conveyor.package.manifest import check_package
 
-
-def _eval_data(project: Any) -> bytes:
-    gates = project.config.gates
-    if not gates.eval_data:
+    say = progress or (lambda _message: None)
+    project = load_project(build_record.project_root)
+    identity = attesting_identity(project, key, say)
+    rules = dict(project.config.gates.metrics)
+    evaluate_py = project.root / project.config.project.evaluate
+    if not evaluate_py.is_file():
         raise ConfigError(
-            f"[gates] eval_data is not set in {project.file}",
-            hint='Set eval_data = "${secret:eval-data-url}", a path in the gate environment\'s lake.',
+            f"{evaluate_py} does not exist",
+            hint="Write evaluate(model, data) -> {metric: value} there (data: the sealed file's path), "
+            "or set [project] evaluate.",
         )
-    environment = project.environment(gates.env)
-    location = environment.resolve(gates.eval_data, "gates.eval_data")
-    lake = environment.lake()
-    try:
-        with lake.open(location, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise ConveyorError(
-            f"the sealed evaluation set named by [gates] eval_data is not in the {gates.env} lake",
-            hint=f"Put it there with stage credentials (conveyor lake put --env {gates.env} ...).",
-        ) from None
+    check_package(build_record.package_dir, build_record.digest)
+    evaluator = ImageEvaluator.for_build(build_record, project.state_dir / "gates" / build_record.short, say)
+    with sealed_copy(project) as data:
+        data_digest = "sha256:" + sha256_file(data)
+        say(f"evaluating build {build_record.short} on the sealed set, inside its image with the network off")
+        metrics = only_ruled(evaluator.evaluate(evaluate_py, data, "candidate"), rules)
+        champion_metrics: dict[str, float] | None = None
+        champion_ref = None
+        if any((match := RULE.match(rule)) and match.group(4) for rule in rules.values()):
+            champion_metrics, champion_ref = _champion_metrics(project, build_record, evaluator, evaluate_py, data, say)
+    results = [
+        check_rule(metric, rule, metrics.get(metric), (champion_metrics or {}).get(metric))
+        for metric, rule in sorted(rules.items())
+    ]
+    report = GateReport(ok=all(r.passed for r in results), results=results, champion=champion_ref, metrics=metrics)
+    build_record.update("gates", report.to_record())
+    statement = gates_statement(build_record, report.to_record(), metrics, data_digest, evaluate_py)
+    written = write_attestation(build_record, AttestationKind.GATES, statement, identity)
+    report.signed_by = identity.principal if written and identity else None
+    report.attestation = str(written) if written else None
+    return report
 
 
 def champion_environment(project: Any) -> Any | None:
@@ -136,50 +149,41 @@ def champion_environment(project: Any) -> Any | None:
     return project.environment(name) if name else None
 
 
-def run_gates(build_record: BuildRecord, progress: Progress | None = None) -> GateReport:
-    """Evaluate the packaged model (and the champion: alias `prod` in prod's registry) on the sealed set, apply
-    the rules, write the `gates` section of build.json. `ok=False` when any rule fails."""
-    from conveyor.config import load_project
-    from conveyor.package.manifest import check_package
+def require_no_live_release(environment: Any, name: str) -> None:
+    """Called when there is no champion alias: champion rules may pass for want of a champion only if prod has
+    no live release, which every deployment records as the registered model's tag `conveyor.live.prod`."""
+    from mlflow.exceptions import MlflowException
 
-    say = progress or (lambda _message: None)
-    project = load_project(build_record.project_root)
-    rules = dict(project.config.gates.metrics)
-    evaluate_py = project.root / project.config.project.evaluate
-    if not evaluate_py.is_file():
-        raise ConfigError(
-            f"{evaluate_py} does not exist",
-            hint="Write evaluate(model, frame) -> {metric: value} there, or set [project] evaluate.",
+    from conveyor.registry import ModelRegistry
+
+    try:
+        tags = ModelRegistry(environment).client.get_registered_model(name).tags or {}
+    except MlflowException:  # no such model there: nothing was ever live
+        return
+    live = tags.get(f"{LIVE_TAG}.{CHAMPION_ALIAS}")
+    if live:
+        raise CheckFailed(
+            f"{CHAMPION_ALIAS} has a live release of {name} (version {live}, the {environment.name} registry "
+            f"records), but {name}@{CHAMPION_ALIAS} is missing, so champion rules cannot be checked",
+            hint=f"Restore the alias in the {environment.name} registry, or release again to {CHAMPION_ALIAS}.",
         )
-    check_package(build_record.package_dir, build_record.digest)
-    data = _eval_data(project)
-    say(f"evaluating build {build_record.short} on the sealed set of the {project.config.gates.env} environment")
-    metrics = evaluate_package(build_record.package_dir, evaluate_py, data)
-    champion_metrics: dict[str, float] | None = None
-    champion_ref = None
-    if any((match := RULE.match(rule)) and match.group(4) for rule in rules.values()):
-        champion_metrics, champion_ref = _champion_metrics(project, build_record, evaluate_py, data, say)
-    results = [
-        check_rule(metric, rule, metrics.get(metric), (champion_metrics or {}).get(metric))
-        for metric, rule in sorted(rules.items())
-    ]
-    report = GateReport(ok=all(r.passed for r in results), results=results, champion=champion_ref, metrics=metrics)
-    build_record.update("gates", report.to_record())
-    return report
 
 
 def _champion_metrics(
-    project: Any, build_record: BuildRecord, evaluate_py: Path, data: bytes, say: Progress
+    project: Any, build_record: BuildRecord, evaluator: ImageEvaluator, evaluate_py: Path, data: Path, say: Progress
 ) -> tuple[dict[str, float] | None, str | None]:
     from conveyor.registry import ModelRegistry, materialize
 
     environment = champion_environment(project)
     if environment is None:
         return None, None
-    name = build_record.data["model"]["name"]
+    if build_record.model is None:
+        return None, None
+    name = build_record.model.name
     try:
         info = ModelRegistry(environment).resolve(f"{name}@{CHAMPION_ALIAS}")
     except NotFoundError:
+        require_no_live_release(environment, name)
         say(f"no champion: {name}@{CHAMPION_ALIAS} is not in the {environment.name} registry")
         return None, None
     except ConveyorError as error:
@@ -188,4 +192,7 @@ def _champion_metrics(
     say(f"champion: {info.name} version {info.version} in {environment.name}")
     with tempfile.TemporaryDirectory(prefix="conveyor-champion-") as tmp:
         folder = materialize(f"models:/{info.name}/{info.version}", environment, Path(tmp) / "package")
-        return evaluate_package(folder, evaluate_py, data), f"{info.name}/{info.version} ({environment.name})"
+        metrics = evaluator.evaluate(evaluate_py, data, "champion", package=folder)
+        return only_ruled(
+            metrics, dict(project.config.gates.metrics)
+        ), f"{info.name}/{info.version} ({environment.name})"

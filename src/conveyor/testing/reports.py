@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from conveyor.errors import ConveyorError
+
+if TYPE_CHECKING:
+    from conveyor.config import Project
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,29 @@ def junit_counts(path: Path) -> JunitCounts:
     return JunitCounts(*totals)
 
 
+@dataclass(frozen=True)
+class JunitOutcomes:
+    """Test ids (`module.Class::name`) by outcome; skipped tests are neither passed nor failed."""
+
+    passed: tuple[str, ...]
+    failed: tuple[str, ...]
+    skipped: tuple[str, ...]
+
+
+def junit_outcomes(path: Path) -> JunitOutcomes:
+    """Every test case of a JUnit report, by outcome (a failure or an error counts as failed)."""
+    passed, failed, skipped = [], [], []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = f"{case.get('classname', '')}::{case.get('name', '')}".lstrip(":")
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed.append(name)
+        elif case.find("skipped") is not None:
+            skipped.append(name)
+        else:
+            passed.append(name)
+    return JunitOutcomes(tuple(passed), tuple(failed), tuple(skipped))
+
+
 def add_junit_properties(path: Path, properties: dict[str, str]) -> None:
     """Add `<property>` entries to every test suite (where the tests ran, which package, ...)."""
     tree = ET.parse(path)
@@ -43,6 +73,18 @@ def add_junit_properties(path: Path, properties: dict[str, str]) -> None:
         for name, value in properties.items():
             ET.SubElement(holder, "property", {"name": name, "value": value})
     tree.write(path, encoding="utf-8", xml_declaration=True)
+
+
+def mask_secrets_in_reports(project: Project, env: str | None, results: Path) -> list[Path]:
+    """Rewrite junit.xml, coverage.xml and htmlcov/ with every value of the environment's store masked (a test
+    may print a secret into a failure message, or coverage may quote a source line holding one)."""
+    from conveyor.secrets.boundaries import mask_report_files
+    from conveyor.secrets.scan import learn_values
+
+    if env:
+        with contextlib.suppress(ConveyorError):
+            learn_values([project.environment(env).secrets])
+    return mask_report_files([results / "junit.xml", results / "coverage.xml", results / "htmlcov"])
 
 
 def map_coverage_paths(path: Path, source_root: Path, mapping: dict[str, str]) -> float:

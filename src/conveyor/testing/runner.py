@@ -7,18 +7,30 @@ project's paths so CI can annotate the source.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import CheckFailed, ConveyorError
+from conveyor.package.attestations import AttestationKind, attesting_identity, write_attestation
 from conveyor.package.record import BuildRecord
-from conveyor.testing.reports import add_junit_properties, junit_counts, map_coverage_paths
+from conveyor.secrets.scrubbing import minimal_environment
+from conveyor.testing.reports import (
+    add_junit_properties,
+    junit_counts,
+    junit_outcomes,
+    map_coverage_paths,
+    mask_secrets_in_reports,
+)
+from conveyor.testing.statements import tests_statement
+from conveyor.trust import SigningKey
+
+if TYPE_CHECKING:
+    from conveyor.package.engine import ContainerEngine
 
 Progress = Callable[[str], None]
 WHERE = ("image", "venv")
@@ -52,6 +64,8 @@ class TestReport:
     where: str
     exit_code: int
     output: str = ""
+    signed_by: str | None = None
+    attestation: str | None = None
 
     __test__ = False  # not a pytest test class
 
@@ -95,7 +109,7 @@ def _source_mapping(project: Any, package_dir: Path) -> dict[str, str]:
     return {name: path for name, path in mapping.items() if (package_dir / name).exists()}
 
 
-def _choose_where(record: BuildRecord, where: str | None, say: Progress):
+def _choose_where(record: BuildRecord, where: str | None, say: Progress) -> tuple[str, ContainerEngine | None]:
     from conveyor.package.engine import EngineError, find_engine
 
     if where not in (None, *WHERE):
@@ -111,7 +125,7 @@ def _choose_where(record: BuildRecord, where: str | None, say: Progress):
         say("the build has no image: testing in a virtual environment made from the lock")
         return "venv", None
     try:
-        engine = find_engine(record.image["engine"])
+        engine = find_engine(record.image.engine)
         if not engine.can_run:
             engine = find_engine(None)
         if not engine.can_run:
@@ -129,11 +143,14 @@ def run_tests(
     where: str | None = None,
     results_dir: Path | None = None,
     progress: Progress | None = None,
+    key: Path | SigningKey | None = None,
 ) -> TestReport:
     """Run the project's tests against the build; writes junit.xml, coverage.xml and htmlcov/ into `results_dir`
-    (default PROJECT/results) and the `tests` section of build.json. A failing test gives `ok=False`."""
+    (default PROJECT/results), the `tests` summary of build.json, and the signed test-result attestation (by
+    `key`'s principal; unsigned, said plainly, without a usable key). A failing test gives `ok=False`."""
     say = progress or (lambda _message: None)
     project, tests = _project_tests(build_record)
+    identity = attesting_identity(project, key, say)
     results = Path(results_dir) if results_dir else project.root / "results"
     results.mkdir(parents=True, exist_ok=True)
     for stale in ("junit.xml", "coverage.xml"):
@@ -147,6 +164,7 @@ def run_tests(
             ran_in, exit_code, output = _in_image(build_record, engine, work, results, say)
         else:
             ran_in, exit_code, output = _in_venv(build_record, work, results, say)
+    mask_secrets_in_reports(project, build_record.data.get("env"), results)
     junit = results / "junit.xml"
     if not junit.is_file():
         raise CheckFailed(
@@ -157,7 +175,7 @@ def run_tests(
         {
             "conveyor.ran_in": ran_in,
             "conveyor.package_digest": build_record.digest,
-            "conveyor.model": f"{build_record.data['model']['name']}/{build_record.data['model']['version']}",
+            "conveyor.model": build_record.model_ref(),
         },
     )
     counts = junit_counts(junit)
@@ -181,6 +199,13 @@ def run_tests(
         output=output,
     )
     build_record.update("tests", report.to_record())
+    outcomes = junit_outcomes(junit)
+    ran_on = ("image", build_record.image.digest) if chosen == "image" and build_record.image else (
+        "requirements.lock", ran_in.removeprefix("venv "))  # fmt: skip
+    statement = tests_statement(build_record, report.ok, outcomes, tests, ran_on)
+    written = write_attestation(build_record, AttestationKind.TESTS, statement, identity)
+    report.signed_by = identity.principal if written and identity else None
+    report.attestation = str(written) if written else None
     return report
 
 
@@ -205,24 +230,16 @@ def _pytest_args(tests: str, results: str, coveragerc: str) -> list[str]:
 
 
 def _in_image(record: BuildRecord, engine: Any, work: Path, results: Path, say: Progress) -> tuple[str, int, str]:
-    from conveyor.package.image import APP_DIR, read_oci_archive
+    from conveyor.package.image import APP_DIR
     from conveyor.package.lock import test_tools_dir
+    from conveyor.testing.containers import ensure_image
 
-    image = record.image or {}
-    reference, recorded = image["reference"], image["digest"]
-    if engine.image_id(reference) != image["id"]:
-        say(f"loading {reference} from {Path(image['archive']).name}")
-        if read_oci_archive(Path(image["archive"])).digest != recorded:
-            raise CheckFailed(
-                f"{image['archive']} is not the image the build recorded ({recorded})",
-                hint="Run `conveyor verify`, then rebuild.",
-            )
-        engine.load_oci_archive(Path(image["archive"]), reference)
-        if engine.image_id(reference) != image["id"]:
-            raise CheckFailed(f"{reference} in {engine.name} is not the recorded image {image['id']}")
+    image = record.image
+    assert image is not None
+    reference, recorded = ensure_image(record, engine, say), image.digest
     tools = test_tools_dir()
     (work / "coveragerc").write_text(COVERAGERC.format(data_file="/tmp/conveyor.coverage"))
-    say(f"running {record.data['project']} tests in {reference} ({recorded[:19]}), network off")
+    say(f"running {record.project} tests in {reference} ({recorded[:19]}), network off")
     result = engine.run(
         "run",
         "--rm",
@@ -292,15 +309,17 @@ def _in_venv(record: BuildRecord, work: Path, results: Path, say: Progress) -> t
     package = work / "package"
     shutil.copytree(record.package_dir, package)
     (work / "coveragerc").write_text(COVERAGERC.format(data_file=work / ".coverage"))
-    env = {
-        **os.environ,
-        "CONVEYOR_PACKAGE_DIR": str(package),
-        "CONVEYOR_MODEL_DIR": str(package / "model"),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    env.pop("PYTHONPATH", None)
-    env.pop("COV_CORE_SOURCE", None)
-    say(f"running {record.data['project']} tests in the virtual environment")
+    (work / "home").mkdir()
+    env = minimal_environment(
+        {
+            "CONVEYOR_PACKAGE_DIR": str(package),
+            "CONVEYOR_MODEL_DIR": str(package / "model"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "HOME": str(work / "home"),
+            "TMPDIR": str(work),
+        }
+    )
+    say(f"running {record.project} tests in the virtual environment")
     result = subprocess.run(
         [python, *_pytest_args(str(work / "tests"), str(results), str(work / "coveragerc"))],
         cwd=package,

@@ -1,130 +1,130 @@
-"""The training context: the environment's name, secrets, lake, metric logging and model registration.
+"""The training context: what a training script gets from conveyor, and nothing more.
 
-A training script calls `conveyor.context()`; conveyor's runner has made the context before the script starts.
-Model registration is deferred: it happens only after the script has finished without error, so a failing
-script registers nothing.
+A training script calls `conveyor.context()`. It gets the environment's name and state, `ctx.secret(KEY)` for the
+keys the project declares in `[training] secrets`, the confined lake (every read recorded for lineage), metric
+and param logging, and model registration (deferred until the script ends well). It gets no environment or
+project object, no secret store, no credentials and no inner filesystem: those stay in `conveyor train`'s own
+process, which answers the script over one channel (see `broker`).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError
+from conveyor.training.channel import Client, RemoteError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from conveyor.config import Environment
-    from conveyor.lake import Lake
+    from conveyor.training.remote_lake import RemoteLake
+    from conveyor.training.settings import RunSettings
 
-SparkFactory = Callable[[], "SparkSession"]
+SparkFactory = Callable[[str, dict[str, str]], "SparkSession"]
 
 _current: TrainingContext | None = None
-
-
-@dataclass
-class PendingRegistration:
-    """A model the script asked to register; registered when the script ends well."""
-
-    path: Path
-    name: str
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 class TrainingContext:
     """Everything a training script may use from conveyor, the same in every environment."""
 
-    def __init__(
-        self,
-        environment: Environment,
-        output_dir: Path,
-        run_id: str | None = None,
-        spark_factory: SparkFactory | None = None,
-    ) -> None:
-        """`spark_factory` makes the session `spark()` returns; the compute that runs the script provides it."""
-        self.environment = environment
-        self.output_dir = output_dir
-        self.run_id = run_id
-        self.registrations: list[PendingRegistration] = []
+    def __init__(self, client: Client, settings: RunSettings, spark_factory: SparkFactory | None = None) -> None:
+        """`spark_factory(app_name, hadoop_settings)` makes the session `spark()` returns; the compute that runs
+        the script provides it."""
+        self._client = client
+        self._settings = settings
+        self.output_dir = Path(settings.output_dir)
         self._spark_factory = spark_factory
         self._spark: SparkSession | None = None
+
+    def __repr__(self) -> str:
+        return f"TrainingContext(env={self.env!r})"
+
+    def _call(self, op: str, **fields: Any) -> dict[str, Any]:
+        from conveyor.training.remote_lake import lake_error
+
+        try:
+            return self._client.request(op, **fields)[0]
+        except RemoteError as error:
+            raise lake_error(error) from None
 
     @property
     def env(self) -> str:
         """The environment's name: dev, stage, prod..."""
-        return self.environment.name
+        return self._settings.env
 
     @property
     def state(self) -> str:
-        return self.environment.state
+        return self._settings.state
 
     def secret(self, key: str) -> str:
-        """A secret from the environment's store (masked in every output from now on)."""
-        return self.environment.secret(key)
+        """A secret the project declares for training (`[training] secrets`); masked in all output from now on."""
+        from conveyor.secrets.redaction import declare_public, register_secret
+
+        answer = self._call("secret", key=key)
+        value = str(answer["value"])
+        if answer.get("public"):
+            declare_public(value)  # published by design (the state and created_by tags)
+        else:
+            register_secret(value, key)
+        return value
 
     @cached_property
-    def lake(self) -> Lake:
+    def lake(self) -> RemoteLake:
         """The environment's data lake, confined to its root; every file read is recorded for lineage."""
-        return self.environment.lake()
+        from conveyor.training.remote_lake import RemoteLake
+
+        return RemoteLake(self._client, self.env)
 
     def log_param(self, key: str, value: Any) -> None:
-        import mlflow
-
-        mlflow.log_param(key, value)
+        self.log_params({key: value})
 
     def log_params(self, params: dict[str, Any]) -> None:
-        import mlflow
-
-        mlflow.log_params(params)
+        self._call("log.params", params={str(k): str(v) for k, v in params.items()})
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
-        import mlflow
-
-        mlflow.log_metric(key, float(value), step=step)
+        self.log_metrics({key: value}, step=step)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        import mlflow
+        stamp = int(time.time() * 1000)
+        self._call("log.metrics", metrics={str(k): float(v) for k, v in metrics.items()}, step=step, timestamp=stamp)
 
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        """Tags on the run (the registered version gets its own tags from `register_model`)."""
+        self._call("set.tags", tags={str(k): str(v) for k, v in tags.items()})
 
-    def register_model(self, path: str | Path, name: str, tags: dict[str, str] | None = None) -> PendingRegistration:
-        """Register the files under `path` as model `name` once the script has finished without error."""
-        folder = Path(path)
-        if not folder.is_dir() or not any(folder.iterdir()):
-            raise ConveyorError(
-                f"register_model: {folder} is not a folder with model files in it",
-                hint="Write the model files into ctx.output_dir, then call ctx.register_model(ctx.output_dir, NAME).",
-            )
-        pending = PendingRegistration(folder, name, {str(k): str(v) for k, v in (tags or {}).items()})
-        self.registrations.append(pending)
-        return pending
+    def register_model(self, path: str | Path, name: str, tags: dict[str, str] | None = None) -> None:
+        """Register the files under `path` (inside `ctx.output_dir`) as model `name` once the script has finished
+        without error."""
+        clean = {str(k): str(v) for k, v in (tags or {}).items()}
+        self._call("register", path=str(Path(path).resolve()), name=name, tags=clean)
 
     @property
     def uses_spark(self) -> bool:
         """True when the environment's compute is Spark (local mode, a cluster or Spark Connect)."""
-        return self.environment.compute != "local"
+        return self._settings.compute != "local"
 
     def spark_url(self, path: str) -> str:
         """The URL Spark reads a lake path by (a file, a folder or a glob); the files it names are recorded for
         lineage like files opened through ctx.lake."""
-        self.lake.record_read(path)
-        return self.lake.hadoop_url_of(path)
+        return self.lake.spark_url(path)
 
     def spark(self) -> SparkSession:
         """A SparkSession on this environment's compute: local mode, a cluster (spark://), Spark Connect (sc://) or
-        the Databricks cluster the run is on."""
+        the Databricks cluster the run is on; the lake's credentials are set on it as Hadoop settings."""
         if self._spark is None:
             if self._spark_factory is None:
                 raise ConveyorError(
                     "ctx.spark() has no Spark engine in this context",
                     hint="Run the script with `conveyor train --env ENV`; the environment's compute provides Spark.",
                 )
-            self._spark = self._spark_factory()
+            settings = {str(k): str(v) for k, v in self._call("spark.settings")["settings"].items()}
+            self._spark = self._spark_factory(f"{self._settings.project}-{self.env}", settings)
         return self._spark
 
     def stop_spark(self) -> None:

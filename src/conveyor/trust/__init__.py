@@ -16,6 +16,7 @@ The API (stable; other rooms build on it):
   line for ssh-agent), else git's `user.signingkey` with `gpg.format = ssh` (a path, or `key::ssh-ed25519 AAAA…`).
   SigningKeyError (exit 2) naming `ssh-keygen -t ed25519 -f ~/.ssh/conveyor` and the three ways to pass a key
   when there is none. `SigningKey.public` is its `PublicKey` (`.openssh()`, `.fingerprint`, `.blob`).
+  `make_key(path, comment)` writes a new unencrypted ed25519 key pair as ssh-keygen does (PATH, PATH.pub).
 - `identify(allowed, key) -> Identity(principal, key)`: the acting principal is the one whose key is in
   allowed_signers, never a typed name; NotAllowedSigner (exit 2) with the line to add when the key is not there.
 - `sign(message, key, namespace="conveyor") -> str` (armored `-----BEGIN SSH SIGNATURE-----`) and
@@ -49,7 +50,7 @@ from conveyor.trust.errors import (
 )
 from conveyor.trust.identity import Identity, identify
 from conveyor.trust.intoto import SLSA_PROVENANCE, STATEMENT_TYPE, TEST_RESULT, Statement, Subject
-from conveyor.trust.keys import ENV_VARIABLE, SigningKey, load_signing_key
+from conveyor.trust.keys import ENV_VARIABLE, SigningKey, load_signing_key, make_key
 from conveyor.trust.publickey import PublicKey
 from conveyor.trust.sshsig import NAMESPACE, SshSignature, sign, sign_blob, verify
 
@@ -81,6 +82,7 @@ __all__ = [
     "WrongNamespace",
     "identify",
     "load_signing_key",
+    "make_key",
     "pae",
     "sign",
     "sign_blob",

@@ -234,6 +234,27 @@ def _from_git(cwd: Path | None) -> SigningKey | None:
     return key_from_file(Path(value), source)
 
 
+def make_key(path: Path, comment: str) -> SigningKey:
+    """A new ed25519 key pair, written as `ssh-keygen -t ed25519 -N '' -C COMMENT -f PATH` writes it: PATH (OpenSSH
+    private key, mode 600, unencrypted) and PATH.pub. Refuses to overwrite an existing file."""
+    private = ed25519.Ed25519PrivateKey.generate()
+    text = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    public = _public_of(private)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise SigningKeyError(
+            f"{path} already exists", hint="Choose another path; a key is never overwritten."
+        ) from None
+    with os.fdopen(fd, "wb") as out:
+        out.write(text)
+    path.with_name(path.name + ".pub").write_text(f"{public.openssh()} {comment}\n")
+    return SigningKey(public, str(path), private=private, path=path)
+
+
 def load_signing_key(option: Path | None, *, cwd: Path | None = None) -> SigningKey:
     """The acting key: `option` (--key), else $CONVEYOR_SIGNING_KEY, else git's user.signingkey (read in `cwd`).
 

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 import conveyor
-from conveyor.config import Project
+from conveyor.config.environment import ProjectView
 
 TASK_ENTRY_POINT = "conveyor-databricks-task"
 TASK_FUNCTION = "conveyor.compute.databricks.task:main"
@@ -39,7 +39,7 @@ class Artifact:
         return hashlib.sha256(self.data).hexdigest()[:16]
 
 
-def project_files(project: Project) -> list[Path]:
+def project_files(project: ProjectView) -> list[Path]:
     """The project's files that a run needs: everything but state, caches and version control."""
     root = project.root
     files = []
@@ -50,7 +50,7 @@ def project_files(project: Project) -> list[Path]:
     return files
 
 
-def project_archive(project: Project) -> Artifact:
+def project_archive(project: ProjectView) -> Artifact:
     """The project's code as a gzipped tar with fixed times and owners."""
     buffer = io.BytesIO()
     with (

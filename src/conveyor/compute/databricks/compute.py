@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,8 +18,12 @@ from conveyor.compute.base import TrainingResult, Writer
 from conveyor.compute.databricks.bundle import Artifact, conveyor_wheel, project_archive
 from conveyor.compute.databricks.job import judge, submit, task_spec, watch
 from conveyor.compute.databricks.task import OUTCOME_ARCHIVE
-from conveyor.compute.databricks.workspace import Workspace, open_workspace
-from conveyor.compute.hadoop import lake_hadoop_settings
+from conveyor.compute.databricks.workspace import (
+    Workspace,
+    mlflow_credentials,
+    open_workspace,
+    uses_workspace_registry,
+)
 from conveyor.compute.outcome import record_outcome, unpack
 from conveyor.compute.process import check_environment, training_script
 from conveyor.compute.spark import session_builder, with_lake_settings
@@ -68,12 +72,15 @@ class DatabricksCompute:
             run_tags = {"conveyor.script": script.name, "conveyor.databricks.run_id": str(run_id)}
             if end.page_url:
                 run_tags["conveyor.databricks.run_page_url"] = end.page_url
-            return record_outcome(environment, unpack(packed, Path(tmp) / "outcome"), run_tags)
+            outcome = unpack(packed, Path(tmp) / "outcome")
+            if uses_workspace_registry(environment):
+                with mlflow_credentials(workspace):
+                    return record_outcome(environment, outcome, run_tags)
+            return record_outcome(environment, outcome, run_tags)
 
-    def spark_session(self, environment: Environment) -> SparkSession:
+    def spark_session(self, app_name: str, hadoop_settings: Mapping[str, str]) -> SparkSession:
         """The cluster's session (the run's driver already has one), with the lake's Hadoop settings."""
-        settings = lake_hadoop_settings(environment)
-        return with_lake_settings(session_builder().getOrCreate(), settings)
+        return with_lake_settings(session_builder().getOrCreate(), hadoop_settings)
 
 
 def upload_once(workspace: Workspace, kind: str, artifact: Artifact) -> str:

@@ -4,6 +4,7 @@ files under its `upload_path` (a Unity Catalog volume or a workspace folder), an
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -175,6 +176,58 @@ class Workspace:
                 assert contents is not None
                 return bytes(contents.read())
             return bytes(self.client.workspace.download(path).read())
+
+
+DATABRICKS_REGISTRIES = ("databricks", "databricks-uc")
+OTHER_CREDENTIALS = (
+    "DATABRICKS_TOKEN",
+    "DATABRICKS_CLIENT_ID",
+    "DATABRICKS_CLIENT_SECRET",
+    "DATABRICKS_CONFIG_PROFILE",
+)
+
+
+def uses_workspace_registry(environment: Environment) -> bool:
+    """True when the environment registers its models in the workspace's own MLflow (`registry = "databricks"`)."""
+    return environment.registry_uri.split(":", 1)[0].split("://", 1)[0] in DATABRICKS_REGISTRIES
+
+
+@contextmanager
+def mlflow_credentials(workspace: Workspace) -> Iterator[None]:
+    """While inside, MLflow reaches the workspace's registry as the environment's identity: MLflow reads the
+    workspace from DATABRICKS_HOST and the credential from DATABRICKS_TOKEN, DATABRICKS_CLIENT_ID/SECRET or, for an
+    Azure service principal, ARM_CLIENT_ID/SECRET/TENANT_ID. The previous values come back on leaving."""
+    creds = workspace.credentials
+    values = {"DATABRICKS_HOST": workspace.host}
+    if "token" in creds:
+        values["DATABRICKS_TOKEN"] = creds["token"]
+    elif "tenant_id" in creds:
+        values |= {
+            "ARM_CLIENT_ID": creds["client_id"],
+            "ARM_CLIENT_SECRET": creds["client_secret"],
+            "ARM_TENANT_ID": creds["tenant_id"],
+        }
+    else:
+        values |= {"DATABRICKS_CLIENT_ID": creds["client_id"], "DATABRICKS_CLIENT_SECRET": creds["client_secret"]}
+    names = [
+        *values,
+        "DATABRICKS_TOKEN",
+        "DATABRICKS_CLIENT_ID",
+        "DATABRICKS_CLIENT_SECRET",
+        "DATABRICKS_CONFIG_PROFILE",
+    ]
+    saved = {name: os.environ.get(name) for name in names}
+    for name in names:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def sdk_message(exc: Exception) -> str:

@@ -1,16 +1,29 @@
-"""The evaluation function the quality gates call on the sealed evaluation set."""
+"""The evaluation function the quality gates call on the sealed evaluation set.
+
+It runs inside the build's image, with the network off and an empty environment: it may use the standard library
+and whatever the model's own requirements put in the image, nothing else (so no pandas or scikit-learn here).
+"""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-from sklearn.metrics import mean_absolute_error, r2_score
+import csv
+from pathlib import Path
+
+FEATURES = ("age", "hours-per-week")
+TARGET = "fnlwgt"
 
 
-def evaluate(model, frame: pd.DataFrame) -> dict[str, float]:
-    """Metrics of `model` (the loaded inference.model.WageModel) on `frame` (census rows), in fnlwgt units."""
-    frame = frame.rename(columns=lambda c: str(c).strip())
-    features = frame[["age", "hours-per-week"]].to_numpy(dtype=float)
-    truth = frame["fnlwgt"].to_numpy(dtype=float)
-    predicted = features @ np.asarray(model.weights) + model.bias
-    return {"mae": float(mean_absolute_error(truth, predicted)), "r2": float(r2_score(truth, predicted))}
+def evaluate(model, data: Path) -> dict[str, float]:
+    """MAE and R² of `model` (the loaded inference.model.WageModel) on the sealed CSV at `data`, in fnlwgt units."""
+    truth: list[float] = []
+    predicted: list[float] = []
+    with data.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, skipinitialspace=True):
+            row = {str(k).strip(): v for k, v in row.items()}
+            truth.append(float(row[TARGET]))
+            predicted.append(model.predict(float(row["age"]), float(row["hours-per-week"])))
+    mean = sum(truth) / len(truth)
+    residual = sum((t - p) ** 2 for t, p in zip(truth, predicted, strict=True))
+    total = sum((t - mean) ** 2 for t in truth)
+    mae = sum(abs(t - p) for t, p in zip(truth, predicted, strict=True)) / len(truth)
+    return {"mae": mae, "r2": 1.0 - residual / total if total else 0.0}

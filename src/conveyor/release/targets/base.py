@@ -7,7 +7,7 @@ killed half-way resumes with the steps not yet recorded, so every step must be s
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,9 +34,15 @@ class StepResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepResult:
-        known = {f.name for f in fields(cls)}
-        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
-        return cls(**values)
+        def text(name: str) -> str | None:
+            value = data.get(name)
+            return None if value is None else str(value)
+
+        return cls(
+            reference=text("reference"), digest=text("digest"), engine=text("engine"), image=text("image"),
+            handle=text("handle"), url=text("url"), log=text("log"), note=text("note"),
+            referrers=tuple(str(r) for r in data.get("referrers") or ()),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

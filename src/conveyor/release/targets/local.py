@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 import httpx
 
 from conveyor.errors import CheckFailed, ConfigError
+from conveyor.release.forwarder import Route, ack_path
 from conveyor.release.shipment import Shipment, check_image, check_package
 from conveyor.release.targets.base import DeployContext, StepResult, Target, release_tag
-from conveyor.release.targets.forwarder import Route, ack_path
 
 if TYPE_CHECKING:
     from conveyor.package.engine import ContainerEngine
@@ -310,7 +310,7 @@ class LocalTarget(Target):
         if self._forwarder_running(state_dir, stage) is not None:
             return
         log = (self.run_dir(state_dir) / f"{stage}.forwarder.log").open("ab")
-        command = [sys.executable, "-m", "conveyor.release.targets.forwarder",
+        command = [sys.executable, "-m", "conveyor.release.forwarder",
                    "--port", str(self.port), "--route", str(route_file)]  # fmt: skip
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()

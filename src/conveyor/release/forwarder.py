@@ -5,7 +5,7 @@ route file; the forwarder reads that file (when it changes) for every new connec
 now uses, and the old server is stopped after. Nothing stops serving while a release replaces another, and a new
 server that never becomes ready is never routed to.
 
-    python -m conveyor.release.targets.forwarder --port 8701 --route .conveyor/release/local/prod.route
+    python -m conveyor.release.forwarder --port 8701 --route .conveyor/release/local/prod.route
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ async def serve(port: int, route_file: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m conveyor.release.targets.forwarder")
+    parser = argparse.ArgumentParser(prog="python -m conveyor.release.forwarder")
     parser.add_argument("--port", type=int, required=True, help="the stage's port on 127.0.0.1")
     parser.add_argument("--route", type=Path, required=True, help="the route file a deployment rewrites")
     args = parser.parse_args(argv)

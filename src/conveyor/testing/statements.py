@@ -1,0 +1,67 @@
+"""What `conveyor test` and `conveyor gate` attest, as in-toto Statements about the build's package and image.
+
+- Tests: the in-toto test-result predicate (https://in-toto.io/attestation/test-result/v0.1): `result`
+  PASSED or FAILED, `configuration` (the tests' tree digest, and the image or requirements lock they ran on),
+  `passedTests`, `warnedTests`, `failedTests`. Its subjects are the package, and the image when the tests ran in it.
+- Gates: `GATE_RESULT`: `result`, the `metrics` measured, each rule with its threshold, champion value and
+  verdict, the `champion` compared with, and `configuration` (digests of the sealed evaluation set and of
+  evaluate.py; never its location). Its subjects are the package and the image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from conveyor.package.attestations import FAILED, GATE_RESULT, PASSED
+from conveyor.package.manifest import digest_of, hash_files
+from conveyor.package.provenance import build_subjects
+from conveyor.package.record import BuildRecord
+from conveyor.testing.reports import JunitOutcomes
+from conveyor.trust import TEST_RESULT, Statement
+
+
+def _sha256(digest: str) -> dict[str, str]:
+    return {"sha256": digest.removeprefix("sha256:")}
+
+
+def tree_digest(folder: Path) -> str:
+    """`sha256:HEX` of a folder's files (names and contents, caches left out), as a package's is computed."""
+    return digest_of({"files": hash_files(folder)})
+
+
+def tests_statement(
+    record: BuildRecord, ok: bool, outcomes: JunitOutcomes, tests: Path, ran_on: tuple[str, str]
+) -> Statement:
+    """The test-result Statement of one run. `ran_on` is ("image", image digest) or ("requirements.lock", digest)."""
+    in_image = ran_on[0] == "image"
+    predicate: dict[str, Any] = {
+        "result": PASSED if ok else FAILED,
+        "configuration": [
+            {"name": "tests", "digest": _sha256(tree_digest(tests))},
+            {"name": ran_on[0], "digest": _sha256(ran_on[1])},
+        ],
+        "passedTests": list(outcomes.passed),
+        "warnedTests": [],
+        "failedTests": list(outcomes.failed),
+    }
+    return Statement(build_subjects(record, image=in_image), TEST_RESULT, predicate)
+
+
+def gates_statement(
+    record: BuildRecord, report: dict[str, Any], metrics: dict[str, float], data_digest: str, evaluate_py: Path
+) -> Statement:
+    """The gate-result Statement of one gate run (`report` is the gate report's record: ok, champion, results;
+    `data_digest` the sealed set's sha256, never its location)."""
+    predicate = {
+        "result": PASSED if report.get("ok") else FAILED,
+        "metrics": dict(metrics),
+        "rules": list(report.get("results", [])),
+        "champion": report.get("champion"),
+        "configuration": [
+            {"name": "sealed evaluation set", "digest": _sha256(data_digest)},
+            {"name": evaluate_py.name, "digest": {"sha256": hashlib.sha256(evaluate_py.read_bytes()).hexdigest()}},
+        ],
+    }
+    return Statement(build_subjects(record), GATE_RESULT, predicate)
