@@ -15,20 +15,22 @@ system-deps:
 demo: install system-deps
 	$(BIN)/conveyor demo
 
-test: install system-deps
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+test: lint system-deps
 	$(BIN)/pytest
 
+# Style, types (mypy --strict on src/conveyor) and the rooms' layering (import-linter contracts in pyproject.toml).
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 
 bench: install system-deps
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/build.py
+	$(BIN)/python benchmarks/cli.py
+	$(BIN)/python benchmarks/batch.py
+	$(BIN)/python benchmarks/signatures.py
 
 clean:
 	rm -rf .venv .cache .pytest_cache results htmlcov

@@ -10,12 +10,16 @@ from conveyor.config import check_secrets, load_project
 from conveyor.errors import CheckFailed
 
 
-def test_each_environment_needs_its_references_and_the_gates_environment_the_eval_data(census_project):
+def test_each_environment_needs_its_references_and_the_gate_store_the_eval_data(census_project):
     project = load_project(census_project)
     dev, stage = check_secrets(project, "dev"), check_secrets(project, "stage")
     assert dev.ok and stage.ok
     assert set(dev.needed) == {"alg-state", "created-by", "datalake-fqdn"}
-    assert set(stage.needed) == {"alg-state", "created-by", "datalake-fqdn", "eval-data-url"}
+    # The sealed set's location is in no environment's store, only in the gate step's own.
+    assert set(stage.needed) == {"alg-state", "created-by", "datalake-fqdn"}
+    gates = check_secrets(project, "gates")
+    assert gates.ok and gates.needed == ("eval-data-url",)
+    assert gates.store == project.gates.secrets.url != stage.store
     assert stage.to_dict() == {
         "environment": "stage",
         "store": project.environment("stage").secrets.url,

@@ -190,9 +190,9 @@ def command() -> _click.Command:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 failed check, 2 bad usage or configuration)."""
     from conveyor.errors import ConveyorError
-    from conveyor.secrets import redaction
+    from conveyor.secrets import install_redaction
 
-    redaction.install()
+    install_redaction()
     try:
         command().main(args=list(argv) if argv is not None else None, prog_name="conveyor", standalone_mode=True)
     except ConveyorError as error:

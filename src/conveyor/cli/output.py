@@ -9,8 +9,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any, cast
 
-from conveyor.secrets.boundaries import mask_json
-from conveyor.secrets.redaction import redact
+from conveyor.secrets import mask_json, redact
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -139,7 +139,7 @@ def verify(
     to be unsigned (it cannot be released).
     """
     from conveyor.config import load_project
-    from conveyor.package.verify import verify as verify_target
+    from conveyor.package import verify as verify_target
 
     loaded = load_project(project) if project is not None or not (target and Path(target).exists()) else None
     result = verify_target(target, loaded, env)
@@ -293,8 +293,7 @@ def base_image_build(
     into the engine as localhost/conveyor-python:SUITE-KEY. `conveyor build` uses it by itself when the default
     base image cannot be pulled; pass the printed reference with --base-image to choose it explicitly.
     """
-    from conveyor.package.baseimage import build_debian_base
-    from conveyor.package.engine import find_engine
+    from conveyor.package import build_debian_base, find_engine
 
     chosen = find_engine(engine)
     reference = build_debian_base(chosen, suite=suite, force=force, progress=say)

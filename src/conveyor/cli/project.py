@@ -34,7 +34,7 @@ def init(
 
     Then: cd DIRECTORY && conveyor train --env dev
     """
-    from conveyor.examples.scaffold import init_project
+    from conveyor.examples import init_project
 
     result = init_project(
         directory, example=example, name=name, secrets_dir=secrets_dir, lakes_dir=lakes_dir, rows=rows, git=git

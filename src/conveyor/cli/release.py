@@ -10,9 +10,8 @@ import typer
 
 from conveyor.cli.options import JsonOption, ProjectOption
 from conveyor.cli.output import emit_json, say, stdout
-from conveyor.config import load_project
-from conveyor.config.targets import TARGETS
-from conveyor.secrets.redaction import redact
+from conveyor.config import TARGETS, load_project
+from conveyor.secrets import redact
 
 if TYPE_CHECKING:  # the release room (SQLAlchemy) is imported only by the commands that use it
     from conveyor.release import HistoryEntry, PolicyStatus, ReleaseView
@@ -104,7 +103,7 @@ def _time(moment: datetime | None) -> str:
 
 
 def _short(digest: str | None) -> str:
-    from conveyor.package.record import short_digest
+    from conveyor.package import short_digest
 
     return short_digest(digest) if digest else "-"
 

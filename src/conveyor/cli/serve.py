@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 
 from conveyor.cli.output import say
-from conveyor.serving.calls import Offload
-from conveyor.serving.options import OPTION_HELP as HELP
-from conveyor.serving.options import ServeOptions
+from conveyor.serving import OPTION_HELP as HELP
+from conveyor.serving import Offload, ServeOptions
 
 D = ServeOptions()
 

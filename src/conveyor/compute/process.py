@@ -41,6 +41,8 @@ from conveyor.training.settings import RunSettings
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from conveyor.registry.store import ModelRegistry
+
 
 def _pump(stream: IO[str], write: Callable[[str], object]) -> None:
     for line in iter(stream.readline, ""):
@@ -62,10 +64,27 @@ def preload_secrets(environment: Environment) -> None:
             continue
 
 
-def _warm_mlflow() -> None:
-    """Import MLflow while the script runs: registration needs it afterwards."""
+_registries: dict[str, ModelRegistry] = {}
+_registries_lock = threading.Lock()
+
+
+def _registry(environment: Environment) -> ModelRegistry:
+    """The environment's registry, one per registry URI in this process (so one prepared while the script ran
+    is the one that registers)."""
+    from conveyor.registry.store import ModelRegistry
+
+    with _registries_lock:
+        uri = environment.registry_uri
+        if uri not in _registries:
+            _registries[uri] = ModelRegistry(environment)
+        return _registries[uri]
+
+
+def _warm_mlflow(environment: Environment) -> None:
+    """Import MLflow's model logging and open the registry's store while the script runs (on the other core):
+    registration needs both afterwards."""
     with contextlib.suppress(Exception):
-        import mlflow.pyfunc  # noqa: F401
+        _registry(environment).prepare()
 
 
 def training_script(environment: Environment) -> Path:
@@ -106,7 +125,7 @@ def confined_run(environment: Environment, args: Sequence[str], out: Writer, err
     script = training_script(environment)
     confinement = confinement_for(environment)
     check_environment(environment)
-    threading.Thread(target=_warm_mlflow, daemon=True).start()
+    threading.Thread(target=_warm_mlflow, args=(environment,), daemon=True).start()
     started = int(time.time() * 1000)
     with tempfile.TemporaryDirectory(prefix="conveyor-run-") as tmp:
         run_dir = Path(tmp).resolve()
@@ -255,9 +274,7 @@ def log_run(
 ) -> tuple[str, list[dict[str, Any]]]:
     """The MLflow run of this training in the environment's registry, with everything masked as it is stored;
     registers the models when ok. Its id and the versions registered."""
-    from conveyor.registry.store import ModelRegistry
-
-    registry = ModelRegistry(environment)
+    registry = _registry(environment)
     client = registry.client
     with _registry_uris(registry.uri):
         return _record(environment, registry, client, settings, record, lineage, started, ok=ok)

@@ -1,12 +1,17 @@
-"""The project file (`conveyor.toml`), its environments and `${secret:KEY}` resolution."""
+"""The project file (`conveyor.toml`), its environments and `${secret:KEY}` resolution; the tables of computes and
+deployment targets the project file is checked against."""
 
+from conveyor.config.computes import COMPUTES
 from conveyor.config.environment import Environment
 from conveyor.config.project import PROJECT_FILE, Project, find_project_root, load_project
 from conveyor.config.schema import EnvironmentConfig, GatesConfig, ProjectFile, ReleaseStageConfig
 from conveyor.config.secret_check import SecretsCheck, check_secrets
+from conveyor.config.targets import TARGETS
 
 __all__ = [
+    "COMPUTES",
     "PROJECT_FILE",
+    "TARGETS",
     "Environment",
     "EnvironmentConfig",
     "GatesConfig",

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from conveyor.serving.options import ServeOptions
+from conveyor.serving.calls import Offload
+from conveyor.serving.options import OPTION_HELP, ServeOptions
 from conveyor.serving.sources import serve
 
 if TYPE_CHECKING:
@@ -32,4 +33,4 @@ def run_server(package_dir: str | Path, options: ServeOptions | None = None) -> 
     run(package_dir, options)
 
 
-__all__ = ["ServeOptions", "create_app", "run_server", "serve"]
+__all__ = ["OPTION_HELP", "Offload", "ServeOptions", "create_app", "run_server", "serve"]
