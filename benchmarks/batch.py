@@ -51,9 +51,19 @@ FEATURES = ("age", "hours-per-week")
 
 
 def project() -> Path:
-    """The benchmark's census project with worst_regression/1 trained in dev (made once)."""
-    from conveyor.config import load_project
+    """The benchmark's census project with worst_regression/1 trained in dev (made once, again when the project
+    file's format has changed since)."""
+    import shutil
 
+    from conveyor.config import load_project
+    from conveyor.errors import ConfigError
+
+    try:
+        load_project(PROJECT)
+    except ConfigError:
+        print(f"making the benchmark project anew in {PROJECT}", file=sys.stderr)
+        shutil.rmtree(PROJECT, ignore_errors=True)
+        shutil.rmtree(HOME / "secrets", ignore_errors=True)
     if not (PROJECT / "conveyor.toml").is_file():
         from conveyor.examples.scaffold import init_project
 
