@@ -36,10 +36,10 @@ def test_build_then_release_pipeline(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CONVEYOR_SIGNING_KEY", str(tmp_path / "keys" / "ci"))
     assert main(["pipeline", "run", "build", "--env", "stage", "-p", str(root)]) == 0
     state = json.loads((root / "results" / "pipeline-build.json").read_text())
-    assert [s["name"] for s in state["steps"]] == ["secrets", "train", "build", "test", "gate", "verify"]
+    assert [s["name"] for s in state["steps"]] == ["secrets", "gate-secrets", "train", "build", "test", "gate", "verify"]
     assert all(s["exit_code"] == 0 for s in state["steps"])
     build = state["outputs"]["build"]
-    assert state["steps"][2]["command"][:6] == ["conveyor", "build", "--env", "stage", "--model", "worst_regression/1"]
+    assert state["steps"][3]["command"][:6] == ["conveyor", "build", "--env", "stage", "--model", "worst_regression/1"]
     assert (root / "results" / "junit.xml").exists() and (root / "results" / "coverage.xml").exists()
 
     try:
@@ -63,7 +63,7 @@ def test_failing_step_stops_the_pipeline_with_its_exit_code(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "step 'train' exited 1" in err
     state = json.loads((root / "results" / "pipeline-build.json").read_text())
-    assert [s["name"] for s in state["steps"]] == ["secrets", "train"]
+    assert [s["name"] for s in state["steps"]] == ["secrets", "gate-secrets", "train"]
 
 
 def test_a_value_an_earlier_step_did_not_print_is_a_clear_error():
