@@ -132,7 +132,11 @@ def score_build(
     environment: Environment,
     input_path: str,
     output_path: str,
-    **options: Any,
+    *,
+    engine: BatchEngine | str = BatchEngine.LOCAL,
+    overwrite: bool = False,
+    progress: BatchProgress | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> BatchResult:
     """`score_batch` with a build's package (build.json path, its folder, or a package digest), after checking
     that the package is still exactly what was built (and tested)."""
@@ -140,4 +144,13 @@ def score_build(
 
     record = find_build(project.state_dir, str(build))
     check_package(record.package_dir, record.digest)
-    return score_batch(environment, input_path, output_path, package=record.package_dir, **options)
+    return score_batch(
+        environment,
+        input_path,
+        output_path,
+        package=record.package_dir,
+        engine=engine,
+        overwrite=overwrite,
+        progress=progress,
+        batch_rows=batch_rows,
+    )
