@@ -13,6 +13,8 @@ import time
 import httpx
 import pytest
 
+from conveyor.serving.metrics import FLUSH_SECONDS
+
 GOOD = {"age": 37, "hours-per-week": 40.0}
 TIMEOUTS = ("--timeout", "1", "--header-timeout", "1", "--body-timeout", "1")
 
@@ -203,6 +205,7 @@ def test_metrics_report_every_worker_and_never_go_backwards(toy_package, start_s
             response = client.post(f"{server.url}/score", json={"x": i})
             pids.add(response.json()["pid"])
     assert len(pids) == 2
+    time.sleep(3 * FLUSH_SECONDS)  # each worker adds its figures to the shared files within FLUSH_SECONDS
     seen = []
     for _ in range(6):
         with httpx.Client() as client:

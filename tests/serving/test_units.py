@@ -65,6 +65,46 @@ def test_metrics_histogram_is_cumulative() -> None:
     assert "conveyor_batch_size_sum 107.0" in text
 
 
+def test_metrics_gathered_on_the_loop_equal_one_observe_per_request() -> None:
+    """Requests are counted in bulk (a flush at most FLUSH_SECONDS later, or at a scrape); the exposition is
+    exactly what one prometheus_client observe() per request gives."""
+    import asyncio
+    import random
+
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from conveyor.serving.metrics import FLUSH_SECONDS, LATENCY_BUCKETS
+
+    rng = random.Random(5)
+    latencies = [rng.choice(LATENCY_BUCKETS) if i % 7 == 0 else rng.uniform(0, 12) for i in range(500)]
+    reference = Histogram(
+        "conveyor_request_duration_seconds", "x", ["endpoint"], buckets=LATENCY_BUCKETS, registry=CollectorRegistry()
+    )
+    for seconds in latencies:
+        reference.labels("/score").observe(seconds)
+    expected = {s.name + repr(sorted(s.labels.items())): s.value for m in reference.collect() for s in m.samples}
+    expected = {k: v for k, v in expected.items() if "_created" not in k}
+
+    async def serve() -> tuple[str, str]:
+        metrics = ServingMetrics()
+        for seconds in latencies:
+            metrics.observe_request("/score", 200, seconds)
+        before = generate_latest(metrics.registry).decode()  # not yet flushed
+        await asyncio.sleep(FLUSH_SECONDS * 3)
+        return before, generate_latest(metrics.registry).decode()
+
+    before, after = asyncio.run(serve())
+    assert 'conveyor_requests_total{endpoint="/score",status="200"}' not in before
+    assert 'conveyor_requests_total{endpoint="/score",status="200"} 500.0' in after
+    for line in after.splitlines():
+        if line.startswith("conveyor_request_duration_seconds_") and "_created" not in line:
+            name, value = line.rsplit(" ", 1)
+            metric, _, labels = name.partition("{")
+            pairs = sorted(tuple(p.split("=", 1)) for p in labels.rstrip("}").split(",")) if labels else []
+            key = metric + repr([(k, v.strip('"')) for k, v in pairs])
+            assert expected[key] == pytest.approx(float(value)), key
+
+
 def test_resolve_sources(toy_package, tmp_path) -> None:
     source = resolve(str(toy_package))
     assert source.kind == "package" and source.package_dir == toy_package.resolve()

@@ -202,6 +202,7 @@ class ScoringApp:
         if self._watchdog is not None:
             self._watchdog.stop()
         self.policy.shutdown()
+        self.metrics.flush()
 
     # ASGI ---------------------------------------------------------------------------------------------------
 
