@@ -36,6 +36,15 @@ def test_demo_runs_the_whole_job(tmp_path):
     assert "allowed_signers" in shipped["outsider_refused"]
     assert isinstance(shipped["prod_answer"]["response"]["estimated_wages"], float)
     assert shipped["ledger_events"] > 0
+    # The package prod runs scored prod's lake file: every row, with the prediction appended, as Parquet.
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    batch = shipped["batch"]
+    assert batch["rows"] == 600 and batch["env"] == "prod"
+    scored = pq.read_table(Path(report["lakes"]["prod"]) / batch["output"]["path"])
+    assert scored.num_rows == 600 and set(batch["predictions"]) <= set(scored.column_names)
     if shipped["image_digest"]:
         assert shipped["tests"]["ran_in"] == f"image {shipped['image_digest']}"
         assert shipped["prod"]["image_digest"] == shipped["image_digest"]

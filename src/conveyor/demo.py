@@ -30,6 +30,7 @@ T = TypeVar("T")
 STAGES = ("qa", "prod")
 PEOPLE = ("ci", "alice", "bob")  # in allowed_signers; `mallory` is not
 OUTSIDER = "mallory"
+BATCH_INPUT, BATCH_OUTPUT = "AdultCensusIncome.csv", "scored/AdultCensusIncome"
 REQUEST = {"age": 37, "hours-per-week": 40.0, "sex": "Female", "occupation": "Exec-managerial"}
 
 
@@ -56,6 +57,7 @@ class Shipped:
     refused: str = ""
     outsider_refused: str = ""
     prod_answer: dict[str, Any] = field(default_factory=dict)
+    batch: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     ledger_events: int = 0
     ledger_head: str = ""
@@ -272,6 +274,10 @@ def _release(
     )
     shipped.qa, shipped.prod = qa.to_dict(), approved.to_dict()
     shipped.prod_answer = run.step("score: a consumer calls prod's /score", lambda: _score(ports["prod"]))
+    shipped.batch = run.step(
+        f"score-batch: the package prod runs scores prod's lake file {BATCH_INPUT} into Parquet",
+        lambda: _score_lake(project, record),
+    )
     entries: list[HistoryEntry] = history(project, "prod")
     shipped.history = [entry.to_dict() for entry in entries]
     chain = run.step("audit: every ledger event's signature and chain verified", lambda: verify_ledger(project))
@@ -287,6 +293,13 @@ def _refusal(action: Callable[[], object]) -> str:
     except ConveyorError as refused:
         return refused.message
     raise ConveyorError("an approval that the policy forbids was accepted; the policy is broken")
+
+
+def _score_lake(project: Project, record: BuildRecord) -> dict[str, Any]:
+    from conveyor.batch import score_build
+
+    result = score_build(project, record.path, project.environment("prod"), BATCH_INPUT, BATCH_OUTPUT, overwrite=True)
+    return result.to_dict()
 
 
 def _score(port: int) -> dict[str, Any]:

@@ -36,7 +36,15 @@ def test_build_then_release_pipeline(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CONVEYOR_SIGNING_KEY", str(tmp_path / "keys" / "ci"))
     assert main(["pipeline", "run", "build", "--env", "stage", "-p", str(root)]) == 0
     state = json.loads((root / "results" / "pipeline-build.json").read_text())
-    assert [s["name"] for s in state["steps"]] == ["secrets", "gate-secrets", "train", "build", "test", "gate", "verify"]
+    assert [s["name"] for s in state["steps"]] == [
+        "secrets",
+        "gate-secrets",
+        "train",
+        "build",
+        "test",
+        "gate",
+        "verify",
+    ]
     assert all(s["exit_code"] == 0 for s in state["steps"])
     build = state["outputs"]["build"]
     assert state["steps"][3]["command"][:6] == ["conveyor", "build", "--env", "stage", "--model", "worst_regression/1"]

@@ -69,6 +69,11 @@ def demo(
     stdout.print(f"refused:        {shipped.refused}")
     stdout.print(f"refused:        {shipped.outsider_refused}")
     stdout.print(f"prod answered:  {shipped.prod_answer['response']} for {shipped.prod_answer['request']}")
+    batch = shipped.batch
+    stdout.print(
+        f"prod batch:     {batch['rows']:,} rows of {batch['input']['path']} scored into "
+        f"{batch['output']['path']} ({batch['rows_per_second']:,.0f} rows/s)"
+    )
     stdout.print(f"ledger:         {shipped.ledger_events} signed events verified, head {shipped.ledger_head[:16]}")
     stdout.print(f"project:        {report.project}")
     stdout.print(f"keys:           {report.keys} (ci, alice, bob in the project's allowed_signers; mallory not)")
@@ -78,5 +83,5 @@ def demo(
     stdout.print(f"test reports:   {report.project}/results/")
     stdout.print(
         f"try: cd {report.project} && conveyor history prod && conveyor releases show {shipped.prod['id']} "
-        "&& conveyor models list --env stage"
+        "&& conveyor models list --env stage && conveyor lake ls scored --env prod"
     )
