@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conveyor.cli.main import main
+from conveyor.examples.scaffold import init_project
 from conveyor.pipelines import PIPELINES
 
 
@@ -102,3 +104,24 @@ def test_rendered_files_validate_against_the_ci_systems_schemas(census_project, 
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_batch_step_the_project_adds_is_a_step_of_the_build_pipeline_and_of_ci(tmp_path):
+    from conveyor.config import load_project
+    from conveyor.errors import ConfigError
+    from conveyor.pipelines import find_pipeline, render_ci
+
+    root = init_project(tmp_path / "census", secrets_dir=tmp_path / "s", lakes_dir=tmp_path / "l", rows=100).root
+    assert [s.name for s in find_pipeline("build", load_project(root)).steps][-1] == "verify"
+    toml = root / "conveyor.toml"
+    base = toml.read_text()
+    toml.write_text(base + '\n[pipelines.build.score_batch]\ninput = "in.csv"\noutput = "out"\nengine = "spark"\n')
+    step = find_pipeline("build", load_project(root)).steps[-1]
+    assert step.name == "score-batch"
+    assert step.args[:3] == ("score-batch", "--build", "{build.path}") and "spark" in step.args
+    written = render_ci(load_project(root), "github", out=tmp_path / "ci")
+    text = "".join(p.read_text() for p in written)
+    assert "conveyor pipeline run build --step score-batch" in text
+    toml.write_text(base + '\n[pipelines.build.score_batch]\ninput = "in.csv"\noutput = "out"\nengine = "gpu"\n')
+    with pytest.raises(ConfigError, match="engine"):
+        load_project(root)

@@ -32,7 +32,9 @@ def test_build_then_release_pipeline(tmp_path, capsys, monkeypatch):
     import subprocess
 
     git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
-    subprocess.run([*git, "commit", "-qm", "keys of ci, alice and bob", "allowed_signers"], check=True)
+    with (root / "conveyor.toml").open("a") as toml:  # the build pipeline ends by scoring stage's census file
+        toml.write('\n[pipelines.build.score_batch]\ninput = "AdultCensusIncome.csv"\noutput = "scored/census"\n')
+    subprocess.run([*git, "commit", "-qm", "keys; batch step", "allowed_signers", "conveyor.toml"], check=True)
     monkeypatch.setenv("CONVEYOR_SIGNING_KEY", str(tmp_path / "keys" / "ci"))
     assert main(["pipeline", "run", "build", "--env", "stage", "-p", str(root)]) == 0
     state = json.loads((root / "results" / "pipeline-build.json").read_text())
@@ -44,8 +46,14 @@ def test_build_then_release_pipeline(tmp_path, capsys, monkeypatch):
         "test",
         "gate",
         "verify",
+        "score-batch",
     ]
     assert all(s["exit_code"] == 0 for s in state["steps"])
+    scored = state["outputs"]["score-batch"]
+    assert scored["rows"] == 600 and scored["env"] == "stage" and scored["engine"] == "local"
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "l" / "stage" / "scored" / "census").num_rows == 600
     build = state["outputs"]["build"]
     assert state["steps"][3]["command"][:6] == ["conveyor", "build", "--env", "stage", "--model", "worst_regression/1"]
     assert (root / "results" / "junit.xml").exists() and (root / "results" / "coverage.xml").exists()

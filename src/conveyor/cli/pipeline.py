@@ -20,11 +20,18 @@ PipelineArgument = Annotated[str, typer.Argument(help="build or release.")]
 
 
 @pipeline_app.command("show")
-def show(name: PipelineArgument, json_output: JsonOption = False) -> None:
-    """Show a pipeline's steps and the exact commands they run."""
+def show(name: PipelineArgument, project: ProjectOption = None, json_output: JsonOption = False) -> None:
+    """Show a pipeline's steps and the exact commands they run (with the steps the project file adds)."""
+    from conveyor.config import find_project_root, load_project
+    from conveyor.errors import ConfigError
     from conveyor.pipelines import find_pipeline
 
-    pipeline = find_pipeline(name)
+    try:
+        root = find_project_root(project)
+    except ConfigError:  # outside a project: the standard steps
+        pipeline = find_pipeline(name)
+    else:
+        pipeline = find_pipeline(name, load_project(root))
     if json_output:
         emit_json(
             {

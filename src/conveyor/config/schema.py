@@ -269,6 +269,41 @@ class TrustConfig(Strict):
         return value
 
 
+class BatchEngineName(StrEnum):
+    """Where a pipeline's batch-scoring step runs: in its own process (Arrow) or on the environment's Spark."""
+
+    LOCAL = "local"
+    SPARK = "spark"
+
+
+class BatchStepConfig(Strict):
+    """`[pipelines.build.score_batch]`: a step after the build pipeline's `verify` in which the package just built,
+    tested and gated scores a dataset of the pipeline environment's lake (`conveyor score-batch --build`)."""
+
+    input: str = Field(description="CSV or Parquet file (or folder of them) in the environment's lake")
+    output: str = Field(description="where in that lake to write the scored rows (a Parquet folder, replaced)")
+    engine: BatchEngineName = Field(default=BatchEngineName.LOCAL, description="local or spark")
+
+    @field_validator("input", "output")
+    @classmethod
+    def _lake_path(cls, value: str) -> str:
+        if not value.strip() or "{" in value or "}" in value:
+            raise ValueError("must be a path in the environment's lake, e.g. census/2026-11.csv (no braces)")
+        return value
+
+
+class BuildPipelineConfig(Strict):
+    """`[pipelines.build]`: optional steps of the build pipeline."""
+
+    score_batch: BatchStepConfig | None = None
+
+
+class PipelinesConfig(Strict):
+    """`[pipelines]`: what a project adds to the standard pipelines."""
+
+    build: BuildPipelineConfig = Field(default_factory=BuildPipelineConfig)
+
+
 class ProjectFile(Strict):
     """The whole of `conveyor.toml`."""
 
@@ -279,6 +314,7 @@ class ProjectFile(Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     trust: TrustConfig = Field(default_factory=TrustConfig)
+    pipelines: PipelinesConfig = Field(default_factory=PipelinesConfig)
 
     @field_validator("environments")
     @classmethod

@@ -15,7 +15,7 @@ import yaml
 from conveyor.config import Project
 from conveyor.errors import ConveyorError
 from conveyor.lake.credentials import CREDENTIAL_KEYS
-from conveyor.pipelines.definitions import PIPELINES, Pipeline, Step, Store
+from conveyor.pipelines.definitions import PIPELINES, Pipeline, Step, Store, find_pipeline
 from conveyor.secrets.env import variable_name
 
 INSTALL = 'pip install "conveyor[all]"'
@@ -74,7 +74,7 @@ SANDBOX_INSTALL = "sudo apt-get install -y --no-install-recommends bubblewrap"  
 
 def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict[str, str]:
     """`.github/workflows/conveyor-build.yml` and `conveyor-release.yml`."""
-    build = PIPELINES["build"]
+    build = find_pipeline("build", project)
     build_steps: list[dict[str, Any]] = [
         {"uses": "actions/checkout@v4"},
         {"uses": "actions/setup-python@v5", "with": {"python-version": "3.11"}},
@@ -152,7 +152,7 @@ def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict
 
 def azure(project: Project, env: str = "stage", install: str = INSTALL) -> dict[str, str]:
     """`azure-pipelines.yml`: the build stage and the release stage, as the lab's pipelines did by hand."""
-    build = PIPELINES["build"]
+    build = find_pipeline("build", project)
     release = PIPELINES["release"]
     build_steps: list[dict[str, Any]] = [
         {"task": "UsePythonVersion@0", "inputs": {"versionSpec": "3.11"}},

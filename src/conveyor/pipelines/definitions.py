@@ -7,10 +7,14 @@ at once and requests production, which waits for `conveyor approve`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from conveyor.errors import ConveyorError
+
+if TYPE_CHECKING:
+    from conveyor.config import Project
 
 
 class Store(StrEnum):
@@ -122,11 +126,25 @@ RELEASE = Pipeline(
 PIPELINES: dict[str, Pipeline] = {p.name: p for p in (BUILD, RELEASE)}
 
 
-def find_pipeline(name: str) -> Pipeline:
-    """The pipeline called `name`; an unknown name is refused with the known ones."""
+def find_pipeline(name: str, project: Project | None = None) -> Pipeline:
+    """The pipeline called `name`, with the steps `project` adds (`[pipelines.build.score_batch]`); an unknown
+    name is refused with the known ones."""
     if name not in PIPELINES:
         raise ConveyorError(f"there is no pipeline {name!r}", hint=f"Pipelines: {', '.join(PIPELINES)}.")
-    return PIPELINES[name]
+    pipeline = PIPELINES[name]
+    batch = project.config.pipelines.build.score_batch if project is not None and name == "build" else None
+    if batch is not None:
+        step = Step(
+            "score-batch",
+            f"score {batch.input} with the package just built, tested and gated",
+            (
+                "score-batch", "--build", "{build.path}", "--env", "{env}", "--input", batch.input,
+                "--output", batch.output, "--engine", str(batch.engine), "--overwrite",
+            ),
+            json=True,
+        )  # fmt: skip
+        pipeline = replace(pipeline, steps=(*pipeline.steps, step))
+    return pipeline
 
 
 def parse_parameters(items: list[str] | None) -> dict[str, str]:

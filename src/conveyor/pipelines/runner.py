@@ -83,7 +83,10 @@ def run_pipeline(
 
     This is `conveyor pipeline run`: each step is a conveyor command in its own process, as CI runs it.
     """
-    pipeline = find_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
+    if isinstance(pipeline, str):
+        from conveyor.config import load_project
+
+        pipeline = find_pipeline(pipeline, load_project(root))
     if only is not None and only not in [s.name for s in pipeline.steps]:
         raise ConveyorError(
             f"pipeline {pipeline.name!r} has no step {only!r}",
