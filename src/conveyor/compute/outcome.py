@@ -109,16 +109,6 @@ def record_outcome(environment: Environment, folder: Path, run_tags: dict[str, s
         lineage["git_dirty"] = str(dirty).lower()
     registrations = [PendingRegistration(folder / m.folder, m.name, m.tags) for m in outcome.models]
     record = RunRecord(dict(outcome.params), list(outcome.metrics), {**outcome.tags, **run_tags}, registrations)
-    settings = RunSettings(
-        env=environment.name,
-        state=environment.state,
-        compute=environment.compute,
-        project=project.name,
-        root=str(project.root),
-        script=str(project.root / outcome.script),
-        args=[],
-        output_dir=str(folder),
-        declared_secrets=list(project.config.training.secrets),
-    )
+    settings = RunSettings.of(environment, project.root / outcome.script, [], folder)
     run_id, registered = log_run(environment, settings, record, lineage, outcome.started, ok=True)
     return TrainingResult(environment.name, run_id, registered, {"sandbox": lineage.get("training_sandbox", "")})

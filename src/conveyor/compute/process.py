@@ -121,7 +121,6 @@ class FinishedScript:
 def confined_run(environment: Environment, args: Sequence[str], out: Writer, err: Writer) -> Iterator[FinishedScript]:
     """Run the project's training script in a confined child; yields what it did while the run's folders (and the
     model files in them) still exist."""
-    project = environment.project
     script = training_script(environment)
     confinement = confinement_for(environment)
     check_environment(environment)
@@ -130,17 +129,7 @@ def confined_run(environment: Environment, args: Sequence[str], out: Writer, err
     with tempfile.TemporaryDirectory(prefix="conveyor-run-") as tmp:
         run_dir = Path(tmp).resolve()
         folders = run_folders(run_dir)
-        settings = RunSettings(
-            env=environment.name,
-            state=environment.state,
-            compute=environment.compute,
-            project=project.name,
-            root=str(project.root),
-            script=str(script),
-            args=list(args),
-            output_dir=str(folders["model"]),
-            declared_secrets=list(project.config.training.secrets),
-        )
+        settings = RunSettings.of(environment, script, args, folders["model"])
         code, record, lineage = _run_child(environment, settings, folders, confinement, out, err)
         yield FinishedScript(code, settings, record, lineage, started, confinement)
 
