@@ -7,6 +7,7 @@ is the Spark driver (or the Connect client), and `ctx.spark()` returns a session
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -57,8 +58,9 @@ def classic_builder(app_name: str, master: str) -> SparkSession.Builder:
     )
 
 
-class SparkCompute:
-    """What the Spark computes share: training in a child process that drives Spark."""
+class SparkCompute(ABC):
+    """What the Spark computes share: training in a child process that drives Spark; each says how its session
+    is built."""
 
     def __init__(self, setting: str) -> None:
         self.setting = setting
@@ -69,8 +71,9 @@ class SparkCompute:
     def spark_session(self, app_name: str, hadoop_settings: Mapping[str, str]) -> SparkSession:
         return with_lake_settings(self.builder(app_name).getOrCreate(), hadoop_settings)
 
+    @abstractmethod
     def builder(self, app_name: str) -> SparkSession.Builder:
-        raise NotImplementedError
+        """The session builder for this kind of Spark (master URL or Connect remote)."""
 
 
 class SparkLocal(SparkCompute):
