@@ -171,3 +171,25 @@ def test_serve_options_name_the_bad_one() -> None:
     with pytest.raises(ConveyorError, match="--header-timeout must be more than 0"):
         ServeOptions(header_timeout=0).check()
     assert ServeOptions(workers=2, timeout=5.0).arguments() == ["--workers", "2", "--timeout", "5.0"]
+
+
+def test_deadlines_fire_late_by_at_most_their_resolution_and_never_once_discarded() -> None:
+    import asyncio
+
+    from conveyor.serving.deadlines import Deadlines
+
+    async def scenario() -> tuple[dict[str, float], int]:
+        loop = asyncio.get_running_loop()
+        deadlines = Deadlines(resolution=0.02)
+        fired: dict[str, float] = {}
+        start = loop.time()
+        deadlines.add(0.1, lambda: fired.__setitem__("due", loop.time() - start))
+        kept = deadlines.add(0.05, lambda: fired.__setitem__("discarded", loop.time() - start))
+        deadlines.discard(kept)
+        await asyncio.sleep(0.3)
+        pending = len(deadlines._due)
+        return fired, pending
+
+    fired, pending = asyncio.run(scenario())
+    assert set(fired) == {"due"} and 0.1 <= fired["due"] < 0.1 + 0.02 + 0.05, fired
+    assert pending == 0

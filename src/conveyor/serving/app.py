@@ -27,6 +27,7 @@ import orjson
 from conveyor.secrets.redaction import redact
 from conveyor.serving.batching import Batcher, run_each
 from conveyor.serving.calls import CallPolicy, Offload
+from conveyor.serving.deadlines import Deadlines
 from conveyor.serving.loader import ScoreModule, check_package_dir, load_and_init, read_package_info
 from conveyor.serving.metrics import CONTENT_TYPE, ServingMetrics
 from conveyor.serving.openapi import build_openapi
@@ -125,6 +126,7 @@ class ScoringApp:
         self.max_batch_size, self.max_wait_ms = max_batch_size, max_wait_ms
         self.max_body_bytes, self.max_records = max_body_bytes, max_records
         self.timeout, self.body_timeout = timeout, body_timeout
+        self.deadlines = Deadlines()
         self.init_in_background = init_in_background
         self.on_init_failure = on_init_failure
         self.on_stuck = on_stuck
@@ -202,6 +204,7 @@ class ScoringApp:
         if self._watchdog is not None:
             self._watchdog.stop()
         self.policy.shutdown()
+        self.deadlines.cancel_all()
         self.metrics.flush()
 
     # ASGI ---------------------------------------------------------------------------------------------------
@@ -263,7 +266,7 @@ class ScoringApp:
             if task is not None:
                 task.cancel()
 
-        timer = asyncio.get_running_loop().call_later(self.body_timeout, expire)
+        deadline = self.deadlines.add(self.body_timeout, expire)
         try:
             return await self._receive_body(scope, receive)
         except asyncio.CancelledError:
@@ -277,7 +280,7 @@ class ScoringApp:
                 headers=CLOSE,
             ) from None
         finally:
-            timer.cancel()
+            self.deadlines.discard(deadline)
 
     async def _receive_body(self, scope: Scope, receive: Receive) -> bytes:
         message = await receive()
@@ -395,7 +398,7 @@ class ScoringApp:
                 expired = True
                 future.cancel()
 
-        timer = asyncio.get_running_loop().call_later(self.timeout, expire)
+        deadline = self.deadlines.add(self.timeout, expire)
         try:
             return await future
         except asyncio.CancelledError:
@@ -403,7 +406,7 @@ class ScoringApp:
                 raise self._timed_out(path) from None
             raise
         finally:
-            timer.cancel()
+            self.deadlines.discard(deadline)
 
     def _encode(self, result: Any) -> bytes:
         try:
