@@ -181,6 +181,43 @@ def test_cli_audit_verify_exit_codes(
     assert json.loads(capsys.readouterr().out)["first_bad"] == 4
 
 
+def test_events_cut_off_the_end_pass_the_signatures_but_not_a_published_checkpoint(
+    releases: Releases, keys: Keys, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the head row moved back too, a ledger cut short is a valid chain of valid signatures: only a
+    checkpoint kept outside the database shows what was taken away (or that the ledger was swapped)."""
+    pending = _pending_in_prod(releases, keys)
+    monkeypatch.setenv("CONVEYOR_LEDGER_URL", releases.ledger.engine.url.render_as_string(hide_password=False))
+    project = ["--project", str(releases.project.root)]
+    assert main(["audit", "verify", "--json", *project]) == 0
+    checkpoint = json.loads(capsys.readouterr().out)["checkpoint"]
+    assert main(["audit", "verify", "--expect", checkpoint, *project]) == 0
+    assert f"checkpoint {checkpoint}" in capsys.readouterr().err
+    releases.approve(pending, keys.bob)  # later events do not disturb an earlier checkpoint
+    assert main(["audit", "verify", "--expect", checkpoint, *project]) == 0
+    capsys.readouterr()
+
+    seq = int(checkpoint.split(":")[0])
+    keep = _rows(releases.ledger)[seq - 3]  # cut off the end, head moved back: the chain itself stays valid
+    with releases.ledger.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM events WHERE seq > :seq"), keep)
+        connection.execute(sa.text("UPDATE event_head SET seq = :seq, hash = :hash WHERE id = 1"), keep)
+    releases.ledger.rebuild_release_rows()  # the releases table made to agree (conveyor audit rebuild)
+    assert main(["audit", "verify", *project]) == 0
+    capsys.readouterr()
+    assert main(["audit", "verify", "--expect", checkpoint, *project]) == 1
+    assert f"names event {seq}, but the ledger ends at event {keep['seq']}" in capsys.readouterr().err
+    monkeypatch.setenv("CONVEYOR_LEDGER_CHECKPOINT", checkpoint)  # as CI hands it over
+    assert main(["audit", "verify", *project]) == 1
+    capsys.readouterr()
+    monkeypatch.delenv("CONVEYOR_LEDGER_CHECKPOINT")
+    other = f"{keep['seq']}:{'0' * 16}"
+    assert main(["audit", "verify", "--expect", other, *project]) == 1
+    assert "the ledger was rewritten from there, or replaced" in capsys.readouterr().err
+    assert main(["audit", "verify", "--expect", "latest", *project]) == 2
+    assert "is not SEQ:HASH" in capsys.readouterr().err
+
+
 def test_bad_ledger_url_is_a_configuration_error() -> None:
     from conveyor.errors import ConfigError
 

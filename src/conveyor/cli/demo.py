@@ -74,7 +74,10 @@ def demo(
         f"prod batch:     {batch['rows']:,} rows of {batch['input']['path']} scored into "
         f"{batch['output']['path']} ({batch['rows_per_second']:,.0f} rows/s)"
     )
-    stdout.print(f"ledger:         {shipped.ledger_events} signed events verified, head {shipped.ledger_head[:16]}")
+    stdout.print(
+        f"ledger:         {shipped.ledger_events} signed events verified, checkpoint "
+        f"{shipped.ledger_events}:{shipped.ledger_head[:16]}"
+    )
     stdout.print(f"project:        {report.project}")
     stdout.print(f"keys:           {report.keys} (ci, alice, bob in the project's allowed_signers; mallory not)")
     stdout.print(f"secrets:        {report.secrets} (one private file per environment, and the gate store's)")

@@ -432,13 +432,29 @@ def show_release(release: ReleaseArgument, project: ProjectOption = None, as_jso
 
 
 @audit_app.command("verify")
-def audit_verify(project: ProjectOption = None, as_json: JsonOption = False) -> None:
+def audit_verify(
+    project: ProjectOption = None,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            "--expect",
+            metavar="SEQ:HASH",
+            envvar="CONVEYOR_LEDGER_CHECKPOINT",
+            help="A checkpoint this command printed earlier, kept outside the ledger: it must still be there.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
     """Re-verify every event: its place in the chain, its hash, its signature by a key of the policy in force,
-    and the rules (recorded policy, approvals, deployment steps). Exit 1 naming the first bad event."""
+    and the rules (recorded policy, approvals, deployment steps). Exit 1 naming the first bad event.
+
+    Signatures cannot show events cut off the end of the ledger, or a ledger swapped for an older copy: publish
+    the checkpoint printed here (a CI log, a release note) and pass it back with --expect SEQ:HASH.
+    """
     from conveyor.errors import CheckFailed
     from conveyor.release import verify_ledger
 
-    report = verify_ledger(_project(project))
+    report = verify_ledger(_project(project), expect=expect)
     if as_json:
         emit_json(report.to_dict())
     if not report.ok:
@@ -448,7 +464,8 @@ def audit_verify(project: ProjectOption = None, as_json: JsonOption = False) -> 
             hint = "The releases table was edited; the signed events are intact. Rewrite it: conveyor audit rebuild"
         raise CheckFailed(f"ledger does not verify: {report.trouble}", hint=hint)
     if not as_json:
-        say(f"ledger verified: {report.entries} signed events, head {report.head[:16]}, policy {_short(report.policy)}")
+        say(f"ledger verified: {report.entries} signed events, policy {_short(report.policy)}")
+        say(f"checkpoint {report.checkpoint}  (keep it outside the ledger; check it with --expect)")
         if not report.policy_matches_project:
             say(
                 f"note: the policy in force ({_short(report.policy)}) is not this project file's "

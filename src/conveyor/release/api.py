@@ -91,14 +91,15 @@ def show_release(project: Project, release: int, *, ledger: Ledger | None = None
     return _releases(project, ledger).show(release)
 
 
-def verify_ledger(project: Project, *, ledger: Ledger | None = None) -> ChainReport:
+def verify_ledger(project: Project, *, ledger: Ledger | None = None, expect: str | None = None) -> ChainReport:
     """`conveyor audit verify`: every event's chain link, hash, signature and rules, and the releases table; the
-    report also says whether the policy in force is this project's."""
+    report also says whether the policy in force is this project's. `expect`, a checkpoint (`SEQ:HASH`) published
+    earlier, must still be in the ledger: the signatures alone cannot show events cut off its end."""
     from dataclasses import replace
 
     from conveyor.release.policy import PolicySet
 
-    report = (ledger or Ledger.open(project)).verify_audit()
+    report = (ledger or Ledger.open(project)).verify_audit(expect)
     return replace(report, project_policy=PolicySet.from_project(project).digest)
 
 

@@ -9,6 +9,7 @@ that point (`LedgerState.apply`). The first event that fails is named, and nothi
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -40,8 +41,16 @@ class ChainReport:
         started under a policy that is not this project's)."""
         return self.policy is None or self.policy == self.project_policy
 
+    @property
+    def checkpoint(self) -> str:
+        """`SEQ:HASH` of the newest event: publish it outside the ledger (a CI log, a release note) and pass it to
+        `audit verify --expect` later, and events cut off the end, or a ledger replaced by another, are found."""
+        return f"{self.entries}:{self.head}"
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "policy_matches_project": self.policy_matches_project}
+        return {
+            **asdict(self), "policy_matches_project": self.policy_matches_project, "checkpoint": self.checkpoint,
+        }  # fmt: skip
 
     @property
     def trouble(self) -> str:
@@ -49,6 +58,39 @@ class ChainReport:
         if self.problem:
             return f"event {self.first_bad}: {self.problem}" if self.first_bad else self.problem
         return "; ".join(self.edited_rows)
+
+
+CHECKPOINT = re.compile(r"(?P<seq>[1-9][0-9]*):(?P<hash>[0-9a-f]{16,64})")
+
+
+def parse_checkpoint(text: str) -> tuple[int, str]:
+    """`SEQ:HASH` (the hash, or at least its first 16 hex digits) → (seq, hash prefix)."""
+    match = CHECKPOINT.fullmatch(text.strip().lower())
+    if match is None:
+        raise ConveyorError(
+            f"checkpoint {text!r} is not SEQ:HASH",
+            hint="Pass what `conveyor audit verify` printed after `checkpoint`, e.g. 16:fb7da78ea6c5acaa... "
+            "(the whole hash, or at least its first 16 hex digits).",
+        )
+    return int(match["seq"]), match["hash"]
+
+
+def missing_checkpoint(rows: Sequence[EventRow], checkpoint: str) -> str | None:
+    """Why the stored events do not hold the event a published checkpoint names (None when they do)."""
+    seq, digest = parse_checkpoint(checkpoint)
+    row = next((r for r in rows if r.seq == seq), None)
+    if row is None:
+        last = rows[-1].seq if rows else 0
+        return (
+            f"the checkpoint names event {seq}, but the ledger ends at event {last}: events were cut off its end, "
+            "or it was replaced by another ledger"
+        )
+    if not row.hash.startswith(digest):
+        return (
+            f"event {seq} is not the one the checkpoint names (hash {row.hash[:16]}..., not {digest[:16]}...): "
+            "the ledger was rewritten from there, or replaced by another"
+        )
+    return None
 
 
 @dataclass

@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor.errors import CheckFailed, ConfigError
-from conveyor.release.audit import ChainReport, Verified, edited_rows, verify_events
+from conveyor.release.audit import ChainReport, Verified, edited_rows, missing_checkpoint, verify_events
 from conveyor.release.events import Event, SignedEvent, sign_event
 from conveyor.release.state import LedgerState
 from conveyor.release.status import EventKind
@@ -178,9 +178,14 @@ class Ledger:
         with self.sessions() as session:
             return self._verify(session)
 
-    def verify_audit(self) -> ChainReport:
-        """Check every event (place in the chain, hash, signature, rules) and the releases table."""
-        return self.verified().report
+    def verify_audit(self, expect: str | None = None) -> ChainReport:
+        """Check every event (place in the chain, hash, signature, rules) and the releases table; with `expect`
+        (a published `SEQ:HASH` checkpoint), also that the ledger still holds that event."""
+        report = self.verified().report
+        if expect is None or not report.ok:
+            return report
+        problem = missing_checkpoint(self.events(), expect)
+        return replace(report, ok=False, first_bad=None, problem=problem) if problem else report
 
     def events(self, limit: int | None = None, release: int | None = None) -> list[EventRow]:
         """Stored events, oldest first (the last `limit`; only those of `release`), unverified: for listing."""
