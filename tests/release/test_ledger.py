@@ -207,9 +207,12 @@ def test_events_cut_off_the_end_pass_the_signatures_but_not_a_published_checkpoi
     capsys.readouterr()
     assert main(["audit", "verify", "--expect", checkpoint, *project]) == 1
     assert f"names event {seq}, but the ledger ends at event {keep['seq']}" in capsys.readouterr().err
-    monkeypatch.setenv("CONVEYOR_LEDGER_CHECKPOINT", checkpoint)  # as CI hands it over
+    monkeypatch.setenv("CONVEYOR_LEDGER_CHECKPOINT", checkpoint)  # as CI hands it over: every command checks it
     assert main(["audit", "verify", *project]) == 1
     capsys.readouterr()
+    reopened = Ledger.from_url(releases.ledger.engine.url.render_as_string(hide_password=False))
+    with pytest.raises(LedgerBroken, match=f"ledger ends at event {keep['seq']}"), reopened.writing():
+        pass  # nothing is written to it: no request, approval or deployment
     monkeypatch.delenv("CONVEYOR_LEDGER_CHECKPOINT")
     other = f"{keep['seq']}:{'0' * 16}"
     assert main(["audit", "verify", "--expect", other, *project]) == 1

@@ -74,6 +74,7 @@ def _sqlite_serialized(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+CHECKPOINT_ENV = "CONVEYOR_LEDGER_CHECKPOINT"
 REPAIR_HINT = (
     "`conveyor audit verify` names the first bad event. Restore the ledger database from a backup taken before it; "
     "nothing more is written to a ledger that does not verify."
@@ -91,6 +92,8 @@ class Ledger:
         self.engine = engine
         self.clock = clock
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        # a checkpoint published earlier (`audit verify` prints it): every read and write checks it is still held
+        self.checkpoint = os.environ.get(CHECKPOINT_ENV) or None
 
     @classmethod
     def open(cls, project: Project, *, url: str | None = None, clock: Clock | None = None) -> Ledger:
@@ -159,7 +162,7 @@ class Ledger:
         return naive_utc(self.clock())
 
     # --- reading -----------------------------------------------------------------------------------------
-    def _verify(self, session: Session) -> Verified:
+    def _verify(self, session: Session, expect: str | None = None) -> Verified:
         rows = list(session.execute(select(EventRow).order_by(EventRow.seq)).scalars())
         head = session.execute(select(EventHeadRow).where(EventHeadRow.id == 1)).scalar_one()
         verified = verify_events(rows, head.seq, head.hash)
@@ -171,6 +174,11 @@ class Ledger:
                 verified.report = ChainReport(
                     False, report.entries, report.head, edited_rows=edits, policy=report.policy
                 )
+        checkpoint = expect or self.checkpoint
+        if verified.report.ok and checkpoint:
+            problem = missing_checkpoint(rows, checkpoint)
+            if problem:
+                verified.report = replace(verified.report, ok=False, first_bad=None, problem=problem)
         return verified
 
     def verified(self) -> Verified:
@@ -181,11 +189,8 @@ class Ledger:
     def verify_audit(self, expect: str | None = None) -> ChainReport:
         """Check every event (place in the chain, hash, signature, rules) and the releases table; with `expect`
         (a published `SEQ:HASH` checkpoint), also that the ledger still holds that event."""
-        report = self.verified().report
-        if expect is None or not report.ok:
-            return report
-        problem = missing_checkpoint(self.events(), expect)
-        return replace(report, ok=False, first_bad=None, problem=problem) if problem else report
+        with self.sessions() as session:
+            return self._verify(session, expect).report
 
     def events(self, limit: int | None = None, release: int | None = None) -> list[EventRow]:
         """Stored events, oldest first (the last `limit`; only those of `release`), unverified: for listing."""
