@@ -39,6 +39,20 @@ def test_misspelled_environment(capsys, census_project):
     assert "'prd' is not declared" in err and "Did you mean 'prod'" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["models", "list", "--env", "[/]"], "environment '[/]' is not declared"),
+        (["models", "show", "[/x]", "--env", "dev"], "model reference '[/x]' is not understood"),
+        (["lake", "ls", "[red]x[/]", "--env", "dev"], "'[red]x[/]' does not exist in the dev lake"),
+    ],
+)
+def test_user_text_in_an_error_is_shown_as_typed_not_as_markup(capsys, census_project, argv, shown):
+    assert main([*argv, "-p", str(census_project)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert shown in err and "Traceback" not in err
+
+
 def test_secrets_list_shows_names_only(capsys, census_project):
     code, out, _ = run(capsys, "secrets", "list", "-p", str(census_project), "--env", "stage", "--json")
     assert code == 0

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from conveyor.cli.options import EnvOption, JsonOption, ProjectOption, project_and_env
-from conveyor.cli.output import emit_json, say, stdout
+from conveyor.cli.output import emit_json, plain, say, stdout
 
 app = typer.Typer(help="List, upload and download files in an environment's data lake.", no_args_is_help=True)
 
@@ -47,7 +47,7 @@ def ls(
     table.add_column("size", justify="right")
     for entry in entries:
         size = "" if entry["type"] == "directory" or entry["size"] is None else str(entry["size"])
-        table.add_row(entry["name"], entry["type"], size)
+        table.add_row(plain(entry["name"]), entry["type"], size)
     stdout.print(table)
 
 
@@ -72,7 +72,7 @@ def put(
         emit_json({"lake": lake.url, "written": written})
         return
     for name in written:
-        stdout.print(name)
+        stdout.print(plain(name))
     say(f"uploaded {len(written)} file(s) from {local} to the {lake.env} lake")
 
 
@@ -97,5 +97,5 @@ def get(
         )
         return
     for path in written:
-        stdout.print(str(path))
+        stdout.print(plain(path))
     say(f"downloaded {len(written)} file(s) from the {lake.env} lake")

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from conveyor.cli.options import EnvOption, JsonOption, ProjectOption, project_and_env
-from conveyor.cli.output import emit_json, stdout
+from conveyor.cli.output import emit_json, plain, stdout
 
 app = typer.Typer(help="Look into an environment's model registry.", no_args_is_help=True)
 
@@ -42,7 +42,7 @@ def list_models(
     for column in ("model", "version", "aliases", "state", "created_by", "created", "commit", "data"):
         table.add_column(column, no_wrap=column in ("version", "created", "commit"), overflow="fold")
     for v in versions:
-        table.add_row(
+        row = (
             v.name,
             v.version,
             ",".join(v.aliases),
@@ -52,6 +52,7 @@ def list_models(
             v.tags.get("git_commit", "")[:10],
             v.tags.get("data_digest", "")[:19],
         )
+        table.add_row(*(plain(cell) for cell in row))
     stdout.print(table)
 
 
@@ -71,11 +72,11 @@ def show(
         emit_json(info.to_dict())
         return
     stdout.print(
-        f"[bold]{info.name}[/] version [bold]{info.version}[/] in {environment.name}"
-        f"{' (aliases: ' + ', '.join(info.aliases) + ')' if info.aliases else ''}"
+        f"[bold]{plain(info.name)}[/] version [bold]{info.version}[/] in {environment.name}"
+        f"{' (aliases: ' + plain(', '.join(info.aliases)) + ')' if info.aliases else ''}"
     )
     stdout.print(f"  created {_when(info.created_at)}, run {info.run_id}")
     for title, values in (("tags", info.tags), ("metrics", info.metrics), ("params", info.params)):
         stdout.print(f"  {title}:")
         for key, value in sorted(values.items()):
-            stdout.print(f"    {key} = {value}")
+            stdout.print(plain(f"    {key} = {value}"))

@@ -39,11 +39,19 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(mask_json(data), indent=2, sort_keys=True, default=lambda o: redact(str(o))) + "\n")
 
 
-def say(message: str) -> None:
-    console.print(redact(message))
+def plain(text: object) -> str:
+    """`text` as rich shows it literally: brackets in a user's value (a path, a name) are not markup."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+def say(message: str, style: str | None = None) -> None:
+    """A message on stderr, shown literally (in `style` if given)."""
+    console.print(plain(redact(message)), style=style)
 
 
 def fail(message: str, hint: str | None = None) -> None:
-    console.print(f"[bold red]error:[/] {redact(message)}", soft_wrap=True)
+    console.print(f"[bold red]error:[/] {plain(redact(message))}", soft_wrap=True)
     if hint:
-        console.print(f"[dim]{redact(hint)}[/]", soft_wrap=True)
+        console.print(plain(redact(hint)), style="dim", soft_wrap=True)

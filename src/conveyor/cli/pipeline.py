@@ -77,7 +77,7 @@ def run(
     if build:
         parameters.setdefault("build", build)
     result = run_pipeline(load_project(project).root, name, parameters, only=step, announce=say)
-    say(f"[green]pipeline {name} ok[/]: " + ", ".join(f"{s['name']} {s['seconds']}s" for s in result.steps))
+    say(f"pipeline {name} ok: " + ", ".join(f"{s['name']} {s['seconds']}s" for s in result.steps), style="green")
 
 
 @ci_app.command("render")

@@ -39,7 +39,7 @@ def init(
     result = init_project(
         directory, example=example, name=name, secrets_dir=secrets_dir, lakes_dir=lakes_dir, rows=rows, git=git
     )
-    say(f"[green]created[/] project {result.root}")
+    say(f"created project {result.root}", style="green")
     for path in result.created_secrets:
         say(f"  secret file {path} (mode 600)")
     for env, lake in result.lakes.items():
@@ -77,7 +77,7 @@ def train(
         )
         return
     if not result.registered:
-        say("[yellow]the script finished but registered no model[/] (call ctx.register_model(path, name))")
+        say("the script finished but registered no model (call ctx.register_model(path, name))", style="yellow")
     for version in result.registered:
         stdout.print(
             f"registered [bold]{version['name']}[/] version [bold]{version['version']}[/] in {environment.name}"

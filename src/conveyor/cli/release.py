@@ -390,7 +390,7 @@ def history(
     if verification.ok:
         say("every event verified: signatures, chain and recorded policies")
     else:
-        say(f"[bold red]the ledger does not verify:[/] {verification.problem}")
+        say(f"the ledger does not verify: {verification.problem}", style="bold red")
 
 
 @releases_app.command("list")
@@ -420,7 +420,7 @@ def list_releases(
         )  # fmt: skip
     stdout.print(table)
     if not views[0].verification.ok:
-        say(f"[bold red]the ledger does not verify:[/] {views[0].verification.problem}")
+        say(f"the ledger does not verify: {views[0].verification.problem}", style="bold red")
 
 
 @releases_app.command("show")
