@@ -125,3 +125,10 @@ def test_a_batch_step_the_project_adds_is_a_step_of_the_build_pipeline_and_of_ci
     toml.write_text(base + '\n[pipelines.build.score_batch]\ninput = "in.csv"\noutput = "out"\nengine = "gpu"\n')
     with pytest.raises(ConfigError, match="engine"):
         load_project(root)
+
+
+def test_out_naming_a_file_is_a_usage_error(census_project, tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    assert main(["ci", "render", "github", "-p", str(census_project), "--out", str(a_file)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

@@ -239,6 +239,8 @@ def render_ci(
     project.environment(env)  # an unknown environment is refused before anything is written
     files = RENDERERS[system](project, env=env, install=install)
     root = (out or project.root).resolve()
+    if root.exists() and not root.is_dir():
+        raise ConveyorError(f"{root} is a file, not a folder", hint="Pass --out a folder (it is made if missing).")
     existing = [p for p in files if (root / p).exists()]
     if existing and not force:
         raise ConveyorError(f"{', '.join(existing)} already exist in {root}", hint="Pass --force to replace them.")
