@@ -22,6 +22,10 @@ lake = "file://lake/dev"
 """
 
 
+STAGE = '[release.prod]\ntarget = "local://8080"\n'
+BATCH = "[pipelines.build.score_batch]\n"
+
+
 def write_project(root: Path, text: str = MINIMAL) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "conveyor.toml").write_text(text)
@@ -55,6 +59,17 @@ def test_minimal_project_defaults(tmp_path):
         (MINIMAL + '[trust]\nbuilders = "ci"\n', ["trust.builders", "'ci'", "list"]),
         (MINIMAL + '[trust]\nallowed_signers = " "\n', ["trust.allowed_signers", "must name a file"]),
         (MINIMAL + '[trust]\nsigners = "x"\n', ["trust.signers", "unknown key"]),
+        (MINIMAL + f'{STAGE}env = "nope"\n', ["release.prod.env names 'nope'", "declared: dev"]),
+        (MINIMAL + f'{STAGE}requires = ["qa"]\n', ["release.prod.requires names 'qa'", "stages: prod"]),
+        (MINIMAL + f'{STAGE}approvers = ["a"]\nmin_approvals = 2\n', ["min_approvals = 2 but only 1 approvers"]),
+        (MINIMAL + STAGE.replace("8080", "99999"), ["release.prod.target", "99999", "1-65535"]),
+        (
+            MINIMAL + STAGE.replace("local://8080", "batch://nope/in.csv?output=out"),
+            ["release.prod.target scores in environment 'nope'"],
+        ),
+        (MINIMAL + f'{BATCH}input = "../in.csv"\noutput = "o"\n', ["score_batch.input", "'../in.csv'", "no '..'"]),
+        (MINIMAL + f'{BATCH}input = "/etc/passwd"\noutput = "o"\n', ["score_batch.input", "relative"]),
+        (MINIMAL + f'{BATCH}input = "in.csv"\noutput = "in.csv"\n', ["output must differ from input"]),
     ],
 )
 def test_type_errors_name_file_key_value_and_accepted(tmp_path, text, expected):
@@ -65,6 +80,11 @@ def test_type_errors_name_file_key_value_and_accepted(tmp_path, text, expected):
     assert str(tmp_path / "conveyor.toml") in message
     for part in expected:
         assert part in message
+
+
+def test_gate_rules_take_numbers_as_python_writes_them(tmp_path):
+    write_project(tmp_path, MINIMAL + '[gates]\nmetrics = { r2 = ">= 1e-3", mae = "<= 1.1E+0 * champion" }\n')
+    assert load_project(tmp_path).config.gates.metrics["r2"] == ">= 1e-3"
 
 
 def test_toml_syntax_error_is_reported(tmp_path):

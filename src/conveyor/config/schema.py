@@ -18,7 +18,11 @@ NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 PRINCIPAL = re.compile(r'^[^\s,"*?!]+$')
 RESERVED_ENVIRONMENT = "gates"
-RULE = re.compile(r"^\s*(>=|<=|>|<|==)\s*(-?\d+(\.\d+)?)\s*(\*\s*champion)?\s*$")
+RULE = re.compile(
+    r"^\s*(?P<op>>=|<=|>|<|==)\s*(?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(?P<champion>\*\s*champion)?\s*$"
+)
+LOCAL_PORT = re.compile(r"local://(?P<port>\d+)/?")
+BATCH_ENV = re.compile(r"batch://(?P<env>[^/]+)/")
 
 
 class Strict(BaseModel):
@@ -180,6 +184,9 @@ class ReleaseStageConfig(Strict):
     @classmethod
     def _target(cls, value: str) -> str:
         target_kind(value)  # the table of targets says which URLs name one
+        port = LOCAL_PORT.fullmatch(value)
+        if port and not 1 <= int(port["port"]) <= 65535:
+            raise ValueError(f"port {port['port']} is not a TCP port (1-65535)")
         return value
 
     def timeout_seconds(self) -> int:
@@ -287,9 +294,18 @@ class BatchStepConfig(Strict):
     @field_validator("input", "output")
     @classmethod
     def _lake_path(cls, value: str) -> str:
-        if not value.strip() or "{" in value or "}" in value:
-            raise ValueError("must be a path in the environment's lake, e.g. census/2026-11.csv (no braces)")
+        parts = value.replace("\\", "/").split("/")
+        if not value.strip() or "{" in value or "}" in value or value.startswith("/") or ".." in parts:
+            raise ValueError(
+                "must be a path inside the environment's lake, e.g. census/2026-11.csv (relative, no '..', no braces)"
+            )
         return value
+
+    @model_validator(mode="after")
+    def _apart(self) -> BatchStepConfig:
+        if self.output.strip("/") == self.input.strip("/"):
+            raise ValueError("output must differ from input (the scored rows go to a folder of their own)")
+        return self
 
 
 class BuildPipelineConfig(Strict):
@@ -327,3 +343,29 @@ class ProjectFile(Strict):
             if name == RESERVED_ENVIRONMENT:
                 raise ValueError(f"{name!r} names the gate step's store (CONVEYOR_SECRETS_GATES): choose another name")
         return value
+
+    @model_validator(mode="after")
+    def _stages_name_what_exists(self) -> ProjectFile:
+        """Each release stage names declared environments and stages, and can be satisfied at all."""
+        declared = ", ".join(self.environments)
+        for name, stage in self.release.items():
+            where = f"release.{name}"
+            if stage.env is not None and stage.env not in self.environments:
+                raise ValueError(f"{where}.env names {stage.env!r}, which is not declared (declared: {declared})")
+            batch_env = BATCH_ENV.match(stage.target)
+            if batch_env and batch_env["env"] not in self.environments:
+                raise ValueError(
+                    f"{where}.target scores in environment {batch_env['env']!r}, which is not declared "
+                    f"(declared: {declared})"
+                )
+            for required in stage.requires:
+                if required not in self.release:
+                    raise ValueError(
+                        f"{where}.requires names {required!r}, which is not a stage (stages: {', '.join(self.release)})"
+                    )
+            if stage.min_approvals > len(stage.approvers):
+                raise ValueError(
+                    f"{where}.min_approvals = {stage.min_approvals} but only {len(stage.approvers)} approvers are "
+                    f"named: no release could ever reach {name}; name more in {where}.approvers"
+                )
+        return self

@@ -86,7 +86,7 @@ def check_rule(metric: str, rule: str, value: float | None, champion: float | No
     match = RULE.match(rule)
     if not match:
         raise ConfigError(f"gates.metrics.{metric} = {rule!r} is not a rule", hint="Write e.g. '>= 0.5'.")
-    op, number, uses_champion = match.group(1), float(match.group(2)), bool(match.group(4))
+    op, number, uses_champion = match["op"], float(match["number"]), bool(match["champion"])
     if value is None:
         return GateResult(metric, None, rule, None, champion, False, "evaluate() did not return this metric")
     if uses_champion:
@@ -127,7 +127,7 @@ def run_gates(
         metrics = only_ruled(evaluator.evaluate(evaluate_py, data, "candidate"), rules)
         champion_metrics: dict[str, float] | None = None
         champion_ref = None
-        if any((match := RULE.match(rule)) and match.group(4) for rule in rules.values()):
+        if any((match := RULE.match(rule)) and match["champion"] for rule in rules.values()):
             champion_metrics, champion_ref = _champion_metrics(project, build_record, evaluator, evaluate_py, data, say)
     results = [
         check_rule(metric, rule, metrics.get(metric), (champion_metrics or {}).get(metric))
