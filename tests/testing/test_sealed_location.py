@@ -35,3 +35,14 @@ def test_the_scaffolded_sealed_set_is_outside_every_lake_and_copied_privately(ce
         assert copy.read_bytes() == Path(url.removeprefix("file://")).read_bytes()
         assert oct(copy.parent.stat().st_mode & 0o777) == "0o700"
     assert not copy.exists()
+
+
+def test_a_sealed_set_url_without_scheme_names_the_setting_not_the_masked_value(
+    census_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONVEYOR_SECRETS_GATES", "env://CONVEYOR_GATES_")
+    monkeypatch.setenv("CONVEYOR_GATES_EVAL_DATA_URL", "/srv/sealed/eval.csv")
+    with pytest.raises(ConfigError) as info, sealed_copy(load_project(census_project)):
+        pass
+    message = str(info.value)
+    assert "gates.eval_data = '${secret:eval-data-url}'" in message and "no scheme" in message

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from conveyor.config import Project
-from conveyor.errors import ConfigError, ConveyorError
+from conveyor.errors import ConfigError, ConveyorError, LakeError
 from conveyor.lake import open_lake, parse_lake_url
 
 
@@ -62,9 +62,17 @@ def _within(path: str, root: str, sep: str = os.sep) -> bool:
 def sealed_copy(project: Project) -> Iterator[Path]:
     """A private copy of the sealed set (in a folder only this user can enter), removed afterwards."""
     url = project.gates.eval_data_url()
-    check_outside_lakes(project, url)
-    folder_url, name = split_url(url)
-    source = open_lake(folder_url, project.gates.secrets, project.root)
+    try:
+        check_outside_lakes(project, url)
+        folder_url, name = split_url(url)
+        source = open_lake(folder_url, project.gates.secrets, project.root)
+    except LakeError as exc:
+        raise ConfigError(
+            f"gates.eval_data = {project.gates.config.eval_data!r} in {project.file} does not give a usable URL of "
+            f"the sealed set: {exc.message}",
+            hint="Fix the value in the gate store (CONVEYOR_SECRETS_GATES in CI), e.g. file:///data/sealed/eval.csv "
+            "or abfss://container@account.dfs.core.windows.net/sealed/eval.csv.",
+        ) from None
     suffix = Path(name).suffix or ".csv"
     with tempfile.TemporaryDirectory(prefix="conveyor-sealed-") as tmp:
         os.chmod(tmp, 0o700)
