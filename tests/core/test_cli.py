@@ -175,3 +175,17 @@ def test_init_writes_portable_paths(capsys, tmp_path, monkeypatch):
     assert (home / ".conveyor" / "secrets" / "shared" / "dev.toml").is_file()
     code, _, err = run(capsys, "secrets", "check", "-p", str(tmp_path / "shared"), "--env", "stage")
     assert code == 0, err
+
+
+def test_under_json_an_error_is_a_json_document_on_stdout_too(capsys, census_project):
+    assert main(["pipeline", "show", "nope", "--json"]) == 2
+    out = capsys.readouterr().out
+    assert json.loads(out)["error"] == {
+        "message": "there is no pipeline 'nope'",
+        "hint": "Pipelines: build, release.",
+        "exit_code": 2,
+    }
+    assert main(["models", "show", "worst_regression/99", "--env", "dev", "-p", str(census_project), "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["error"]["exit_code"] == 2
+    assert main(["models", "show", "worst_regression/99", "--env", "dev", "-p", str(census_project)]) == 2
+    assert capsys.readouterr().out == ""  # without --json, stdout stays empty

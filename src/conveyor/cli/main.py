@@ -193,15 +193,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from conveyor.secrets import install_redaction
 
     install_redaction()
+    args = list(argv) if argv is not None else sys.argv[1:]
     try:
-        command().main(args=list(argv) if argv is not None else None, prog_name="conveyor", standalone_mode=True)
+        command().main(args=args, prog_name="conveyor", standalone_mode=True)
     except ConveyorError as error:
-        from conveyor.cli.output import fail
+        from conveyor.cli.output import emit_json_error, fail
 
         fail(error.message, error.hint)
+        if "--json" in args:
+            emit_json_error(error.message, error.hint, error.exit_code)
         return error.exit_code
     except SystemExit as done:  # usage errors (2), --help and --version (0), Ctrl-C (1 from click's Abort)
         return done.code if isinstance(done.code, int) else 0
+    finally:
+        output = sys.modules.get("conveyor.cli.output")  # loaded by a command that printed; not imported here
+        if output is not None:
+            output.new_command()  # the next main() in this process starts with nothing on stdout
     return 0
 
 

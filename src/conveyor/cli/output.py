@@ -34,9 +34,26 @@ console = cast("Console", _LazyConsole(stderr=True, highlight=False))
 stdout = cast("Console", _LazyConsole(highlight=False, soft_wrap=True))
 
 
+class _JsonState:
+    emitted = False  # whether this process has printed its JSON document yet
+
+
+def new_command() -> None:
+    """A command starts: nothing of it is on stdout yet (main() may run several in one process)."""
+    _JsonState.emitted = False
+
+
 def emit_json(data: Any) -> None:
     """Print `data` as JSON on stdout, secrets masked."""
+    _JsonState.emitted = True
     sys.stdout.write(json.dumps(mask_json(data), indent=2, sort_keys=True, default=lambda o: redact(str(o))) + "\n")
+
+
+def emit_json_error(message: str, hint: str | None, exit_code: int) -> None:
+    """Under --json, an error is a JSON document too (unless the command already printed its own): CI that reads
+    stdout learns what failed, not only that it did."""
+    if not _JsonState.emitted:
+        emit_json({"error": {"message": message, "hint": hint, "exit_code": exit_code}})
 
 
 def plain(text: object) -> str:
