@@ -12,6 +12,7 @@ import time
 
 import httpx
 import pytest
+from serving_support import wait_for_new_worker
 
 from conveyor.serving.metrics import FLUSH_SECONDS
 
@@ -168,17 +169,7 @@ def test_a_hung_run_retires_its_worker(toy_package, start_server, toy_secret) ->
     first = httpx.get(f"{server.url}/health/live").json()["pid"]
     response = httpx.post(f"{server.url}/score", json={"x": 1, "sleep": 600}, timeout=30)
     assert response.status_code == 504
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            ready = httpx.get(f"{server.url}/health/ready", timeout=1)
-            if ready.status_code == 200 and ready.json()["pid"] != first:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    else:
-        raise AssertionError(f"the worker stuck in run() was not replaced:\n{server.log()}")
+    wait_for_new_worker(server, first, "the worker stuck in run() was not replaced")
     assert httpx.post(f"{server.url}/score", json={"x": 4}).json()["y"] == 8
     assert "retiring" in server.log()
 
@@ -253,16 +244,6 @@ def test_a_run_hung_on_the_event_loop_gets_its_worker_replaced(toy_package, star
     first = httpx.get(f"{server.url}/health/live").json()["pid"]
     with pytest.raises(httpx.TransportError):
         httpx.post(f"{server.url}/score", json={"x": 1, "sleep": 600}, timeout=30)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            ready = httpx.get(f"{server.url}/health/ready", timeout=1)
-            if ready.status_code == 200 and ready.json()["pid"] != first:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    else:
-        raise AssertionError(f"the blocked worker was not replaced:\n{server.log()}")
+    wait_for_new_worker(server, first, "the blocked worker was not replaced")
     assert "event loop has been blocked" in server.log()
     assert httpx.post(f"{server.url}/score", json={"x": 4}).json()["y"] == 8

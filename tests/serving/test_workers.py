@@ -8,23 +8,14 @@ import threading
 import time
 
 import httpx
+from serving_support import wait_for_new_worker
 
 
 def test_killed_worker_is_replaced(toy_package, start_server, toy_secret) -> None:
     server = start_server(toy_package, "--workers", "1", env={"TOY_DB_PASSWORD": toy_secret})
     first = httpx.get(f"{server.url}/health/live").json()["pid"]
     os.kill(first, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            ready = httpx.get(f"{server.url}/health/ready", timeout=1)
-            if ready.status_code == 200 and ready.json()["pid"] != first:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    else:
-        raise AssertionError(f"no new worker:\n{server.log()}")
+    wait_for_new_worker(server, first, "no new worker")
     assert httpx.post(f"{server.url}/score", json={"x": 3}).json()["y"] == 6
     assert server.process.poll() is None
 
