@@ -178,12 +178,17 @@ def write_build(
     env: str = "stage",
     signer: str = "ci",
     broken: bool = False,
+    gate_rules: dict[str, str] | None = None,
+    r2: float = 0.1,
 ) -> Path:
     """A build laid out as `conveyor build` + `test` + `gate` leave it: package, manifest, archives, build.json, and
     the provenance, test and gate attestations the package and testing rooms write, signed by `signer`.
 
-    A `broken` build's image exits at once instead of serving.
+    A `broken` build's image exits at once instead of serving. The gate attestation records the project file's
+    `[gates]` (its `metrics` replaced by `gate_rules` when given) and the measured `r2`.
     """
+    from conveyor.config import load_project
+    from conveyor.config.gates import GatePolicy
     from conveyor.package.archive import write_archive
     from conveyor.package.attestations import AttestationKind, write_attestation
     from conveyor.package.manifest import PackageManifest, hash_files
@@ -250,7 +255,10 @@ def write_build(
         evaluate = project_root / "evaluate.py"
         evaluate.write_text("def evaluate(model, frame):\n    return {'r2': 0.1}\n")
         report = {"ok": gates_ok, "champion": None, "results": [{"metric": "r2", "passed": gates_ok}]}
-        statement = gates_statement(built, report, {"r2": 0.1}, "sha256:" + "0" * 64, evaluate)
+        declared = GatePolicy.from_config(load_project(project_root).config.gates)
+        if gate_rules is not None:
+            declared = GatePolicy(tuple(sorted(gate_rules.items())), declared.eval_data, declared.secrets)
+        statement = gates_statement(built, report, {"r2": r2}, "sha256:" + "0" * 64, evaluate, declared)
         write_attestation(built, AttestationKind.GATES, statement, identity)
     return folder / "build.json"
 

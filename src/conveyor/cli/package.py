@@ -241,15 +241,20 @@ def gate(
     gate step's own store ([gates] secrets; CONVEYOR_SECRETS_GATES in CI), never an environment's lake. Only the
     ruled metrics come out; the evaluator's output stays in a private log under .conveyor/gates/. Rules are
     [gates] metrics, e.g. r2 = ">= 0.0" and mae = "<= 1.1 * champion" (passes with "no champion" while nothing
-    is in production). Exit 1 when a gate fails. A summary goes into build.json, and the gate attestation
+    is in production). The rules, eval_data and secrets are release policy: they must be the ones the release
+    ledger holds in force (exit 1 naming the difference otherwise; change them with `conveyor release policy
+    propose`). Exit 1 when a gate fails. A summary goes into build.json, and the gate attestation
     (metrics, rules and thresholds, champion and result, about the package and image) is signed with --key.
     """
     from rich.table import Table
 
+    from conveyor.config import load_project
+    from conveyor.release import gate_policy_in_force
     from conveyor.testing import run_gates
 
     record = _load_build(project, env, build_ref)
-    report = run_gates(record, progress=say, key=key)
+    in_force = gate_policy_in_force(load_project(record.project_root))
+    report = run_gates(record, progress=say, key=key, policy=in_force)
     if json_output:
         emit_json(report.to_dict())
     else:

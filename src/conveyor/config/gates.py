@@ -3,12 +3,18 @@
 The sealed set is kept where training cannot reach it: its URL and the credentials to read it come from the
 `[gates] secrets` store (CONVEYOR_SECRETS_GATES in CI, handed to the gate step alone), never from an environment
 whose lake a training script opens.
+
+`GatePolicy` is what of `[gates]` the release policy records: the rules (`metrics`) and the two settings that say
+where the sealed set comes from (`eval_data` and `secrets`, as the project file writes them: references, never
+resolved values). A release accepts only a gate attestation made under the gate policy in force.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from conveyor.config.environment import resolve_references, secret_references, store_override
 from conveyor.config.schema import RESERVED_ENVIRONMENT, GatesConfig
@@ -56,3 +62,40 @@ class GateSettings:
     def required_secrets(self) -> list[str]:
         """The keys the gate store must hold (the references in `[gates]`)."""
         return sorted(secret_references(self.config.eval_data or ""))
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """The `[gates]` rules and sealed-set settings as written in the project file: part of the release policy."""
+
+    metrics: tuple[tuple[str, str], ...]
+    eval_data: str | None
+    secrets: str | None
+
+    @classmethod
+    def from_config(cls, config: GatesConfig) -> GatePolicy:
+        return cls(tuple(sorted(config.metrics.items())), config.eval_data, config.secrets)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GatePolicy:
+        metrics = dict(data.get("metrics") or {})
+        return cls(
+            tuple(sorted((str(k), str(v)) for k, v in metrics.items())), data.get("eval_data"), data.get("secrets")
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metrics": dict(self.metrics), "eval_data": self.eval_data, "secrets": self.secrets}
+
+    def changes(self, other: GatePolicy) -> list[str]:
+        """What `other` changes from these settings, one line each (`gates.metrics.r2: '>= 0' → '>= -5'`)."""
+        mine, theirs = dict(self.metrics), dict(other.metrics)
+        lines = [
+            f"gates.metrics.{name}: {mine.get(name)!r} → {theirs.get(name)!r}"
+            for name in sorted(set(mine) | set(theirs))
+            if mine.get(name) != theirs.get(name)
+        ]
+        for setting in ("eval_data", "secrets"):
+            old, new = getattr(self, setting), getattr(other, setting)
+            if old != new:
+                lines.append(f"gates.{setting}: {old!r} → {new!r}")
+        return lines

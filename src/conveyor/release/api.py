@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.config import Project
+from conveyor.config.gates import GatePolicy
 from conveyor.release.acting import KeyChoice
 from conveyor.release.audit import ChainReport
 from conveyor.release.ledger import Ledger
@@ -162,6 +163,13 @@ def approve_policy(
 ) -> PolicyStatus:  # fmt: skip
     """`conveyor release policy approve`: approve a proposed policy as an approver of the policy in force."""
     return _releases(project, ledger).approve_policy(proposal, key, expect=expect)
+
+
+def gate_policy_in_force(project: Project, *, ledger: Ledger | None = None) -> GatePolicy | None:
+    """The gate rules the ledger holds in force, for `conveyor gate` (None while it holds no policy: the first
+    request adopts the project file's). PolicyRefused when the policy in force records none."""
+    state = _releases(project, ledger).state()
+    return None if state.policy is None else state.policy.gate_policy()
 
 
 def stop_stage(project: Project, stage: str) -> list[str]:

@@ -5,7 +5,7 @@ build.json's own fields."""
 
 from __future__ import annotations
 
-from conveyor.package.attestations import verify_build_attestations
+from conveyor.package.attestations import AttestationRefused, BuildAttestations, verify_build_attestations
 from conveyor.package.record import BuildRecord
 from conveyor.release.policy import PolicySet
 from conveyor.release.shipment import Attestation, Shipment
@@ -17,10 +17,11 @@ def attested_shipment(record: BuildRecord, policy: PolicySet) -> tuple[Shipment,
 
     The signers and builders are the policy's (the ledger's policy in force), never a project file's. Raises
     (exit 1) when an attestation is missing, fails to verify, is not by a builder, does not name the package and
-    image, or says a test or gate failed.
+    image, says a test or gate failed, or its gate result was made under other gate rules than the policy's.
     """
     allowed = AllowedSigners.parse(policy.allowed_signers_text, "the ledger's policy in force")
     attested = verify_build_attestations(record, allowed, list(policy.builders))
+    require_gate_policy(record, attested, policy)
     model = attested.model
     image = record.image
     shipment = Shipment(
@@ -33,3 +34,23 @@ def attested_shipment(record: BuildRecord, policy: PolicySet) -> tuple[Shipment,
         attestations=tuple(Attestation(a.digest, a.predicate_type, a.path) for a in attested.all),
     )
     return shipment, attested.env
+
+
+def require_gate_policy(record: BuildRecord, attested: BuildAttestations, policy: PolicySet) -> None:
+    """The gate attestation must have been made under the policy's gate rules (and sealed-set settings)."""
+    from conveyor.config.gates import GatePolicy
+
+    in_force = policy.gate_policy()
+    recorded = attested.gates.statement.predicate.get("policy")
+    if isinstance(recorded, dict) and GatePolicy.from_json(recorded) == in_force:
+        return
+    if isinstance(recorded, dict):
+        changes = in_force.changes(GatePolicy.from_json(recorded))
+        why = "was made under other gate rules than the policy in force:\n  " + "\n  ".join(changes)
+    else:
+        why = "records no gate policy, so the rules it passed are unknown"
+    raise AttestationRefused(
+        f"the gates attestation of build {record.short} {why}",
+        hint="Run `conveyor gate` again under the gate rules in force (conveyor release policy show); to change "
+        "the rules, propose them: conveyor release policy propose, and have the approvers approve them.",
+    )

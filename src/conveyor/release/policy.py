@@ -1,7 +1,7 @@
 """Release policies: each stage's rules, and the policy set the ledger holds in force for the whole project.
 
-A `PolicySet` is the `[release.*]` sections, the `[trust] builders` and the principal → key pairs of
-allowed_signers, as one canonical JSON document with a digest. The ledger adopts the first one it sees (the
+A `PolicySet` is the `[release.*]` sections, the `[trust] builders`, the principal → key pairs of
+allowed_signers and the `[gates]` rules (with the sealed set's `eval_data` and `secrets` settings as written), as one canonical JSON document with a digest. The ledger adopts the first one it sees (the
 team's, when it creates the ledger) and from then on holds it in force: a request records its stage's section
 (canonical JSON and digest) and must match the policy in force, so a copied or edited project file cannot lower
 the bar. A changed policy is proposed and takes force only once the approvers of every guarded stage of the policy
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.config import Project
+from conveyor.config.gates import GatePolicy
 from conveyor.config.schema import DURATION
 from conveyor.errors import CheckFailed, ConfigError
 
@@ -110,24 +111,32 @@ class StagePolicy:
 
 @dataclass(frozen=True)
 class PolicySet:
-    """Every stage's policy, the builders and the signers' keys: what the ledger holds in force."""
+    """Every stage's policy, the builders, the signers' keys and the gate rules: what the ledger holds in force.
+
+    `gates` is None only in a policy recorded before gate rules were part of it (such a ledger needs a proposal
+    that records them before a gate or a release accepts any)."""
 
     stages: dict[str, StagePolicy]
     builders: tuple[str, ...]
     signers: tuple[tuple[str, str], ...]
+    gates: GatePolicy | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "stages": {name: policy.to_json() for name, policy in sorted(self.stages.items())},
             "builders": list(self.builders),
             "signers": [list(pair) for pair in self.signers],
         }
+        if self.gates is not None:
+            data["gates"] = self.gates.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PolicySet:
         stages = {name: StagePolicy.from_json(stage) for name, stage in dict(data["stages"]).items()}
         signers = tuple(sorted((str(p), str(k)) for p, k in data.get("signers", ())))
-        return cls(stages, tuple(data.get("builders", ())), signers)
+        gates = GatePolicy.from_json(data["gates"]) if data.get("gates") is not None else None
+        return cls(stages, tuple(data.get("builders", ())), signers, gates)
 
     @property
     def digest(self) -> str:
@@ -165,6 +174,11 @@ class PolicySet:
                 lines += [f"release.{name}.{k}: {old[k]!r} → {new[k]!r}" for k in sorted(old) if old[k] != new[k]]
         if self.builders != other.builders:
             lines.append(f"trust.builders: {list(self.builders)} → {list(other.builders)}")
+        if self.gates != other.gates:
+            if self.gates is None or other.gates is None:
+                lines.append(f"gates: {_gates_text(self.gates)} → {_gates_text(other.gates)}")
+            else:
+                lines += self.gates.changes(other.gates)
         mine_signers, their_signers = set(self.signers), set(other.signers)
         lines += [f"adds signer {p} ({k.split()[0]} …{k[-8:]})" for p, k in sorted(their_signers - mine_signers)]
         lines += [f"removes signer {p} ({k.split()[0]} …{k[-8:]})" for p, k in sorted(mine_signers - their_signers)]
@@ -191,9 +205,21 @@ class PolicySet:
                 min_approvals=config.min_approvals, requester_may_approve=config.requester_may_approve,
                 timeout=config.timeout, requires=tuple(config.requires), break_glass=tuple(config.break_glass),
             )  # fmt: skip
-        policy = cls(stages, tuple(project.config.trust.builders), tuple(signers))
+        gates = GatePolicy.from_config(project.config.gates)
+        policy = cls(stages, tuple(project.config.trust.builders), tuple(signers), gates)
         policy.check(project.file, path)
         return policy
+
+    def gate_policy(self) -> GatePolicy:
+        """The gate rules in force; PolicyRefused when this policy predates recorded gate rules."""
+        if self.gates is None:
+            raise PolicyRefused(
+                "the policy the ledger holds in force records no [gates] rules (it was adopted before gate rules "
+                "were part of the release policy), so no gate result can be checked against it",
+                hint="Record the project's gate rules: conveyor release policy propose, then have the approvers "
+                "approve it (conveyor release policy approve N).",
+            )
+        return self.gates
 
     def check(self, file: Path, allowed_signers: Path) -> None:
         """Refuse a policy no one could satisfy, or one naming principals allowed_signers does not list."""
@@ -222,6 +248,10 @@ class PolicySet:
                     f"trust.builders names {principal}, who has no key in {allowed_signers}",
                     hint=f"Add the builder's public key to {allowed_signers.name}: `{principal} ssh-ed25519 AAAA…`.",
                 )
+
+
+def _gates_text(gates: GatePolicy | None) -> str:
+    return "not recorded" if gates is None else repr(gates.to_json())
 
 
 def allowed_signers_path(project: Project) -> Path:

@@ -298,6 +298,10 @@ class Releases:
             writer.append(EventKind.POLICY_ADOPTED, None, data, identity)
 
     # --- reading ---------------------------------------------------------------------------------------------
+    def state(self) -> LedgerState:
+        """The state folded from the verified events (LedgerBroken when they do not verify)."""
+        return self._state()
+
     def _state(self) -> LedgerState:
         verified = self.ledger.verified()
         if not verified.report.ok and verified.report.problem:

@@ -1,5 +1,9 @@
 """Quality gates: the project's `evaluate(model, data)` on the sealed evaluation set, run against the packaged
-model and the production champion inside the build's image, checked against the `[gates]` rules of conveyor.toml.
+model and the production champion inside the build's image, checked against the `[gates]` rules.
+
+The rules are part of the release policy: the caller passes the gate policy the ledger holds in force, and a
+project file whose `[gates]` differs from it is refused before anything runs (`conveyor release policy propose`
+changes it). The attestation records the gate policy it ran under; a release accepts only the one in force.
 
 The sealed set's location and credentials are the gate step's alone (`[gates] secrets`, see `sealed`). The
 evaluation runs in the build's image with the network off, an empty environment and only the sealed file (a
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conveyor.config.gates import GatePolicy
 from conveyor.config.schema import RULE
 from conveyor.errors import CheckFailed, ConfigError, ConveyorError, NotFoundError
 from conveyor.package.attestations import AttestationKind, attesting_identity, write_attestation
@@ -99,19 +104,41 @@ def check_rule(metric: str, rule: str, value: float | None, champion: float | No
     return GateResult(metric, value, rule, threshold, champion, passed)
 
 
+def require_gate_policy(declared: GatePolicy, in_force: GatePolicy | None, file: Path) -> GatePolicy:
+    """The gate policy to run under: the one in force (None: none yet, the project file's is the one the ledger
+    will adopt). CheckFailed naming each difference when the project file's `[gates]` is not the one in force."""
+    if in_force is None or in_force == declared:
+        return declared
+    raise CheckFailed(
+        f"the [gates] of {file} are not the gate policy the release ledger holds in force:\n  "
+        + "\n  ".join(in_force.changes(declared)),
+        hint="Gate rules are release policy: a gate result under other rules is never accepted by a release. "
+        "To change them: conveyor release policy propose, then the approvers approve it "
+        "(conveyor release policy approve N).",
+    )
+
+
 def run_gates(
-    build_record: BuildRecord, progress: Progress | None = None, key: Path | SigningKey | None = None
+    build_record: BuildRecord,
+    progress: Progress | None = None,
+    key: Path | SigningKey | None = None,
+    *,
+    policy: GatePolicy | None = None,
 ) -> GateReport:
     """Evaluate the packaged model (and the champion: alias `prod` in prod's registry) on the sealed set inside the
     build's image, apply the rules, write the `gates` summary of build.json and the gate attestation signed by
-    `key`'s principal (unsigned, said plainly, without a usable key). `ok=False` when any rule fails."""
+    `key`'s principal (unsigned, said plainly, without a usable key). `ok=False` when any rule fails.
+
+    `policy` is the gate policy the release ledger holds in force (`conveyor.release.gate_policy_in_force`);
+    None when it holds none yet. A project file whose `[gates]` differs from it is refused (CheckFailed)."""
     from conveyor.config import load_project
     from conveyor.package.manifest import check_package
 
     say = progress or (lambda _message: None)
     project = load_project(build_record.project_root)
+    gate_policy = require_gate_policy(GatePolicy.from_config(project.config.gates), policy, project.file)
     identity = attesting_identity(project, key, say)
-    rules = dict(project.config.gates.metrics)
+    rules = dict(gate_policy.metrics)
     evaluate_py = project.root / project.config.project.evaluate
     if not evaluate_py.is_file():
         raise ConfigError(
@@ -128,14 +155,16 @@ def run_gates(
         champion_metrics: dict[str, float] | None = None
         champion_ref = None
         if any((match := RULE.match(rule)) and match["champion"] for rule in rules.values()):
-            champion_metrics, champion_ref = _champion_metrics(project, build_record, evaluator, evaluate_py, data, say)
+            champion_metrics, champion_ref = _champion_metrics(
+                project, build_record, evaluator, evaluate_py, data, say, rules
+            )
     results = [
         check_rule(metric, rule, metrics.get(metric), (champion_metrics or {}).get(metric))
         for metric, rule in sorted(rules.items())
     ]
     report = GateReport(ok=all(r.passed for r in results), results=results, champion=champion_ref, metrics=metrics)
     build_record.update("gates", report.to_record())
-    statement = gates_statement(build_record, report.to_record(), metrics, data_digest, evaluate_py)
+    statement = gates_statement(build_record, report.to_record(), metrics, data_digest, evaluate_py, gate_policy)
     written = write_attestation(build_record, AttestationKind.GATES, statement, identity)
     report.signed_by = identity.principal if written and identity else None
     report.attestation = str(written) if written else None
@@ -170,7 +199,13 @@ def require_no_live_release(environment: Any, name: str) -> None:
 
 
 def _champion_metrics(
-    project: Any, build_record: BuildRecord, evaluator: ImageEvaluator, evaluate_py: Path, data: Path, say: Progress
+    project: Any,
+    build_record: BuildRecord,
+    evaluator: ImageEvaluator,
+    evaluate_py: Path,
+    data: Path,
+    say: Progress,
+    rules: dict[str, str],
 ) -> tuple[dict[str, float] | None, str | None]:
     from conveyor.registry import ModelRegistry, materialize
 
@@ -193,6 +228,4 @@ def _champion_metrics(
     with tempfile.TemporaryDirectory(prefix="conveyor-champion-") as tmp:
         folder = materialize(f"models:/{info.name}/{info.version}", environment, Path(tmp) / "package")
         metrics = evaluator.evaluate(evaluate_py, data, "champion", package=folder)
-        return only_ruled(
-            metrics, dict(project.config.gates.metrics)
-        ), f"{info.name}/{info.version} ({environment.name})"
+        return only_ruled(metrics, rules), f"{info.name}/{info.version} ({environment.name})"

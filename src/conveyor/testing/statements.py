@@ -4,7 +4,8 @@
   PASSED or FAILED, `configuration` (the tests' tree digest, and the image or requirements lock they ran on),
   `passedTests`, `warnedTests`, `failedTests`. Its subjects are the package, and the image when the tests ran in it.
 - Gates: `GATE_RESULT`: `result`, the `metrics` measured, each rule with its threshold, champion value and
-  verdict, the `champion` compared with, and `configuration` (digests of the sealed evaluation set and of
+  verdict, the `champion` compared with, the gate `policy` it ran under (the `[gates]` rules, `eval_data` and
+  `secrets` as the project file writes them: a release accepts it only under the same policy), and `configuration` (digests of the sealed evaluation set and of
   evaluate.py; never its location). Its subjects are the package and the image.
 """
 
@@ -14,6 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from conveyor.config.gates import GatePolicy
 from conveyor.package.attestations import FAILED, GATE_RESULT, PASSED
 from conveyor.package.manifest import digest_of, hash_files
 from conveyor.package.provenance import build_subjects
@@ -50,7 +52,12 @@ def tests_statement(
 
 
 def gates_statement(
-    record: BuildRecord, report: dict[str, Any], metrics: dict[str, float], data_digest: str, evaluate_py: Path
+    record: BuildRecord,
+    report: dict[str, Any],
+    metrics: dict[str, float],
+    data_digest: str,
+    evaluate_py: Path,
+    policy: GatePolicy,
 ) -> Statement:
     """The gate-result Statement of one gate run (`report` is the gate report's record: ok, champion, results;
     `data_digest` the sealed set's sha256, never its location)."""
@@ -59,6 +66,7 @@ def gates_statement(
         "metrics": dict(metrics),
         "rules": list(report.get("results", [])),
         "champion": report.get("champion"),
+        "policy": policy.to_json(),
         "configuration": [
             {"name": "sealed evaluation set", "digest": _sha256(data_digest)},
             {"name": evaluate_py.name, "digest": {"sha256": hashlib.sha256(evaluate_py.read_bytes()).hexdigest()}},
