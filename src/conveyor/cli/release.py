@@ -80,9 +80,15 @@ releases_app = typer.Typer(help="Look at releases: list them or show one (with s
 policy_app = typer.Typer(
     help="The release policy the ledger holds in force, and changing it.\n\n"
     "The ledger adopts the project's policy (every `[release.STAGE]`, `[trust] builders`, and the keys of "
-    "allowed_signers) on its first request. A change, of conveyor.toml or allowed_signers, is proposed (signed) "
-    "and takes force when, for every stage that needs approvals, that many of its approvers approve it. A copied "
-    "or edited project file changes nothing by itself: requests under any other policy are refused.",
+    "allowed_signers with their validity windows, and the `[gates]` rules, `eval_data` and `secrets`) on its first "
+    "request. A change, of conveyor.toml or allowed_signers, is proposed (signed) and takes force once approved "
+    "under the policy in force:\n\n"
+    "- **who approves**: the approvers of every stage that names approvers, never the proposer;\n"
+    "- **how many**: each stage's own `min_approvals` from its own approvers, and in all at least the "
+    "`min_approvals` of the strictest stage (at least one). With no approvers named anywhere, a proposal takes "
+    "force at once.\n\n"
+    "A copied or edited project file changes nothing by itself: requests and gate results under any other policy "
+    "are refused.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )

@@ -4,8 +4,15 @@ A `PolicySet` is the `[release.*]` sections, the `[trust] builders`, the princip
 allowed_signers and the `[gates]` rules (with the sealed set's `eval_data` and `secrets` settings as written), as one canonical JSON document with a digest. The ledger adopts the first one it sees (the
 team's, when it creates the ledger) and from then on holds it in force: a request records its stage's section
 (canonical JSON and digest) and must match the policy in force, so a copied or edited project file cannot lower
-the bar. A changed policy is proposed and takes force only once the approvers of every guarded stage of the policy
-in force approve it, in the numbers that policy asks.
+the bar.
+
+A changed policy is proposed (signed) and takes force only once it is approved under the policy in force:
+
+- who may approve: the approvers of every stage that names approvers (min_approvals 0 included), never the
+  proposer (whatever `requester_may_approve` says);
+- how many: every stage's own `min_approvals` from its own approvers, and in all at least the `min_approvals` of
+  the strictest stage (at least one);
+- a policy in which no stage names approvers has no one to ask: a proposal under it takes force at once.
 """
 
 from __future__ import annotations
@@ -155,6 +162,10 @@ class PolicySet:
                 "with a target (a new stage is a policy change: conveyor release policy propose).",
             )
         return self.stages[name]
+
+    def deciders(self) -> set[str]:
+        """Who may approve a change of this policy: the approvers of every stage that names approvers."""
+        return {principal for stage in self.stages.values() for principal in stage.approvers}
 
     def guarded(self) -> list[StagePolicy]:
         """Stages that need approvals: their approvers decide a change of policy."""

@@ -242,30 +242,47 @@ class LedgerState:
             )
         if proposal.policy.digest != event.data.get("digest"):
             raise RuleBroken(f"event {event.seq}: approves another policy than proposal {proposal.seq}")
-        deciders = {p for stage in current.guarded() for p in stage.approvers}
+        deciders = current.deciders()
         if event.by not in deciders:
             raise PolicyRefused(
-                f"{event.by} is not an approver of any guarded stage, so cannot approve a change of policy",
+                f"{event.by} is not an approver of any stage, so cannot approve a change of policy",
                 hint="Approvers of the policy in force: " + ", ".join(sorted(deciders) or ["none"]) + ".",
+            )
+        if event.by == proposal.proposed_by:
+            raise PolicyRefused(
+                f"{event.by} proposed policy proposal {proposal.seq} and may not approve it",
+                hint="A change of policy is approved by others than its proposer: "
+                + ", ".join(sorted(deciders - {event.by}) or ["none"])
+                + ".",
             )
         if event.by in proposal.approvals:
             raise PolicyRefused(f"{event.by} already approved policy proposal {proposal.seq}")
         proposal.approvals[event.by] = event.seq
 
     def change_missing(self, proposal: PolicyProposal) -> list[str]:
-        """What a proposal still needs: per guarded stage of the policy in force, its approvals (not the
-        proposer's, unless that stage lets a requester approve)."""
+        """What a proposal still needs under the policy in force (see `conveyor.release.policy`): each stage's
+        min_approvals from its own approvers, and at least the strictest stage's count (never fewer than one) from
+        the approvers of all stages; the proposer's approval never counts. Nothing when no stage names approvers."""
+        current = self.in_force()
+        named = [stage for stage in current.stages.values() if stage.approvers]
+        if not named:
+            return []
+        counted = {p for p in proposal.approvals if p != proposal.proposed_by}
         missing = []
-        for stage in self.in_force().guarded():
-            counted = [
-                p for p in proposal.approvals
-                if p in stage.approvers and (p != proposal.proposed_by or stage.requester_may_approve)
-            ]  # fmt: skip
-            if len(counted) < stage.min_approvals:
+        for stage in sorted(named, key=lambda s: s.stage):
+            own = counted & set(stage.approvers)
+            if len(own) < stage.min_approvals:
                 missing.append(
-                    f"{stage.min_approvals - len(counted)} more approval(s) from {stage.stage}'s approvers "
+                    f"{stage.min_approvals - len(own)} more approval(s) from {stage.stage}'s approvers "
                     f"({stage.describe_approvers()})"
                 )
+        strictest = max(1, *(stage.min_approvals for stage in named))
+        deciders = counted & current.deciders()
+        if not missing and len(deciders) < strictest:
+            missing.append(
+                f"{strictest - len(deciders)} more approval(s) from the approvers of any stage "
+                f"({', '.join(sorted(current.deciders() - {proposal.proposed_by}))})"
+            )
         return missing
 
     # --- requests ----------------------------------------------------------------------------------------
