@@ -43,6 +43,16 @@ AsOption = Annotated[
         show_default=False,
     ),
 ]
+AdoptOption = Annotated[
+    str | None,
+    typer.Option(
+        "--adopt",
+        help="The commit (full hash or at least 7 hex digits) whose conveyor.toml and allowed_signers a ledger "
+        "with no policy yet may adopt; required in CI (CI=true), else $CONVEYOR_ADOPT. Outside git: the policy "
+        "digest.",
+        show_default=False,
+    ),
+]
 CommentOption = Annotated[str | None, typer.Option("--comment", "-m", help="Why: signed with the decision.")]
 ReleaseArgument = Annotated[int, typer.Argument(help="Release number (see `conveyor releases list`).")]
 StageArgument = Annotated[str, typer.Argument(help="Stage name, a [release.STAGE] of conveyor.toml (qa, prod...).")]
@@ -61,7 +71,9 @@ release_app = typer.Typer(
     "A build is accepted only with valid provenance and passing test and gate attestations signed by a "
     "`[trust] builders` principal; the request records their digests and the image's manifest digest, and the "
     "deployment ships exactly that digest (build.json is never trusted at deploy time).\n\n"
-    "The ledger holds the policy in force: the first request adopts the project's; each request records its "
+    "The ledger holds the policy in force: the first request adopts the project's committed one, printing what "
+    "it adopts (signers and their SHA256 key fingerprints, approvers, the commit); in CI (`CI=true`) only with "
+    "`--adopt COMMIT` or `$CONVEYOR_ADOPT` naming that commit. Each request records its "
     "stage's policy, and approvals count only against it. A changed conveyor.toml or allowed_signers takes force "
     "only once the approvers of the policy in force approve it (`conveyor release policy`).\n\n"
     f"{KEYS_HELP}\n\n"
@@ -178,6 +190,7 @@ def create(
     ] = None,
     key: KeyOption = None,
     actor: AsOption = None,
+    adopt: AdoptOption = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -189,7 +202,7 @@ def create(
     """
     from conveyor.release import create_release
 
-    _show(create_release(_project(project), build, to, key=key, expect=actor), as_json)
+    _show(create_release(_project(project), build, to, key=key, expect=actor, adopt=adopt), as_json)
 
 
 @release_app.command("promote")
@@ -268,13 +281,17 @@ def policy_show(project: ProjectOption = None, as_json: JsonOption = False) -> N
 
 @policy_app.command("propose")
 def policy_propose(
-    key: KeyOption = None, actor: AsOption = None, project: ProjectOption = None, as_json: JsonOption = False
+    key: KeyOption = None,
+    actor: AsOption = None,
+    adopt: AdoptOption = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Propose the project file's policy (conveyor.toml's [release.*], [trust] builders, allowed_signers); signs
     the proposal. It takes force once the approvers of the policy in force approve it."""
     from conveyor.release import propose_policy
 
-    _show_policy(propose_policy(_project(project), key=key, expect=actor), as_json)
+    _show_policy(propose_policy(_project(project), key=key, expect=actor, adopt=adopt), as_json)
 
 
 @policy_app.command("approve")

@@ -27,10 +27,11 @@ def _releases(project: Project, ledger: Ledger | None) -> Releases:
 
 def create_release(
     project: Project, build: str | Path | None, to: str, *, key: KeyChoice = None, expect: str | None = None,
-    ledger: Ledger | None = None,
+    ledger: Ledger | None = None, adopt: str | None = None,
 ) -> ReleaseView:  # fmt: skip
-    """`conveyor release create`: request a build in a stage, signed; deployed at once if no approval is needed."""
-    return _releases(project, ledger).create(build, to, key, expect=expect)
+    """`conveyor release create`: request a build in a stage, signed; deployed at once if no approval is needed.
+    `adopt` names the commit a ledger with no policy may adopt (required in CI, see `conveyor.release.adoption`)."""
+    return _releases(project, ledger).create(build, to, key, expect=expect, adopt=adopt)
 
 
 def promote(
@@ -151,10 +152,12 @@ def policy_status(project: Project, *, ledger: Ledger | None = None) -> PolicySt
 
 
 def propose_policy(
-    project: Project, *, key: KeyChoice = None, expect: str | None = None, ledger: Ledger | None = None
-) -> PolicyStatus:
-    """`conveyor release policy propose`: propose the project file's policy (and allowed_signers) for adoption."""
-    return _releases(project, ledger).propose_policy(key, expect=expect)
+    project: Project, *, key: KeyChoice = None, expect: str | None = None, ledger: Ledger | None = None,
+    adopt: str | None = None,
+) -> PolicyStatus:  # fmt: skip
+    """`conveyor release policy propose`: propose the project file's policy (and allowed_signers) for adoption
+    (`adopt`: the commit a ledger with no policy may adopt, as for `create_release`)."""
+    return _releases(project, ledger).propose_policy(key, expect=expect, adopt=adopt)
 
 
 def approve_policy(

@@ -270,21 +270,22 @@ def allowed_signers_path(project: Project) -> Path:
     return project.root / project.config.trust.allowed_signers
 
 
-def require_committed(project: Project) -> None:
+def require_committed(project: Project) -> str | None:
     """In a git work tree, the policy a ledger adopts must be the committed one: conveyor.toml and allowed_signers
-    as at HEAD, so the ledger's policy history follows the repository's reviewed history."""
+    as at HEAD, so the ledger's policy history follows the repository's reviewed history. Returns HEAD's commit
+    (None outside a git work tree)."""
     import shutil
     import subprocess
 
     git = shutil.which("git")
     files = [project.file, allowed_signers_path(project)]
     if git is None:
-        return
+        return None
     inside = subprocess.run(
         [git, "rev-parse", "--is-inside-work-tree"], cwd=project.root, capture_output=True, text=True, check=False
     )
     if inside.returncode != 0 or inside.stdout.strip() != "true":
-        return
+        return None
     names = [str(path.relative_to(project.root)) for path in files]
     tracked = subprocess.run(
         [git, "ls-files", "--error-unmatch", "--", *names], cwd=project.root, capture_output=True, check=False
@@ -297,3 +298,7 @@ def require_committed(project: Project) -> None:
             f"{' and '.join(names)} differ from what is committed (git HEAD); a ledger adopts only a committed policy",
             hint=f"Commit them (after review): git add {' '.join(names)} && git commit, then run this again.",
         )
+    head = subprocess.run(
+        [git, "rev-parse", "HEAD"], cwd=project.root, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return head or None

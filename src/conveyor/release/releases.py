@@ -16,6 +16,7 @@ from typing import Any
 from conveyor.config import Project
 from conveyor.errors import CheckFailed, ConveyorError, NotFoundError
 from conveyor.package.record import find_build
+from conveyor.release.adoption import require_named
 from conveyor.release.acting import KeyChoice, acting_identity, require_in_force
 from conveyor.release.attested import attested_shipment
 from conveyor.release.deployment import deploy
@@ -83,7 +84,13 @@ class Releases:
 
     # --- requests --------------------------------------------------------------------------------------------
     def create(
-        self, build: str | Path | None, to: str, key: KeyChoice = None, *, expect: str | None = None
+        self,
+        build: str | Path | None,
+        to: str,
+        key: KeyChoice = None,
+        *,
+        expect: str | None = None,
+        adopt: str | None = None,
     ) -> ReleaseView:
         """Request a build (build.json path or folder, package digest or a prefix; None: the latest) in stage `to`,
         accepted only by its signed attestations; deploys at once when the stage needs no approval."""
@@ -96,7 +103,7 @@ class Releases:
             )
         policy = self._policy_for_request()
         shipment, model_env = attested_shipment(record, policy)
-        return self._request(identity, to, ReleaseKind.RELEASE, shipment, model_env, policy=policy)
+        return self._request(identity, to, ReleaseKind.RELEASE, shipment, model_env, policy=policy, adopt=adopt)
 
     def promote(self, release_id: int, to: str, key: KeyChoice = None, *, expect: str | None = None) -> ReleaseView:
         """Request the build of a release that went live in another stage in stage `to`."""
@@ -160,10 +167,11 @@ class Releases:
         source: int | None = None,
         break_glass: bool = False,
         policy: PolicySet | None = None,
+        adopt: str | None = None,
     ) -> ReleaseView:
         declared = PolicySet.from_project(self.project)
         with self.ledger.writing() as writer:
-            self._adopt_on_first_use(writer, declared, identity)
+            self._adopt_on_first_use(writer, declared, identity, adopt)
             in_force = writer.state.in_force()
             require_in_force(identity, in_force)
             if policy is not None and policy.digest != in_force.digest:
@@ -182,10 +190,13 @@ class Releases:
             deploy(self.project, self.ledger, release_id, identity)
         return self.show(release_id)
 
-    def _adopt_on_first_use(self, writer: Writer, declared: PolicySet, identity: Identity) -> None:
-        """A ledger with no policy adopts the project's (trust on first use: the team's first request)."""
+    def _adopt_on_first_use(
+        self, writer: Writer, declared: PolicySet, identity: Identity, adopt: str | None = None
+    ) -> None:
+        """A ledger with no policy adopts the project's (trust on first use: the team's first request), saying
+        what it adopts; in CI only the commit `adopt` (or $CONVEYOR_ADOPT) names (see `adoption`)."""
         if writer.state.policy is None:
-            require_committed(self.project)
+            require_named(declared, require_committed(self.project), adopt)
             data = {"policy": declared.to_json(), "digest": declared.digest, "proposal": None, "source": "first use"}
             writer.append(EventKind.POLICY_ADOPTED, None, data, identity)
 
@@ -264,13 +275,15 @@ class Releases:
             proposals=proposals,
         )  # fmt: skip
 
-    def propose_policy(self, key: KeyChoice = None, *, expect: str | None = None) -> PolicyStatus:
+    def propose_policy(
+        self, key: KeyChoice = None, *, expect: str | None = None, adopt: str | None = None
+    ) -> PolicyStatus:
         """Propose the project file's policy; adopted at once when no stage of the policy in force is guarded."""
         identity = self.identity(key, expect)
         declared = PolicySet.from_project(self.project)
         with self.ledger.writing() as writer:
             if writer.state.policy is None:
-                self._adopt_on_first_use(writer, declared, identity)
+                self._adopt_on_first_use(writer, declared, identity, adopt)
             else:
                 require_in_force(identity, writer.state.in_force())
                 require_committed(self.project)
