@@ -39,7 +39,7 @@ def acting_identity(project: Project, key: KeyChoice, expect: str | None = None)
 def require_in_force(identity: Identity, policy: PolicySet) -> None:
     """The key must be one the ledger's policy in force lists for its principal (exit 2 with the fix)."""
     listed = (identity.principal, identity.key.public.openssh())
-    if listed not in policy.signers:
+    if listed not in policy.signer_keys():
         raise NotAllowedSigner(
             f"{identity.principal}'s key {identity.key.fingerprint} is in allowed_signers, but not in the policy the "
             "ledger holds in force",

@@ -31,13 +31,12 @@ def summary(policy: PolicySet, commit: str | None) -> str:
     """What a first adoption adopts, one line per principal's key, stage and builder list."""
     source = f"commit {commit}" if commit else "this project file (not in a git work tree)"
     lines = [f"adopting the release policy of {source} (policy {policy.digest}):"]
-    for principal, key in policy.signers:
-        public = PublicKey.parse(key)
-        lines.append(f"  signer {principal}: {public.fingerprint} ({public.key_type})")
+    for entry in policy.signers:
+        public = PublicKey.parse(entry[1])
+        window = f", {entry[2]}" if len(entry) > 2 else ""
+        lines.append(f"  signer {entry[0]}: {public.fingerprint} ({public.key_type}{window})")
     for name, stage in sorted(policy.stages.items()):
-        lines.append(
-            f"  release.{name}: approvers {stage.describe_approvers()}, min_approvals {stage.min_approvals}"
-        )
+        lines.append(f"  release.{name}: approvers {stage.describe_approvers()}, min_approvals {stage.min_approvals}")
     lines.append(f"  trust.builders: {', '.join(policy.builders) or 'none'}")
     return "\n".join(lines)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.errors import CheckFailed
@@ -98,7 +98,8 @@ def verify_signature(signed: SignedEvent, allowed: AllowedSigners) -> None:
     """The signature holds for the payload, by a key `allowed` lists for the principal the event names."""
     event = signed.event
     try:
-        principal = verify(signed.payload, signed.signature, allowed, at=None)
+        at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)  # the key must be valid when it signed
+        principal = verify(signed.payload, signed.signature, allowed, at=at)
     except SignatureRefused as refused:
         raise EventRefused(f"event {event.seq} ({event.kind} by {event.by}): {refused.message}") from None
     if principal != event.by:

@@ -1,8 +1,10 @@
 """Release policies: each stage's rules, and the policy set the ledger holds in force for the whole project.
 
 A `PolicySet` is the `[release.*]` sections, the `[trust] builders`, the principal → key pairs of
-allowed_signers and the `[gates]` rules (with the sealed set's `eval_data` and `secrets` settings as written), as one canonical JSON document with a digest. The ledger adopts the first one it sees (the
-team's, when it creates the ledger) and from then on holds it in force: a request records its stage's section
+allowed_signers (with their valid-after/valid-before windows, in UTC: a changed window is a policy change) and
+the `[gates]` rules (with the sealed set's `eval_data` and `secrets` settings as written), as one canonical JSON
+document with a digest. The ledger adopts the first one it sees (the team's, when it creates the ledger; see
+`adoption`) and from then on holds it in force: a request records its stage's section
 (canonical JSON and digest) and must match the policy in force, so a copied or edited project file cannot lower
 the bar.
 
@@ -125,7 +127,7 @@ class PolicySet:
 
     stages: dict[str, StagePolicy]
     builders: tuple[str, ...]
-    signers: tuple[tuple[str, str], ...]
+    signers: tuple[tuple[str, ...], ...]  # (principal, key) or (principal, key, validity options)
     gates: GatePolicy | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -141,7 +143,7 @@ class PolicySet:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PolicySet:
         stages = {name: StagePolicy.from_json(stage) for name, stage in dict(data["stages"]).items()}
-        signers = tuple(sorted((str(p), str(k)) for p, k in data.get("signers", ())))
+        signers = tuple(sorted(tuple(str(part) for part in entry) for entry in data.get("signers", ())))
         gates = GatePolicy.from_json(data["gates"]) if data.get("gates") is not None else None
         return cls(stages, tuple(data.get("builders", ())), signers, gates)
 
@@ -152,7 +154,14 @@ class PolicySet:
     @property
     def allowed_signers_text(self) -> str:
         """The signers as an OpenSSH allowed_signers file (principal, then key), for verifying signatures."""
-        return "".join(f"{principal} {key}\n" for principal, key in self.signers)
+        return "".join(
+            f"{entry[0]} {entry[2]} {entry[1]}\n" if len(entry) > 2 else f"{entry[0]} {entry[1]}\n"
+            for entry in self.signers
+        )
+
+    def signer_keys(self) -> set[tuple[str, str]]:
+        """(principal, key) of every signer, whatever its validity window."""
+        return {(entry[0], entry[1]) for entry in self.signers}
 
     def stage(self, name: str, source: str = "the policy in force") -> StagePolicy:
         if name not in self.stages:
@@ -191,8 +200,8 @@ class PolicySet:
             else:
                 lines += self.gates.changes(other.gates)
         mine_signers, their_signers = set(self.signers), set(other.signers)
-        lines += [f"adds signer {p} ({k.split()[0]} …{k[-8:]})" for p, k in sorted(their_signers - mine_signers)]
-        lines += [f"removes signer {p} ({k.split()[0]} …{k[-8:]})" for p, k in sorted(mine_signers - their_signers)]
+        lines += [f"adds signer {_signer_text(entry)}" for entry in sorted(their_signers - mine_signers)]
+        lines += [f"removes signer {_signer_text(entry)}" for entry in sorted(mine_signers - their_signers)]
         return lines
 
     @classmethod
@@ -204,7 +213,7 @@ class PolicySet:
         allowed = AllowedSigners.load(path)
         signers = sorted(
             {
-                (entry.name, entry.key.openssh())
+                (entry.name, entry.key.openssh(), *((entry.options,) if entry.options else ()))
                 for entry in allowed.entries
                 if entry.name and entry.allows_namespace("conveyor")
             }
@@ -234,7 +243,7 @@ class PolicySet:
 
     def check(self, file: Path, allowed_signers: Path) -> None:
         """Refuse a policy no one could satisfy, or one naming principals allowed_signers does not list."""
-        known = {principal for principal, _ in self.signers}
+        known = {entry[0] for entry in self.signers}
         for name, stage in self.stages.items():
             if stage.min_approvals > len(stage.approvers):
                 raise ConfigError(
@@ -259,6 +268,12 @@ class PolicySet:
                     f"trust.builders names {principal}, who has no key in {allowed_signers}",
                     hint=f"Add the builder's public key to {allowed_signers.name}: `{principal} ssh-ed25519 AAAA…`.",
                 )
+
+
+def _signer_text(entry: tuple[str, ...]) -> str:
+    key = entry[1]
+    window = f" {entry[2]}" if len(entry) > 2 else ""
+    return f"{entry[0]} ({key.split()[0]} …{key[-8:]}){window}"
 
 
 def _gates_text(gates: GatePolicy | None) -> str:

@@ -16,8 +16,8 @@ from typing import Any
 from conveyor.config import Project
 from conveyor.errors import CheckFailed, ConveyorError, NotFoundError
 from conveyor.package.record import find_build
-from conveyor.release.adoption import require_named
 from conveyor.release.acting import KeyChoice, acting_identity, require_in_force
+from conveyor.release.adoption import require_named
 from conveyor.release.attested import attested_shipment
 from conveyor.release.deployment import deploy
 from conveyor.release.ledger import Ledger, LedgerBroken, Writer, naive_utc

@@ -9,7 +9,7 @@ the first bad event. So there is one statement of the rules, and the state alway
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from conveyor.release.policy import PolicyRefused, PolicySet, StagePolicy
 from conveyor.release.shipment import Attestation, Shipment
 from conveyor.release.status import Decision, DeploymentStatus, EventKind, ReleaseKind, ReleaseStatus
 from conveyor.release.targets import StepResult, target_for
+from conveyor.trust import AllowedSigners
 
 ALIAS_STEP = "alias"
 
@@ -149,6 +150,7 @@ class LedgerState:
     went_live: set[tuple[str, str]] = field(default_factory=set)
     seq: int = 0
     last_at: datetime | None = None
+    _allowed: dict[str, AllowedSigners] = field(default_factory=dict, repr=False, compare=False)
 
     # --- reading -----------------------------------------------------------------------------------------
     def release(self, release_id: int) -> ReleaseState:
@@ -194,11 +196,30 @@ class LedgerState:
                 f"event {event.seq} is dated {event.at:%Y-%m-%d %H:%M:%S}, before the event it follows "
                 f"({self.last_at:%Y-%m-%d %H:%M:%S}): events are never backdated"
             )
+        self._check_window(event)
         handler(event)
         self.seq, self.last_at = event.seq, event.at
         if event.release is not None and event.release in self.releases:
             self.releases[event.release].signatures.append(
                 Signature(event.seq, event.kind, event.by, event.key, event.at)
+            )
+
+    def _check_window(self, event: Event) -> None:
+        """The signer's key must be valid at the event's time (valid-after/valid-before of the policy's signers)."""
+        policy = self.signers_for(event)
+        if policy.digest not in self._allowed:
+            self._allowed[policy.digest] = AllowedSigners.parse(policy.allowed_signers_text, "the ledger's policy")
+        lines = [
+            entry for entry in self._allowed[policy.digest].entries
+            if entry.name == event.by and entry.key.fingerprint == event.key
+        ]  # fmt: skip
+        at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
+        if lines and not any(entry.valid_at(at) for entry in lines):
+            raise RuleBroken(
+                f"event {event.seq}: {event.by}'s key {event.key} is not valid at {at:%Y-%m-%d %H:%M:%S}Z "
+                f"({'; '.join(entry.window for entry in lines)}, in the policy in force)",
+                hint="Sign with a current key of the policy in force; a renewed window is a change of policy "
+                "(allowed_signers, then conveyor release policy propose).",
             )
 
     # --- policy ------------------------------------------------------------------------------------------

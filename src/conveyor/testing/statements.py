@@ -5,8 +5,9 @@
   `passedTests`, `warnedTests`, `failedTests`. Its subjects are the package, and the image when the tests ran in it.
 - Gates: `GATE_RESULT`: `result`, the `metrics` measured, each rule with its threshold, champion value and
   verdict, the `champion` compared with, the gate `policy` it ran under (the `[gates]` rules, `eval_data` and
-  `secrets` as the project file writes them: a release accepts it only under the same policy), and `configuration` (digests of the sealed evaluation set and of
-  evaluate.py; never its location). Its subjects are the package and the image.
+  `secrets` as the project file writes them: a release accepts it only under the same policy), and
+  `configuration` (digests of the sealed evaluation set and of evaluate.py; never its location). Its subjects
+  are the package and the image.
 """
 
 from __future__ import annotations

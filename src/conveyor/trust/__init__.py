@@ -25,7 +25,8 @@ The API (stable; other rooms build on it):
   unencrypted key, else through `ssh-keygen -Y sign` (ssh-agent, or the passphrase). `sign_blob` gives the raw
   sshsig blob; `verify` accepts the armored text or the blob.
 - Refusals are `SignatureRefused` (a `CheckFailed`, exit 1): `BadSignature` (message or signature changed),
-  `UnknownSigner` (key not in allowed_signers, or not valid at that time), `WrongNamespace`,
+  `UnknownSigner` (key not in allowed_signers, or, as its subclass `KeyNotValid`, not valid at that time:
+  valid-after/valid-before), `WrongNamespace`,
   `MalformedSignature`, `UnsupportedKey`.
 - `Statement(subject, predicate_type, predicate)` with `Subject.sha256(name, digest)`: in-toto Statement v1.
   Predicate types: `SLSA_PROVENANCE`, `TEST_RESULT`.
@@ -35,7 +36,7 @@ The API (stable; other rooms build on it):
   Envelope`, `verify_envelope(envelope, allowed) -> (principal, Statement)`.
 """
 
-from conveyor.trust.allowed_signers import AllowedSigner, AllowedSigners
+from conveyor.trust.allowed_signers import AllowedSigner, AllowedSigners, KeyNotValid
 from conveyor.trust.dsse import IN_TOTO, Envelope, EnvelopeSignature, pae, sign_statement, verify_envelope
 from conveyor.trust.errors import (
     AllowedSignersError,
@@ -68,6 +69,7 @@ __all__ = [
     "Envelope",
     "EnvelopeSignature",
     "Identity",
+    "KeyNotValid",
     "MalformedSignature",
     "NotAllowedSigner",
     "PublicKey",

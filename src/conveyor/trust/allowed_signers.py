@@ -7,6 +7,10 @@ patterns (`*` and `?` wildcards, `!` negates; quote it if it holds spaces). OPTI
 `cert-authority`, which conveyor refuses: an identity is a listed key, not any key a CA signed.
 
 conveyor needs a name, so the principal of a key is the first plain name (no wildcard, no `!`) on its line.
+
+Validity is OpenSSH's: a key is valid at or after valid-after and at or before valid-before, checked at the time
+of the signature (conveyor: the time of the ledger event, as git checks a commit's time with `-Overify-time`).
+A key outside its window is refused with `KeyNotValid` (exit 1), naming its principal and the window.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from conveyor.trust.publickey import KEY_TYPES, PublicKey
 OTHER_KEY_TYPES = ("ssh-dss",)
 TIME_FORMATS = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
 LINE_FORMAT = "NAME ssh-ed25519 AAAA… (the content of a .pub file after the name)"
+
+
+class KeyNotValid(UnknownSigner):
+    """The key is listed, but not valid at the time of the signature (valid-after / valid-before); exit 1."""
 
 
 def match_pattern(value: str, pattern: str) -> bool:
@@ -66,6 +74,27 @@ class AllowedSigner:
 
     def allows_namespace(self, namespace: str) -> bool:
         return self.namespaces is None or match_pattern_list(namespace, self.namespaces)
+
+    @property
+    def options(self) -> str:
+        """The validity options in a form every machine reads alike (UTC, `Z`): `valid-after="…Z",valid-before="…Z"`
+        ("" when the key has no window). What the release policy records beside the key."""
+        parts = [
+            f'{name}="{moment.astimezone(UTC):%Y%m%d%H%M%S}Z"'
+            for name, moment in (("valid-after", self.valid_after), ("valid-before", self.valid_before))
+            if moment is not None
+        ]
+        return ",".join(parts)
+
+    @property
+    def window(self) -> str:
+        """The validity window for messages: `valid-after 2026-01-01 00:00:00Z, valid-before …`."""
+        parts = [
+            f"{name} {moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+            for name, moment in (("valid-after", self.valid_after), ("valid-before", self.valid_before))
+            if moment is not None
+        ]
+        return ", ".join(parts) or "always valid"
 
     def valid_at(self, moment: datetime) -> bool:
         if self.valid_after is not None and moment < self.valid_after:
@@ -139,12 +168,12 @@ class AllowedSigners:
         valid = [entry for entry in in_namespace if entry.valid_at(moment)]
         if not valid:
             entry = in_namespace[0]
-            when = f"{moment:%Y-%m-%d %H:%M:%S %Z}"
-            raise UnknownSigner(
-                f"the key {key} of {entry.name or ','.join(entry.principals)} is not valid at {when} "
-                f"({self.source} line {entry.line}: valid-after {entry.valid_after}, "
-                f"valid-before {entry.valid_before})",
-                hint="Renew the key's validity in allowed_signers, or sign with a current key.",
+            when = f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+            raise KeyNotValid(
+                f"{entry.name or ','.join(entry.principals)}'s key {key.fingerprint} is not valid at {when} "
+                f"({self.source} line {entry.line}: {entry.window})",
+                hint="Sign with a current key; a renewed window is a change of policy (allowed_signers, by "
+                "review, then conveyor release policy propose).",
             )
         named = next((entry.name for entry in valid if entry.name), None)
         if named is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from conveyor.trust.allowed_signers import AllowedSigners
+from conveyor.trust.allowed_signers import AllowedSigners, KeyNotValid
 from conveyor.trust.errors import NotAllowedSigner, SignatureRefused
 from conveyor.trust.keys import SigningKey
 from conveyor.trust.sshsig import NAMESPACE
@@ -29,9 +29,12 @@ def identify(
     allowed: AllowedSigners, key: SigningKey, namespace: str = NAMESPACE, at: datetime | None = None
 ) -> Identity:
     """The identity of `key`: NotAllowedSigner (exit 2) naming the fix when allowed_signers does not list it for
-    `namespace` now (a signature by it would be refused)."""
+    `namespace` now (a signature by it would be refused); KeyNotValid (exit 1) naming the principal and the window
+    when the key is listed but outside its valid-after/valid-before window."""
     try:
         principal = allowed.signer(key.public, namespace, at)
+    except KeyNotValid as error:
+        raise KeyNotValid(f"{error.message} (the key from {key.source})", hint=error.hint) from None
     except SignatureRefused as error:
         listed = any(entry.key == key.public for entry in allowed.entries)
         hint = error.hint if listed else (
