@@ -109,6 +109,25 @@ def test_relaxed_gate_rules_let_no_bad_model_through_until_the_change_is_approve
     assert code == 0 and json.loads(out)["status"] == "live", err
 
 
+def test_the_sealed_sets_settings_are_policy_too(
+    make_project: Callable[..., Path], keys: Keys, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Pointing `[gates] eval_data` at another secret, or `[gates] secrets` at another store, is a policy change."""
+    root = make_project()
+    (root / "conveyor.toml").write_text((root / "conveyor.toml").read_text() + GATES)
+    p = ["-p", str(root)]
+    assert run(capsys, "release", "policy", "propose", "--key", str(keys.path("ci")), *p)[0] == 0
+    edit(root / "conveyor.toml", "${secret:eval-data-url}", "${secret:easy-set-url}")
+    edit(root / "conveyor.toml", '"env://CONVEYOR_GATES_"', '"env://CONVEYOR_MINE_"')
+    code, out, _ = run(capsys, "release", "policy", "show", "--json", *p)
+    changes = json.loads(out)["changes"]
+    assert "gates.eval_data: '${secret:eval-data-url}' → '${secret:easy-set-url}'" in changes
+    assert "gates.secrets: 'env://CONVEYOR_GATES_' → 'env://CONVEYOR_MINE_'" in changes
+    code, _, err = run(capsys, "release", "create", str(write_build(root, "easy-set")), "--to", "qa",
+                       "--key", str(keys.path("carol")), *p)  # fmt: skip
+    assert code == 1 and "gates.eval_data" in err
+
+
 # --- 2. validity windows of keys ----------------------------------------------------------------------------
 def openssh_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
