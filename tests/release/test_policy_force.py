@@ -333,6 +333,10 @@ def test_on_a_laptop_the_first_adoption_says_what_it_adopts(
     head = commit(root, "project")
     monkeypatch.delenv("CI", raising=False)
     path = str(write_build(root, "laptop"))
+    wrong = "0" * 40 if not head.startswith("0" * 7) else "1" * 40
+    code, _, err = run(capsys, "release", "create", path, "--to", "qa", "--key", str(keys.path("carol")),
+                       "--adopt", wrong, "-p", str(root))  # fmt: skip
+    assert code == 2 and head in err  # a commit named on a laptop must be the one adopted too
     code, _, err = run(
         capsys, "release", "create", path, "--to", "qa", "--key", str(keys.path("carol")), "-p", str(root)
     )

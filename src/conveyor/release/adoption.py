@@ -4,7 +4,8 @@ A ledger with no policy adopts the project's on its first request (or `release p
 conveyor.toml and allowed_signers at HEAD. HEAD may be a commit no one reviewed, so the adoption prints what it
 adopts (principals, their keys' SHA256 fingerprints as `ssh-keygen -l` prints them, the stages' approvers, the
 builders, the commit), and in CI (`CI=true`) it adopts only when the command names that commit: `--adopt COMMIT`
-or `$CONVEYOR_ADOPT` (the full hash or a prefix of at least 7 hex digits; outside git, the policy digest).
+or `$CONVEYOR_ADOPT` (the full hash or a prefix of at least 7 hex digits; outside git, the policy digest). A
+commit named on a laptop must match too.
 """
 
 from __future__ import annotations
@@ -42,18 +43,19 @@ def summary(policy: PolicySet, commit: str | None) -> str:
 
 
 def require_named(policy: PolicySet, commit: str | None, adopt: str | None) -> None:
-    """Say what is adopted (stderr); in CI, refuse (exit 2) unless `adopt` or $CONVEYOR_ADOPT names it."""
+    """Say what is adopted (stderr); refuse (exit 2) when `adopt` or $CONVEYOR_ADOPT names something else, and in
+    CI when neither names it."""
     text = summary(policy, commit)
     expected = commit or policy.digest.removeprefix("sha256:")
     what = "commit" if commit else "policy digest"
-    if in_ci():
-        named = (adopt or os.environ.get(ADOPT_ENV) or "").strip().lower().removeprefix("sha256:")
-        if not named or not PREFIX.fullmatch(named) or not expected.startswith(named):
-            given = f"{ADOPT_ENV}/--adopt names {named}" if named else f"neither --adopt nor ${ADOPT_ENV} is set"
-            raise ConveyorError(
-                f"the ledger holds no policy yet, and in CI it adopts only the {what} the command names: "
-                f"{given}, but this is {what} {expected}\n{text}",
-                hint=f"Review what it adopts above; if that is the reviewed {what}, pass --adopt {expected} "
-                f"(or set {ADOPT_ENV}={expected}) for this first run.",
-            )
+    named = (adopt or os.environ.get(ADOPT_ENV) or "").strip().lower().removeprefix("sha256:")
+    matches = bool(PREFIX.fullmatch(named)) and expected.startswith(named)
+    if (in_ci() or named) and not matches:  # in CI it must be named; named anywhere, it must match
+        given = f"--adopt/${ADOPT_ENV} names {named}" if named else f"neither --adopt nor ${ADOPT_ENV} is set"
+        raise ConveyorError(
+            f"the ledger holds no policy yet, and it adopts only the {what} the command names ({given}); "
+            f"this is {what} {expected}\n{text}",
+            hint=f"Review what it adopts above; if that is the reviewed {what}, pass --adopt {expected} "
+            f"(or set {ADOPT_ENV}={expected}) for this first run.",
+        )
     print(text, file=sys.stderr)
