@@ -189,3 +189,19 @@ def test_under_json_an_error_is_a_json_document_on_stdout_too(capsys, census_pro
     assert json.loads(capsys.readouterr().out)["error"]["exit_code"] == 2
     assert main(["models", "show", "worst_regression/99", "--env", "dev", "-p", str(census_project)]) == 2
     assert capsys.readouterr().out == ""  # without --json, stdout stays empty
+
+
+def test_mlflow_tracking_uri_set_but_ignored_is_said_once_without_its_value(capsys, census_project, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://user:hunter2-pass@mlflow.example/")
+    code, _, err = run(capsys, "models", "list", "-p", str(census_project), "--env", "dev", "--json")
+    assert code == 0
+    assert err.count("MLFLOW_TRACKING_URI is set but ignored") == 1
+    assert "[environments.dev]" in err and "${env:MLFLOW_TRACKING_URI}" in err
+    assert "hunter2" not in err
+
+
+def test_no_warning_without_mlflow_tracking_uri(capsys, census_project, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    code, _, err = run(capsys, "models", "list", "-p", str(census_project), "--env", "dev", "--json")
+    assert code == 0
+    assert "MLFLOW_TRACKING_URI" not in err
