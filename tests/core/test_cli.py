@@ -191,17 +191,30 @@ def test_under_json_an_error_is_a_json_document_on_stdout_too(capsys, census_pro
     assert capsys.readouterr().out == ""  # without --json, stdout stays empty
 
 
-def test_mlflow_tracking_uri_set_but_ignored_is_said_once_without_its_value(capsys, census_project, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://user:hunter2-pass@mlflow.example/")
-    code, _, err = run(capsys, "models", "list", "-p", str(census_project), "--env", "dev", "--json")
-    assert code == 0
-    assert err.count("MLFLOW_TRACKING_URI is set but ignored") == 1
-    assert "[environments.dev]" in err and "${env:MLFLOW_TRACKING_URI}" in err
-    assert "hunter2" not in err
+def _conveyor(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | env
+    cli = Path(sys.executable).with_name("conveyor")
+    return subprocess.run([str(cli), *argv], capture_output=True, text=True, env=environ, timeout=120)
 
 
-def test_no_warning_without_mlflow_tracking_uri(capsys, census_project, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    code, _, err = run(capsys, "models", "list", "-p", str(census_project), "--env", "dev", "--json")
-    assert code == 0
-    assert "MLFLOW_TRACKING_URI" not in err
+def test_mlflow_tracking_uri_set_but_ignored_is_said_once_without_its_value(census_project):
+    argv = ("models", "list", "-p", str(census_project), "--env", "dev", "--json")
+    done = _conveyor(*argv, MLFLOW_TRACKING_URI="https://user:hunter2-pass@mlflow.example/")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("MLFLOW_TRACKING_URI is set but ignored") == 1
+    assert "[environments.dev]" in done.stderr and "${env:MLFLOW_TRACKING_URI}" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
+    plain = _conveyor(*argv)
+    assert plain.returncode == 0 and "MLFLOW_TRACKING_URI" not in plain.stderr
+
+
+def test_a_missing_secret_names_the_environment_to_set_it_in(capsys, census_project, tmp_path):
+    project_file = (census_project / "conveyor.toml").read_text()
+    copy = tmp_path / "p"
+    copy.mkdir()
+    (copy / "conveyor.toml").write_text(project_file.replace("${secret:datalake-fqdn}", "${secret:lake-nope}"))
+    code, _, err = run(capsys, "lake", "ls", "-p", str(copy), "--env", "stage")
+    assert code == 2
+    err = " ".join(err.split())
+    assert "'lake-nope' is missing" in err and "conveyor secrets set lake-nope --env stage" in err
+    assert "<environment>" not in err

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from conveyor.config.schema import EnvironmentConfig, ProjectFile
 from conveyor.errors import ConfigError
-from conveyor.secrets.base import SecretStore, open_store
+from conveyor.secrets.base import OwnedStore, SecretStore, open_store
 from conveyor.secrets.redaction import declare_public
 
 if TYPE_CHECKING:
@@ -120,7 +120,8 @@ class Environment:
 
     @cached_property
     def secrets(self) -> SecretStore:
-        return open_store(self.secrets_url, self.project.root, public_keys=frozenset(self.public_secret_keys()))
+        store = open_store(self.secrets_url, self.project.root, public_keys=frozenset(self.public_secret_keys()))
+        return OwnedStore(store, f"--env {self.name}")
 
     def secret(self, key: str) -> str:
         return self.secrets.get(key)
