@@ -218,3 +218,12 @@ def test_a_missing_secret_names_the_environment_to_set_it_in(capsys, census_proj
     err = " ".join(err.split())
     assert "'lake-nope' is missing" in err and "conveyor secrets set lake-nope --env stage" in err
     assert "<environment>" not in err
+
+
+def test_models_list_fits_80_columns_without_breaking_names(trained_project):
+    done = _conveyor("models", "list", "-p", str(trained_project), "--env", "dev", COLUMNS="80")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, done.stdout
+    assert "worst_regression/1" in done.stdout, done.stdout
+    assert len([line for line in lines if line.strip()]) == 4, done.stdout  # title, header, rule, one unbroken row
