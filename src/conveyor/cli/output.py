@@ -43,7 +43,9 @@ def listing(title: str | None, columns: list[str], *, whole: Collection[str] = (
     from rich import box
     from rich.table import Table
 
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), title_justify="left")
+    table = Table(
+        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), title_justify="left"
+    )
     for column in columns:
         table.add_column(column, no_wrap=column in whole, overflow="fold")
     return table
