@@ -227,3 +227,22 @@ def test_models_list_fits_80_columns_without_breaking_names(trained_project):
     assert max(len(line) for line in lines) <= 80, done.stdout
     assert "worst_regression/1" in done.stdout, done.stdout
     assert len([line for line in lines if line.strip()]) == 4, done.stdout  # title, header, rule, one unbroken row
+
+
+@pytest.mark.parametrize(
+    ("words", "cword", "expected"),
+    [
+        ("conveyor rel", "1", {"release", "releases"}),
+        ("conveyor release cr", "2", {"create"}),
+        ("conveyor train --e", "2", {"--env"}),
+    ],
+)
+def test_shell_completion_completes_commands_subcommands_and_options(words, cword, expected):
+    done = _conveyor(_CONVEYOR_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=cword)
+    assert done.returncode == 0, done.stderr
+    assert set(done.stdout.split()) == expected
+
+
+def test_completion_can_be_shown_for_bash():
+    done = _conveyor("--show-completion", "bash")
+    assert done.returncode == 0 and "_conveyor_completion" in done.stdout and "complete" in done.stdout
