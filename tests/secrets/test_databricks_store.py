@@ -176,7 +176,7 @@ def test_a_workspace_that_never_answers_fails_within_ten_seconds_by_default(
         monkeypatch.setenv("DATABRICKS_HOST", f"http://127.0.0.1:{silent.getsockname()[1]}")
         store = open_store("databricks://conveyor-dev")
         started = time.monotonic()
-        with pytest.raises(SecretError, match="cannot reach the Databricks workspace|did not answer") as caught:
+        with pytest.raises(SecretError, match="cannot reach the Databricks workspace") as caught:
             store.get("sp-app-secret")
         assert time.monotonic() - started < 12
     assert "DATABRICKS_HOST" in str(caught.value)
