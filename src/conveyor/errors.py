@@ -28,6 +28,18 @@ class SecretError(ConveyorError):
     """A secret store cannot be opened, or a secret is missing. Never carries a secret value."""
 
 
+class SecretMissing(SecretError):
+    """A store does not hold `key` (or holds it empty); the hint says how to set it for the store's owner."""
+
+    def __init__(self, message: str, *, key: str, owner: str = "--env ENV") -> None:
+        super().__init__(message, hint=f"Set it with: conveyor secrets set {key} {owner}")
+        self.key = key
+
+    def owned_by(self, owner: str) -> SecretMissing:
+        """The same error, its fix naming the store's owner (`--env dev`, `--env gates`)."""
+        return SecretMissing(self.message, key=self.key, owner=owner)
+
+
 class LakeError(ConveyorError):
     """A data lake path is missing, or climbs out of the environment's lake."""
 

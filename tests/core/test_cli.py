@@ -189,3 +189,60 @@ def test_under_json_an_error_is_a_json_document_on_stdout_too(capsys, census_pro
     assert json.loads(capsys.readouterr().out)["error"]["exit_code"] == 2
     assert main(["models", "show", "worst_regression/99", "--env", "dev", "-p", str(census_project)]) == 2
     assert capsys.readouterr().out == ""  # without --json, stdout stays empty
+
+
+def _conveyor(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | env
+    cli = Path(sys.executable).with_name("conveyor")
+    return subprocess.run([str(cli), *argv], capture_output=True, text=True, env=environ, timeout=120)
+
+
+def test_mlflow_tracking_uri_set_but_ignored_is_said_once_without_its_value(census_project):
+    argv = ("models", "list", "-p", str(census_project), "--env", "dev", "--json")
+    done = _conveyor(*argv, MLFLOW_TRACKING_URI="https://user:hunter2-pass@mlflow.example/")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("MLFLOW_TRACKING_URI is set but ignored") == 1
+    assert "[environments.dev]" in done.stderr and "${env:MLFLOW_TRACKING_URI}" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
+    plain = _conveyor(*argv)
+    assert plain.returncode == 0 and "MLFLOW_TRACKING_URI" not in plain.stderr
+
+
+def test_a_missing_secret_names_the_environment_to_set_it_in(capsys, census_project, tmp_path):
+    project_file = (census_project / "conveyor.toml").read_text()
+    copy = tmp_path / "p"
+    copy.mkdir()
+    (copy / "conveyor.toml").write_text(project_file.replace("${secret:datalake-fqdn}", "${secret:lake-nope}"))
+    code, _, err = run(capsys, "lake", "ls", "-p", str(copy), "--env", "stage")
+    assert code == 2
+    err = " ".join(err.split())
+    assert "'lake-nope' is missing" in err and "conveyor secrets set lake-nope --env stage" in err
+    assert "<environment>" not in err
+
+
+def test_models_list_fits_80_columns_without_breaking_names(trained_project):
+    done = _conveyor("models", "list", "-p", str(trained_project), "--env", "dev", COLUMNS="80")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, done.stdout
+    assert "worst_regression/1" in done.stdout, done.stdout
+    assert len([line for line in lines if line.strip()]) == 4, done.stdout  # title, header, rule, one unbroken row
+
+
+@pytest.mark.parametrize(
+    ("words", "cword", "expected"),
+    [
+        ("conveyor rel", "1", {"release", "releases"}),
+        ("conveyor release cr", "2", {"create"}),
+        ("conveyor train --e", "2", {"--env"}),
+    ],
+)
+def test_shell_completion_completes_commands_subcommands_and_options(words, cword, expected):
+    done = _conveyor(_CONVEYOR_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=cword)
+    assert done.returncode == 0, done.stderr
+    assert set(done.stdout.split()) == expected
+
+
+def test_completion_can_be_shown_for_bash():
+    done = _conveyor("--show-completion", "bash")
+    assert done.returncode == 0 and "_conveyor_completion" in done.stdout and "complete" in done.stdout

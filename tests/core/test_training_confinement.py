@@ -279,3 +279,46 @@ def test_project_files_the_commit_does_not_hold_are_hidden_or_mark_the_model_dir
     output, _ = run(scratch)
     assert "SEES False True" in output
     assert ModelRegistry(load_project(scratch).environment("dev")).resolve("probe").tags["git_dirty"] == "true"
+
+
+@pytest.mark.parametrize(
+    ("planted", "kind"),
+    [
+        ("os.symlink({target!r}, ctx.output_dir / 'leak')", "a symbolic link"),
+        ("os.symlink(os.path.dirname({target!r}), ctx.output_dir / 'leakdir')", "a symbolic link"),
+        (
+            "(ctx.output_dir / 'sub').mkdir(); os.symlink({target!r}, ctx.output_dir / 'sub' / 'leak')",
+            "a symbolic link",
+        ),
+        ("os.mkfifo(ctx.output_dir / 'pipe')", r"a FIFO \(named pipe\)"),
+    ],
+)
+def test_what_is_planted_after_register_model_is_refused_at_copy_time(scratch: Path, planted: str, kind: str) -> None:
+    """register_model checks when it is called; the files are copied after the script ends. A link (to the
+    environment's store, which the sandbox hides) or a FIFO planted in between is refused then, never followed."""
+    target = str(load_project(scratch).environment("dev").secrets.path)
+    (scratch / "train.py").write_text(
+        "import os, conveyor\n"
+        "ctx = conveyor.context()\n"
+        "(ctx.output_dir / 'weights.json').write_text('{}')\n"
+        "ctx.register_model(ctx.output_dir, 'probe')\n" + planted.format(target=target) + "\n"
+    )
+    commit(scratch)
+    with pytest.raises(CheckFailed, match=f"is {kind}; a model holds regular files and folders only"):
+        run(scratch)
+    assert ModelRegistry(load_project(scratch).environment("dev")).model_names() == []
+    mlruns = scratch / ".conveyor"
+    copied = [p for p in mlruns.rglob("*") if p.name in ("leak", "dev.toml", "pipe")] if mlruns.exists() else []
+    assert copied == []
+
+
+def test_a_committed_link_in_the_inference_code_is_refused(scratch: Path) -> None:
+    """The inference code is copied by conveyor outside the sandbox: a link there must not carry a host file in."""
+    target = str(load_project(scratch).environment("dev").secrets.path)
+    code_folder = scratch / load_project(scratch).config.project.code[0]
+    os.symlink(target, code_folder / "leak.toml")
+    (scratch / "train.py").write_text(MODEL)
+    commit(scratch)
+    with pytest.raises(CheckFailed, match="is a symbolic link"):
+        run(scratch)
+    assert ModelRegistry(load_project(scratch).environment("dev")).model_names() == []

@@ -196,11 +196,11 @@ def test_unsigned_build_works_says_so_and_cannot_be_released(census, keys, tmp_p
     assert build(project, project.environment("dev"), engine="none", key=keys.key("ci")).signed_by == "ci"
 
 
-def test_a_key_asked_for_but_not_listed_is_exit_2_with_the_line_to_add(census, keys, capsys):
+def test_a_key_asked_for_but_not_listed_is_exit_1_with_the_line_to_add(census, keys, capsys):
     code = main(
         ["build", "--env", "dev", "--project", str(census), "--engine", "none", "--key", str(keys.key("outsider"))]
     )
-    assert code == 2
+    assert code == 1
     err = capsys.readouterr().err
     assert "is not in" in err and f"NAME {load_signing_key(keys.key('outsider')).public.openssh()}" in err
 

@@ -108,9 +108,13 @@ def test_an_approval_under_another_name_is_refused(
 
 
 def test_an_approval_with_no_key_is_refused_with_the_fix(
-    pending: tuple[list[str], dict, dict], capsys: pytest.CaptureFixture[str]
+    pending: tuple[list[str], dict, dict],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     p, _, prod = pending
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/conveyor
     code, _, err = run(capsys, "approve", str(prod["id"]), *p)
     assert code == 2
     assert "no signing key" in err and "ssh-keygen -t ed25519" in err and "CONVEYOR_SIGNING_KEY" in err
@@ -121,7 +125,7 @@ def test_an_approval_with_an_unknown_key_is_refused_with_the_fix(
 ) -> None:
     p, _, prod = pending
     code, _, err = run(capsys, "approve", str(prod["id"]), "--key", str(keys.path("outsider")), *p)
-    assert code == 2
+    assert code == 1  # a refused signature
     assert "is not in" in err and "allowed_signers" in err and keys.outsider.public.openssh() in err
 
 
@@ -135,8 +139,28 @@ def test_a_key_added_to_allowed_signers_counts_only_once_the_policy_is_approved(
     signers = root / "allowed_signers"
     signers.write_text(signers.read_text() + f"alice {keys.outsider.public.openssh()}\n")
     code, _, err = run(capsys, "approve", str(prod["id"]), "--key", str(keys.path("outsider")), *p)
-    assert code == 2 and "not in the policy the ledger holds in force" in err
+    assert code == 1 and "not in the policy the ledger holds in force" in err
     assert "conveyor release policy propose" in err
+
+
+def test_the_default_key_is_ssh_conveyor(
+    pending: tuple[list[str], dict, dict],
+    keys: Keys,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """With no --key, $CONVEYOR_SIGNING_KEY or git signing key, ~/.ssh/conveyor signs, as the README sets it up."""
+    p, _, prod = pending
+    monkeypatch.delenv("CONVEYOR_SIGNING_KEY", raising=False)
+    (tmp_path / ".ssh").mkdir()
+    default = tmp_path / ".ssh" / "conveyor"
+    default.write_bytes(keys.path("alice").read_bytes())
+    default.chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    code, out, err = run(capsys, "approve", str(prod["id"]), "--json", *p)
+    assert code == 0, err
+    assert json.loads(out)["approved_by"] == ["alice"], out
 
 
 def test_help_teaches(capsys: pytest.CaptureFixture[str]) -> None:

@@ -47,7 +47,7 @@ def api_calls(api: RecordedAPI) -> list:
 
 
 def test_url_names_scope_profile_and_timeout() -> None:
-    assert parse_databricks_url("databricks://conveyor-dev") == (None, "conveyor-dev", 60)
+    assert parse_databricks_url("databricks://conveyor-dev") == (None, "conveyor-dev", 10)
     assert parse_databricks_url("databricks://prod@conveyor.prod_1?timeout=5") == ("prod", "conveyor.prod_1", 5)
     for bad in ("databricks://", "databricks://a b", "databricks://p q@scope", "databricks://s/t"):
         with pytest.raises(SecretError, match="does not name a secret scope"):
@@ -161,4 +161,22 @@ def test_unreachable_workspace_is_reported(workspace: RecordedAPI, monkeypatch: 
     store = open_store("databricks://conveyor-dev?timeout=1")
     with pytest.raises(SecretError, match="cannot reach the Databricks workspace") as caught:
         store.get("sp-app-secret")
+    assert "DATABRICKS_HOST" in str(caught.value)
+
+
+def test_a_workspace_that_never_answers_fails_within_ten_seconds_by_default(
+    workspace: RecordedAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host that takes the connection and then says nothing (a firewall, a dead proxy): an error, not silence."""
+    import time
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the backlog; nothing is ever read or answered
+        monkeypatch.setenv("DATABRICKS_HOST", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        store = open_store("databricks://conveyor-dev")
+        started = time.monotonic()
+        with pytest.raises(SecretError, match="cannot reach the Databricks workspace") as caught:
+            store.get("sp-app-secret")
+        assert time.monotonic() - started < 12
     assert "DATABRICKS_HOST" in str(caught.value)

@@ -155,11 +155,11 @@ def test_no_key_is_exit_2_naming_the_commands_that_fix_it(tmp_path):
     assert "ssh-keygen -t ed25519 -f ~/.ssh/conveyor" in hint and "--key" in hint and "CONVEYOR_SIGNING_KEY" in hint
 
 
-def test_key_not_in_allowed_signers_is_exit_2_with_the_line_to_add(keys):
+def test_key_not_in_allowed_signers_is_exit_1_with_the_line_to_add(keys):
     outsider = load_signing_key(keys.key("outsider"))
     with pytest.raises(NotAllowedSigner) as caught:
         identify(AllowedSigners.load(keys.allowed_signers), outsider)
-    assert caught.value.exit_code == 2
+    assert caught.value.exit_code == 1
     assert f"NAME {outsider.public.openssh()}" in (caught.value.hint or "")
 
 

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from conveyor.cli.options import EnvOption, JsonOption, ProjectOption, project_and_env
-from conveyor.cli.output import emit_json, plain, say, stdout
+from conveyor.cli.output import emit_json, listing, plain, say, stdout
 
 app = typer.Typer(help="List, upload and download files in an environment's data lake.", no_args_is_help=True)
 
@@ -41,10 +40,8 @@ def ls(
     if not entries:
         say(f"{path or 'the lake'} is empty ({lake.url}); upload with: conveyor lake put FILE --env {lake.env}")
         return
-    table = Table(title=f"{lake.env} lake: {lake.path(path) or '/'}")
-    table.add_column("name", overflow="fold")
-    table.add_column("type")
-    table.add_column("size", justify="right")
+    table = listing(f"{lake.env} lake: {lake.path(path) or '/'}", ["name", "type", "size"], whole=("type", "size"))
+    table.columns[2].justify = "right"
     for entry in entries:
         size = "" if entry["type"] == "directory" or entry["size"] is None else str(entry["size"])
         table.add_row(plain(entry["name"]), entry["type"], size)

@@ -9,6 +9,7 @@ one-line help `conveyor --help` shows (a test checks the two agree).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -141,7 +142,7 @@ class LazyCommands(TyperGroup):
         entry = COMMANDS.get(cmd_name)
         if entry is None:
             return None
-        if self.listing or ctx.resilient_parsing:
+        if self.listing or (ctx.resilient_parsing and COMPLETING not in os.environ):
             return entry.placeholder(cmd_name)
         if cmd_name not in self.loaded:
             self.loaded[cmd_name] = entry.load(cmd_name)
@@ -153,6 +154,9 @@ class LazyCommands(TyperGroup):
             super().format_help(ctx, formatter)
         finally:
             self.listing = False
+
+
+COMPLETING = "_CONVEYOR_COMPLETE"  # set by the shell's completion script: the command asked about is loaded
 
 
 def _version(value: bool) -> None:
@@ -167,7 +171,7 @@ app = typer.Typer(
     help=HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=MARKUP,
 )
 

@@ -6,16 +6,15 @@ import datetime as dt
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from conveyor.cli.options import EnvOption, JsonOption, ProjectOption, project_and_env
-from conveyor.cli.output import emit_json, plain, stdout
+from conveyor.cli.output import emit_json, listing, plain, stdout
 
 app = typer.Typer(help="Look into an environment's model registry.", no_args_is_help=True)
 
 
 def _when(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%MZ") if ms else "-"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M") if ms else "-"
 
 
 @app.command("list")
@@ -38,19 +37,17 @@ def list_models(
     if not versions:
         stdout.print(f"no models registered in {environment.name} (train one: conveyor train --env {environment.name})")
         return
-    table = Table(title=f"models in {environment.name}")
-    for column in ("model", "version", "aliases", "state", "created_by", "created", "commit", "data"):
-        table.add_column(column, no_wrap=column in ("version", "created", "commit"), overflow="fold")
+    columns = ["model", "aliases", "state", "by", "created", "commit", "data"]
+    table = listing(f"models in {environment.name}", columns, whole=("model", "created", "commit"))
     for v in versions:
         row = (
-            v.name,
-            v.version,
+            f"{v.name}/{v.version}",
             ",".join(v.aliases),
             v.tags.get("state", ""),
             v.tags.get("created_by", ""),
             _when(v.created_at),
-            v.tags.get("git_commit", "")[:10],
-            v.tags.get("data_digest", "")[:19],
+            v.tags.get("git_commit", "")[:8],
+            v.tags.get("data_digest", "").removeprefix("sha256:")[:8],
         )
         table.add_row(*(plain(cell) for cell in row))
     stdout.print(table)

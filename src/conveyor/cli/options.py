@@ -31,8 +31,9 @@ KeyOption = Annotated[
     typer.Option(
         "--key",
         help="SSH key that signs as you (a private key, or a .pub whose private half is in ssh-agent). Default: "
-        "$CONVEYOR_SIGNING_KEY (a path or the key text), else git's user.signingkey (gpg.format=ssh). Who acts "
-        "is the principal allowed_signers lists for that key. Make one: ssh-keygen -t ed25519 -f ~/.ssh/conveyor",
+        "$CONVEYOR_SIGNING_KEY (a path or the key text), else git's user.signingkey (gpg.format=ssh), else "
+        "~/.ssh/conveyor. Who acts is the principal allowed_signers lists for that key. Make one: "
+        "ssh-keygen -t ed25519 -f ~/.ssh/conveyor",
         show_default=False,
     ),
 ]

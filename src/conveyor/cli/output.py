@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any, cast
 from conveyor.secrets import mask_json, redact
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from rich.console import Console
+    from rich.table import Table
 
 
 class _LazyConsole:
@@ -32,6 +35,20 @@ class _LazyConsole:
 
 console = cast("Console", _LazyConsole(stderr=True, highlight=False))
 stdout = cast("Console", _LazyConsole(highlight=False, soft_wrap=True))
+
+
+def listing(title: str | None, columns: list[str], *, whole: Collection[str] = ()) -> Table:
+    """A compact table for a listing on stdout: no side borders, one space between columns, so a typical row fits
+    80 columns; the `whole` columns (names, versions, times) are never broken, the others fold when they must."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), title_justify="left"
+    )
+    for column in columns:
+        table.add_column(column, no_wrap=column in whole, overflow="fold")
+    return table
 
 
 class _JsonState:

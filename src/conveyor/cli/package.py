@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from conveyor.cli.options import EnvOption, JsonOption, KeyOption, ProjectOption, project_and_env
-from conveyor.cli.output import emit_json, say, stdout
+from conveyor.cli.output import emit_json, listing, say, stdout
 from conveyor.errors import CheckFailed
 
 if TYPE_CHECKING:
@@ -246,7 +246,6 @@ def gate(
     propose`). Exit 1 when a gate fails. A summary goes into build.json, and the gate attestation
     (metrics, rules and thresholds, champion and result, about the package and image) is signed with --key.
     """
-    from rich.table import Table
 
     from conveyor.config import load_project
     from conveyor.release import gate_policy_in_force
@@ -258,9 +257,8 @@ def gate(
     if json_output:
         emit_json(report.to_dict())
     else:
-        table = Table(title=f"gates for build {record.short} (champion: {report.champion or 'none'})")
-        for column in ("metric", "value", "rule", "threshold", "champion", "result"):
-            table.add_column(column)
+        columns = ["metric", "value", "rule", "threshold", "champion", "result"]
+        table = listing(f"gates for build {record.short} (champion: {report.champion or 'none'})", columns)
         for r in report.results:
             verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
             table.add_row(

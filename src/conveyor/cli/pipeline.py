@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from conveyor.cli.options import JsonOption, ProjectOption
-from conveyor.cli.output import emit_json, say, stdout
+from conveyor.cli.output import emit_json, listing, say, stdout
 
 pipeline_app = typer.Typer(
     help="Build and release pipelines as code: the commands CI runs, runnable here.", no_args_is_help=True
@@ -41,9 +40,7 @@ def show(name: PipelineArgument, project: ProjectOption = None, json_output: Jso
             }
         )
         return
-    table = Table(title=f"pipeline {pipeline.name}: {pipeline.description}")
-    for column in ("step", "what", "command"):
-        table.add_column(column, overflow="fold")
+    table = listing(f"pipeline {pipeline.name}: {pipeline.description}", ["step", "what", "command"], whole=("step",))
     for step in pipeline.steps:
         table.add_row(step.name, step.title, "conveyor " + " ".join(step.args) + (" --json" if step.json else ""))
     stdout.print(table)

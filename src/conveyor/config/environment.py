@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import sys
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from conveyor.config.schema import EnvironmentConfig, ProjectFile
 from conveyor.errors import ConfigError
-from conveyor.secrets.base import SecretStore, open_store
+from conveyor.secrets.base import OwnedStore, SecretStore, open_store
 from conveyor.secrets.redaction import declare_public
 
 if TYPE_CHECKING:
@@ -24,6 +25,26 @@ REFERENCE = re.compile(r"\$\{(secret|env):([A-Za-z0-9_.\-/]+)\}")
 def secret_references(value: str) -> set[str]:
     """The keys of the `${secret:KEY}` references in a configured value."""
     return {m.group(2) for m in REFERENCE.finditer(value) if m.group(1) == "secret"}
+
+
+_WARNED_TRACKING_URI: set[str] = set()
+
+
+def _warn_if_tracking_uri_ignored(env: str, uri: str) -> None:
+    """Say once per environment that `$MLFLOW_TRACKING_URI` does not choose its registry (conveyor.toml does).
+
+    Every environment has its own registry, so one process-wide variable cannot pick it: it is honoured only where
+    the project file asks for it (`registry = "${env:MLFLOW_TRACKING_URI}"`). The value is never printed: a
+    tracking URI may carry a password.
+    """
+    given = os.environ.get("MLFLOW_TRACKING_URI")
+    if not given or given == uri or env in _WARNED_TRACKING_URI:
+        return
+    _WARNED_TRACKING_URI.add(env)
+    sys.stderr.write(
+        f"warning: MLFLOW_TRACKING_URI is set but ignored: environment {env!r} uses the registry of conveyor.toml. "
+        f'To use the variable, set registry = "${{env:MLFLOW_TRACKING_URI}}" in [environments.{env}].\n'
+    )
 
 
 class GateStoreView(Protocol):
@@ -99,7 +120,8 @@ class Environment:
 
     @cached_property
     def secrets(self) -> SecretStore:
-        return open_store(self.secrets_url, self.project.root, public_keys=frozenset(self.public_secret_keys()))
+        store = open_store(self.secrets_url, self.project.root, public_keys=frozenset(self.public_secret_keys()))
+        return OwnedStore(store, f"--env {self.name}")
 
     def secret(self, key: str) -> str:
         return self.secrets.get(key)
@@ -118,6 +140,7 @@ class Environment:
         """The MLflow tracking URI; relative sqlite paths are taken from the project root."""
         raw = self.config.registry or f"sqlite:///.conveyor/{self.name}/mlflow.db"
         uri = self.resolve(raw, "registry")
+        _warn_if_tracking_uri_ignored(self.name, uri)
         if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
             path = self.project.root / uri.removeprefix("sqlite:///")
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from typing import Any
 from conveyor.config.environment import resolve_references, secret_references, store_override
 from conveyor.config.schema import RESERVED_ENVIRONMENT, GatesConfig
 from conveyor.errors import ConfigError
-from conveyor.secrets.base import SecretStore, open_store
+from conveyor.secrets.base import OwnedStore, SecretStore, open_store
 
 
 class GateSettings:
@@ -48,7 +48,7 @@ class GateSettings:
 
     @cached_property
     def secrets(self) -> SecretStore:
-        return open_store(self.secrets_url, self.root)
+        return OwnedStore(open_store(self.secrets_url, self.root), "--env gates")
 
     def eval_data_url(self) -> str:
         """The sealed set's URL, resolved through the gate store."""

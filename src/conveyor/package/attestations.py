@@ -94,7 +94,8 @@ UNSIGNED = (
 def attesting_identity(project: Project, key: Path | SigningKey | None, say: Progress) -> Identity | None:
     """Who signs this run's attestation: the acting key's principal in the project's allowed_signers.
 
-    A key asked for (`key`, or $CONVEYOR_SIGNING_KEY) that cannot be used is an error (exit 2, with the fix).
+    A key asked for (`key`, or $CONVEYOR_SIGNING_KEY) that cannot be used is an error (with the fix): exit 2, or 1
+    when it is a working key that allowed_signers does not list.
     With no key asked for, and none usable from git's user.signingkey, the run goes on unsigned and says so.
     """
     asked = key is not None or bool(os.environ.get(ENV_VARIABLE, "").strip())

@@ -47,6 +47,7 @@ from conveyor.package.record import (
     write_json,
 )
 from conveyor.package.reuse import try_warm, warm_key
+from conveyor.registry import copy_regular_file, copy_regular_tree
 from conveyor.trust import Identity, SigningKey
 
 if TYPE_CHECKING:
@@ -80,11 +81,11 @@ def assemble_package(
         if item.name in SKIPPED_CODE:
             continue
         target = dest / item.name
-        if item.is_dir():
-            shutil.copytree(item, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        if item.is_dir() and not item.is_symlink():
+            copy_regular_tree(item, target, f"model {info.ref}'s code", skip=("__pycache__", "*.pyc"))
         else:
-            shutil.copyfile(item, target)
-    shutil.copytree(model_dir / "data" / "model", dest / "model")
+            copy_regular_file(item, target, f"model {info.ref}'s code")
+    copy_regular_tree(model_dir / "data" / "model", dest / "model", f"model {info.ref}")
     (dest / "requirements.lock").write_text(lock_text)
     _normalize_modes(dest)
     manifest = PackageManifest(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.errors import ConveyorError, NotFoundError
+from conveyor.registry.files import check_regular_tree, copy_regular_tree
 from conveyor.registry.mlflow_client import quiet_mlflow
 from conveyor.registry.model_version import ModelVersionInfo, parse_model_spec
 from conveyor.registry.reading import EmptyStore, RegistryReader, open_reader
@@ -160,7 +161,10 @@ class ModelRegistry:
             loader = Path(tmp) / "conveyor_pyfunc.py"
             shutil.copyfile(pyfunc_loader.__file__, loader)
             data = Path(tmp) / "model"
-            shutil.copytree(files, data)
+            copy_regular_tree(files, data, "register_model")
+            for folder in code:
+                if folder.is_dir():
+                    check_regular_tree(folder, "the project's inference code")
             info = mlflow.pyfunc.log_model(
                 name="model",
                 loader_module="conveyor_pyfunc",
@@ -218,10 +222,10 @@ def materialize(uri: str, environment: Environment | str, cache_dir: Path) -> Pa
                 continue
             target = staging / item.name
             if item.is_dir():
-                shutil.copytree(item, target)
+                copy_regular_tree(item, target, f"model {info.name}/{info.version}")
             else:
                 shutil.copy2(item, target)
-        shutil.copytree(model_dir / "data" / "model", staging / "model")
+        copy_regular_tree(model_dir / "data" / "model", staging / "model", f"model {info.name}/{info.version}")
         described = {"model": {"name": info.name, "version": info.version, "run_id": info.run_id, "tags": info.tags}}
         (staging / "registered-model.json").write_text(json.dumps(described, indent=2))
         (staging / ".complete").write_text(f"{info.name}/{info.version}\n")

@@ -14,7 +14,7 @@ KeyChoice = SigningKey | Path | None
 
 
 def signing_key(project: Project, key: KeyChoice) -> SigningKey:
-    """`key` itself, the key file it names, or (None) `$CONVEYOR_SIGNING_KEY`, then git's user.signingkey."""
+    """`key` itself, the file it names, or (None) `$CONVEYOR_SIGNING_KEY`, git's user.signingkey, ~/.ssh/conveyor."""
     if isinstance(key, SigningKey):
         return key
     return load_signing_key(key, cwd=project.root)
@@ -23,7 +23,7 @@ def signing_key(project: Project, key: KeyChoice) -> SigningKey:
 def acting_identity(project: Project, key: KeyChoice, expect: str | None = None) -> Identity:
     """The identity of the acting key in the project's allowed_signers; `expect` (from --as) must be its principal.
 
-    Exit 2 with the fix when there is no key, the key is not listed, or it names someone else than `expect`.
+    Exit 2 with the fix when there is no key or it names someone else than `expect`; exit 1 when it is not listed.
     """
     identity = identify(AllowedSigners.load(allowed_signers_path(project)), signing_key(project, key))
     if expect is not None and expect != identity.principal:
@@ -37,7 +37,7 @@ def acting_identity(project: Project, key: KeyChoice, expect: str | None = None)
 
 
 def require_in_force(identity: Identity, policy: PolicySet) -> None:
-    """The key must be one the ledger's policy in force lists for its principal (exit 2 with the fix)."""
+    """The key must be one the ledger's policy in force lists for its principal (exit 1 with the fix)."""
     listed = (identity.principal, identity.key.public.openssh())
     if listed not in policy.signer_keys():
         raise NotAllowedSigner(

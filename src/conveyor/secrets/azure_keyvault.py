@@ -29,7 +29,7 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import SecretClient
 
-from conveyor.errors import SecretError
+from conveyor.errors import SecretError, SecretMissing
 from conveyor.secrets.base import KeyedStore, missing_secret
 from conveyor.secrets.redaction import redact, register_secret
 
@@ -156,10 +156,7 @@ class AzureKeyVaultSecretStore(KeyedStore):
         with self._errors(f"read secret {key!r}", key):
             secret = self.client.get_secret(name)
         if secret.value is None:
-            raise SecretError(
-                f"secret {key!r} in store {self.url} has no value",
-                hint=f"Set it again with: conveyor secrets set {key} --env <environment>",
-            )
+            raise SecretMissing(f"secret {key!r} in store {self.url} has no value", key=key)
         return self.admit(key, secret.value)
 
     def names(self) -> list[str]:

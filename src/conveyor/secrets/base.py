@@ -13,7 +13,7 @@ import importlib
 from pathlib import Path
 from typing import Any, Protocol, cast, runtime_checkable
 
-from conveyor.errors import SecretError
+from conveyor.errors import SecretError, SecretMissing
 from conveyor.secrets.redaction import declare_public, register_secret
 
 # scheme -> "module:factory"; a factory takes (url, project_root) and returns a SecretStore.
@@ -54,12 +54,33 @@ class KeyedStore:
         return value
 
 
-def missing_secret(key: str, url: str) -> SecretError:
+class OwnedStore:
+    """A store whose missing-key errors say how to set the key for its owner (`--env dev`, `--env gates`)."""
+
+    def __init__(self, store: SecretStore, owner: str) -> None:
+        self.store = store
+        self.owner = owner
+        self.url = store.url
+
+    def get(self, key: str) -> str:
+        try:
+            return self.store.get(key)
+        except SecretMissing as missing:
+            raise missing.owned_by(self.owner) from None
+
+    def names(self) -> list[str]:
+        return self.store.names()
+
+    def set(self, key: str, value: str) -> None:
+        self.store.set(key, value)
+
+    def __getattr__(self, name: str) -> object:  # the backend's own attributes (a file store's path, ...)
+        return getattr(self.store, name)
+
+
+def missing_secret(key: str, url: str) -> SecretMissing:
     """The error for a key that store `url` does not hold: names both and says how to set it."""
-    return SecretError(
-        f"secret {key!r} is missing from store {url}",
-        hint=f"Set it with: conveyor secrets set {key} --env <environment>",
-    )
+    return SecretMissing(f"secret {key!r} is missing from store {url}", key=key)
 
 
 def scheme_of(url: str) -> str:

@@ -18,7 +18,7 @@ The API (stable; other rooms build on it):
   when there is none. `SigningKey.public` is its `PublicKey` (`.openssh()`, `.fingerprint`, `.blob`).
   `make_key(path, comment)` writes a new unencrypted ed25519 key pair as ssh-keygen does (PATH, PATH.pub).
 - `identify(allowed, key) -> Identity(principal, key)`: the acting principal is the one whose key is in
-  allowed_signers, never a typed name; NotAllowedSigner (exit 2) with the line to add when the key is not there.
+  allowed_signers, never a typed name; NotAllowedSigner (exit 1) with the line to add when the key is not there.
 - `sign(message, key, namespace="conveyor") -> str` (armored `-----BEGIN SSH SIGNATURE-----`) and
   `verify(message, signature, allowed, namespace="conveyor", at=None) -> str` (the principal). Verification runs
   in this process with `cryptography` (ed25519, ecdsa-sha2-nistp256/384/521, rsa-sha2-256/512); signing too for an

@@ -45,4 +45,9 @@ class SigningKeyError(ConveyorError):
 
 
 class NotAllowedSigner(ConveyorError):
-    """The signing key works but is not listed in allowed_signers, so it names no one."""
+    """The signing key works but is not listed in allowed_signers (or the policy in force), so it names no one.
+
+    A refused signature, like a forged one: exit code 1.
+    """
+
+    exit_code = 1

@@ -1,4 +1,5 @@
-"""The acting signing key: `--key PATH`, else `$CONVEYOR_SIGNING_KEY`, else git's `user.signingkey`.
+"""The acting signing key: `--key PATH`, else `$CONVEYOR_SIGNING_KEY`, else git's `user.signingkey`, else
+`~/.ssh/conveyor` when that file exists (the key the README has everyone make).
 
 - `--key PATH`: a private key file (OpenSSH or PEM), or a public key file whose private half is in ssh-agent.
 - `$CONVEYOR_SIGNING_KEY`: a path as above, or the private key text itself, as CI secret stores hand it over
@@ -33,6 +34,7 @@ from conveyor.trust.publickey import ECDSA_CURVES, KEY_TYPES, PublicKey
 from conveyor.trust.wire import Reader, mpint, string
 
 ENV_VARIABLE = "CONVEYOR_SIGNING_KEY"
+DEFAULT_KEY = "~/.ssh/conveyor"
 OPENSSH_MAGIC = b"openssh-key-v1\x00"
 PRIVATE_MARKERS = ("-----BEGIN OPENSSH PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----",
                    "-----BEGIN EC PRIVATE KEY-----", "-----BEGIN PRIVATE KEY-----",
@@ -256,7 +258,8 @@ def make_key(path: Path, comment: str) -> SigningKey:
 
 
 def load_signing_key(option: Path | None, *, cwd: Path | None = None) -> SigningKey:
-    """The acting key: `option` (--key), else $CONVEYOR_SIGNING_KEY, else git's user.signingkey (read in `cwd`).
+    """The acting key: `option` (--key), else $CONVEYOR_SIGNING_KEY, else git's user.signingkey (read in `cwd`),
+    else ~/.ssh/conveyor.
 
     Raises SigningKeyError (exit 2) naming what to do when none is configured or it cannot be used.
     """
@@ -268,4 +271,7 @@ def load_signing_key(option: Path | None, *, cwd: Path | None = None) -> Signing
     from_git = _from_git(cwd)
     if from_git is not None:
         return from_git
+    default = Path(DEFAULT_KEY).expanduser()
+    if default.is_file():
+        return key_from_file(default, f"{DEFAULT_KEY} (the default key)")
     raise SigningKeyError("no signing key: conveyor names who acts by the key that signs", hint=HOW_TO)
