@@ -131,3 +131,51 @@ def test_unknown_path_and_wrong_method(census_server) -> None:
     assert httpx.get(f"{census_server.url}/nope").status_code == 404
     response = httpx.get(f"{census_server.url}/score")
     assert response.status_code == 405 and "POST" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/csv", "age,hours-per-week\n37,40.0\n60,10\n"),
+        ("text/csv; charset=utf-8", "age,hours-per-week\r\n37,40.0\r\n60,10\r\n"),
+        (
+            "application/json; format=pandas-split",
+            '{"columns": ["age", "hours-per-week"], "data": [[37, 40.0], [60, 10]]}',
+        ),
+        (
+            "application/json; format=pandas-records",
+            '[{"age": 37, "hours-per-week": 40.0}, {"age": 60, "hours-per-week": 10}]',
+        ),
+    ],
+    ids=["csv", "csv-crlf", "pandas-split", "pandas-records"],
+)
+def test_mlflow_invocations_csv_and_pandas_formats(census_server, content_type, body) -> None:
+    """MLflow's scoring protocol also takes CSV with a header row, and the pandas orients named in the type."""
+    response = httpx.post(f"{census_server.url}/invocations", content=body, headers={"content-type": content_type})
+    assert response.status_code == 200, response.text
+    expected = [
+        _score(census_server, {"age": 37, "hours-per-week": 40.0}),
+        _score(census_server, {"age": 60, "hours-per-week": 10}),
+    ]
+    assert [p["estimated_wages"] for p in response.json()["predictions"]] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ("age,hours-per-week\n37,40.0,99\n", "line 2"),
+        ("", "header"),
+        ("age,age\n1,2\n", "age"),
+        (b"age\n\xff\xfe\n", "UTF-8"),
+    ],
+)
+def test_a_malformed_csv_is_400_naming_the_problem(census_server, body, named) -> None:
+    response = httpx.post(f"{census_server.url}/invocations", content=body, headers={"content-type": "text/csv"})
+    assert response.status_code == 400, response.text
+    assert named in response.json()["error"]
+
+
+def test_an_unknown_content_type_is_415(census_server) -> None:
+    response = httpx.post(f"{census_server.url}/invocations", content="x", headers={"content-type": "text/xml"})
+    assert response.status_code == 415
+    assert "text/csv" in response.json()["error"]

@@ -32,7 +32,14 @@ from conveyor.serving.loader import ScoreModule, check_package_dir, load_and_ini
 from conveyor.serving.metrics import CONTENT_TYPE, ServingMetrics
 from conveyor.serving.openapi import build_openapi
 from conveyor.serving.problems import HTTPProblem, ProblemKind, request_error_status, too_many_records
-from conveyor.serving.protocols import mlflow_records, v2_datatype, v2_records, v2_response
+from conveyor.serving.protocols import (
+    csv_records,
+    mlflow_records,
+    pandas_records,
+    v2_datatype,
+    v2_records,
+    v2_response,
+)
 
 log = logging.getLogger("conveyor.serving")
 
@@ -492,9 +499,27 @@ class ScoringApp:
         body = await self._read_body(scope, receive)
         if not self.ready:
             raise self._not_ready()
-        records = mlflow_records(self._parse(body), self.max_records)
+        records = self._invocation_records(scope, body)
         results = await self._score_records(records, "/invocations")
         return await send_json(send, 200, self._encode({"predictions": results}))
+
+    def _invocation_records(self, scope: Scope, body: bytes) -> list[Any]:
+        """The records of an /invocations body, by its content type, as MLflow's scoring server reads them."""
+        media, _, parameters = _content_type(scope).partition(";")
+        media = media.strip().lower()
+        if media in JSON_MEDIA or media.endswith("+json"):
+            orient = next((p.split("=", 1)[1].strip() for p in parameters.split(";") if "format=" in p), None)
+            if orient in ("pandas-split", "pandas-records"):
+                return pandas_records(self._parse(body), orient, self.max_records)
+            return mlflow_records(self._parse(body), self.max_records)
+        if media == "text/csv":
+            return csv_records(body, self.max_records)
+        raise HTTPProblem(
+            415,
+            ProblemKind.UNSUPPORTED_MEDIA_TYPE,
+            f"/invocations takes application/json (optionally format=pandas-split or pandas-records) or text/csv, "
+            f"not {media}",
+        )
 
     async def _v2_infer(self, scope: Scope, receive: Receive, send: Send) -> int:
         body = await self._read_body(scope, receive)
@@ -555,6 +580,17 @@ class ScoringApp:
             if self.score is not None:
                 self._openapi = document
         return await send_json(send, 200, document)
+
+
+# What /invocations reads as JSON: JSON itself, and what clients send JSON as without saying so (curl -d).
+JSON_MEDIA = ("", "application/json", "text/plain", "application/x-www-form-urlencoded")
+
+
+def _content_type(scope: Scope) -> str:
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            return str(value.decode("latin-1"))
+    return ""
 
 
 def create_app(package_dir: str | Path, **options: Any) -> ScoringApp:

@@ -12,6 +12,7 @@ class ProblemKind(StrEnum):
 
     BAD_JSON = "bad_json"
     BAD_PAYLOAD = "bad_payload"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     INVALID_REQUEST = "invalid_request"
     TOO_LARGE = "too_large"
     TOO_MANY_RECORDS = "too_many_records"

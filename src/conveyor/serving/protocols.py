@@ -1,7 +1,8 @@
 """Payloads of the protocols existing clients speak, turned into a list of records and back.
 
 - Open Inference Protocol v2 (KServe, Triton, Seldon): named input tensors, first dimension = records.
-- MLflow scoring server `/invocations`: `dataframe_records`, `dataframe_split`, `instances`, `inputs`.
+- MLflow scoring server `/invocations`: `dataframe_records`, `dataframe_split`, `instances`, `inputs`; CSV with a
+  header row (`text/csv`), and the bare pandas orients `application/json; format=pandas-split|pandas-records`.
 
 A record is what score.py's `run()` receives for one request, as JSON text (as on `/score`). Every check names the
 field at fault (`inputs[0].shape`), and no request makes more than `max_records` records: a shape is checked
@@ -10,6 +11,8 @@ before anything is built from it.
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from conveyor.serving.problems import bad_payload, too_many_records
@@ -188,3 +191,54 @@ def mlflow_records(payload: Any, max_records: int) -> list[Any]:
     if len(value) > max_records:
         raise too_many_records(len(value), max_records, key)
     return value
+
+
+def _csv_value(text: str) -> Any:
+    """A CSV cell as pandas' reader would type it: an integer, a float, empty as null, or the text."""
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def csv_records(body: bytes, max_records: int) -> list[dict[str, Any]]:
+    """A CSV body with a header row → one record per line, values typed as pandas' `read_csv` would."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise bad_payload(f"a text/csv body must be UTF-8: byte {exc.start} is not") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if not header:
+            raise bad_payload("a text/csv body starts with a header row naming the columns")
+        duplicated = sorted({name for name in header if header.count(name) > 1})
+        if duplicated:
+            raise bad_payload(f"the CSV header names a column twice: {', '.join(duplicated)}")
+        records: list[dict[str, Any]] = []
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise bad_payload(f"CSV line {reader.line_num} has {len(row)} values; the header names {len(header)}")
+            if len(records) == max_records:
+                raise too_many_records(max_records + 1, max_records, "text/csv")
+            records.append({name: _csv_value(cell) for name, cell in zip(header, row, strict=True)})
+    except csv.Error as exc:
+        raise bad_payload(f"the CSV body cannot be read at line {reader.line_num}: {exc}") from None
+    return records
+
+
+def pandas_records(payload: Any, orient: str, max_records: int) -> list[Any]:
+    """The bare pandas orients of MLflow 1's `format=pandas-split|pandas-records` content types."""
+    if orient == "pandas-split":
+        return _dataframe_split(payload, max_records)
+    if type(payload) is not list:
+        raise bad_payload("a format=pandas-records body is a JSON list of records")
+    if len(payload) > max_records:
+        raise too_many_records(len(payload), max_records, None)
+    return payload
