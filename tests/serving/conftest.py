@@ -38,6 +38,9 @@ class RequestError(ValueError):
         self.field = field
 
 
+LEAKED = []
+
+
 def init():
     global password
     if os.environ.get("TOY_FAIL_INIT"):
@@ -53,6 +56,10 @@ def run(raw):
         end = time.monotonic() + request["spin"]
         while time.monotonic() < end:
             pass
+    if "exit" in request:  # a score.py that ends its own process
+        os._exit(request["exit"])
+    if "leak_mb" in request:  # a score.py that keeps what it should not
+        LEAKED.append(bytearray(request["leak_mb"] * 1024 * 1024))
     if request.get("boom"):
         raise RuntimeError(f"database login failed with password {password}")
     if not isinstance(request.get("x"), (int, float)):

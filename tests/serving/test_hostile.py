@@ -4,6 +4,7 @@ error id), the server keeps serving, and health endpoints keep answering."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import socket
@@ -247,3 +248,22 @@ def test_a_run_hung_on_the_event_loop_gets_its_worker_replaced(toy_package, star
     wait_for_new_worker(server, first, "the blocked worker was not replaced")
     assert "event loop has been blocked" in server.log()
     assert httpx.post(f"{server.url}/score", json={"x": 4}).json()["y"] == 8
+
+
+def test_a_huge_header_is_431_without_buffering_it(census_server) -> None:
+    """64 MiB of one header: refused once past the bound (64 KiB by default), not read whole and answered 200."""
+    with socket.create_connection(("127.0.0.1", census_server.port), timeout=10) as sock:
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nhost: x\r\nx-big: ")
+        started = time.monotonic()
+        answer = b""
+        try:
+            for _ in range(64 * 16):  # 64 MiB in 64 KiB pieces, stopping when the server answers
+                sock.sendall(b"a" * 65536)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+        assert time.monotonic() - started < 3
+    assert httpx.get(f"{census_server.url}/health/live").status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -47,3 +48,43 @@ def test_sigterm_finishes_the_in_flight_request(toy_package, start_server, toy_s
     assert server.process.wait(30) == 0
     assert time.monotonic() - started < 15
     assert "server stopped" in server.log()
+
+
+def test_a_score_py_that_exits_with_the_init_failed_code_is_only_a_dead_worker(
+    toy_package, start_server, toy_secret
+) -> None:
+    """os._exit(3) in run() once stopped the whole server (3 was the code for init() failing)."""
+    server = start_server(toy_package, "--workers", "1", env={"TOY_DB_PASSWORD": toy_secret})
+    first = httpx.get(f"{server.url}/health/live").json()["pid"]
+    with contextlib.suppress(httpx.TransportError):
+        httpx.post(f"{server.url}/score", json={"exit": 3}, timeout=10)
+    wait_for_new_worker(server, first, "the server did not replace the worker")
+    assert httpx.post(f"{server.url}/score", json={"x": 3}).json()["y"] == 6
+    assert server.process.poll() is None
+
+
+def test_init_failing_still_stops_the_server(toy_package, start_server) -> None:
+    server = start_server(toy_package, "--workers", "1", env={"TOY_FAIL_INIT": "1"}, ready=False)
+    assert server.process.wait(60) != 0
+    assert "init()" in server.log() and "failed" in server.log()
+
+
+def test_max_requests_recycles_a_worker(toy_package, start_server, toy_secret) -> None:
+    server = start_server(toy_package, "--workers", "1", "--max-requests", "20", env={"TOY_DB_PASSWORD": toy_secret})
+    pids = set()
+    for _ in range(45):
+        pids.add(httpx.post(f"{server.url}/score", json={"x": 1}, timeout=10).json()["pid"])
+    assert len(pids) >= 2, server.log()
+    assert "recycl" in server.log()
+
+
+def test_a_worker_over_its_memory_cap_is_replaced(toy_package, start_server, toy_secret) -> None:
+    server = start_server(
+        toy_package, "--workers", "1", "--max-worker-memory", "300", env={"TOY_DB_PASSWORD": toy_secret}
+    )
+    first = httpx.get(f"{server.url}/health/live").json()["pid"]
+    for _ in range(8):  # 8 × 50 MiB kept by a leaking score.py
+        response = httpx.post(f"{server.url}/score", json={"leak_mb": 50, "x": 1}, timeout=20)
+        assert response.status_code == 200  # in-flight requests finish
+    wait_for_new_worker(server, first, "the leaking worker was not replaced")
+    assert "memory" in server.log()

@@ -16,8 +16,7 @@ import logging
 import os
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -25,6 +24,20 @@ from typing import Any
 import orjson
 
 from conveyor.secrets.redaction import redact
+from conveyor.serving.asgi import (
+    CLOSE,
+    BodyTooLarge,
+    ClientGone,
+    Receive,
+    Route,
+    Scope,
+    Send,
+    deadline,
+    dumps,
+    header,
+    receive_body,
+    send_json,
+)
 from conveyor.serving.batching import Batcher, run_each
 from conveyor.serving.calls import CallPolicy, Offload
 from conveyor.serving.deadlines import Deadlines
@@ -43,59 +56,10 @@ from conveyor.serving.protocols import (
 
 log = logging.getLogger("conveyor.serving")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-Handler = Callable[[Scope, Receive, Send], Awaitable[int]]
-
-JSON = b"application/json"
-DRAIN_LIMIT = 64 * 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_RECORDS = 10_000
-CLOSE = [(b"connection", b"close")]
 loads = orjson.loads
 JSONDecodeError = orjson.JSONDecodeError
-
-
-class ClientGone(Exception):
-    """The client disconnected before its request body was read."""
-
-
-@dataclass(frozen=True)
-class Route:
-    """One path: its metrics label, the methods it answers (GET routes answer HEAD too) and its handler."""
-
-    label: str
-    methods: tuple[str, ...]
-    handler: Handler
-
-    @property
-    def allow(self) -> bytes:
-        return ", ".join(self.methods).encode()
-
-
-def _default(value: Any) -> Any:
-    """JSON for what orjson does not know: numpy arrays and scalars, pandas objects, sets."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, set | frozenset):
-        return sorted(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-async def send_json(
-    send: Send, status: int, body: bytes, content_type: bytes = JSON, headers: list[tuple[bytes, bytes]] | None = None
-) -> int:
-    start = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": start + headers if headers else start})
-    await send({"type": "http.response.body", "body": body})
-    return status
 
 
 def new_error_id() -> str:
@@ -264,64 +228,16 @@ class ScoringApp:
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         """The whole request body, within `max_body_bytes` (else 413) and `body_timeout` seconds (else 408)."""
-        task = asyncio.current_task()
-        expired = False
+        with deadline(self.deadlines, self.body_timeout, self._body_too_slow):
+            try:
+                return await receive_body(scope, receive, self.max_body_bytes)
+            except BodyTooLarge:
+                raise self._too_large() from None
 
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            if task is not None:
-                task.cancel()
-
-        deadline = self.deadlines.add(self.body_timeout, expire)
-        try:
-            return await self._receive_body(scope, receive)
-        except asyncio.CancelledError:
-            if not expired or task is None:
-                raise
-            task.uncancel()
-            raise HTTPProblem(
-                408,
-                ProblemKind.TIMEOUT,
-                f"the request body did not arrive within {self.body_timeout:g} s",
-                headers=CLOSE,
-            ) from None
-        finally:
-            self.deadlines.discard(deadline)
-
-    async def _receive_body(self, scope: Scope, receive: Receive) -> bytes:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone()
-        body: bytes = message.get("body", b"")
-        limit = self.max_body_bytes
-        if not message.get("more_body", False):
-            if len(body) > limit:
-                raise self._too_large()
-            return body
-        for key, value in scope["headers"]:
-            if key == b"content-length" and value.isdigit() and int(value) > limit:
-                await self._drain(receive, message)
-                raise self._too_large()
-        chunks, size = [body], len(body)
-        while message.get("more_body", False):
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await self._drain(receive, message)
-                raise self._too_large()
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def _drain(self, receive: Receive, message: dict[str, Any]) -> None:
-        """Read and drop the rest of an oversized body (up to a cap), so the client can read the 413."""
-        drained = 0
-        while message.get("more_body", False) and drained < DRAIN_LIMIT:
-            message = await receive()
-            drained += len(message.get("body", b""))
+    def _body_too_slow(self) -> HTTPProblem:
+        return HTTPProblem(
+            408, ProblemKind.TIMEOUT, f"the request body did not arrive within {self.body_timeout:g} s", headers=CLOSE
+        )
 
     def _too_large(self) -> HTTPProblem:
         return HTTPProblem(413, ProblemKind.TOO_LARGE, f"request body is over the limit of {self.max_body_bytes} bytes")
@@ -587,10 +503,7 @@ JSON_MEDIA = ("", "application/json", "text/plain", "application/x-www-form-urle
 
 
 def _content_type(scope: Scope) -> str:
-    for key, value in scope["headers"]:
-        if key == b"content-type":
-            return str(value.decode("latin-1"))
-    return ""
+    return (header(scope, b"content-type") or b"").decode("latin-1")
 
 
 def create_app(package_dir: str | Path, **options: Any) -> ScoringApp:

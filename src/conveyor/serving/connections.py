@@ -4,6 +4,8 @@
   a connection that has sent part of a request is answered 408 and closed, one that has sent nothing is closed.
 - At shutdown, a connection whose request body is still arriving (no response started) is closed at once
   instead of holding the graceful shutdown for a client that may never finish. Requests being scored finish.
+- A request line and headers larger than `max_header_bytes` are answered 431 and the connection closed, one read
+  past the bound (httptools itself sets none: a 64 MiB header was read whole).
 (Slow bodies are the app's to cut off: it answers 408 after `body_timeout`.)
 """
 
@@ -24,13 +26,25 @@ def timeout_response(seconds: float) -> bytes:
     )
 
 
+def too_large_response(limit: int) -> bytes:
+    body = b'{"error":"the request line and headers are larger than %d bytes","kind":"too_large"}' % limit
+    return (
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol with a header timeout and a shutdown that does not wait for unfinished uploads."""
+    """HttpToolsProtocol with a header timeout and size bound, and a shutdown that does not wait for unfinished
+    uploads."""
 
     header_timeout: ClassVar[float] = 10.0
+    max_header_bytes: ClassVar[int] = 64 * 1024
     timeout_hooks: ClassVar[tuple[Callable[[], None], ...]] = ()  # told of each header timeout (metrics)
     _header_timer: asyncio.TimerHandle | None = None
     _in_headers = False
+    _awaiting_headers = True  # no request's headers complete since the last request ended (or the connection began)
+    _header_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -38,6 +52,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        if self._awaiting_headers and not self.transport.is_closing():  # this piece did not end the headers
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes:
+                self._disarm()
+                self.transport.write(too_large_response(self.max_header_bytes))
+                self.transport.close()
+                return
         if self._in_headers and self._header_timer is None and not self.transport.is_closing():
             self._arm()
 
@@ -47,8 +68,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
+        self._awaiting_headers = False
         self._disarm()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._awaiting_headers, self._header_bytes = True, 0
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -84,10 +110,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def guarded_protocol(header_timeout: float, on_timeout: Callable[[], None] | None = None) -> type[Any]:
+def guarded_protocol(
+    header_timeout: float, on_timeout: Callable[[], None] | None = None, max_header_bytes: int = 64 * 1024
+) -> type[Any]:
     """The protocol class to hand uvicorn (`Config(http=...)`) with these settings."""
     return type(
         "ScoringHttpProtocol",
         (GuardedHttpToolsProtocol,),
-        {"header_timeout": header_timeout, "timeout_hooks": (on_timeout,) if on_timeout else ()},
+        {
+            "header_timeout": header_timeout,
+            "max_header_bytes": max_header_bytes,
+            "timeout_hooks": (on_timeout,) if on_timeout else (),
+        },
     )

@@ -15,6 +15,7 @@ from conveyor.serving.calls import Offload
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_RECORDS = 10_000
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 OPTION_HELP = {
@@ -32,6 +33,11 @@ OPTION_HELP = {
     "timeout": "Seconds score.py may take for one request; later it gets 504 (a call still running at twice this "
     "retires the worker).",
     "header_timeout": "Seconds a client has to send a request's headers (then 408 and the connection is closed).",
+    "max_header_bytes": "Largest request line and headers together; bigger ones get 431 and the connection closes.",
+    "max_requests": "Recycle a worker after this many requests, as gunicorn does (0: never).",
+    "max_requests_jitter": "Up to this many more requests before recycling, drawn per worker (so not all at once).",
+    "max_worker_memory": "Recycle a worker whose resident memory passes this many MiB, checked after each request "
+    "(0: never). In-flight requests finish first.",
     "body_timeout": "Seconds a client has to send a request's body (then 408).",
     "keep_alive": "Seconds an idle keep-alive connection stays open.",
     "graceful_timeout": "Seconds to finish in-flight requests on shutdown.",
@@ -56,6 +62,10 @@ class ServeOptions:
     offload: Offload = Offload.ALWAYS
     timeout: float = 60.0
     header_timeout: float = 10.0
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_requests: int = 0
+    max_requests_jitter: int = 0
+    max_worker_memory: int = 0
     body_timeout: float = 30.0
     keep_alive: float = 5.0
     graceful_timeout: float = 30.0
@@ -78,7 +88,16 @@ class ServeOptions:
             "max_batch_size": self.max_batch_size,
             "max_body_bytes": self.max_body_bytes,
             "max_records": self.max_records,
+            "max_header_bytes": self.max_header_bytes,
         }
+        never_negative = {
+            "max_requests": self.max_requests,
+            "max_requests_jitter": self.max_requests_jitter,
+            "max_worker_memory": self.max_worker_memory,
+        }
+        for name, value in never_negative.items():
+            if value < 0:
+                raise ConveyorError(f"--{name.replace('_', '-')} cannot be negative (0 turns it off), not {value}")
         for name, value in at_least_one.items():
             if value < 1:
                 raise ConveyorError(f"--{name.replace('_', '-')} must be at least 1, not {value}")

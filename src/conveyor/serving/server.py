@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import socket
+import struct
 import sys
 import time
 from pathlib import Path
@@ -26,11 +27,13 @@ from conveyor.errors import ConveyorError
 from conveyor.serving.loader import ScoreInitError, check_package_dir
 from conveyor.serving.metrics import multiprocess_dir, remove_multiprocess_dir, worker_gone
 from conveyor.serving.options import ServeOptions
+from conveyor.serving.recycling import Recycling
 
 log = logging.getLogger("conveyor.serving")
 
-INIT_FAILED = 3  # a worker's exit code when score.py's init() raised
-RETIRED = 5  # a worker's exit code when its watchdog retired it (a call into score.py hung)
+INIT_FAILED = 3  # a worker's exit code when score.py's init() raised (told through the report pipe too: only that
+# pipe, which score.py cannot write to by accident, stops the server; an exit code alone is a worker that died)
+RETIRED = 5  # a worker's exit code when it was retired (a call into score.py hung, or it was recycled)
 RESPAWN_WINDOW = 10.0  # seconds; more than RESPAWN_LIMIT early deaths in it stop the server
 RESPAWN_LIMIT = 5
 
@@ -84,8 +87,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _worker(sock: socket.socket, package_dir: Path, options: ServeOptions) -> None:
-    """Body of one worker process (after fork): serve until told to stop; never returns."""
+REPORT = struct.Struct("=ii")  # (pid, what) on the report pipe: one write each, atomic
+INIT_FAILED_REPORT, READY_REPORT, RECYCLE_REPORT = 0, 1, 2
+
+
+def _report(fd: int, what: int) -> None:
+    os.write(fd, REPORT.pack(os.getpid(), what))
+
+
+def _worker(sock: socket.socket, package_dir: Path, options: ServeOptions, report: int, replacing: bool) -> None:
+    """Body of one worker process (after fork): serve until told to stop; never returns. `report` is the pipe on
+    which it tells the supervisor that init() failed, that it serves, or that it is due for recycling. A worker
+    `replacing` another runs init() before it accepts a connection, so the others serve meanwhile."""
     code = 0
     try:
         import uvicorn
@@ -101,6 +114,7 @@ def _worker(sock: socket.socket, package_dir: Path, options: ServeOptions) -> No
         outcome: list[int] = []
 
         def stop_on_failure(exc: BaseException) -> None:
+            _report(report, INIT_FAILED_REPORT)
             outcome.append(INIT_FAILED)
             holder["server"].should_exit = True
 
@@ -109,11 +123,32 @@ def _worker(sock: socket.socket, package_dir: Path, options: ServeOptions) -> No
             outcome.append(RETIRED)
             holder["server"].should_exit = True
 
-        app = ScoringApp(package_dir, on_init_failure=stop_on_failure, on_stuck=retire, **options.app_options())
+        def recycle(reason: str) -> None:
+            log.info("worker %d is %s; a fresh worker takes over once it is ready", os.getpid(), reason)
+            _report(report, RECYCLE_REPORT)
+
+        app = ScoringApp(
+            package_dir,
+            on_init_failure=stop_on_failure,
+            on_stuck=retire,
+            init_in_background=not replacing,
+            **options.app_options(),
+        )
+        served: Any = app
+        if options.max_requests or options.max_worker_memory:
+            served = Recycling(
+                app,
+                recycle,
+                max_requests=options.max_requests,
+                jitter=options.max_requests_jitter,
+                max_memory_mib=options.max_worker_memory,
+            )
         config = uvicorn.Config(
-            app,
+            served,
             loop="uvloop",
-            http=guarded_protocol(options.header_timeout, lambda: app.metrics.count_error("timeout")),
+            http=guarded_protocol(
+                options.header_timeout, lambda: app.metrics.count_error("timeout"), options.max_header_bytes
+            ),
             lifespan="on",
             access_log=False,
             log_config=None,
@@ -123,7 +158,14 @@ def _worker(sock: socket.socket, package_dir: Path, options: ServeOptions) -> No
             server_header=False,
             date_header=False,
         )
-        server = holder["server"] = uvicorn.Server(config)
+
+        class Reporting(uvicorn.Server):
+            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                await super().startup(sockets)
+                if self.started and not outcome:
+                    _report(report, READY_REPORT)
+
+        server = holder["server"] = Reporting(config)
         server.run(sockets=[sock])
         code = outcome[0] if outcome else 0
     except BaseException:  # the worker must end with an exit code, not a stack unwinding into fork
@@ -146,11 +188,17 @@ class Supervisor:
         self.workers: dict[int, float] = {}  # pid -> start time
         self.stopping = False
         self.early_deaths: list[float] = []
+        self.reports, self.report_end = os.pipe()  # workers' reports: init() failed, ready, due for recycling
+        os.set_blocking(self.reports, False)
+        self.init_failed: set[int] = set()
+        self.handover: dict[int, int] = {}  # new worker -> the recycled one it replaces once ready
+        self.recycled: set[int] = set()  # workers told to stop because a replacement serves
 
-    def spawn(self) -> int:
+    def spawn(self, replacing: bool = False) -> int:
         pid = os.fork()
         if pid == 0:
-            _worker(self.sock, self.package_dir, self.options)
+            os.close(self.reports)
+            _worker(self.sock, self.package_dir, self.options, self.report_end, replacing)
         self.workers[pid] = time.monotonic()
         return pid
 
@@ -164,6 +212,7 @@ class Supervisor:
             for _ in range(self.count):
                 self.spawn()
             while not self.stopping:
+                self._read_reports()
                 self._reap()
                 time.sleep(0.05)
         finally:
@@ -183,7 +232,11 @@ class Supervisor:
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:
                 continue
-            if code == INIT_FAILED:
+            self._read_reports()
+            if pid in self.recycled:
+                self.recycled.discard(pid)
+                continue
+            if pid in self.init_failed:
                 raise ScoreInitError(
                     f"init() of {self.package_dir / 'score.py'} failed; the server is not ready and stops",
                     hint="The traceback is in the log above. Fix score.py or the model files and serve again.",
@@ -201,7 +254,25 @@ class Supervisor:
             else:
                 how = f"signal {-code}" if code < 0 else f"exit code {code}"
                 log.warning("worker %d died (%s); starting a new one", pid, how)
-            self.spawn()
+            self.spawn(replacing=True)
+
+    def _read_reports(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while data := os.read(self.reports, REPORT.size * 256):
+                for pid, what in REPORT.iter_unpack(data):
+                    self._on_report(pid, what)
+
+    def _on_report(self, pid: int, what: int) -> None:
+        if what == INIT_FAILED_REPORT:
+            self.init_failed.add(pid)
+        elif what == RECYCLE_REPORT and pid in self.workers and pid not in self.handover.values():
+            self.handover[self.spawn(replacing=True)] = pid
+        elif what == READY_REPORT and pid in self.handover:
+            old = self.handover.pop(pid)
+            self.recycled.add(old)
+            log.info("worker %d serves; stopping recycled worker %d after its requests", pid, old)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(old, signal.SIGTERM)
 
     def _stop_all(self) -> None:
         for pid in list(self.workers):
@@ -221,6 +292,8 @@ class Supervisor:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         self.workers.clear()
+        os.close(self.reports)
+        os.close(self.report_end)
 
 
 def _preload(package_dir: Path, sock: socket.socket) -> None:
