@@ -88,3 +88,66 @@ def test_a_worker_over_its_memory_cap_is_replaced(toy_package, start_server, toy
         assert response.status_code == 200  # in-flight requests finish
     wait_for_new_worker(server, first, "the leaking worker was not replaced")
     assert "memory" in server.log()
+
+
+LEAKY_SCORE = """
+import os, sys
+
+def init():
+    pass
+
+def run(raw):
+    token = open(os.environ["LEAK_FILE"]).read().strip()  # a stage token the server itself never read
+    print("calling the feature store with", token)
+    sys.stderr.write(f"token={token}\\n")
+    raise RuntimeError(f"feature store refused {token}")
+"""
+
+
+def test_with_env_every_secret_of_its_store_is_masked_in_the_log(census_project, tmp_path) -> None:
+    """`conveyor serve PKG --env stage`: a token score.py prints or raises with is masked, though unread."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conveyor.config import load_project
+    from conveyor.secrets.file import FileSecretStore
+
+    token = "stg-Zq8vT3kLm9pW7sNf4Hd1yBc6"
+    store = load_project(census_project).environment("stage").secrets
+    before = Path(store.path).read_bytes()
+    FileSecretStore(store.path, store.url).set("feature-store-token", token)
+    (tmp_path / "token").write_text(token)
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "score.py").write_text(LEAKY_SCORE)
+    (package / "manifest.json").write_text('{"model": {"name": "leaky", "version": "1"}}')
+    port = str(__import__("conftest").free_port())
+    cli = Path(sys.executable).with_name("conveyor")
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [str(cli), "serve", str(package), "--env", "stage", "--port", port, "--workers", "1"],
+            cwd=census_project,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "LEAK_FILE": str(tmp_path / "token")},
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        answer = httpx.post(f"http://127.0.0.1:{port}/score", json={"x": 1}, timeout=10)
+        assert answer.status_code == 500 and token not in answer.text
+        time.sleep(0.5)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+        Path(store.path).write_bytes(before)  # the session's project as it was
+    text = log.read_text()
+    assert "calling the feature store with" in text and "token=" in text, text
+    assert token not in text, text

@@ -31,7 +31,6 @@ from conveyor.config import Environment
 from conveyor.errors import CheckFailed, ConfigError
 from conveyor.secrets import redaction
 from conveyor.secrets.boundaries import mask_fields
-from conveyor.secrets.redaction import WeakSecretError
 from conveyor.secrets.scrubbing import minimal_environment
 from conveyor.training.broker import RunRecord, TrainingBroker, run_folders
 from conveyor.training.channel import FD_VARIABLE
@@ -47,21 +46,6 @@ if TYPE_CHECKING:
 def _pump(stream: IO[str], write: Callable[[str], object]) -> None:
     for line in iter(stream.readline, ""):
         write(redaction.redact(line))
-
-
-def preload_secrets(environment: Environment) -> None:
-    """Read every secret the store holds so this process masks the child's output too; a value too weak to mask
-    refuses the run (naming its key) rather than going unmasked."""
-    public = environment.public_secret_keys()
-    for key in environment.secrets.names():
-        if key in public:
-            continue
-        try:
-            environment.secrets.get(key)
-        except WeakSecretError:
-            raise
-        except Exception:
-            continue
 
 
 _registries: dict[str, ModelRegistry] = {}
@@ -101,7 +85,7 @@ def training_script(environment: Environment) -> Path:
 
 def check_environment(environment: Environment) -> None:
     """Fail early, in this process, on a bad store, a missing secret or an unreadable setting."""
-    preload_secrets(environment)
+    environment.mask_every_secret()
     _ = environment.lake_url, environment.state, environment.created_by, environment.registry_uri
 
 

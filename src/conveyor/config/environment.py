@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from conveyor.config.schema import EnvironmentConfig, ProjectFile
 from conveyor.errors import ConfigError
 from conveyor.secrets.base import OwnedStore, SecretStore, open_store
-from conveyor.secrets.redaction import declare_public
+from conveyor.secrets.redaction import WeakSecretError, declare_public
 
 if TYPE_CHECKING:
     from conveyor.lake import Lake
@@ -122,6 +122,20 @@ class Environment:
     def secrets(self) -> SecretStore:
         store = open_store(self.secrets_url, self.project.root, public_keys=frozenset(self.public_secret_keys()))
         return OwnedStore(store, f"--env {self.name}")
+
+    def mask_every_secret(self) -> None:
+        """Read every secret the store holds, so this process (and what it forks) masks each wherever it prints,
+        not only those it uses; a value too weak to mask refuses (naming its key) rather than going unmasked."""
+        public = self.public_secret_keys()
+        for key in self.secrets.names():
+            if key in public:
+                continue
+            try:
+                self.secrets.get(key)
+            except WeakSecretError:
+                raise
+            except Exception:  # a key that cannot be read now cannot be printed by this process either
+                continue
 
     def secret(self, key: str) -> str:
         return self.secrets.get(key)

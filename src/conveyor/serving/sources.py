@@ -76,13 +76,18 @@ def serve(
     announce: Callable[[str], None] | None = None,
 ) -> None:
     """Serve `source` (a package directory, a models:/ URI of environment `env`'s registry, or an image) until
-    stopped; `announce` is told what is served where, once it is resolved.
+    stopped; `announce` is told what is served where, once it is resolved. With `env`, every value of that
+    environment's secret store is masked in the server's output.
 
     Raises ConveyorError for a source that cannot be served, a busy port or a failed start (ScoreInitError when
     score.py's init() fails), and when an image's container exits with an error.
     """
     options = (options or ServeOptions()).check()
     say = announce or (lambda _message: None)
+    if env is not None:  # score.py may print or raise with any of the environment's secrets, not only those read
+        from conveyor.config import load_project
+
+        load_project().environment(env).mask_every_secret()
     resolved = resolve(source, env)
     if resolved.kind == "image":
         from conveyor.serving.container import run_image
