@@ -246,3 +246,24 @@ def test_shell_completion_completes_commands_subcommands_and_options(words, cwor
 def test_completion_can_be_shown_for_bash():
     done = _conveyor("--show-completion", "bash")
     assert done.returncode == 0 and "_conveyor_completion" in done.stdout and "complete" in done.stdout
+
+
+def test_a_project_file_that_is_not_utf8_is_a_named_config_error(tmp_path):
+    (tmp_path / "conveyor.toml").write_bytes(b'[project]\nname = "caf\xe9"\n')
+    done = _conveyor("models", "list", "-p", str(tmp_path), "--env", "dev", "--json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert "conveyor.toml is not UTF-8" in error["message"] and "UTF-8" in error["hint"]
+
+
+def test_a_corrupt_ledger_is_a_named_error_not_a_traceback(census_project, tmp_path):
+    import shutil
+
+    copy = tmp_path / "census"
+    shutil.copytree(census_project, copy, ignore=shutil.ignore_patterns(".conveyor"))
+    (copy / ".conveyor").mkdir()
+    (copy / ".conveyor" / "ledger.db").write_bytes(os.urandom(8192))
+    done = _conveyor("releases", "list", "-p", str(copy), "--json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert "ledger.db cannot be read as a database" in error["message"] and "never replaces" in error["hint"]

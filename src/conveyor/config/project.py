@@ -54,6 +54,11 @@ def parse_project_file(path: Path) -> ProjectFile:
         raise ConfigError(f"{path} does not exist", hint="Create a project with `conveyor init DIR`.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text: byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r}",
+            hint="TOML files are UTF-8: save it as UTF-8 (e.g. iconv -f latin1 -t utf-8).",
+        ) from None
     try:
         return ProjectFile.model_validate(data)
     except ValidationError as exc:

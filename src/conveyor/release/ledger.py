@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor.errors import CheckFailed, ConfigError
@@ -130,6 +130,12 @@ class Ledger:
             raise CheckFailed(
                 f"cannot open the ledger at {shown}: {str(exc.orig).strip().splitlines()[0]}",
                 hint=f"Check that the database is running and reachable ([ledger] url or {URL_VARIABLE}).",
+            ) from None
+        except DatabaseError as exc:  # not a database at all: a corrupt or foreign file
+            raise ConfigError(
+                f"the ledger at {shown} cannot be read as a database: {str(exc.orig).strip().splitlines()[0]}",
+                hint="Restore the ledger from its backup or its team database; conveyor never replaces a ledger. "
+                "Move the file aside only to start a new ledger on purpose.",
             ) from None
         return ledger
 
