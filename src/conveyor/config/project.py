@@ -56,7 +56,7 @@ def parse_project_file(path: Path) -> ProjectFile:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"{path} is not UTF-8 text: byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r}",
+            f"{path} is not UTF-8 text: byte {exc.start} is {exc.object[exc.start : exc.start + 1]!r}",
             hint="TOML files are UTF-8: save it as UTF-8 (e.g. iconv -f latin1 -t utf-8).",
         ) from None
     try:

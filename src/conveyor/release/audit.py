@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conveyor.errors import ConveyorError
@@ -111,10 +112,22 @@ def _columns_match(row: EventRow, event: Event) -> str | None:
     return next((name for name, (stored, signed) in pairs.items() if stored != signed), None)
 
 
-class Verifier:
-    """Folds events one by one, checking each; keeps the allowed signers of each policy it has seen."""
+MAX_CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of the reader's clock an event may be dated
 
-    def __init__(self) -> None:
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Verifier:
+    """Folds events one by one, checking each; keeps the allowed signers of each policy it has seen.
+
+    An event dated more than `MAX_CLOCK_SKEW` ahead of `now` (the reader's clock) is refused: a signer whose clock
+    runs ahead would otherwise date every later event after its own and stretch every approval window.
+    """
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = _utc(now) if now is not None else datetime.now(UTC)
         self.state = LedgerState()
         self._allowed: dict[str, AllowedSigners] = {}
         self.previous = GENESIS
@@ -138,6 +151,13 @@ class Verifier:
         if hashlib.sha256(payload).hexdigest() != row.hash:
             raise EventRefused(f"event {row.seq} was edited (its content no longer matches its hash)")
         event = Event.from_payload(payload)
+        ahead = _utc(event.at) - self.now
+        if ahead > MAX_CLOCK_SKEW:
+            raise EventRefused(
+                f"event {row.seq} ({event.kind} by {event.by}) is dated {_utc(event.at):%Y-%m-%d %H:%M:%S}Z, "
+                f"{ahead.days} days {ahead.seconds // 3600} h ahead of this machine's clock: its signer's clock was "
+                "wrong, or this one is"
+            )
         column = _columns_match(row, event)
         if column is not None:
             raise EventRefused(f"event {row.seq} was edited (its {column} column differs from what was signed)")
@@ -147,9 +167,9 @@ class Verifier:
         self.count += 1
 
 
-def verify_events(rows: Sequence[EventRow], head_seq: int, head_hash: str) -> Verified:
+def verify_events(rows: Sequence[EventRow], head_seq: int, head_hash: str, now: datetime | None = None) -> Verified:
     """Walk the events in order; the report names the first one that fails, and the state is what came before."""
-    verifier = Verifier()
+    verifier = Verifier(now)
     for row in rows:
         try:
             verifier.check(row)

@@ -23,11 +23,19 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, Oper
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor.errors import CheckFailed, ConfigError
-from conveyor.release.audit import ChainReport, Verified, edited_rows, missing_checkpoint, verify_events
-from conveyor.release.events import Event, SignedEvent, sign_event
+from conveyor.release.audit import (
+    MAX_CLOCK_SKEW,
+    ChainReport,
+    Verified,
+    edited_rows,
+    missing_checkpoint,
+    verify_events,
+)
+from conveyor.release.events import Event, SignedEvent, sign_event, verify_signature
 from conveyor.release.state import LedgerState
 from conveyor.release.status import EventKind
 from conveyor.release.tables import EventHeadRow, EventRow, ReleaseRow
+from conveyor.trust import AllowedSigners
 
 if TYPE_CHECKING:
     from conveyor.config import Project
@@ -171,7 +179,7 @@ class Ledger:
     def _verify(self, session: Session, expect: str | None = None) -> Verified:
         rows = list(session.execute(select(EventRow).order_by(EventRow.seq)).scalars())
         head = session.execute(select(EventHeadRow).where(EventHeadRow.id == 1)).scalar_one()
-        verified = verify_events(rows, head.seq, head.hash)
+        verified = verify_events(rows, head.seq, head.hash, now=self.clock())
         if verified.report.ok:
             table = list(session.execute(select(ReleaseRow)).scalars())
             edits = edited_rows(verified.state, table)
@@ -224,7 +232,7 @@ class Ledger:
             session.execute(select(EventHeadRow).where(EventHeadRow.id == 1).with_for_update()).scalar_one()
             rows = list(session.execute(select(EventRow).order_by(EventRow.seq)).scalars())
             head = session.execute(select(EventHeadRow).where(EventHeadRow.id == 1)).scalar_one()
-            verified = verify_events(rows, head.seq, head.hash)
+            verified = verify_events(rows, head.seq, head.hash, now=self.clock())
             if not verified.report.ok:
                 raise LedgerBroken(f"the ledger does not verify: {verified.report.trouble}", hint=REPAIR_HINT)
             for row in session.execute(select(ReleaseRow)).scalars():
@@ -261,14 +269,27 @@ class Writer:
     def append(self, kind: EventKind, release: int | None, data: dict[str, Any], identity: Identity) -> SignedEvent:
         """Check `kind` against the rules (RuleBroken when they refuse it), sign it as `identity`, append it."""
         now = self.ledger.now()
-        at = max(now, self.state.last_at) if self.state.last_at else now  # a clock behind the last event's waits
+        last = self.state.last_at
+        if last is not None and naive_utc(last) - now > MAX_CLOCK_SKEW:
+            raise CheckFailed(
+                f"the ledger's last event is dated {naive_utc(last):%Y-%m-%d %H:%M:%S}Z, "
+                f"{naive_utc(last) - now} ahead of this machine's clock ({now:%Y-%m-%d %H:%M:%S}Z): nothing is "
+                "signed on a chain whose times cannot both be right",
+                hint="Check this machine's clock (timedatectl); if it is right, the event's signer's clock was "
+                "ahead: `conveyor audit verify` names the event.",
+            )
+        at = max(now, naive_utc(last)) if last else now  # a clock a little behind the last event's waits for it
         event = Event(
             seq=self.head.seq + 1, prev=self.head.hash, at=at, kind=kind, release=release,
             by=identity.principal, key=identity.key.fingerprint, data=data,
         )  # fmt: skip
         before = {i: r.status for i, r in self.state.releases.items()}
+        signers = self.state.signers_for(event)
         self.state.apply(event)
         signed = sign_event(event, identity)
+        # What every reader will check, checked before it is written: an event its verifier would refuse (a key
+        # that names someone else in the policy, a key outside its validity window) is never committed.
+        verify_signature(signed, AllowedSigners.parse(signers.allowed_signers_text, "the ledger's policy"))
         self.session.add(
             EventRow(
                 seq=event.seq, at=event.at, kind=str(kind), release_id=release, principal=event.by, key=event.key,

@@ -242,8 +242,23 @@ class PolicySet:
         return self.gates
 
     def check(self, file: Path, allowed_signers: Path) -> None:
-        """Refuse a policy no one could satisfy, or one naming principals allowed_signers does not list."""
+        """Refuse a policy no one could satisfy, one naming principals allowed_signers does not list, or one where a
+        key names two principals (who signed would be ambiguous: one person could approve twice)."""
         known = {entry[0] for entry in self.signers}
+        names_of_key: dict[str, set[str]] = {}
+        for entry in self.signers:
+            names_of_key.setdefault(entry[1], set()).add(entry[0])
+        for key, sharing in names_of_key.items():
+            if len(sharing) > 1:
+                from conveyor.trust import PublicKey
+
+                first, second, *_ = sorted(sharing)
+                raise ConfigError(
+                    f"{allowed_signers} lists one key ({PublicKey.parse(key).fingerprint}) under two names, "
+                    f"{first} and {second}",
+                    hint="Each key names one person or CI job: give each its own key (ssh-keygen -t ed25519) and "
+                    "list each key once.",
+                )
         for name, stage in self.stages.items():
             if stage.min_approvals > len(stage.approvers):
                 raise ConfigError(
