@@ -218,3 +218,37 @@ def test_attestations_outside_a_project_need_one_named(attested_image_build, cen
     assert "no project holds" in capsys.readouterr().err
     assert main(["verify", str(dest), "--project", str(census)]) == 0
     assert "gates.dsse.json: PASSED, signed by ci" in capsys.readouterr().out
+
+
+def test_an_older_passing_test_attestation_copied_back_after_a_failing_run_is_refused(
+    attested_image_build, keys, tmp_path, capsys
+):
+    """Copy tests.dsse.json aside, add a failing test, run `conveyor test` (FAILED, signed), copy the pass back:
+    `verify` saw the mismatch with build.json, and the release must refuse it too."""
+    copy = _copy(attested_image_build, tmp_path)
+    signed = attestation_path(copy, AttestationKind.TESTS)
+    passing = signed.read_bytes()
+    (copy.project_root / "tests" / "test_zz_failing.py").write_text("def test_fails():\n    assert 1 == 2\n")
+    assert not run_tests(copy, where="venv", results_dir=tmp_path / "results", key=keys.key("ci")).ok
+    signed.write_bytes(passing)  # the older pass, restored
+    with pytest.raises(AttestationRefused, match="not the latest run's"):
+        verify_build_attestations(BuildRecord.load(copy.path), AllowedSigners.load(keys.allowed_signers), ["ci"])
+    assert main(["verify", str(copy.path)]) == 1
+    capsys.readouterr()
+    code = main(
+        ["release", "create", str(copy.path), "--to", "qa", "--project", str(copy.project_root),
+         "--key", str(keys.key("ci"))]
+    )  # fmt: skip
+    assert code == 1
+    assert "not the latest run's" in " ".join(capsys.readouterr().err.split())
+
+
+def test_only_the_latest_runs_attestation_counts(attested_image_build, keys, tmp_path):
+    """build.json says the latest run passed, but the envelope is an older one of another run: refused."""
+    copy = _copy(attested_image_build, tmp_path)
+    signed = attestation_path(copy, AttestationKind.TESTS)
+    first = signed.read_bytes()
+    assert run_tests(copy, where="image", results_dir=tmp_path / "r1", key=keys.key("ci")).ok  # a newer pass
+    signed.write_bytes(first)
+    with pytest.raises(AttestationRefused, match="is not the one its latest `conveyor test` wrote"):
+        verify_build_attestations(BuildRecord.load(copy.path), AllowedSigners.load(keys.allowed_signers), ["ci"])

@@ -125,11 +125,49 @@ def write_attestation(
     path = attestation_path(record, kind)
     if identity is None:
         path.unlink(missing_ok=True)
+        _record_latest(record, kind, None)
         return None
     if statement.predicate_type != kind.predicate_type:
         raise ValueError(f"a {kind} attestation carries {kind.predicate_type}, not {statement.predicate_type}")
-    sign_statement(replace(statement, predicate=mask_json(statement.predicate)), identity.key).save(path)
+    envelope = sign_statement(replace(statement, predicate=mask_json(statement.predicate)), identity.key)
+    envelope.save(path)
+    _record_latest(record, kind, envelope.digest)
     return path
+
+
+LATEST = "attested"  # build.json's section: kind -> the envelope digest the latest run of that kind wrote
+
+
+def _record_latest(record: BuildRecord, kind: AttestationKind, digest: str | None) -> None:
+    latest = dict(record.data.get(LATEST) or {})
+    latest[str(kind)] = digest
+    record.update(LATEST, latest)
+
+
+def require_latest_run(record: BuildRecord, item: CheckedAttestation) -> None:
+    """A test or gate attestation must be the one the latest run wrote (build.json records its envelope digest
+    and its verdict): an older passing result copied back over a later failure is refused, as `verify` does.
+
+    build.json is not signed, so this stops a stale file, not someone who rewrites build.json to match it: in CI
+    the build folder is the pipeline's own artifact, and the ledger records the envelope digests a release used.
+    """
+    summary = {AttestationKind.TESTS: record.tests, AttestationKind.GATES: record.gates}.get(item.kind)
+    if summary is None:
+        return
+    if bool(summary.get("ok")) != item.passed:
+        said = "passed" if summary.get("ok") else "failed"
+        raise AttestationRefused(
+            f"build.json of build {record.short} says its {item.kind} {said}, but the result {item.signer} signed "
+            f"is {item.result}: the attestation is not the latest run's",
+            hint=f"An older attestation was copied back, or build.json was edited: run `{item.kind.command}` again.",
+        )
+    latest = record.data.get(LATEST)
+    if isinstance(latest, dict) and str(item.kind) in latest and latest[str(item.kind)] != item.digest:
+        raise AttestationRefused(
+            f"the {item.kind} attestation of build {record.short} ({item.digest[:19]}) is not the one its latest "
+            f"`{item.kind.command}` wrote ({str(latest[str(item.kind)])[:19]})",
+            hint=f"A newer run's result is what counts: run `{item.kind.command}` again for a fresh attestation.",
+        )
 
 
 def attest_provenance(record: BuildRecord, identity: Identity | None) -> Path | None:
@@ -321,6 +359,7 @@ def verify_build_attestations(record: BuildRecord, allowed: AllowedSigners, buil
                 f"build {record.short} failed its {kind}: {item.signer} signed the result {item.result}",
                 hint=f"Only a build whose {kind} passed can be released; fix and rebuild.",
             )
+        require_latest_run(record, item)
         if record.image is not None and not item.names_image(record.image.digest):
             where = " (the tests ran outside the image)" if kind is AttestationKind.TESTS else ""
             raise AttestationRefused(

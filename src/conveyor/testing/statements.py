@@ -2,17 +2,19 @@
 
 - Tests: the in-toto test-result predicate (https://in-toto.io/attestation/test-result/v0.1): `result`
   PASSED or FAILED, `configuration` (the tests' tree digest, and the image or requirements lock they ran on),
-  `passedTests`, `warnedTests`, `failedTests`. Its subjects are the package, and the image when the tests ran in it.
+  `passedTests`, `warnedTests`, `failedTests`, and `finishedOn` (when the run ended). Its subjects are the
+  package, and the image when the tests ran in it.
 - Gates: `GATE_RESULT`: `result`, the `metrics` measured, each rule with its threshold, champion value and
   verdict, the `champion` compared with, the gate `policy` it ran under (the `[gates]` rules, `eval_data` and
-  `secrets` as the project file writes them: a release accepts it only under the same policy), and
-  `configuration` (digests of the sealed evaluation set and of evaluate.py; never its location). Its subjects
+  `secrets` as the project file writes them: a release accepts it only under the same policy), `configuration`
+  (digests of the sealed evaluation set and of evaluate.py; never its location) and `finishedOn`. Its subjects
   are the package and the image.
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,12 @@ from conveyor.trust import TEST_RESULT, Statement
 
 def _sha256(digest: str) -> dict[str, str]:
     return {"sha256": digest.removeprefix("sha256:")}
+
+
+def finished_on() -> str:
+    """When a run ended, signed with its result (as SLSA's `finishedOn`): each run's attestation is its own, so
+    the latest run's envelope can be told from an older one's."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def tree_digest(folder: Path) -> str:
@@ -48,6 +56,7 @@ def tests_statement(
         "passedTests": list(outcomes.passed),
         "warnedTests": [],
         "failedTests": list(outcomes.failed),
+        "finishedOn": finished_on(),
     }
     return Statement(build_subjects(record, image=in_image), TEST_RESULT, predicate)
 
@@ -72,5 +81,6 @@ def gates_statement(
             {"name": "sealed evaluation set", "digest": _sha256(data_digest)},
             {"name": evaluate_py.name, "digest": {"sha256": hashlib.sha256(evaluate_py.read_bytes()).hexdigest()}},
         ],
+        "finishedOn": finished_on(),
     }
     return Statement(build_subjects(record), GATE_RESULT, predicate)
