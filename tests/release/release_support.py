@@ -180,6 +180,7 @@ def write_build(
     broken: bool = False,
     gate_rules: dict[str, str] | None = None,
     r2: float = 0.1,
+    model_tags: dict[str, str] | None = None,
 ) -> Path:
     """A build laid out as `conveyor build` + `test` + `gate` leave it: package, manifest, archives, build.json, and
     the provenance, test and gate attestations the package and testing rooms write, signed by `signer`.
@@ -204,7 +205,8 @@ def write_build(
     (package / "score.py").write_text(f"def init():\n    pass\n\n\ndef run(raw):\n    return {{'label': {label!r}}}\n")
     (package / "model" / "model.pkl").write_bytes(label.encode() * 10)
     (package / "requirements.lock").write_text("")
-    model = {"name": MODEL, "version": model_version, "run_id": None, "tags": {}} if model_version else None
+    tags = dict(model_tags or {"training_sandbox": "bwrap", "git_dirty": "false"})
+    model = {"name": MODEL, "version": model_version, "run_id": None, "tags": tags} if model_version else None
     manifest = PackageManifest(
         {
             "schema": 1,

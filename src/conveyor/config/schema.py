@@ -172,6 +172,13 @@ class ReleaseStageConfig(Strict):
     break_glass: list[str] = Field(
         default_factory=list, description="principals whose rollback of this stage needs no approval (marked so)"
     )
+    allow_unsandboxed: bool = Field(
+        default=False, description="a stage with approvers takes a model trained without a sandbox only when true"
+    )
+    allow_dirty: bool = Field(
+        default=False,
+        description="a stage with approvers takes a model trained from uncommitted changes only when true",
+    )
 
     @field_validator("timeout")
     @classmethod

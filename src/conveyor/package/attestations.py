@@ -314,6 +314,15 @@ class BuildAttestations:
         run_id = value.get("run_id")
         return AttestedModel(str(value["name"]), str(value.get("version")), str(run_id) if run_id else None)
 
+    @property
+    def training(self) -> tuple[str | None, bool | None]:
+        """(the training sandbox, whether the source tree was dirty) as the signed provenance says; None unknown."""
+        value = _external(self.provenance).get("training")
+        if not isinstance(value, dict):
+            return None, None
+        sandbox, dirty = value.get("sandbox"), value.get("gitDirty")
+        return (str(sandbox) if sandbox else None), (dirty if isinstance(dirty, bool) else None)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "package": self.package_digest,

@@ -46,6 +46,14 @@ def _image_inputs(record: BuildRecord) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _training(record: BuildRecord) -> dict[str, Any]:
+    """How the model was trained, as its registration recorded it: the sandbox (`bwrap`, `none`, ...) and whether
+    the source tree had uncommitted changes. A release policy refuses `none` and a dirty tree where it guards."""
+    tags = record.model.tags if record.model else {}
+    dirty = tags.get("git_dirty")
+    return {"sandbox": tags.get("training_sandbox"), "gitDirty": None if dirty is None else dirty == "true"}
+
+
 def _dependencies(record: BuildRecord, base_id: str | None) -> list[dict[str, Any]]:
     model = record.model
     tags = model.tags if model else {}
@@ -87,6 +95,7 @@ def provenance_statement(record: BuildRecord, builder: str) -> Statement:
         "environment": record.env,
         "model": {"name": model.name, "version": model.version, "run_id": model.run_id} if model else None,
         "baseImage": manifest.get("base_image"),
+        "training": _training(record),
     }
     internal: dict[str, Any] = {"python": manifest.get("python"), "conveyor": manifest.get("conveyor")}
     if record.image is not None:

@@ -32,6 +32,8 @@ def attested_shipment(record: BuildRecord, policy: PolicySet) -> tuple[Shipment,
         model_name=model.name if model else None,
         model_version=model.version if model else None,
         attestations=tuple(Attestation(a.digest, a.predicate_type, a.path) for a in attested.all),
+        training_sandbox=attested.training[0],
+        source_dirty=attested.training[1],
     )
     return shipment, attested.env
 

@@ -58,13 +58,19 @@ class StagePolicy:
     timeout: str
     requires: tuple[str, ...]
     break_glass: tuple[str, ...]
+    allow_unsandboxed: bool = False
+    allow_dirty: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "stage": self.stage, "target": self.target, "env": self.env, "approvers": list(self.approvers),
             "min_approvals": self.min_approvals, "requester_may_approve": self.requester_may_approve,
             "timeout": self.timeout, "requires": list(self.requires), "break_glass": list(self.break_glass),
         }  # fmt: skip
+        for name in ("allow_unsandboxed", "allow_dirty"):  # written only when set: older policies keep their digest
+            if getattr(self, name):
+                data[name] = True
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StagePolicy:
@@ -74,6 +80,8 @@ class StagePolicy:
             requester_may_approve=bool(data.get("requester_may_approve", False)),
             timeout=str(data.get("timeout", "2d")), requires=tuple(data.get("requires", ())),
             break_glass=tuple(data.get("break_glass", ())),
+            allow_unsandboxed=bool(data.get("allow_unsandboxed", False)),
+            allow_dirty=bool(data.get("allow_dirty", False)),
         )  # fmt: skip
 
     @property
@@ -224,6 +232,7 @@ class PolicySet:
                 stage=name, target=config.target, env=config.env, approvers=tuple(config.approvers),
                 min_approvals=config.min_approvals, requester_may_approve=config.requester_may_approve,
                 timeout=config.timeout, requires=tuple(config.requires), break_glass=tuple(config.break_glass),
+                allow_unsandboxed=config.allow_unsandboxed, allow_dirty=config.allow_dirty,
             )  # fmt: skip
         gates = GatePolicy.from_config(project.config.gates)
         policy = cls(stages, tuple(project.config.trust.builders), tuple(signers), gates)

@@ -50,6 +50,8 @@ class Shipment:
     model_name: str | None
     model_version: str | None
     attestations: tuple[Attestation, ...] = ()
+    training_sandbox: str | None = None  # as the signed provenance says: `none` is a model trained unconfined
+    source_dirty: bool | None = None  # the source tree had uncommitted changes when the model was trained
 
     @property
     def short(self) -> str:

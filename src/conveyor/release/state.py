@@ -339,6 +339,7 @@ class LedgerState:
                         f"build {shipment.short} has not been deployed to {required}, which {stage} requires",
                         hint=f"Release it to {required} first: conveyor release create BUILD --to {required}",
                     )
+        _check_training(stage, recorded, shipment)
         break_glass = bool(data.get("break_glass"))
         if break_glass and (kind != ReleaseKind.ROLLBACK or event.by not in recorded.break_glass):
             raise RuleBroken(
@@ -491,6 +492,27 @@ class LedgerState:
         self.went_live.add((release.stage, release.shipment.package_digest))
 
 
+def _check_training(stage: str, policy: StagePolicy, shipment: Shipment) -> None:
+    """A guarded stage (one with approvers) takes no model trained without a sandbox or from a dirty tree, unless
+    its recorded policy says `allow_unsandboxed` / `allow_dirty`."""
+    if not policy.needs_approval:
+        return
+    if shipment.training_sandbox == "none" and not policy.allow_unsandboxed:
+        raise RuleBroken(
+            f"build {shipment.short} was trained without a sandbox (its signed provenance says so), and {stage} "
+            "takes only sandboxed training",
+            hint='Train where bubblewrap runs (sandbox = "required" makes sure), build again; or allow it for the '
+            f"stage by policy: allow_unsandboxed = true in [release.{stage}], proposed and approved.",
+        )
+    if shipment.source_dirty and not policy.allow_dirty:
+        raise RuleBroken(
+            f"build {shipment.short} was trained from a source tree with uncommitted changes, and {stage} takes only "
+            "models trained from a commit",
+            hint=f"Commit, train and build again; or allow it by policy: allow_dirty = true in [release.{stage}], "
+            "proposed and approved.",
+        )
+
+
 def shipment_to_json(shipment: Shipment, model_env: str | None) -> dict[str, Any]:
     """A shipment as recorded in a signed request."""
     return {
@@ -503,6 +525,7 @@ def shipment_to_json(shipment: Shipment, model_env: str | None) -> dict[str, Any
         "attestations": [
             {"digest": a.digest, "predicate_type": a.predicate_type, "path": str(a.path)} for a in shipment.attestations
         ],
+        "training": {"sandbox": shipment.training_sandbox, "dirty": shipment.source_dirty},
     }
 
 
@@ -519,4 +542,6 @@ def shipment_from_json(data: dict[str, Any]) -> Shipment:
             Attestation(str(a["digest"]), str(a["predicate_type"]), Path(a["path"]))
             for a in data.get("attestations", ())
         ),
+        training_sandbox=(data.get("training") or {}).get("sandbox"),
+        source_dirty=(data.get("training") or {}).get("dirty"),
     )
