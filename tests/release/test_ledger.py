@@ -202,6 +202,11 @@ def test_events_cut_off_the_end_pass_the_signatures_but_not_a_published_checkpoi
     with releases.ledger.engine.begin() as connection:
         connection.execute(sa.text("DELETE FROM events WHERE seq > :seq"), keep)
         connection.execute(sa.text("UPDATE event_head SET seq = :seq, hash = :hash WHERE id = 1"), keep)
+    assert main(["audit", "verify", *project]) == 1  # this checkout saw the longer ledger: it knows by itself
+    assert "this checkout saw the ledger at event" in capsys.readouterr().err
+    with pytest.raises(LedgerBroken, match="does not hold what was seen of it before"):
+        releases.ledger.rebuild_release_rows()
+    (releases.project.state_dir / "ledger-seen").unlink()  # another checkout, which never saw the longer one
     releases.ledger.rebuild_release_rows()  # the releases table made to agree (conveyor audit rebuild)
     assert main(["audit", "verify", *project]) == 0
     capsys.readouterr()

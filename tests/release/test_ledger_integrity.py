@@ -63,3 +63,34 @@ def test_a_signer_whose_clock_runs_400_days_ahead_is_named_and_bends_no_rule(
         honest.approve(pending.id, keys.alice)
     live = honest.history("qa")
     assert [entry.release for entry in live] == [qa.id]  # what came before the bad event still reads
+
+
+@pytest.mark.parametrize("how", ["deleted", "emptied", "older copy"])
+def test_a_ledger_deleted_emptied_or_rolled_back_is_not_silently_started_again(
+    make_project: Callable[..., Path], keys: Keys, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A 0-byte or deleted ledger.db was recreated ("0 events ok") in a project that had releases."""
+    import shutil
+
+    from conveyor.cli.main import main
+
+    root = make_project()
+    desk = Releases(load_project(root))
+    db = root / ".conveyor" / "ledger.db"
+    first = desk.create(build(desk, "kept-a"), "qa", keys.carol)
+    shutil.copyfile(db, root / "older.db")
+    desk.promote(first.id, "prod", keys.carol)
+    desk.ledger.close()
+    if how == "deleted":
+        db.unlink()
+    elif how == "emptied":
+        db.write_bytes(b"")
+    else:
+        shutil.copyfile(root / "older.db", db)
+    reopened = Releases(load_project(root))
+    with pytest.raises(LedgerBroken, match="this checkout saw the ledger at event"):
+        reopened.create(build(reopened, "kept-b"), "qa", keys.carol)
+    assert main(["audit", "verify", "--project", str(root)]) == 1
+    monkeypatch.setenv("CONVEYOR_NEW_LEDGER", "1")  # on purpose: a new ledger
+    fresh = Releases(load_project(root))
+    assert fresh.create(build(fresh, "kept-c"), "qa", keys.carol).status == "live"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -122,7 +123,9 @@ def test_with_env_every_secret_of_its_store_is_masked_in_the_log(census_project,
     package.mkdir()
     (package / "score.py").write_text(LEAKY_SCORE)
     (package / "manifest.json").write_text('{"model": {"name": "leaky", "version": "1"}}')
-    port = str(__import__("conftest").free_port())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
     cli = Path(sys.executable).with_name("conveyor")
     log = tmp_path / "server.log"
     with open(log, "wb") as out:

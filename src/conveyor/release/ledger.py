@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from conveyor.trust import Identity
 
 URL_VARIABLE = "CONVEYOR_LEDGER_URL"
+SEEN_FILE = "ledger-seen"  # in the project's .conveyor/, beside (not inside) the SQLite ledger
+NEW_LEDGER_ENV = "CONVEYOR_NEW_LEDGER"  # =1: start a new ledger on purpose, forgetting the head seen before
 MIGRATIONS = Path(__file__).parent / "migrations"
 Clock = Callable[[], datetime]
 _migrated: set[str] = set()
@@ -96,8 +98,11 @@ class LedgerBroken(CheckFailed):
 class Ledger:
     """The signed, chained events of one project's (or team's) releases, and the state they fold into."""
 
-    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+    def __init__(self, engine: Engine, clock: Clock = utc_now, seen: Path | None = None) -> None:
         self.engine = engine
+        # this checkout's record of the furthest head it has seen (`SEQ:HASH`, kept outside the database): a
+        # ledger deleted, emptied or swapped for an older copy no longer holds it, and is refused
+        self.seen = seen
         self.clock = clock
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         # a checkpoint published earlier (`audit verify` prints it): every read and write checks it is still held
@@ -106,7 +111,11 @@ class Ledger:
     @classmethod
     def open(cls, project: Project, *, url: str | None = None, clock: Clock | None = None) -> Ledger:
         """The project's ledger (`url` overrides the configured one), migrated to the current schema."""
-        return cls.from_url(url or ledger_url(project), clock=clock)
+        ledger = cls.from_url(url or ledger_url(project), clock=clock)
+        ledger.seen = project.state_dir / SEEN_FILE
+        if os.environ.get(NEW_LEDGER_ENV) == "1":
+            ledger.seen.unlink(missing_ok=True)
+        return ledger
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock | None = None) -> Ledger:
@@ -122,6 +131,8 @@ class Ledger:
             if parsed.get_backend_name() == "sqlite":
                 if parsed.database and parsed.database != ":memory:":
                     Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                    if not Path(parsed.database).is_file() or Path(parsed.database).stat().st_size == 0:
+                        _migrated.discard(parsed.render_as_string(hide_password=False))  # a new file: migrate it
                 engine = create_engine(parsed, connect_args={"timeout": 30})
                 _sqlite_serialized(engine)
             else:
@@ -180,6 +191,16 @@ class Ledger:
         rows = list(session.execute(select(EventRow).order_by(EventRow.seq)).scalars())
         head = session.execute(select(EventHeadRow).where(EventHeadRow.id == 1)).scalar_one()
         verified = verify_events(rows, head.seq, head.hash, now=self.clock())
+        seen = self._seen_head()
+        for checkpoint, seen_here in ((expect or self.checkpoint, False), (seen, True)):
+            problem = missing_checkpoint(rows, checkpoint) if checkpoint and verified.report.ok else None
+            if problem and seen_here and checkpoint:
+                problem = (
+                    f"this checkout saw the ledger at event {checkpoint.split(':')[0]} before; now {problem} (to "
+                    f"start a new ledger on purpose: {NEW_LEDGER_ENV}=1)"
+                )
+            if problem:
+                verified.report = replace(verified.report, ok=False, first_bad=None, problem=problem)
         if verified.report.ok:
             table = list(session.execute(select(ReleaseRow)).scalars())
             edits = edited_rows(verified.state, table)
@@ -188,12 +209,23 @@ class Ledger:
                 verified.report = ChainReport(
                     False, report.entries, report.head, edited_rows=edits, policy=report.policy
                 )
-        checkpoint = expect or self.checkpoint
-        if verified.report.ok and checkpoint:
-            problem = missing_checkpoint(rows, checkpoint)
-            if problem:
-                verified.report = replace(verified.report, ok=False, first_bad=None, problem=problem)
+        if verified.report.ok and rows:
+            self._remember(rows[-1].seq, rows[-1].hash, seen)
         return verified
+
+    def _seen_head(self) -> str | None:
+        if self.seen is None or not self.seen.is_file():
+            return None
+        return self.seen.read_text().strip() or None
+
+    def _remember(self, seq: int, digest: str, seen: str | None) -> None:
+        """Keep the furthest head this checkout has verified (never moved back)."""
+        if self.seen is None or (seen and int(seen.split(":")[0]) >= seq):
+            return
+        self.seen.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.seen.with_name(self.seen.name + ".partial")
+        partial.write_text(f"{seq}:{digest}\n")
+        partial.replace(self.seen)
 
     def verified(self) -> Verified:
         """The state folded from the verified events, and what verification found."""
@@ -233,6 +265,10 @@ class Ledger:
             rows = list(session.execute(select(EventRow).order_by(EventRow.seq)).scalars())
             head = session.execute(select(EventHeadRow).where(EventHeadRow.id == 1)).scalar_one()
             verified = verify_events(rows, head.seq, head.hash, now=self.clock())
+            for checkpoint in (self.checkpoint, self._seen_head()):  # a rebuild holds what every read holds
+                problem = missing_checkpoint(rows, checkpoint) if checkpoint and verified.report.ok else None
+                if problem:
+                    raise LedgerBroken(f"the ledger does not hold what was seen of it before: {problem}")
             if not verified.report.ok:
                 raise LedgerBroken(f"the ledger does not verify: {verified.report.trouble}", hint=REPAIR_HINT)
             for row in session.execute(select(ReleaseRow)).scalars():
