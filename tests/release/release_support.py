@@ -41,14 +41,15 @@ def _tar(files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> bytes:
     return buffer.getvalue()
 
 
-def write_oci_archive(path: Path, label: str, *, broken: bool = False) -> tuple[str, str]:
-    """An OCI archive whose image serves /health/ready and /release (= `label`) on 8080; returns (digest, id).
+def write_oci_archive(path: Path, label: str, *, package: str, broken: bool = False) -> tuple[str, str]:
+    """An OCI archive whose image serves /health/ready (naming `package`, as conveyor's server does) and /release
+    (= `label`) on 8080; returns (digest, id).
 
     A `broken` image exits at once (its server never becomes ready)."""
     layer = _tar(
         {
             "bin/busybox": BUSYBOX.read_bytes(),
-            "www/health/ready": b"ready\n",
+            "www/health/ready": json.dumps({"status": "ready", "package": package}).encode(),
             "www/release": label.encode(),
         },
         dirs=("bin", "www", "www/health"),
@@ -223,7 +224,7 @@ def write_build(
     package = package.rename(folder / "package")
     archive = write_archive(package, folder / "package.tar")
     image_archive = folder / "image.oci.tar"
-    image_digest, image_id = write_oci_archive(image_archive, label, broken=broken)
+    image_digest, image_id = write_oci_archive(image_archive, label, package=digest, broken=broken)
     record = {
         "schema": 1,
         "project": "census",

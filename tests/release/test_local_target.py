@@ -52,7 +52,7 @@ def test_local_release_runs_replaces_and_rolls_back(
     releases, port = live_stage
     first = releases.create(build(releases, "local-one", model_version="1"), "live", keys.carol)
     assert first.status == "live", first.error
-    assert first.deployment is not None and first.deployment["steps"] == ["load", "start", "switch", "alias"]
+    assert first.deployment is not None and first.deployment.steps == ["load", "start", "switch", "alias"]
     assert served(port) == (200, "local-one")
     assert alias_version(mlflow_registry, "live") == "1"
 
@@ -107,7 +107,7 @@ def test_without_an_engine_the_package_is_served_by_conveyor_serve(
     clock.advance(minutes=1)
     second = releases.create(build(releases, "process-two"), "live", keys.carol)
     assert httpx.post(f"http://127.0.0.1:{port}/score", json={}, timeout=10).json() == {"label": "process-two"}
-    old, new = (r.deployment["results"]["switch"]["handle"] for r in (first, second) if r.deployment)
+    old, new = (r.deployment.results["switch"].handle for r in (first, second) if r.deployment)
     assert old != new
     with pytest.raises(ProcessLookupError):
         os.kill(int(old), 0)

@@ -41,15 +41,15 @@ def test_qa_release_pushes_the_tested_image_by_digest_and_sets_the_alias(
     release = sqlite_releases.create(path, "qa", keys.carol)
     assert release.status == "live", release.error
     assert release.deployment is not None
-    assert release.deployment["steps"] == ["push", "check-digest", "attest", "alias"]
-    reference = release.deployment["reference"]
+    assert release.deployment.steps == ["push", "check-digest", "attest", "alias"]
+    reference = release.deployment.reference
     assert reference.endswith(f"@{tested}")
     host_repo = reference.split("@")[0]
     assert registry_digest(f"{host_repo}:v2-r{release.id}") == tested
     assert alias_version(mlflow_registry, "qa") == "2"
     assert release.requested_by == "carol"
     assert release.image_digest == tested
-    assert [a["predicate_type"].rsplit("/", 2)[-2] for a in release.attestations] == [
+    assert [a.predicate_type.rsplit("/", 2)[-2] for a in release.attestations] == [
         "provenance",
         "test-result",
         "gate-result",
@@ -93,7 +93,7 @@ def test_approval_rules_then_deploy_to_prod(sqlite_releases: Releases, keys: Key
     pending = releases.promote(qa, "prod", keys.carol)
     assert (pending.status, pending.kind, pending.source_release) == ("pending", "promotion", qa)
     assert pending.min_approvals == 2 and pending.deployment is None
-    assert pending.policy["approvers"] == ["alice", "bob", "dave"]
+    assert list(pending.policy.approvers) == ["alice", "bob", "dave"]
 
     with pytest.raises(PolicyRefused, match="erin is not an approver of prod"):
         releases.approve(pending.id, keys.erin)
@@ -108,11 +108,11 @@ def test_approval_rules_then_deploy_to_prod(sqlite_releases: Releases, keys: Key
     done = releases.approve(pending.id, keys.bob)
     assert done.status == "live", done.error
     assert done.approved_by == ["alice", "bob"]
-    assert done.approvals[0]["comment"] == "numbers look right"
-    assert done.approvals[0]["key"] == keys.alice.fingerprint
-    assert registry_digest(done.deployment["reference"]) == done.image_digest
+    assert done.approvals[0].comment == "numbers look right"
+    assert done.approvals[0].key == keys.alice.fingerprint
+    assert registry_digest(done.deployment.reference) == done.image_digest
     assert alias_version(mlflow_registry, "prod") == "3"
-    assert {s["by"] for s in done.signers} == {"carol", "alice", "bob"}
+    assert {s.by for s in done.signers} == {"carol", "alice", "bob"}
     assert done.verification.ok
     with pytest.raises(CheckFailed, match="only a pending release"):
         releases.approve(pending.id, keys.dave)
@@ -196,7 +196,7 @@ def test_rollback_is_a_release_that_needs_approvals(
     done = releases.approve(back.id, keys.bob)
     assert done.status == "live" and done.build == releases.show(lives[0]).build
     assert alias_version(mlflow_registry, "prod") == "1"
-    assert registry_digest(done.deployment["reference"]) == releases.show(lives[0]).image_digest
+    assert registry_digest(done.deployment.reference) == releases.show(lives[0]).image_digest
     assert releases.show(lives[1]).status == "superseded"
 
     entries = releases.history("prod")

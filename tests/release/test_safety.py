@@ -134,7 +134,7 @@ def test_a_deployment_killed_half_way_resumes_and_never_deploys_twice(releases: 
     assert len(_events(releases, release_id, "release.live")) == 1
     with pytest.raises(CheckFailed, match="never deployed twice"):
         releases.resume(release_id, keys.alice)
-    signers = {s["event"]: s["by"] for s in releases.show(release_id).signers}
+    signers = {s.event: s.by for s in releases.show(release_id).signers}
     assert signers["release.requested"] == "carol" and signers["release.live"] in ("alice", "dave")
 
 

@@ -64,7 +64,7 @@ def test_a_deploy_ships_the_recorded_digest_never_build_json(
     releases.approve(pending.id, keys.alice)
     live = releases.approve(pending.id, keys.bob)
     assert live.status == "live" and live.image_digest == tested
-    assert live.deployment is not None and live.deployment["reference"].endswith(f"@{tested}")
+    assert live.deployment is not None and live.deployment.reference.endswith(f"@{tested}")
 
     swapped = build(releases, "swapped-archive")
     second = releases.create(swapped, "qa", keys.carol)
@@ -83,15 +83,15 @@ def test_attestations_are_pushed_as_referrers_of_the_image(
 ) -> None:
     release = sqlite_releases.create(build(sqlite_releases, "referrers"), "qa", keys.carol)
     assert release.deployment is not None
-    result = release.deployment["results"]["attest"]
-    assert len(result["referrers"]) == 3
-    host_repo = release.deployment["reference"].split("@")[0]
+    result = release.deployment.results["attest"]
+    assert len(result.referrers) == 3
+    host_repo = release.deployment.reference.split("@")[0]
     host, repo = host_repo.split("/", 1)
     index = httpx.get(
         f"http://{host}/v2/{repo}/manifests/{fallback_tag(release.image_digest)}",
         headers={"Accept": "application/vnd.oci.image.index.v1+json"},
     ).json()
-    assert [m["digest"] for m in index["manifests"]] == result["referrers"]
+    assert [m["digest"] for m in index["manifests"]] == list(result.referrers)
     layers = []
     for descriptor in index["manifests"]:
         manifest = httpx.get(
@@ -100,7 +100,7 @@ def test_attestations_are_pushed_as_referrers_of_the_image(
         ).json()
         assert manifest["subject"]["digest"] == release.image_digest and manifest["artifactType"] == DSSE
         layers.append(manifest["layers"][0]["digest"])
-    assert layers == [a["digest"] for a in release.attestations]
+    assert layers == [a.digest for a in release.attestations]
 
 
 def test_a_copied_project_file_cannot_lower_the_bar(
@@ -161,7 +161,7 @@ def test_any_exception_in_a_step_marks_the_release_failed(sqlite_releases: Relea
         sqlite_releases.create(release_path, "qa", keys.carol)
     view = sqlite_releases.show(1)
     assert view.status == "failed" and "MlflowException" in (view.error or "")
-    assert view.deployment is not None and view.deployment["steps"] == ["push", "check-digest", "attest"]
+    assert view.deployment is not None and view.deployment.steps == ["push", "check-digest", "attest"]
 
 
 def test_the_alias_goes_to_the_stage_registry_where_the_gates_find_the_champion(
@@ -183,7 +183,7 @@ def test_the_alias_goes_to_the_stage_registry_where_the_gates_find_the_champion(
         patch.setattr(registry_uri, "_registry_uri", f"sqlite:///{tmp_path / 'elsewhere.db'}")
         live = releases.approve(pending.id, keys.alice)
     assert live.status == "live", live.error
-    assert live.deployment is not None and live.deployment["alias"] == f"prod:{MODEL}@prod = 1"
+    assert live.deployment is not None and live.deployment.alias == f"prod:{MODEL}@prod = 1"
     assert alias_version(prod_registry, CHAMPION_ALIAS) == "1"
     assert alias_version(logged_model_registry, "prod") is None
     from mlflow import MlflowClient
@@ -242,4 +242,4 @@ def test_the_deployer_ships_from_its_own_copy_of_the_build(
     approver.approve(pending.id, keys.alice)
     live = approver.approve(pending.id, keys.bob)
     assert live.status == "live", live.error
-    assert live.deployment is not None and live.deployment["reference"].endswith(f"@{qa.image_digest}")
+    assert live.deployment is not None and live.deployment.reference.endswith(f"@{qa.image_digest}")

@@ -126,12 +126,8 @@ def _short(digest: str | None) -> str:
     return short_digest(digest) if digest else "-"
 
 
-def _model(model: dict[str, Any]) -> str:
-    return f"{model.get('name')}/{model.get('version')}" if model.get("name") else "-"
-
-
 def _describe(view: ReleaseView) -> str:
-    model_text = f" {_model(view.model)}" if view.model.get("name") else ""
+    model_text = f" {view.model.label()}" if view.model.name else ""
     glass = " [bold red]break glass[/]" if view.break_glass else ""
     lines = [
         f"release {view.id} → {view.stage}: [bold]{view.status}[/] ({view.kind}{model_text}, "
@@ -139,10 +135,10 @@ def _describe(view: ReleaseView) -> str:
         f"  requested by {view.requested_by} ({view.requested_key}) at {_time(view.requested_at)}",
         f"  image {view.image_digest or '-'}",
         f"  policy {_short(view.policy_digest)}: {view.min_approvals} of "
-        f"{', '.join(view.policy['approvers']) or 'no approvers'}",
+        f"{', '.join(view.policy.approvers) or 'no approvers'}",
     ]
     for attestation in view.attestations:
-        lines.append(f"  attestation {attestation['digest']} ({attestation['predicate_type']})")
+        lines.append(f"  attestation {attestation.digest} ({attestation.predicate_type})")
     if view.status == "pending":
         have = len(view.approved_by)
         lines.append(
@@ -150,19 +146,19 @@ def _describe(view: ReleaseView) -> str:
             f"conveyor approve {view.id} --key APPROVER_KEY"
         )
     for approval in view.approvals:
-        comment = f": {approval['comment']}" if approval.get("comment") else ""
-        who = f"{approval['actor']} ({approval['key']})"
-        lines.append(f"  {approval['decision']}d by {who} at {_time(approval['at'])}{comment}")
+        comment = f": {approval.comment}" if approval.comment else ""
+        who = f"{approval.actor} ({approval.key})"
+        lines.append(f"  {approval.decision}d by {who} at {_time(approval.at)}{comment}")
     if view.deployment:
         deployment = view.deployment
-        lines.append(f"  deployment {deployment['status']}: {', '.join(deployment['steps']) or 'no step done'}")
-        if deployment.get("reference"):
-            lines.append(f"  at {deployment['reference']}")
-        if deployment.get("alias"):
-            lines.append(f"  alias {deployment['alias']}")
+        lines.append(f"  deployment {deployment.status}: {', '.join(deployment.steps) or 'no step done'}")
+        if deployment.reference:
+            lines.append(f"  at {deployment.reference}")
+        if deployment.alias:
+            lines.append(f"  alias {deployment.alias}")
     if view.error:
         lines.append(f"  [red]error:[/] {view.error}")
-    signers = sorted({(s["by"], s["key"]) for s in view.signers})
+    signers = sorted({(s.by, s.key) for s in view.signers})
     lines.append("  signed by " + ", ".join(f"{who} ({key})" for who, key in signers))
     if view.verification.ok:
         lines.append("  [green]every event verified[/] (signatures, chain, recorded policy)")
@@ -372,9 +368,9 @@ def _history_block(entry: HistoryEntry) -> str:
     glass = " [bold red]break glass[/]" if entry.break_glass else ""
     until = _time(entry.live_until) if entry.live_until else "now"
     approved = ", ".join(entry.approved_by) or ("no one (break glass)" if entry.break_glass else "no one needed")
-    signers = sorted({(s["by"], s["key"]) for s in entry.signers})
+    signers = sorted({(s.by, s.key) for s in entry.signers})
     lines = [
-        f"release {entry.release} ({entry.kind}{glass}) {_model(entry.model)}, build {_short(entry.build)}, "
+        f"release {entry.release} ({entry.kind}{glass}) {entry.model.label()}, build {_short(entry.build)}, "
         f"image {entry.image_digest or '-'}",
         f"  live {_time(entry.live_from)} → {until}; requested by {entry.requested_by}, approved by {approved}, "
         f"deployed by {entry.deployed_by}",
@@ -438,7 +434,7 @@ def list_releases(
     table = Table("release", "stage", "status", "kind", "model", "build", "requested by", "approved by")
     for view in views:
         table.add_row(
-            str(view.id), view.stage, str(view.status), str(view.kind), _model(view.model), _short(view.build),
+            str(view.id), view.stage, str(view.status), str(view.kind), view.model.label(), _short(view.build),
             view.requested_by, ", ".join(view.approved_by) or "-",
         )  # fmt: skip
     stdout.print(table)

@@ -5,7 +5,7 @@ from conveyor.package.baseimage import build_debian_base
 from conveyor.package.builder import build
 from conveyor.package.engine import ContainerEngine, find_engine
 from conveyor.package.manifest import PackageManifest, check_package
-from conveyor.package.record import BuildRecord, CorruptBuildRecord, find_build, short_digest
+from conveyor.package.record import BuildRecord, CorruptBuildRecord, find_build, list_builds, short_digest
 from conveyor.package.verify import Verification, verify, verify_build, verify_path
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "check_package",
     "find_build",
     "find_engine",
+    "list_builds",
     "short_digest",
     "verify",
     "verify_build",

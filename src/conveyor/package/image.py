@@ -23,6 +23,9 @@ CONTAINERFILE = """\
 # pip runs from its own wheel in the bind mount, so neither pip nor the wheels stay in the image, and no shell is
 # needed (the RUN is in exec form).
 FROM {base}
+# What the RUN installs (the lock, conveyor's own wheel, the installer): a layer cache keyed on the instructions
+# alone would otherwise keep an older conveyor in the image after the wheel changed.
+LABEL io.conveyor.runtime="{runtime}"
 RUN --mount=type=bind,source=wheels,target=/tmp/conveyor-wheels ["python3", "/tmp/conveyor-wheels/{installer}"]
 COPY package {app}
 ENV PATH={venv}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
@@ -56,8 +59,18 @@ sys.exit(0 if compiled else 1)
 """
 
 
-def render_containerfile(base: str, wheel_name: str) -> str:
-    return CONTAINERFILE.format(base=base, venv=VENV, app=APP_DIR, port=PORT, installer=INSTALLER)
+def render_containerfile(base: str, wheel_name: str, runtime: str = "") -> str:
+    return CONTAINERFILE.format(base=base, venv=VENV, app=APP_DIR, port=PORT, installer=INSTALLER, runtime=runtime)
+
+
+def runtime_digest(wheels: Path) -> str:
+    """sha256 over what the image's RUN installs: the lock (which pins every other wheel by hash), conveyor's
+    wheel, pip's wheel and the installer script, by name and content."""
+    digest = hashlib.sha256()
+    for path in sorted(wheels.iterdir()):
+        if path.is_file() and (not path.name.endswith(".whl") or path.name.startswith(("conveyor-", "pip-"))):
+            digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return "sha256:" + digest.hexdigest()
 
 
 def render_installer(wheel_name: str, pip_wheel_name: str) -> str:
@@ -87,7 +100,8 @@ def prepare_context(
     (context / "wheels" / INSTALLER).write_text(render_installer(conveyor_wheel.name, pip_wheel.name))
     shutil.copytree(package_dir, context / "package")
     containerfile = context / "Containerfile"
-    containerfile.write_text(render_containerfile(base, conveyor_wheel.name))
+    runtime = runtime_digest(context / "wheels")
+    containerfile.write_text(render_containerfile(base, conveyor_wheel.name, runtime))
     (context / ".containerignore").write_text("Containerfile\n")
     return containerfile
 

@@ -12,6 +12,7 @@ is said by its signed attestations (`conveyor.package.attestations`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -326,6 +327,16 @@ def find_build(state_dir: Path, spec: str | os.PathLike[str] | None = None, env:
             f"build prefix {str(spec)!r} matches {len(matches)} builds: {names}", hint="Give more digits."
         )
     return BuildRecord.load(matches[0])
+
+
+def list_builds(state_dir: Path) -> list[BuildRecord]:
+    """Every readable build of the project, newest first (by `created_at`, then digest)."""
+    root = builds_dir(state_dir)
+    found = []
+    for path in sorted(root.glob(f"*/{BUILD_FILE}")) if root.is_dir() else []:
+        with contextlib.suppress(CorruptBuildRecord):
+            found.append(BuildRecord.load(path))
+    return sorted(found, key=lambda r: (r.created_at or "", r.digest), reverse=True)
 
 
 def find_build_by_image(state_dir: Path, reference: str) -> BuildRecord | None:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         policy_status,
         promote,
         propose_policy,
+        read_snapshot,
         rebuild_releases_table,
         reject,
         resume,
@@ -43,12 +44,13 @@ if TYPE_CHECKING:
     from conveyor.release.policy import PolicyRefused
     from conveyor.release.releases import PolicyStatus, parse_time
     from conveyor.release.status import ReleaseKind, ReleaseStatus
-    from conveyor.release.views import HistoryEntry, ReleaseView
+    from conveyor.release.views import HistoryEntry, LedgerSnapshot, ReleaseView
 
 __all__ = [
     "AuditEntry",
     "ChainReport",
     "HistoryEntry",
+    "LedgerSnapshot",
     "PolicyRefused",
     "PolicyStatus",
     "ReleaseKind",
@@ -65,6 +67,7 @@ __all__ = [
     "policy_status",
     "promote",
     "propose_policy",
+    "read_snapshot",
     "rebuild_releases_table",
     "reject",
     "resume",
@@ -82,6 +85,7 @@ _ELSEWHERE = {
     "ReleaseStatus": "conveyor.release.status",
     "HistoryEntry": "conveyor.release.views",
     "ReleaseView": "conveyor.release.views",
+    "LedgerSnapshot": "conveyor.release.views",
 }
 
 

@@ -18,7 +18,7 @@ from conveyor.release.acting import KeyChoice
 from conveyor.release.audit import ChainReport
 from conveyor.release.ledger import Ledger
 from conveyor.release.releases import PolicyStatus, Releases
-from conveyor.release.views import HistoryEntry, ReleaseView
+from conveyor.release.views import HistoryEntry, LedgerSnapshot, ReleaseView
 
 
 def _releases(project: Project, ledger: Ledger | None) -> Releases:
@@ -86,6 +86,12 @@ def list_releases(
 ) -> list[ReleaseView]:
     """`conveyor releases list`: the newest releases."""
     return _releases(project, ledger).list(stage, status)
+
+
+def read_snapshot(project: Project, *, ledger: Ledger | None = None) -> LedgerSnapshot:
+    """One verified reading of every release and stage history (what `releases list`, `history` and `conveyor ui`
+    show); a ledger that does not verify still reads, with `verification.ok` false and the problem named."""
+    return _releases(project, ledger).snapshot()
 
 
 def show_release(project: Project, release: int, *, ledger: Ledger | None = None) -> ReleaseView:

@@ -1,11 +1,13 @@
 """The port of a `local://PORT` stage: a TCP forwarder that hands each new connection to the stage's live server.
 
 A deployment starts the new server beside the old one on a port of its own, and once it is ready rewrites the
-route file; the forwarder reads that file (when it changes) for every new connection, acknowledges the route it
-now uses, and the old server is stopped after. Nothing stops serving while a release replaces another, and a new
-server that never becomes ready is never routed to.
+route file; the forwarder reads that file (when it changes) for every new connection, takes the route only when
+the verified ledger names it (`conveyor.release.admission`), answers the serial, and the old server is stopped
+after. Nothing stops serving while a release replaces another, and a new server that never becomes ready, or
+that the ledger does not name, is never routed to.
 
-    python -m conveyor.release.forwarder --port 8701 --route .conveyor/release/local/prod.route
+    python -m conveyor.release.forwarder --port 8701 --route .conveyor/release/local/prod.route \\
+        --project . --stage prod
 """
 
 from __future__ import annotations
@@ -13,64 +15,53 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from conveyor.release.routes import Ack, Route, ack_path, listening_path
 
 CHUNK = 1 << 16
 
-
-@dataclass(frozen=True)
-class Route:
-    """Where new connections go: the backend port, which release serves there, and a serial per switch."""
-
-    port: int
-    release: int
-    serial: int
-
-    @classmethod
-    def read(cls, path: Path) -> Route:
-        data = json.loads(path.read_text())
-        return cls(int(data["port"]), int(data["release"]), int(data["serial"]))
-
-    def write(self, path: Path) -> None:
-        """Replace the route file atomically (a reader sees the old route or the new one)."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"port": self.port, "release": self.release, "serial": self.serial}))
-        os.replace(tmp, path)
-
-
-def ack_path(route_file: Path) -> Path:
-    """Where the forwarder writes the route it uses now (the serial a deployment waits for)."""
-    return route_file.with_name(route_file.name + ".active")
+Admission = Callable[[Route], str | None]
 
 
 class Forwarder:
-    """Reads the route on change (by mtime), acknowledges it, and pipes bytes both ways for each connection."""
+    """Reads the route on change (by mtime), takes it only when `admit` finds no reason to refuse it, answers each
+    serial in the ack file, and pipes bytes both ways for each connection to the route it holds."""
 
-    def __init__(self, route_file: Path) -> None:
+    def __init__(self, route_file: Path, admit: Admission) -> None:
         self.route_file = route_file
+        self.admit = admit
         self.route: Route | None = None
         self.seen: int | None = None
+        self.lock = asyncio.Lock()
 
-    def current(self) -> Route | None:
-        try:
-            mtime = self.route_file.stat().st_mtime_ns
-        except FileNotFoundError:
-            return self.route
-        if mtime != self.seen:
+    async def current(self) -> Route | None:
+        async with self.lock:
+            try:
+                mtime = self.route_file.stat().st_mtime_ns
+            except FileNotFoundError:
+                return self.route
+            if mtime == self.seen:
+                return self.route
+            self.seen = mtime
             try:
                 route = Route.read(self.route_file)
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, TypeError):
                 return self.route
-            self.route, self.seen = route, mtime
-            route.write(ack_path(self.route_file))
-        return self.route
+            refused = await asyncio.to_thread(self.admit, route)
+            if refused is None:
+                self.route = route
+            else:
+                print(f"refused route {route.serial} to release {route.release}: {refused}", file=sys.stderr)
+            Ack(route.serial, route.release, refused).write(ack_path(self.route_file))
+            return self.route
 
     async def handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        route = self.current()
+        route = await self.current()
         if route is None:
             client_writer.close()
             return
@@ -96,10 +87,11 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.close()
 
 
-async def serve(port: int, route_file: Path) -> None:
-    forwarder = Forwarder(route_file)
-    forwarder.current()
+async def serve(port: int, route_file: Path, admit: Admission) -> None:
+    forwarder = Forwarder(route_file, admit)
     server = await asyncio.start_server(forwarder.handle, "127.0.0.1", port, reuse_address=True)
+    listening_path(route_file).write_text(f"{os.getpid()}\n")
+    await forwarder.current()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -109,11 +101,15 @@ async def serve(port: int, route_file: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from conveyor.release.admission import refusal
+
     parser = argparse.ArgumentParser(prog="python -m conveyor.release.forwarder")
     parser.add_argument("--port", type=int, required=True, help="the stage's port on 127.0.0.1")
     parser.add_argument("--route", type=Path, required=True, help="the route file a deployment rewrites")
+    parser.add_argument("--project", type=Path, required=True, help="the project whose ledger names the routes")
+    parser.add_argument("--stage", required=True, help="the release stage served on the port")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.port, args.route))
+    asyncio.run(serve(args.port, args.route, lambda route: refusal(args.project, args.stage, route)))
 
 
 if __name__ == "__main__":

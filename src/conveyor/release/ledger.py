@@ -238,6 +238,12 @@ class Ledger:
         with self.sessions() as session:
             return self._verify(session, expect).report
 
+    def head(self) -> str:
+        """`SEQ:HASH` the head row holds now (unverified, one row read): whether anything was appended since."""
+        with self.sessions() as session:
+            head = session.execute(select(EventHeadRow).where(EventHeadRow.id == 1)).scalar_one()
+            return f"{head.seq}:{head.hash}"
+
     def events(self, limit: int | None = None, release: int | None = None) -> list[EventRow]:
         """Stored events, oldest first (the last `limit`; only those of `release`), unverified: for listing."""
         with self.sessions() as session:

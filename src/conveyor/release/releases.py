@@ -25,7 +25,7 @@ from conveyor.release.policy import PolicyRefused, PolicySet, require_committed
 from conveyor.release.shipment import Shipment
 from conveyor.release.state import LedgerState, ReleaseState, shipment_to_json
 from conveyor.release.status import EventKind, ReleaseKind, ReleaseStatus
-from conveyor.release.views import HistoryEntry, ReleaseView, Verification, history_entries, release_view
+from conveyor.release.views import HistoryEntry, LedgerSnapshot, ReleaseView, Verification
 from conveyor.trust import Identity
 
 
@@ -324,31 +324,29 @@ class Releases:
             )
         return verified.state
 
-    def _verification(self) -> tuple[LedgerState, Verification]:
+    def snapshot(self) -> LedgerSnapshot:
+        """One verified reading of every release and stage history (what the read commands and the dashboard show)."""
         verified = self.ledger.verified()
         report = verified.report
-        return verified.state, Verification(report.ok, None if report.ok else report.trouble)
+        verification = Verification(report.ok, None if report.ok else report.trouble)
+        return LedgerSnapshot(verified.state, verification, report, self.ledger.now())
 
     def show(self, release_id: int) -> ReleaseView:
-        state, verification = self._verification()
-        if release_id not in state.releases and not verification.ok:
+        snapshot = self.snapshot()
+        found = snapshot.release(release_id)
+        if found is None and not snapshot.verification.ok:
             raise LedgerBroken(
-                f"release {release_id} cannot be shown: {verification.problem}",
+                f"release {release_id} cannot be shown: {snapshot.verification.problem}",
                 hint="`conveyor audit verify` names the first bad event; nothing after it is trusted.",
             )
-        if release_id not in state.releases:
+        if found is None:
             raise NotFoundError(f"release {release_id} does not exist", hint="List releases: conveyor releases list")
-        return release_view(state.releases[release_id], self.ledger.now(), verification)
+        return found
 
     def list(self, stage: str | None = None, status: str | None = None, limit: int = 50) -> builtins.list[ReleaseView]:
-        state, verification = self._verification()
-        now = self.ledger.now()
-        views = [release_view(r, now, verification) for r in sorted(state.releases.values(), key=lambda r: -r.id)]
-        views = [v for v in views if (stage is None or v.stage == stage) and (status is None or v.status == status)]
-        return views[:limit]
+        return self.snapshot().releases(stage, status, limit)
 
     def history(self, stage: str, at: datetime | str | None = None) -> builtins.list[HistoryEntry]:
         """What was live in `stage`, oldest first; with `at`, only what was live at that moment."""
         moment = parse_time(at) if isinstance(at, str) else (naive_utc(at) if at else None)
-        state, verification = self._verification()
-        return history_entries(state, stage, verification, moment)
+        return self.snapshot().history(stage, moment)

@@ -6,8 +6,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from conveyor.release.audit import ChainReport
+from conveyor.release.policy import StagePolicy
 from conveyor.release.state import ALIAS_STEP, LedgerState, ReleaseState
 from conveyor.release.status import ReleaseKind, ReleaseStatus
+from conveyor.release.targets.base import StepResult
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,81 @@ class Verification:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ModelRef:
+    """The registered model a release ships, and the environment whose registry holds it."""
+
+    name: str | None
+    version: str | None
+    env: str | None
+
+    def label(self) -> str:
+        """`NAME/VERSION`, or `-` for a package without a registered model."""
+        return f"{self.name}/{self.version}" if self.name else "-"
+
+
+@dataclass(frozen=True)
+class AttestationRef:
+    """A signed attestation the release ships: its DSSE envelope's digest and the in-toto predicate type."""
+
+    digest: str
+    predicate_type: str
+
+
+@dataclass(frozen=True)
+class DecisionView:
+    """An approval or rejection of a release by a principal, with the key that signed it."""
+
+    actor: str
+    key: str
+    decision: str
+    comment: str | None
+    at: datetime
+    seq: int
+
+
+@dataclass(frozen=True)
+class SignerView:
+    """One signed event of a release: which event, by whom, with which key, when."""
+
+    seq: int
+    event: str
+    by: str
+    key: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    """The deployment of a release: who ran it, when it went live, what each step did."""
+
+    status: str
+    started_at: datetime
+    started_by: str
+    finished_at: datetime | None
+    live_from: datetime | None
+    live_until: datetime | None
+    reference: str | None
+    steps: list[str]
+    results: dict[str, StepResult]
+    alias: str | None
+    error: str | None
+    claims: int
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["results"] = {name: result.to_dict() for name, result in self.results.items()}
+        return data
+
+
+def _model(release: ReleaseState) -> ModelRef:
+    return ModelRef(release.shipment.model_name, release.shipment.model_version, release.model_env)
+
+
+def _signers(release: ReleaseState) -> list[SignerView]:
+    return [SignerView(s.seq, str(s.kind), s.principal, s.key, s.at) for s in release.signatures]
+
+
 @dataclass
 class ReleaseView:
     """A release: what it ships, under which recorded policy, who signed each step, where it went."""
@@ -31,31 +109,37 @@ class ReleaseView:
     kind: ReleaseKind
     target: str
     build: str
-    model: dict[str, Any]
+    model: ModelRef
     image_digest: str | None
-    attestations: list[dict[str, str]]
+    attestations: list[AttestationRef]
     requested_by: str
     requested_key: str
     requested_at: datetime
     min_approvals: int
-    policy: dict[str, Any]
+    policy: StagePolicy
     policy_digest: str
     expires_at: datetime | None
     source_release: int | None
     break_glass: bool
     verification: Verification
-    approvals: list[dict[str, Any]] = field(default_factory=list)
-    signers: list[dict[str, Any]] = field(default_factory=list)
-    deployment: dict[str, Any] | None = None
+    approvals: list[DecisionView] = field(default_factory=list)
+    signers: list[SignerView] = field(default_factory=list)
+    deployment: DeploymentView | None = None
     error: str | None = None
 
     @property
     def approved_by(self) -> list[str]:
-        return [a["actor"] for a in self.approvals if a["decision"] == "approve"]
+        return [a.actor for a in self.approvals if a.decision == "approve"]
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["approved_by"] = self.approved_by
+        """The JSON form (`releases show --json`)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data.update(
+            model=asdict(self.model), attestations=[asdict(a) for a in self.attestations],
+            policy=self.policy.to_json(), verification=self.verification.to_dict(),
+            approvals=[asdict(a) for a in self.approvals], signers=[asdict(s) for s in self.signers],
+            deployment=self.deployment.to_dict() if self.deployment else None, approved_by=self.approved_by,
+        )  # fmt: skip
         return data
 
 
@@ -67,7 +151,7 @@ class HistoryEntry:
     release: int
     kind: ReleaseKind
     build: str
-    model: dict[str, Any]
+    model: ModelRef
     image_digest: str | None
     attestations: list[str]
     reference: str | None
@@ -78,37 +162,37 @@ class HistoryEntry:
     deployed_by: str
     source_release: int | None
     break_glass: bool
-    signers: list[dict[str, Any]]
+    signers: list[SignerView]
     verification: Verification
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form (`history --json`)."""
         return asdict(self)
 
 
 def release_view(release: ReleaseState, now: datetime, verification: Verification) -> ReleaseView:
-    shipment = release.shipment
+    shipment, decisions = release.shipment, release.decisions
     deployment = None
     if release.deployment is not None:
         d = release.deployment
         alias = d.steps.get(ALIAS_STEP)
-        deployment = {
-            "status": str(d.status), "started_at": d.started_at, "started_by": d.started_by,
-            "finished_at": d.finished_at, "live_from": d.live_from, "live_until": d.live_until,
-            "reference": d.reference, "steps": list(d.steps), "results": {k: v.to_dict() for k, v in d.steps.items()},
-            "alias": alias.reference if alias else None, "error": d.error, "claims": d.claims,
-        }  # fmt: skip
+        deployment = DeploymentView(
+            status=str(d.status), started_at=d.started_at, started_by=d.started_by, finished_at=d.finished_at,
+            live_from=d.live_from, live_until=d.live_until, reference=d.reference, steps=list(d.steps),
+            results=dict(d.steps), alias=alias.reference if alias else None, error=d.error, claims=d.claims,
+        )  # fmt: skip
     return ReleaseView(
         id=release.id, stage=release.stage, status=release.status_at(now), kind=release.kind,
-        target=release.policy.target, build=shipment.package_digest,
-        model={"name": shipment.model_name, "version": shipment.model_version, "env": release.model_env},
+        target=release.policy.target, build=shipment.package_digest, model=_model(release),
         image_digest=shipment.image_digest,
-        attestations=[{"digest": a.digest, "predicate_type": a.predicate_type} for a in shipment.attestations],
+        attestations=[AttestationRef(a.digest, a.predicate_type) for a in shipment.attestations],
         requested_by=release.requested_by, requested_key=release.requested_key, requested_at=release.requested_at,
-        min_approvals=0 if release.break_glass else release.policy.min_approvals, policy=release.policy.to_json(),
+        min_approvals=0 if release.break_glass else release.policy.min_approvals, policy=release.policy,
         policy_digest=release.policy.digest, expires_at=release.expires_at, source_release=release.source_release,
         break_glass=release.break_glass, verification=verification,
-        approvals=[d.to_dict() for d in release.decisions], signers=[s.to_dict() for s in release.signatures],
-        deployment=deployment, error=release.deployment.error if release.deployment else None,
+        approvals=[DecisionView(d.principal, d.key, str(d.decision), d.comment, d.at, d.seq) for d in decisions],
+        signers=_signers(release), deployment=deployment,
+        error=release.deployment.error if release.deployment else None,
     )  # fmt: skip
 
 
@@ -126,14 +210,55 @@ def history_entries(
         entries.append(
             HistoryEntry(
                 stage=stage, release=release.id, kind=release.kind, build=release.shipment.package_digest,
-                model={"name": release.shipment.model_name, "version": release.shipment.model_version,
-                       "env": release.model_env},
+                model=_model(release),
                 image_digest=release.shipment.image_digest,
                 attestations=[a.digest for a in release.shipment.attestations], reference=d.reference,
                 live_from=d.live_from, live_until=d.live_until, requested_by=release.requested_by,
                 approved_by=release.approved_by, deployed_by=d.started_by, source_release=release.source_release,
-                break_glass=release.break_glass, signers=[s.to_dict() for s in release.signatures],
+                break_glass=release.break_glass, signers=_signers(release),
                 verification=verification,
             )
         )  # fmt: skip
     return sorted(entries, key=lambda e: (e.live_from, e.release))
+
+
+@dataclass(frozen=True)
+class LedgerSnapshot:
+    """One verified reading of the ledger: every release and stage history as of `now`, from the same events.
+
+    What `releases list|show`, `history` and the dashboard read; `head` (`SEQ:HASH`) names the reading."""
+
+    state: LedgerState
+    verification: Verification
+    report: ChainReport
+    now: datetime
+
+    @property
+    def head(self) -> str:
+        return self.report.checkpoint
+
+    def releases(
+        self, stage: str | None = None, status: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[ReleaseView]:
+        """Releases newest first, of one stage and status when given, `limit` of them from `offset`."""
+        chosen = [
+            r for r in sorted(self.state.releases.values(), key=lambda r: -r.id)
+            if (stage is None or r.stage == stage) and (status is None or r.status_at(self.now) == status)
+        ]  # fmt: skip
+        end = None if limit is None else offset + limit
+        return [release_view(r, self.now, self.verification) for r in chosen[offset:end]]
+
+    def count(self, stage: str | None = None) -> int:
+        return sum(1 for r in self.state.releases.values() if stage is None or r.stage == stage)
+
+    def release(self, release_id: int) -> ReleaseView | None:
+        found = self.state.releases.get(release_id)
+        return None if found is None else release_view(found, self.now, self.verification)
+
+    def live(self, stage: str) -> ReleaseView | None:
+        """The release live in `stage` now, if any."""
+        entries = history_entries(self.state, stage, self.verification, self.now)
+        return self.release(entries[-1].release) if entries else None
+
+    def history(self, stage: str, at: datetime | None = None) -> list[HistoryEntry]:
+        return history_entries(self.state, stage, self.verification, at)

@@ -453,7 +453,13 @@ class ScoringApp:
     async def _ready(self, scope: Scope, receive: Receive, send: Send) -> int:
         if not self.ready:
             raise self._not_ready()
-        info = {"status": "ready", "model": self.info.name, "version": self.info.version, "pid": os.getpid()}
+        info = {
+            "status": "ready",
+            "model": self.info.name,
+            "version": self.info.version,
+            "package": self.info.digest,
+            "pid": os.getpid(),
+        }
         return await send_json(send, 200, dumps(info))
 
     async def _v2_live(self, scope: Scope, receive: Receive, send: Send) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -13,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from conveyor.errors import ConveyorError
+from conveyor.secrets.boundaries import mask_json
 
 
 class ScoreInitError(ConveyorError):
@@ -21,12 +23,21 @@ class ScoreInitError(ConveyorError):
 
 @dataclass
 class PackageInfo:
-    """What the server says about the model it serves: name and version from `manifest.json` when present."""
+    """What the server says about the model it serves: name and version from `manifest.json` when present, and
+    the package digest (the manifest's canonical hash, what the ledger names) of a built package."""
 
     package_dir: Path
     name: str
     version: str
     manifest: dict[str, Any] = field(default_factory=dict)
+    digest: str | None = None
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """The package digest of a `manifest.json` document: the same canonical form `conveyor.package.manifest` hashes
+    (computed here so that the server need not import the packaging room; a test keeps the two equal)."""
+    canonical = json.dumps(mask_json(manifest), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass
@@ -60,7 +71,8 @@ def read_package_info(package_dir: Path, name: str | None = None) -> PackageInfo
     downloaded from a registry), else the directory's name and "1"."""
     manifest: dict[str, Any] = {}
     path = package_dir / "manifest.json"
-    if not path.is_file():
+    built = path.is_file()
+    if not built:
         path = package_dir / "registered-model.json"
     if path.is_file():
         try:
@@ -71,7 +83,8 @@ def read_package_info(package_dir: Path, name: str | None = None) -> PackageInfo
     model: dict[str, Any] = found if isinstance(found, dict) else {}
     model_name = name or str(model.get("name") or manifest.get("name") or package_dir.name)
     version = str(model.get("version") or manifest.get("version") or "1")
-    return PackageInfo(package_dir, model_name, version, manifest)
+    digest = manifest_digest(manifest) if built and isinstance(manifest, dict) else None
+    return PackageInfo(package_dir, model_name, version, manifest, digest)
 
 
 _imported: dict[Path, ScoreModule] = {}

@@ -1,13 +1,15 @@
 """`local://PORT`: run the recorded image (podman or docker; without one, the package as a process) on 127.0.0.1.
 
-A new release starts beside the one serving now, on a port of its own; once its /health/ready answers, the
-stage's forwarder on PORT sends new connections to it, and only then is the old server stopped. A release whose
+A new release starts beside the one serving now, on a port of its own; once its /health/ready answers with the
+release's package digest, the stage's forwarder on PORT sends new connections to it (after checking the route
+against the verified ledger), and only then is the old server stopped. A release whose
 server never becomes ready is stopped again and fails, and the old one goes on serving.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -19,17 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
-
 from conveyor.errors import CheckFailed, ConfigError
-from conveyor.release.forwarder import Route, ack_path
+from conveyor.release.routes import Ack, NotServing, Route, ack_path, listening_path, served_package
 from conveyor.release.shipment import Shipment, check_image, check_package
 from conveyor.release.targets.base import DeployContext, StepResult, Target, release_tag
 
 if TYPE_CHECKING:
     from conveyor.package.engine import ContainerEngine
 
-READY_PATH = "/health/ready"
 CONTAINER_PORT = 8080
 ENGINE_VARIABLE = "CONVEYOR_ENGINE"
 READY_TIMEOUT_VARIABLE = "CONVEYOR_READY_TIMEOUT"
@@ -142,12 +141,19 @@ class LocalTarget(Target):
         return self.run_dir(state_dir) / f"{stage}.forwarder.pid"
 
     @staticmethod
-    def image_reference(context: DeployContext) -> str:
-        return f"localhost/conveyor-{context.project_name}:{context.stage}-{release_tag(context)}"
+    def project_id(project_name: str, state_dir: Path) -> str:
+        """The project's name and a hash of this checkout's state folder: two checkouts of one project on a host
+        never share a container or an image name."""
+        checkout = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
+        return f"{project_name}-{checkout}"
 
-    @staticmethod
-    def container_name(project_name: str, stage: str, release: int) -> str:
-        return f"conveyor-{project_name}-{stage}-r{release}"
+    def image_reference(self, context: DeployContext) -> str:
+        project = self.project_id(context.project_name, context.state_dir)
+        return f"localhost/conveyor-{project}:{context.stage}-{release_tag(context)}"
+
+    def container_name(self, context: DeployContext) -> str:
+        project = self.project_id(context.project_name, context.state_dir)
+        return f"conveyor-{project}-{context.stage}-r{context.release_id}"
 
     # --- steps ---------------------------------------------------------------------------------------------
     def _engine(self, context: DeployContext) -> ContainerEngine | None:
@@ -186,7 +192,7 @@ class LocalTarget(Target):
                 json.dumps(backend.__dict__)
             )
         try:
-            self._wait_ready(backend)
+            self._wait_ready(backend, context.shipment.package_digest)
         except CheckFailed:
             self._stop_backend(context.state_dir, context.stage, backend)
             raise
@@ -201,10 +207,14 @@ class LocalTarget(Target):
         if backend is None:
             raise CheckFailed(f"the server of release {context.release_id} is gone", hint="Resume the release.")
         route_file = self.route_file(context.state_dir, context.stage)
-        serial = Route.read(route_file).serial + 1 if route_file.is_file() else 1
-        Route(backend.port, context.release_id, serial).write(route_file)
+        serial = 1
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            serial = Route.read(route_file).serial + 1
+        digest = context.shipment.package_digest
+        Route(backend.port, context.release_id, digest, serial).write(route_file)
         self._ensure_forwarder(context.state_dir, context.stage, route_file)
-        self._await_route(route_file, serial)
+        self._await_route(context.stage, route_file, serial)
+        self._check_served(context.stage, digest)
         for other in self._backends(context.state_dir, context.stage):
             if other.release != context.release_id:
                 self._stop_backend(context.state_dir, context.stage, other)
@@ -223,16 +233,19 @@ class LocalTarget(Target):
         return Backend(context.release_id, port, PROCESS, str(process.pid))
 
     def _start_container(self, context: DeployContext, engine: ContainerEngine, port: int) -> Backend:
-        name = self.container_name(context.project_name, context.stage, context.release_id)
+        name = self.container_name(context)
         engine.run("rm", "-f", name, check=False, timeout=120)
         image = context.done["load"].image
         assert image is not None
-        engine.run(
-            "run", "-d", "--name", name,
-            "--label", f"conveyor.project={context.project_name}", "--label", f"conveyor.stage={context.stage}",
-            "--label", f"conveyor.release={context.release_id}",
-            "-p", f"127.0.0.1:{port}:{CONTAINER_PORT}", image, timeout=300,
-        )  # fmt: skip
+        labels = {
+            "conveyor.project": self.project_id(context.project_name, context.state_dir),
+            "conveyor.stage": context.stage,
+            "conveyor.release": str(context.release_id),
+            "conveyor.package": context.shipment.package_digest,
+        }
+        options = [part for key, value in labels.items() for part in ("--label", f"{key}={value}")]
+        published = f"127.0.0.1:{port}:{CONTAINER_PORT}"
+        engine.run("run", "-d", "--name", name, *options, "-p", published, image, timeout=300)
         return Backend(context.release_id, port, engine.name, name)
 
     def _backend(self, state_dir: Path, stage: str, release: int) -> Backend | None:
@@ -260,20 +273,27 @@ class LocalTarget(Target):
         state = engine.run("inspect", "--format", "{{.State.Running}}", backend.handle, check=False, timeout=60)
         return state.returncode == 0 and state.stdout.strip() == "true"
 
-    def _wait_ready(self, backend: Backend) -> None:
-        url = f"http://127.0.0.1:{backend.port}{READY_PATH}"
+    def _wait_ready(self, backend: Backend, digest: str) -> None:
+        """Wait until the backend says it is ready and serves `digest`; CheckFailed when it never does, or serves
+        another package (a port taken by another server)."""
         timeout = float(os.environ.get(READY_TIMEOUT_VARIABLE, "120"))
         deadline = time.monotonic() + timeout
         last = "no answer"
         checked = time.monotonic()
+        url = f"http://127.0.0.1:{backend.port}"
         while time.monotonic() < deadline:
             try:
-                status = httpx.get(url, timeout=2).status_code
-                if status == 200:
+                served = served_package(backend.port)
+            except NotServing as why:
+                last = str(why)
+            else:
+                if served == digest:
                     return
-                last = f"HTTP {status}"
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
+                raise CheckFailed(
+                    f"the server at {url} serves package {served or '(unnamed)'}, not {digest} of release "
+                    f"{backend.release}; the server already serving the stage goes on serving",
+                    hint="Another program answers on that port, or the image does not hold the package. Resume.",
+                )
             if time.monotonic() - checked > 1:
                 checked = time.monotonic()
                 if not self._backend_alive(backend):
@@ -282,8 +302,8 @@ class LocalTarget(Target):
             time.sleep(0.2)
         where = f"`{backend.engine} logs {backend.handle}`" if backend.engine != PROCESS else "its log"
         raise CheckFailed(
-            f"the new server of release {backend.release} was not ready at {url} ({last}); the server already "
-            "serving the stage goes on serving",
+            f"the new server of release {backend.release} was not ready at {url}/health/ready ({last}); the server "
+            "already serving the stage goes on serving",
             hint=f"See {where}. Fix the build, then release it again.",
         )
 
@@ -309,9 +329,13 @@ class LocalTarget(Target):
     def _ensure_forwarder(self, state_dir: Path, stage: str, route_file: Path) -> None:
         if self._forwarder_running(state_dir, stage) is not None:
             return
+        listening = listening_path(route_file)
+        listening.unlink(missing_ok=True)
         log = (self.run_dir(state_dir) / f"{stage}.forwarder.log").open("ab")
-        command = [sys.executable, "-m", "conveyor.release.forwarder",
-                   "--port", str(self.port), "--route", str(route_file)]  # fmt: skip
+        command = [
+            sys.executable, "-m", "conveyor.release.forwarder", "--port", str(self.port), "--route", str(route_file),
+            "--project", str(state_dir.parent), "--stage", stage,
+        ]  # fmt: skip
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self._forwarder_pid(state_dir, stage).write_text(f"{process.pid} {self.port}\n")
@@ -322,22 +346,43 @@ class LocalTarget(Target):
                     f"the forwarder of {stage} could not listen on 127.0.0.1:{self.port}",
                     hint=f"Is another program using port {self.port}? See {log.name}.",
                 )
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return
+            with contextlib.suppress(OSError, ValueError):
+                if int(listening.read_text()) == process.pid:
+                    return
             time.sleep(0.1)
+        stop_process(process.pid)
         raise CheckFailed(f"the forwarder of {stage} did not start listening on 127.0.0.1:{self.port}")
 
-    def _await_route(self, route_file: Path, serial: int) -> None:
-        """Open a connection through the port (the forwarder re-reads its route then) until it acknowledges."""
-        deadline = time.monotonic() + 30
+    def _await_route(self, stage: str, route_file: Path, serial: int) -> None:
+        """Open a connection through the port (the forwarder re-reads its route then) until it answers the serial:
+        taken, or refused with the reason (the ledger does not name that server)."""
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
                 pass
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                if Route.read(ack_path(route_file)).serial >= serial:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                ack = Ack.read(ack_path(route_file))
+                if ack.serial >= serial and ack.refused:
+                    raise CheckFailed(
+                        f"the forwarder of {stage} refused the route to release {ack.release}: {ack.refused}",
+                        hint="The stage goes on serving what it served. See `conveyor audit verify`.",
+                    )
+                if ack.serial >= serial:
                     return
             time.sleep(0.05)
-        raise CheckFailed(f"the forwarder on port {self.port} did not take the new route within 30 s")
+        raise CheckFailed(f"the forwarder on port {self.port} did not take the new route within 60 s")
+
+    def _check_served(self, stage: str, digest: str) -> None:
+        """The stage's own port answers with the package of the release (no other program holds the port)."""
+        try:
+            served = served_package(self.port, timeout=5)
+        except NotServing as why:
+            raise CheckFailed(f"port {self.port} of {stage} is not ready after the switch ({why})") from None
+        if served != digest:
+            raise CheckFailed(
+                f"port {self.port} of {stage} serves package {served or '(unnamed)'}, not {digest}",
+                hint=f"Another program may hold port {self.port}; stop it and resume the release.",
+            )
 
     def stop(self, project_name: str, state_dir: Path, stage: str) -> list[str]:
         """Stop the stage's forwarder and every server it runs; returns what was stopped."""
@@ -350,6 +395,7 @@ class LocalTarget(Target):
         for backend in self._backends(state_dir, stage):
             self._stop_backend(state_dir, stage, backend)
             stopped.append(f"release {backend.release} ({backend.engine} {backend.handle})")
-        for path in (self.route_file(state_dir, stage), ack_path(self.route_file(state_dir, stage))):
+        route_file = self.route_file(state_dir, stage)
+        for path in (route_file, ack_path(route_file), listening_path(route_file)):
             path.unlink(missing_ok=True)
         return stopped
