@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system tools conveyor's demo and tests use, idempotently: a container engine (podman + runc +
 # skopeo + mmdebstrap for a base image made from Debian packages), a local OCI registry, PostgreSQL, Java for
-# Spark, wrk for benchmarks, and Azurite (npm) for the Azure Storage tests. Needs root for apt-get.
+# Spark, wrk for benchmarks, chromium for the dashboard's browser tests, and Azurite (npm) for the Azure Storage
+# tests. Needs root for apt-get.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -11,6 +12,7 @@ declare -A NEED=(
 )
 NEED[ssh-keygen]=openssh-client  # signing keys (sshsig): ssh-keygen, ssh-agent, ssh-add
 NEED[bwrap]=bubblewrap  # the training sandbox (Linux namespaces): stores, lakes and the network hidden from train.py
+NEED[chromium]=chromium  # the dashboard's tests run in a real browser (Playwright drives the system chromium)
 missing=()
 for tool in "${!NEED[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${NEED[$tool]}")
@@ -24,6 +26,7 @@ fi
 [[ -x /bin/busybox ]] || missing+=(busybox-static)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
 command -v newuidmap >/dev/null 2>&1 || missing+=(uidmap)
+[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)  # legible screenshots
 
 if ((${#missing[@]})); then
   if [[ "$(id -u)" != 0 ]]; then

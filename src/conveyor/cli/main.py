@@ -124,6 +124,10 @@ COMMANDS: dict[str, Entry] = {
         "conveyor.cli.batch:score_batch",
         "Score a lake dataset: each row of --input with the model's predictions appended, written to --output.",
     ),
+    "ui": Entry(
+        "conveyor.cli.ui:ui",
+        "Serve a read-only dashboard of the release line: stages, waiting approvals, builds, models, audit.",
+    ),
 }
 
 
