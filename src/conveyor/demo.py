@@ -217,10 +217,10 @@ def _ship(
         _release(run, project, record, keys, ports, shipped)
     finally:
         if not keep_running:
-            from conveyor.release import stop_stage
+            from conveyor.release import shut_down_stage
 
             for name in STAGES:
-                stop_stage(project, name)
+                shut_down_stage(project, name)
     return shipped
 
 

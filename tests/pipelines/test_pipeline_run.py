@@ -65,10 +65,10 @@ def test_build_then_release_pipeline(tmp_path, capsys, monkeypatch):
         assert release["outputs"]["prod"]["status"] == "pending"
     finally:
         from conveyor.config import load_project
-        from conveyor.release import stop_stage
+        from conveyor.release import shut_down_stage
 
         for stage in ports:
-            stop_stage(load_project(root), stage)
+            shut_down_stage(load_project(root), stage)
     capsys.readouterr()
 
 

@@ -18,7 +18,7 @@ from release_support import FakeClock, Keys, build, free_port
 from conveyor.config import load_project
 from conveyor.errors import CheckFailed
 from conveyor.release.admission import refusal
-from conveyor.release.api import stop_stage
+from conveyor.release.api import shut_down_stage
 from conveyor.release.ledger import Ledger
 from conveyor.release.releases import Releases
 from conveyor.release.routes import Ack, Route, ack_path, served_package
@@ -41,7 +41,7 @@ def stage(
     try:
         yield releases, port
     finally:
-        stop_stage(project, "live")
+        shut_down_stage(project, "live")
 
 
 def score(port: int) -> object:

@@ -14,7 +14,7 @@ from release_support import FakeClock, Keys, alias_version, build, free_port
 
 from conveyor.config import load_project
 from conveyor.errors import CheckFailed
-from conveyor.release.api import stop_stage
+from conveyor.release.api import shut_down_stage
 from conveyor.release.ledger import Ledger
 from conveyor.release.releases import Releases
 
@@ -42,7 +42,7 @@ def live_stage(make_project: Callable[..., Path], clock: FakeClock) -> Iterator[
     try:
         yield releases, port
     finally:
-        stop_stage(project, "live")
+        shut_down_stage(project, "live")
 
 
 @pytest.mark.container

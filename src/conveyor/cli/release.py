@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from conveyor.cli.options import JsonOption, ProjectOption
 from conveyor.cli.output import emit_json, say, stdout
@@ -146,7 +147,7 @@ def _describe(view: ReleaseView) -> str:
             f"conveyor approve {view.id} --key APPROVER_KEY"
         )
     for approval in view.approvals:
-        comment = f": {approval.comment}" if approval.comment else ""
+        comment = f": {escape(approval.comment)}" if approval.comment else ""  # user text, never markup
         who = f"{approval.actor} ({approval.key})"
         lines.append(f"  {approval.decision}d by {who} at {_time(approval.at)}{comment}")
     if view.deployment:
@@ -157,7 +158,7 @@ def _describe(view: ReleaseView) -> str:
         if deployment.alias:
             lines.append(f"  alias {deployment.alias}")
     if view.error:
-        lines.append(f"  [red]error:[/] {view.error}")
+        lines.append(f"  [red]error:[/] {escape(view.error)}")
     signers = sorted({(s.by, s.key) for s in view.signers})
     lines.append("  signed by " + ", ".join(f"{who} ({key})" for who, key in signers))
     if view.verification.ok:
@@ -237,15 +238,32 @@ def resume(
 
 
 @release_app.command("stop")
-def stop(stage: StageArgument, project: ProjectOption = None, as_json: JsonOption = False) -> None:
-    """Stop what a local:// stage runs on this machine (its port's forwarder and servers)."""
+def stop(
+    stage: StageArgument,
+    reason: Annotated[str | None, typer.Option("--reason", "-m", help="Why: signed with the stop.")] = None,
+    key: KeyOption = None,
+    actor: AsOption = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Take down what is live in STAGE: a signed `stage.stopped` event (who, when, why), then the stage's alias
+    leaves its registry and a local:// stage's forwarder and servers stop.
+
+    A stage with approvers is stopped only by one of them or a break_glass principal. `history STAGE --at T`
+    shows the stage as stopped from then on; a release (or `rollback STAGE`, which brings the stopped one back)
+    makes it live again. With nothing live, only the local processes are stopped and nothing is signed.
+    """
     from conveyor.release import stop_stage
 
-    stopped = stop_stage(_project(project), stage)
+    report = stop_stage(_project(project), stage, key=key, expect=actor, reason=reason)
     if as_json:
-        emit_json({"stage": stage, "stopped": stopped})
+        emit_json(report.to_dict())
+        return
+    if report.release is not None:
+        say(f"release {report.release} taken down in {stage}: signed by {report.by} at {_time(report.at)}")
     else:
-        say("\n".join(f"stopped {item}" for item in stopped) or f"nothing runs for {stage}")
+        say(f"nothing was live in {stage}: nothing signed")
+    say("\n".join(f"stopped {item}" for item in report.stopped) or f"nothing ran for {stage} on this machine")
 
 
 def _show_policy(status: PolicyStatus, as_json: bool) -> None:
@@ -367,6 +385,9 @@ def _history_block(entry: HistoryEntry) -> str:
     """One release's stretch in a stage, with its verified signers and attestation digests."""
     glass = " [bold red]break glass[/]" if entry.break_glass else ""
     until = _time(entry.live_until) if entry.live_until else "now"
+    if entry.stopped_by:
+        reason = f": {escape(entry.stop_reason)}" if entry.stop_reason else ""
+        until += f" (stopped by {entry.stopped_by}{reason})"
     approved = ", ".join(entry.approved_by) or ("no one (break glass)" if entry.break_glass else "no one needed")
     signers = sorted({(s.by, s.key) for s in entry.signers})
     lines = [
@@ -393,7 +414,7 @@ def history(
     """What was live in STAGE and when: build, image, who requested and approved, the verified signers and the
     attestation digests of each release (or why the ledger does not verify)."""
     from conveyor.release import history as stage_history
-    from conveyor.release import parse_time
+    from conveyor.release import parse_time, read_snapshot
 
     if at:
         parse_time(at)  # a bad time is refused before the ledger is opened
@@ -402,6 +423,14 @@ def history(
         emit_json([e.to_dict() for e in entries])
         return
     if not entries:
+        stopped = read_snapshot(_project(project)).stopped(stage, parse_time(at)) if at else None
+        if stopped is not None:
+            say(
+                f"{stage} was stopped at {at}: release {stopped.release} was taken down at "
+                f"{_time(stopped.live_until)} by {stopped.stopped_by}"
+                + (f" ({stopped.stop_reason})" if stopped.stop_reason else "")
+            )
+            return
         say(f"nothing was live in {stage}" + (f" at {at}" if at else ""))
         return
     stdout.print(redact("\n\n".join(_history_block(entry) for entry in entries)))

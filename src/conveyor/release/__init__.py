@@ -37,12 +37,13 @@ if TYPE_CHECKING:
         resume,
         rollback,
         show_release,
+        shut_down_stage,
         stop_stage,
         verify_ledger,
     )
     from conveyor.release.audit import ChainReport
     from conveyor.release.policy import PolicyRefused
-    from conveyor.release.releases import PolicyStatus, parse_time
+    from conveyor.release.releases import PolicyStatus, StopReport, parse_time
     from conveyor.release.status import ReleaseKind, ReleaseStatus
     from conveyor.release.views import HistoryEntry, LedgerSnapshot, ReleaseView
 
@@ -56,6 +57,7 @@ __all__ = [
     "ReleaseKind",
     "ReleaseStatus",
     "ReleaseView",
+    "StopReport",
     "approve",
     "approve_policy",
     "audit_entries",
@@ -73,6 +75,7 @@ __all__ = [
     "resume",
     "rollback",
     "show_release",
+    "shut_down_stage",
     "stop_stage",
     "verify_ledger",
 ]
@@ -81,6 +84,7 @@ _ELSEWHERE = {
     "PolicyRefused": "conveyor.release.policy",
     "PolicyStatus": "conveyor.release.releases",
     "parse_time": "conveyor.release.releases",
+    "StopReport": "conveyor.release.releases",
     "ReleaseKind": "conveyor.release.status",
     "ReleaseStatus": "conveyor.release.status",
     "HistoryEntry": "conveyor.release.views",

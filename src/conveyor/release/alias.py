@@ -76,3 +76,20 @@ def _copy_version(source: ModelRegistry, target: ModelRegistry, shipment: Shipme
         client.create_registered_model(name)
     copied = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id, tags=tags)
     return str(copied.version)
+
+
+def clear_stage_alias(project: Project, stage: str, stage_env: str | None, shipment: Shipment) -> str | None:
+    """After `release stop`: alias `stage` and the registry's live tag leave `stage_env`'s registry, so
+    `models:/NAME@STAGE` names nothing and the gates compare with no champion. Says what was done."""
+    if not shipment.model_name or stage_env is None:
+        return None
+    from mlflow.exceptions import MlflowException
+
+    from conveyor.registry import ModelRegistry
+
+    client = ModelRegistry(project.environment(stage_env)).client
+    with contextlib.suppress(MlflowException):  # already gone
+        client.delete_registered_model_alias(shipment.model_name, stage)
+    with contextlib.suppress(MlflowException):
+        client.delete_registered_model_tag(shipment.model_name, f"{LIVE_TAG}.{stage}")
+    return f"alias {stage} removed from {shipment.model_name} in {stage_env}'s registry"

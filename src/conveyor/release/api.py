@@ -17,7 +17,7 @@ from conveyor.config.gates import GatePolicy
 from conveyor.release.acting import KeyChoice
 from conveyor.release.audit import ChainReport
 from conveyor.release.ledger import Ledger
-from conveyor.release.releases import PolicyStatus, Releases
+from conveyor.release.releases import PolicyStatus, Releases, StopReport
 from conveyor.release.views import HistoryEntry, LedgerSnapshot, ReleaseView
 
 
@@ -181,8 +181,18 @@ def gate_policy_in_force(project: Project, *, ledger: Ledger | None = None) -> G
     return None if state.policy is None else state.policy.gate_policy()
 
 
-def stop_stage(project: Project, stage: str) -> list[str]:
-    """`conveyor release stop`: stop what a local:// stage runs (its forwarder and servers); says what stopped."""
+def stop_stage(
+    project: Project, stage: str, *, key: KeyChoice = None, expect: str | None = None, reason: str | None = None,
+    ledger: Ledger | None = None,
+) -> StopReport:  # fmt: skip
+    """`conveyor release stop`: take down what is live in a stage, signed (`stage.stopped`, by an approver of a
+    stage with approvers); its alias leaves the registry and a local:// stage's servers stop."""
+    return _releases(project, ledger).stop(stage, key, expect=expect, reason=reason)
+
+
+def shut_down_stage(project: Project, stage: str) -> list[str]:
+    """Stop the processes a local:// stage runs, recording nothing: the ledger still names what is live, as after
+    a reboot (the demo's and the tests' clean-up). `stop_stage` is the decision to take a stage down."""
     from conveyor.errors import ConfigError
     from conveyor.release.targets import target_for
 

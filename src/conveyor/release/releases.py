@@ -8,18 +8,19 @@ verifier would refuse the same event later. Deployments run outside those transa
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from conveyor.config import Project
-from conveyor.errors import CheckFailed, ConveyorError, NotFoundError
+from conveyor.errors import CheckFailed, ConfigError, ConveyorError, NotFoundError
 from conveyor.package.record import find_build
 from conveyor.release.acting import KeyChoice, acting_identity, require_in_force
 from conveyor.release.adoption import require_named
 from conveyor.release.attested import attested_shipment
 from conveyor.release.deployment import deploy
+from conveyor.release.events import SignedEvent
 from conveyor.release.ledger import Ledger, LedgerBroken, Writer, naive_utc
 from conveyor.release.policy import PolicyRefused, PolicySet, require_committed
 from conveyor.release.shipment import Shipment
@@ -66,6 +67,22 @@ class PolicyStatus:
             "adopted_at_event": self.adopted_at_event, "project": self.project, "project_digest": self.project_digest,
             "same": self.same, "changes": self.changes, "proposals": self.proposals,
         }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StopReport:
+    """What `release stop` did: the release it took down and who signed that (None when nothing was live), and
+    what the registry and the target stopped."""
+
+    stage: str
+    release: int | None
+    by: str | None
+    at: datetime | None
+    reason: str | None
+    stopped: builtins.list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class Releases:
@@ -247,6 +264,41 @@ class Releases:
     def resume(self, release_id: int, key: KeyChoice = None, *, force: bool = False) -> ReleaseView:
         """Finish a deployment that was killed or failed half-way; finished steps are not repeated."""
         return self.deploy(release_id, key, resume=True, force=force)
+
+    def stop(
+        self, stage: str, key: KeyChoice = None, *, expect: str | None = None, reason: str | None = None
+    ) -> StopReport:
+        """Take down what is live in `stage`: a signed `stage.stopped` event first (refused unless the signer may
+        stop the stage), then the stage's alias leaves its registry and the target stops what it runs. With
+        nothing live, only the target's processes are stopped (nothing is signed)."""
+        from conveyor.release.alias import clear_stage_alias
+        from conveyor.release.targets import target_for
+
+        if stage not in self.project.config.release:
+            raise ConfigError(
+                f"stage {stage!r} is not declared in {self.project.file}",
+                hint=f"Its stages: {', '.join(self.project.config.release) or 'none'}.",
+            )
+        signed: SignedEvent | None = None
+        release: ReleaseState | None = None
+        if self._state().live.get(stage) is not None:
+            identity = self.identity(key, expect)
+            with self.ledger.writing() as writer:
+                require_in_force(identity, writer.state.in_force())
+                live = writer.state.live.get(stage)  # read again under the chain's lock
+                if live is not None:
+                    data = {"stage": stage, "reason": reason}
+                    signed = writer.append(EventKind.STAGE_STOPPED, live, data, identity)
+                    release = writer.state.releases[live]
+        done = []
+        if release is not None:
+            cleared = clear_stage_alias(self.project, stage, release.policy.env, release.shipment)
+            done += [cleared] if cleared else []
+        declared = self.project.config.release[stage]
+        done += target_for(declared.target).stop(self.project.name, self.project.state_dir, stage)
+        if signed is None:
+            return StopReport(stage, None, None, None, reason, done)
+        return StopReport(stage, signed.event.release, signed.event.by, signed.event.at, reason, done)
 
     # --- the policy in force ---------------------------------------------------------------------------------
     def policy(self) -> PolicyStatus:

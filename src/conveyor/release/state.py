@@ -78,6 +78,8 @@ class DeploymentState:
     live_until: datetime | None = None
     error: str | None = None
     claims: int = 1
+    stopped_by: str | None = None  # who took it down (`release stop`), with `live_until` the time
+    stop_reason: str | None = None
 
     @property
     def reference(self) -> str | None:
@@ -190,6 +192,7 @@ class LedgerState:
             EventKind.DEPLOYMENT_STEP: self._step,
             EventKind.DEPLOYMENT_FAILED: self._failed,
             EventKind.RELEASE_LIVE: self._live,
+            EventKind.STAGE_STOPPED: self._stopped,
         }[event.kind]
         if self.last_at is not None and event.at < self.last_at:
             raise RuleBroken(
@@ -490,6 +493,35 @@ class LedgerState:
         deployment.live_from = deployment.finished_at = event.at
         self.live[release.stage] = release.id
         self.went_live.add((release.stage, release.shipment.package_digest))
+
+    def _stopped(self, event: Event) -> None:
+        """`release stop`: the live release of a stage is taken down; the stage serves nothing until a release (or
+        a rollback to this one) goes live. A stage with approvers is stopped only by one of them (or a break_glass
+        principal): taking prod down is a decision of the people who decide what runs there."""
+        release = self.release(int(event.release or 0))
+        stage = str(event.data.get("stage"))
+        if release.stage != stage or self.live.get(stage) != release.id:
+            live = self.live.get(stage)
+            raise RuleBroken(
+                f"release {release.id} is not live in {stage}"
+                + (f" (release {live} is)" if live is not None else " (nothing is)")
+            )
+        policy = release.policy
+        may_stop = (*policy.approvers, *policy.break_glass)
+        if policy.approvers and event.by not in may_stop:
+            raise RuleBroken(
+                f"{event.by} may not stop {stage}: a stage with approvers is stopped by one of them "
+                f"({', '.join(may_stop)})",
+                hint="Ask one of them to run: conveyor release stop " + stage,
+            )
+        deployment = release.deployment
+        assert deployment is not None  # a live release has one
+        release.status = ReleaseStatus.STOPPED
+        deployment.status, deployment.live_until = DeploymentStatus.STOPPED, event.at
+        deployment.stopped_by = event.by
+        reason = event.data.get("reason")
+        deployment.stop_reason = None if reason is None else str(reason)
+        del self.live[stage]
 
 
 def _check_training(stage: str, policy: StagePolicy, shipment: Shipment) -> None:

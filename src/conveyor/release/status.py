@@ -18,6 +18,7 @@ class EventKind(StrEnum):
     DEPLOYMENT_STEP = "deployment.step"
     DEPLOYMENT_FAILED = "deployment.failed"
     RELEASE_LIVE = "release.live"
+    STAGE_STOPPED = "stage.stopped"
 
 
 class ReleaseKind(StrEnum):
@@ -29,25 +30,28 @@ class ReleaseKind(StrEnum):
 
 
 class ReleaseStatus(StrEnum):
-    """pending → approved → deploying → live → superseded; or rejected, expired, failed (resumable)."""
+    """pending → approved → deploying → live → superseded (or stopped: `release stop`); or rejected, expired,
+    failed (resumable)."""
 
     PENDING = "pending"
     APPROVED = "approved"
     DEPLOYING = "deploying"
     LIVE = "live"
     SUPERSEDED = "superseded"
+    STOPPED = "stopped"
     FAILED = "failed"
     REJECTED = "rejected"
     EXPIRED = "expired"
 
 
 class DeploymentStatus(StrEnum):
-    """A release's one deployment: running (possibly resumed), failed, live, superseded."""
+    """A release's one deployment: running (possibly resumed), failed, live, superseded, stopped."""
 
     RUNNING = "running"
     FAILED = "failed"
     LIVE = "live"
     SUPERSEDED = "superseded"
+    STOPPED = "stopped"
 
 
 class Decision(StrEnum):

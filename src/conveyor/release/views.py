@@ -84,6 +84,8 @@ class DeploymentView:
     alias: str | None
     error: str | None
     claims: int
+    stopped_by: str | None = None
+    stop_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -164,6 +166,8 @@ class HistoryEntry:
     break_glass: bool
     signers: list[SignerView]
     verification: Verification
+    stopped_by: str | None = None  # set when the stretch ended by `release stop` (at `live_until`)
+    stop_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (`history --json`)."""
@@ -180,6 +184,7 @@ def release_view(release: ReleaseState, now: datetime, verification: Verificatio
             status=str(d.status), started_at=d.started_at, started_by=d.started_by, finished_at=d.finished_at,
             live_from=d.live_from, live_until=d.live_until, reference=d.reference, steps=list(d.steps),
             results=dict(d.steps), alias=alias.reference if alias else None, error=d.error, claims=d.claims,
+            stopped_by=d.stopped_by, stop_reason=d.stop_reason,
         )  # fmt: skip
     return ReleaseView(
         id=release.id, stage=release.stage, status=release.status_at(now), kind=release.kind,
@@ -216,10 +221,19 @@ def history_entries(
                 live_from=d.live_from, live_until=d.live_until, requested_by=release.requested_by,
                 approved_by=release.approved_by, deployed_by=d.started_by, source_release=release.source_release,
                 break_glass=release.break_glass, signers=_signers(release),
-                verification=verification,
+                verification=verification, stopped_by=d.stopped_by, stop_reason=d.stop_reason,
             )
         )  # fmt: skip
     return sorted(entries, key=lambda e: (e.live_from, e.release))
+
+
+def stopped_entry(state: LedgerState, stage: str, verification: Verification, at: datetime) -> HistoryEntry | None:
+    """The stretch of `stage` that `release stop` ended last before `at`, when nothing went live since."""
+    if history_entries(state, stage, verification, at):
+        return None
+    ended = [e for e in history_entries(state, stage, verification) if e.live_until and e.live_until <= at]
+    last = max(ended, key=lambda e: (e.live_until or e.live_from, e.release), default=None)
+    return last if last is not None and last.stopped_by else None
 
 
 @dataclass(frozen=True)
@@ -262,3 +276,7 @@ class LedgerSnapshot:
 
     def history(self, stage: str, at: datetime | None = None) -> list[HistoryEntry]:
         return history_entries(self.state, stage, self.verification, at)
+
+    def stopped(self, stage: str, at: datetime | None = None) -> HistoryEntry | None:
+        """When nothing is live in `stage` at `at` (default now) because it was stopped: the stretch that ended."""
+        return stopped_entry(self.state, stage, self.verification, at or self.now)

@@ -155,6 +155,7 @@ class DashboardApp:
         return self.render(
             "stage.html", stage=name, policy=self.project.config.release[name], snapshot=snapshot,
             live=snapshot.live(name) if snapshot else None, releases=releases, history=history[::-1][:30],
+            stopped=snapshot.stopped(name) if snapshot else None,
             chart=chart, page=page, pages=pages, total=total,
         )  # fmt: skip
 
