@@ -31,6 +31,7 @@ bench: install system-deps
 	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/signatures.py
+	$(BIN)/python benchmarks/ui.py
 
 clean:
 	rm -rf .venv .cache .pytest_cache results htmlcov

@@ -3,13 +3,13 @@ the same reads through the CLI's `--json`.
 
 Run: .venv/bin/python benchmarks/ui.py [--releases 1000] [--builds 200] [--grow 10] [--runs 20]
 
-The project is real: 200 attested builds (package, OCI archive, provenance, test and gate attestations signed by
-the builder `ci`), as many versions of the model in its MLflow registry (runs with r2 and mae), and a ledger of signed events (carol requests, alice rejects a third of them, each approval
-window still open), written through the ledger's own Writer, so every event is checked by the rules and signed
-like the CLI's. `conveyor ui` runs as its own process and is read over HTTP with keep-alive; each page is fetched
-once cold and `--runs` times warm, after a first read that verifies the whole chain (as a server re-reads it when
-the ledger's head moves, and every 30 s). The CLI column
-runs `conveyor releases list --json`, `history STAGE --json` and `audit verify --json` as new processes: each
+The project is real: 200 attested builds (package, OCI archive, provenance, test and gate attestations signed by the
+builder `ci`), as many versions of the model in its MLflow registry (runs with r2 and mae), and a ledger of signed
+events (carol requests, alice rejects a third of them, each approval window still open), written through the
+ledger's own Writer, so every event is checked by the rules and signed like the CLI's. `conveyor ui` runs as its own
+process and is read over HTTP with keep-alive; each page is fetched once cold and `--runs` times warm, after a first
+read that verifies the whole chain (as a server re-reads it when the ledger's head moves, and every 30 s). The CLI
+column runs `conveyor releases list --json`, `history STAGE --json` and `audit verify --json` as new processes: each
 verifies the chain as well, so it is the read a script or CI step pays. RSS is the server's after all pages.
 """
 
