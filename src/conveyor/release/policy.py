@@ -23,6 +23,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,8 @@ class StagePolicy:
             allow_dirty=bool(data.get("allow_dirty", False)),
         )  # fmt: skip
 
-    @property
-    def digest(self) -> str:
+    @cached_property
+    def digest(self) -> str:  # frozen: computed once (a ledger's fold asks for it at every event)
         return digest_of(self.to_json())
 
     @property
@@ -155,8 +156,8 @@ class PolicySet:
         gates = GatePolicy.from_json(data["gates"]) if data.get("gates") is not None else None
         return cls(stages, tuple(data.get("builders", ())), signers, gates)
 
-    @property
-    def digest(self) -> str:
+    @cached_property
+    def digest(self) -> str:  # frozen: computed once (a ledger's fold asks for it at every event)
         return digest_of(self.to_json())
 
     @property

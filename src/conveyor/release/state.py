@@ -8,6 +8,7 @@ the first bad event. So there is one statement of the rules, and the state alway
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -561,17 +562,23 @@ def shipment_to_json(shipment: Shipment, model_env: str | None) -> dict[str, Any
     }
 
 
+@functools.lru_cache(maxsize=4096)
+def _path(text: str) -> Path:
+    """Paths recorded in requests: the same few recur in every event of a ledger (Paths are immutable)."""
+    return Path(text)
+
+
 def shipment_from_json(data: dict[str, Any]) -> Shipment:
     model = data.get("model") or {}
     return Shipment(
         package_digest=str(data["package"]),
         image_digest=data.get("image"),
-        image_archive=Path(data["image_archive"]) if data.get("image_archive") else None,
-        package_dir=Path(data["package_dir"]) if data.get("package_dir") else None,
+        image_archive=_path(data["image_archive"]) if data.get("image_archive") else None,
+        package_dir=_path(data["package_dir"]) if data.get("package_dir") else None,
         model_name=model.get("name"),
         model_version=None if model.get("version") is None else str(model["version"]),
         attestations=tuple(
-            Attestation(str(a["digest"]), str(a["predicate_type"]), Path(a["path"]))
+            Attestation(str(a["digest"]), str(a["predicate_type"]), _path(str(a["path"])))
             for a in data.get("attestations", ())
         ),
         training_sandbox=(data.get("training") or {}).get("sandbox"),
