@@ -267,3 +267,28 @@ def test_a_corrupt_ledger_is_a_named_error_not_a_traceback(census_project, tmp_p
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     error = json.loads(done.stdout)["error"]
     assert "ledger.db cannot be read as a database" in error["message"] and "never replaces" in error["hint"]
+
+
+def test_init_and_ci_render_say_what_they_wrote_as_json(tmp_path, capsys):
+    code, out, err = run(
+        capsys, "init", str(tmp_path / "p"), "--secrets-dir", str(tmp_path / "s"), "--lakes-dir",
+        str(tmp_path / "l"), "--rows", "60", "--no-git", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    made = json.loads(out)
+    assert made["root"] == str(tmp_path / "p") and set(made["lakes"]) == {"dev", "stage", "prod"}
+    assert all(Path(path).is_file() for path in made["created_secrets"])
+    code, out, err = run(capsys, "ci", "render", "github", "-p", made["root"], "--json")
+    assert code == 0, err
+    written = json.loads(out)["written"]
+    assert [Path(path).name for path in written] == ["conveyor-build.yml", "conveyor-release.yml"]
+    assert all(Path(path).is_file() for path in written)
+
+
+def test_verify_of_something_that_is_no_build_is_a_usage_error(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a build")
+    for target in (notes, tmp_path):
+        code, _, err = run(capsys, "verify", str(target))
+        assert code == 2 and "is neither a build, a package folder nor an image archive" in err
+        assert "conveyor verify 3f9a2c" in err

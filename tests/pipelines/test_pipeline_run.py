@@ -117,3 +117,14 @@ def test_a_step_whose_published_output_holds_a_secret_fails(tmp_path, capsys):
     (root / "results" / "report.txt").write_text("trained on the dev lake\n")
     run_pipeline(root, leaky, {"env": "dev"}, announce=lambda _: None)
     capsys.readouterr()
+
+
+def test_a_run_with_json_prints_only_its_state_on_stdout(tmp_path, capsys):
+    root = init_project(tmp_path / "census", secrets_dir=tmp_path / "s", lakes_dir=tmp_path / "l", rows=100).root
+    capsys.readouterr()
+    code = main(["pipeline", "run", "build", "--env", "stage", "--step", "secrets", "--json", "-p", str(root)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    state = json.loads(out)  # the step's own output went to stderr
+    assert state["pipeline"] == "build" and [s["name"] for s in state["steps"]] == ["secrets"]
+    assert state == json.loads((root / "results" / "pipeline-build.json").read_text())

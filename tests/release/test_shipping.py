@@ -243,3 +243,28 @@ def test_the_deployer_ships_from_its_own_copy_of_the_build(
     live = approver.approve(pending.id, keys.bob)
     assert live.status == "live", live.error
     assert live.deployment is not None and live.deployment.reference.endswith(f"@{qa.image_digest}")
+
+
+def test_a_push_of_an_image_holding_a_secret_value_is_refused(
+    sqlite_releases: Releases, keys: Keys, registries: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every value of the stores the project reads (and every value read here) is looked for in every layer of the
+    image before the push: one found stops the release, naming the layer, file and key, never the value."""
+    from conveyor.secrets.redaction import register_secret
+
+    monkeypatch.setenv("CONVEYOR_CACHE_DIR", str(tmp_path / "cache"))
+    releases = sqlite_releases
+    clean = releases.create(build(releases, "clean-image"), "qa", keys.carol)
+    step = clean.deployment.results["push"] if clean.deployment else None
+    assert clean.status == "live" and step is not None and "secret scan:" in (step.note or "")
+
+    value = "s3cr3t-in-the-image-0042"
+    register_secret(value, "registry-token")
+    with pytest.raises(CheckFailed, match=r"refusing to publish image\.oci\.tar to") as refused:
+        releases.create(build(releases, value), "qa", keys.carol)  # the image serves its label: the value
+    assert "www/release: the value of registry-token" in refused.value.message and value not in refused.value.message
+    failed = releases.list(stage="qa")[0]
+    assert failed.status == "failed" and [e.release for e in releases.history("qa")] == [clean.id]
+    repo = releases.project.config.release["qa"].target.split("/", 3)[-1]
+    tags = httpx.get(f"http://{registries['qa']}/v2/{repo}/tags/list").json()["tags"]
+    assert f"v1-r{clean.id}" in tags and f"v1-r{failed.id}" not in tags  # nothing of it was pushed

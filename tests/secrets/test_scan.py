@@ -66,3 +66,56 @@ def test_a_value_split_across_read_chunks_is_found(tmp_path: Path, monkeypatch: 
     register_secret(VALUE, "db-password")
     (tmp_path / "big.bin").write_bytes(b"x" * 20 + VALUE.encode() + b"y" * 20)
     assert [f.key for f in scan_paths([tmp_path])] == ["db-password"]
+
+
+def _oci(blobs: dict[str, bytes]) -> bytes:
+    return tar_bytes({**{f"blobs/sha256/{name}": data for name, data in blobs.items()}, "index.json": b"{}"})
+
+
+def test_clean_layers_are_remembered_by_the_digest_of_their_bytes_and_the_values(tmp_path: Path) -> None:
+    import hashlib
+
+    register_secret(VALUE, "db-password")
+    cache = tmp_path / "cache"
+    clean = tar_bytes({"app/a.txt": b"nothing to see"}, compress=True)
+    digest = hashlib.sha256(clean).hexdigest()
+    (tmp_path / "one.tar").write_bytes(_oci({digest: clean}))
+    assert scan_paths([tmp_path / "one.tar"], clean_cache=cache) == []
+    entries = {p.name for p in cache.iterdir()} - {"key"}
+    assert len(entries) == 1 and (cache / "key").stat().st_mode & 0o777 == 0o600
+    assert not any(VALUE in name or hashlib.sha256(VALUE.encode()).hexdigest() in name for name in entries)
+
+    # the same name over other bytes is no clean layer: scanned, and the value found
+    dirty = tar_bytes({"app/a.txt": VALUE.encode()}, compress=True)
+    (tmp_path / "two.tar").write_bytes(_oci({digest: dirty}))
+    assert [f.key for f in scan_paths([tmp_path / "two.tar"], clean_cache=cache)] == ["db-password"]
+    # a layer named by its own digest that holds the value is found every time, never remembered
+    (tmp_path / "three.tar").write_bytes(_oci({hashlib.sha256(dirty).hexdigest(): dirty}))
+    for _ in range(2):
+        assert [f.key for f in scan_paths([tmp_path / "three.tar"], clean_cache=cache)] == ["db-password"]
+    assert {p.name for p in cache.iterdir()} - {"key"} == entries
+
+    # a scan for other values does not take the earlier verdict
+    register_secret("another-value-0042", "api-token")
+    assert scan_paths([tmp_path / "one.tar"], clean_cache=cache) == []
+    assert len({p.name for p in cache.iterdir()} - {"key"}) == 2
+
+
+def test_a_layer_cut_short_is_refused_not_skipped(tmp_path: Path) -> None:
+    from conveyor.secrets.scan import Unscannable
+
+    register_secret(VALUE, "db-password")
+    layer = tar_bytes({"app/big.bin": bytes(range(256)) * 4096}, compress=True)
+    (tmp_path / "image.oci.tar").write_bytes(_oci({"0" * 64: layer[: len(layer) // 2]}))
+    for cache in (None, tmp_path / "cache"):
+        with pytest.raises(Unscannable, match=r"cannot scan .*image\.oci\.tar!blobs/sha256/0+"):
+            scan_paths([tmp_path / "image.oci.tar"], clean_cache=cache)
+
+
+def test_an_env_store_without_a_prefix_lists_no_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conveyor.secrets.scan import learn_values
+
+    monkeypatch.setenv("SHORT", "1")  # a weak value, were it taken for a secret
+    (tmp_path / "notes.txt").write_text(f"HOME is {Path.home()}")
+    learn_values([open_store("env://", tmp_path)])
+    refuse_published([tmp_path / "notes.txt"], "notes", [open_store("env://", tmp_path)])  # HOME is no secret

@@ -58,6 +58,7 @@ def run(
         str | None, typer.Option("--env", "-e", envvar="CONVEYOR_ENV", help="Shorthand for --param env=ENV.")
     ] = None,
     build: Annotated[str | None, typer.Option(help="Shorthand for --param build=BUILD.")] = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Run a pipeline here, exactly as CI runs it: each step is a conveyor command in its own process.
 
@@ -74,6 +75,9 @@ def run(
     if build:
         parameters.setdefault("build", build)
     result = run_pipeline(load_project(project).root, name, parameters, only=step, announce=say)
+    if json_output:  # the steps' own output went to stderr: stdout holds only this document
+        emit_json(result.to_dict())
+        return
     say(f"pipeline {name} ok: " + ", ".join(f"{s['name']} {s['seconds']}s" for s in result.steps), style="green")
 
 
@@ -87,6 +91,7 @@ def render(
     ),
     out: Annotated[Path | None, typer.Option(help="Folder to write into (default: the project).")] = None,
     force: Annotated[bool, typer.Option(help="Replace files that exist.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Write CI definitions whose steps are `conveyor pipeline run NAME --step STEP`.
 
@@ -97,8 +102,12 @@ def render(
     from conveyor.config import load_project
     from conveyor.pipelines import render_ci
 
-    for written in render_ci(load_project(project), system, env=env, install=install, out=out, force=force):
-        stdout.print(str(written))
+    written = render_ci(load_project(project), system, env=env, install=install, out=out, force=force)
+    if json_output:
+        emit_json({"system": system, "env": env, "written": [str(path) for path in written]})
+        return
+    for path in written:
+        stdout.print(str(path))
 
 
 GROUPS = {"pipeline": pipeline_app, "ci": ci_app}

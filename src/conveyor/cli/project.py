@@ -24,6 +24,7 @@ def init(
     ] = None,
     rows: Annotated[int, typer.Option(min=50, help="Rows of sample census data per environment.")] = 5000,
     git: Annotated[bool, typer.Option(help="Create a git repository with a first commit.")] = True,
+    json_output: JsonOption = False,
 ) -> None:
     """Scaffold a project: conveyor.toml, train.py, score.py, inference/, tests/, and embedded-default stores.
 
@@ -39,6 +40,20 @@ def init(
     result = init_project(
         directory, example=example, name=name, secrets_dir=secrets_dir, lakes_dir=lakes_dir, rows=rows, git=git
     )
+    if json_output:
+        lakes = {env: str(lake) for env, lake in result.lakes.items()}
+        sealed = None if result.sealed is None else str(result.sealed)
+        emit_json(
+            {
+                "root": str(result.root),
+                "secrets_dir": str(result.secrets_dir),
+                "created_secrets": [str(path) for path in result.created_secrets],
+                "lakes": lakes,
+                "sealed": sealed,
+                "next": f"cd {result.root} && conveyor train --env dev",
+            }
+        )
+        return
     say(f"created project {result.root}", style="green")
     for path in result.created_secrets:
         say(f"  secret file {path} (mode 600)")

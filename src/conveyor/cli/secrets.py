@@ -48,7 +48,8 @@ def set_secret(
 
 @app.command("check")
 def check(env: EnvOption = None, project: ProjectOption = None, json_output: JsonOption = False) -> None:
-    """Report which secrets the project needs in this environment and which are missing (exit 1 if any).
+    """Report which secrets the project needs in this environment and which are missing, and every value of the
+    store (used or not) too weak to mask: shorter than 8 characters, a number, a common word (exit 1 if any).
 
     `--env gates` checks the gate step's own store (the sealed evaluation set's location), which no
     environment's store holds.
@@ -59,7 +60,8 @@ def check(env: EnvOption = None, project: ProjectOption = None, json_output: Jso
     if json_output:
         emit_json(result.to_dict())
     else:
-        for name in result.needed:
-            mark = "[red]missing[/]" if name in result.missing else "[green]ok[/]"
-            stdout.print(f"  {mark:>20}  {name}")
+        weak = dict(result.weak)
+        for name in sorted({*result.needed, *weak}):
+            label = "missing" if name in result.missing else "weak" if name in weak else "ok"
+            stdout.print(f"  [{'green' if label == 'ok' else 'red'}]{label:>7}[/]  {name}")
     result.require()

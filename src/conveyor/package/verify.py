@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conveyor.errors import CheckFailed, ConfigError, NotFoundError
+from conveyor.errors import CheckFailed, ConfigError, ConveyorError, NotFoundError
 from conveyor.package.archive import check_archive
 from conveyor.package.attestations import (
     AttestationKind,
@@ -142,13 +142,23 @@ def verify_path(target: Path, project: Project | None = None) -> Verification:
         return Verification(
             target, [f"{len(manifest.files)} package files match manifest.json", f"package digest is {manifest.digest}"]
         )
-    if target.is_file():
+    if target.is_file() and _is_tar(target):
         info = read_oci_archive(target, check_blobs=True)
         return Verification(target, [f"every blob hashes to its name; manifest digest {info.digest}"])
-    raise CheckFailed(
-        f"{target} is not a build, a package folder or an image archive",
-        hint="Pass .conveyor/builds/HEX (or its build.json), its package/ folder, or image.oci.tar.",
+    raise ConveyorError(  # what was passed is not something verify checks: a usage error (exit 2), not a failure
+        f"{target} is neither a build, a package folder nor an image archive",
+        hint="Pass .conveyor/builds/HEX (or its build.json), its package/ folder, or image.oci.tar; "
+        "or a build's package digest: conveyor verify 3f9a2c",
     )
+
+
+def _is_tar(path: Path) -> bool:
+    import tarfile
+
+    try:
+        return tarfile.is_tarfile(path)
+    except OSError:
+        return False
 
 
 def verify_image_in_engine(record: BuildRecord) -> str:

@@ -24,6 +24,7 @@ from conveyor.release.ledger import Ledger
 from conveyor.release.state import ALIAS_STEP, NotOwner, ReleaseState
 from conveyor.release.status import EventKind, ReleaseStatus
 from conveyor.release.targets import DeployContext, StepResult, target_for
+from conveyor.secrets import SecretStore
 from conveyor.secrets.redaction import redact
 from conveyor.trust import Identity
 
@@ -99,7 +100,10 @@ class Deployment:
         target = target_for(release.policy.target)
         done = dict(release.deployment.steps) if release.deployment else {}
         shipment = release.shipment.found_in(self.project.state_dir)
-        context = DeployContext(self.project.name, self.project.state_dir, release.stage, release.id, shipment, done)
+        context = DeployContext(
+            self.project.name, self.project.state_dir, release.stage, release.id, shipment, done,
+            secret_stores=_secret_stores(self.project),
+        )  # fmt: skip
         try:
             for name in release.steps():
                 if name in done:
@@ -132,3 +136,12 @@ def deploy(
     deployment = Deployment(project, ledger, identity, release_id, owner_token())
     release = deployment.claim(resume=resume, force=force)
     deployment.run(release)
+
+
+def _secret_stores(project: Project) -> tuple[SecretStore, ...]:
+    """Every environment's secret store that opens here: their values must not be in what a target publishes."""
+    stores = []
+    for name in project.config.environments:
+        with contextlib.suppress(ConveyorError):
+            stores.append(project.environment(name).secrets)
+    return tuple(stores)

@@ -26,6 +26,8 @@ class EnvSecretStore(KeyedStore):
     def __init__(self, prefix: str, url: str | None = None) -> None:
         self.prefix = prefix
         self.url = url or f"env://{prefix}"
+        # Without a prefix every variable (PATH, HOME...) would be listed: a scan then knows only the values read.
+        self.lists_only_secrets = bool(prefix)
 
     @classmethod
     def from_url(cls, url: str, project_root: Path) -> EnvSecretStore:

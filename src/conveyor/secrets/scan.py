@@ -6,11 +6,16 @@ A finding names the file (and the archive member) and the key whose value it hol
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import hashlib
+import hmac
+import os
 import re
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,22 +62,98 @@ class _Matcher:
         return found
 
 
-def scan_paths(paths: Iterable[Path | str]) -> list[SecretFinding]:
-    """Every known secret found under `paths` (files, folders, archives inside them)."""
-    matcher = _Matcher(known_forms(), known_secrets())
+def scan_paths(paths: Iterable[Path | str], clean_cache: Path | None = None) -> list[SecretFinding]:
+    """Every known secret found under `paths` (files, folders, archives inside them).
+
+    With `clean_cache` (a folder), a tar's content-addressed members (`blobs/sha256/HEX`: an OCI archive's layers)
+    that hash to their names and were found clean before by a scan for the same values are not scanned again."""
+    forms = known_forms()
+    matcher = _Matcher(forms, known_secrets())
     findings: set[SecretFinding] = set()
     if matcher.pattern is None:
         return []
+    clean = CleanBlobs(clean_cache, forms) if clean_cache is not None else None
     for path in _files(paths):
         with open(path, "rb") as handle:
-            findings |= set(_scan_stream(matcher, handle, str(path)))
+            if clean is not None and _is_tar(handle):
+                findings |= set(_scan_blobs(matcher, handle, str(path), clean))
+            else:
+                findings |= set(_scan_stream(matcher, handle, str(path)))
     return sorted(findings)
 
 
+class CleanBlobs:
+    """The blobs a scan for the same known values found clean, kept in `folder` as empty files named
+    HMAC(this machine's key, digest + the values' fingerprint): the folder tells nothing of the values, and no
+    entry can be made without the key (created once, mode 0600, beside the entries)."""
+
+    def __init__(self, folder: Path, forms: Iterable[str]) -> None:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = folder / "key"
+        with contextlib.suppress(FileExistsError):
+            descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(os.urandom(32))
+        self.key = key.read_bytes()
+        self.fingerprint = hashlib.sha256("\0".join(sorted(forms)).encode()).digest()
+        self.folder = folder
+
+    def _entry(self, digest: str) -> Path:
+        return self.folder / hmac.new(self.key, digest.encode() + self.fingerprint, hashlib.sha256).hexdigest()
+
+    def __contains__(self, digest: object) -> bool:
+        return isinstance(digest, str) and self._entry(digest).is_file()
+
+    def add(self, digest: str) -> None:
+        self._entry(digest).touch()
+
+
+BLOB = re.compile(r"(?:.*/)?blobs/sha256/(?P<hex>[0-9a-f]{64})")
+
+
+def _is_tar(handle: IO[bytes]) -> bool:
+    head = handle.read(512)
+    handle.seek(0)
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def _scan_blobs(matcher: _Matcher, handle: IO[bytes], where: str, clean: CleanBlobs) -> Iterator[SecretFinding]:
+    """A tar on disk: each member named by its sha256 whose bytes hash to that name is skipped when `clean` holds
+    it, else scanned (and remembered when clean); every other member is scanned."""
+    try:
+        with tarfile.open(fileobj=handle, mode="r:") as tar:
+            for member in tar:
+                extracted = tar.extractfile(member) if member.isfile() else None
+                if extracted is None:
+                    continue
+                named = BLOB.fullmatch(member.name)
+                digest = _sha256(extracted) if named else None
+                verified = digest is not None and named is not None and digest == named["hex"]
+                if verified and digest in clean:
+                    continue
+                extracted.seek(0)
+                found = list(_scan_stream(matcher, extracted, f"{where}!{member.name}", 1))
+                yield from found
+                if verified and digest is not None and not found:
+                    clean.add(digest)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise Unscannable(where, exc) from None
+
+
+def _sha256(handle: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while block := handle.read(CHUNK):
+        digest.update(block)
+    return digest.hexdigest()
+
+
 def learn_values(stores: Iterable[SecretStore]) -> None:
-    """Read every value of `stores` so the scan knows them. A store this step cannot open is skipped; a value too
+    """Read every value of `stores` so the scan knows them. A store this step cannot open is skipped, and so is one
+    whose names are not only secrets (`env://` with no prefix; the values read from it are known); a value too
     weak to scan for (`WeakSecretError`) is refused, naming its key."""
     for store in stores:
+        if not getattr(store, "lists_only_secrets", True):  # env:// with no prefix: its names are every variable
+            continue
         try:
             names = store.names()
         except SecretError:
@@ -86,11 +167,15 @@ def learn_values(stores: Iterable[SecretStore]) -> None:
                 continue
 
 
-def refuse_published(paths: Iterable[Path | str], what: str, stores: Iterable[SecretStore] = ()) -> None:
+def refuse_published(
+    paths: Iterable[Path | str], what: str, stores: Iterable[SecretStore] = (), clean_cache: Path | None = None
+) -> int:
     """Fail (exit 1) when a known secret (every value of `stores` included) is in what is about to be published;
-    names the file and the key, never the value."""
+    names the file and the key, never the value. Returns how many values were looked for. `clean_cache`: see
+    `scan_paths`."""
     learn_values(stores)
-    findings = scan_paths(paths)
+    known = len(known_secrets())
+    findings = scan_paths(paths, clean_cache)
     if findings:
         shown = "\n  ".join(str(finding) for finding in findings[:20])
         more = f"\n  ... and {len(findings) - 20} more" if len(findings) > 20 else ""
@@ -98,6 +183,7 @@ def refuse_published(paths: Iterable[Path | str], what: str, stores: Iterable[Se
             f"refusing to publish {what}: it holds secret values\n  {shown}{more}",
             hint="Remove the secret from what the step writes (or mask it where it is written), then run it again.",
         )
+    return known
 
 
 def _files(paths: Iterable[Path | str]) -> Iterator[Path]:
@@ -109,38 +195,73 @@ def _files(paths: Iterable[Path | str]) -> Iterator[Path]:
             yield path
 
 
+class Unscannable(CheckFailed):
+    """What was to be scanned cannot be read to its end (a cut or corrupt gzip or tar): nothing unscanned is
+    published."""
+
+    def __init__(self, where: str, exc: BaseException) -> None:
+        super().__init__(
+            f"cannot scan {where} for secrets: {type(exc).__name__}: {exc}",
+            hint="The file is cut short or corrupt; build it again. Nothing that cannot be scanned is published.",
+        )
+
+
+class _Chain:
+    """A stream read again from its start after its first bytes were peeked at (no seek needed)."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self.head, self.rest = head, rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            if size < 0:
+                data, self.head = self.head + self.rest.read(), b""
+                return data
+            data, self.head = self.head[:size], self.head[size:]
+            return data
+        return self.rest.read(size)
+
+
+def _peek(handle: IO[bytes], size: int) -> bytes:
+    head = b""
+    while len(head) < size and (block := handle.read(size - len(head))):
+        head += block
+    return head
+
+
 def _scan_stream(matcher: _Matcher, handle: IO[bytes], where: str, depth: int = 0) -> Iterator[SecretFinding]:
-    head = handle.read(512)
-    handle.seek(0)
+    """Scan a stream in one pass: gzip is inflated and tar members read as they come (an OCI archive, its layers
+    and their files are never copied); only a zip, which needs seeking, is spooled."""
+    head = _peek(handle, 512)
+    stream = cast(IO[bytes], _Chain(head, handle))
     if depth < 4 and head.startswith(GZIP_MAGIC):
-        with gzip.GzipFile(fileobj=handle, mode="rb") as inner:
-            data = _spooled(cast(IO[bytes], inner))
-        yield from _scan_stream(matcher, data, where, depth + 1)
+        try:
+            with gzip.GzipFile(fileobj=stream, mode="rb") as inner:
+                yield from _scan_stream(matcher, cast(IO[bytes], inner), where, depth + 1)
+        except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            raise Unscannable(where, exc) from None
         return
     if depth < 4 and len(head) >= 262 and head[257:262] == b"ustar":
-        yield from _scan_tar(matcher, handle, where, depth)
+        yield from _scan_tar(matcher, stream, where, depth)
         return
     if depth < 4 and head.startswith(ZIP_MAGIC):
-        yield from _scan_zip(matcher, handle, where, depth)
+        yield from _scan_zip(matcher, _spooled(stream), where, depth)
         return
-    for key in matcher.keys_in(handle):
+    for key in matcher.keys_in(stream):
         yield SecretFinding(where, key)
 
 
 def _scan_tar(matcher: _Matcher, handle: IO[bytes], where: str, depth: int) -> Iterator[SecretFinding]:
     try:
-        with tarfile.open(fileobj=handle) as tar:
+        with tarfile.open(fileobj=handle, mode="r|") as tar:  # a stream, read once
             for member in tar:
                 if not member.isfile():
                     continue
                 extracted = tar.extractfile(member)
                 if extracted is not None:
-                    data = _spooled(extracted)
-                    yield from _scan_stream(matcher, data, f"{where}!{member.name}", depth + 1)
-    except tarfile.TarError:
-        handle.seek(0)
-        for key in matcher.keys_in(handle):
-            yield SecretFinding(where, key)
+                    yield from _scan_stream(matcher, extracted, f"{where}!{member.name}", depth + 1)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise Unscannable(where, exc) from None
 
 
 def _scan_zip(matcher: _Matcher, handle: IO[bytes], where: str, depth: int) -> Iterator[SecretFinding]:
@@ -149,8 +270,7 @@ def _scan_zip(matcher: _Matcher, handle: IO[bytes], where: str, depth: int) -> I
             for info in archive.infolist():
                 if not info.is_dir():
                     with archive.open(info) as member:
-                        data = _spooled(member)
-                    yield from _scan_stream(matcher, data, f"{where}!{info.filename}", depth + 1)
+                        yield from _scan_stream(matcher, member, f"{where}!{info.filename}", depth + 1)
     except zipfile.BadZipFile:
         handle.seek(0)
         for key in matcher.keys_in(handle):

@@ -9,9 +9,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from conveyor.release.shipment import Shipment
+
+if TYPE_CHECKING:
+    from conveyor.secrets import SecretStore
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class DeployContext:
     release_id: int
     shipment: Shipment
     done: dict[str, StepResult] = field(default_factory=dict)
+    secret_stores: tuple[SecretStore, ...] = ()  # every store the project reads: nothing pushed may hold a value
 
 
 class Target(ABC):

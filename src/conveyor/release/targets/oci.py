@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.errors import CheckFailed, ConfigError
 from conveyor.package.lock import run_tool
@@ -10,6 +14,22 @@ from conveyor.release.shipment import check_image
 from conveyor.release.targets.base import DeployContext, StepResult, Target, release_tag
 from conveyor.release.targets.hosts import is_loopback
 from conveyor.release.targets.referrers import Distribution, Envelope, attach
+
+if TYPE_CHECKING:
+    from conveyor.secrets import SecretStore
+
+
+def scan_image(archive: Path, reference: str, stores: Sequence[SecretStore]) -> str:
+    """Refuse (exit 1) to push an image archive that holds a value of a store the project reads, in any written
+    form, in any layer (names the layer, file and key, never the value); says what was scanned."""
+    from conveyor.package.cache import cache_dir
+    from conveyor.secrets.scan import refuse_published
+
+    start = time.perf_counter()
+    # layers found clean before for the same values (the base and dependency layers of most builds) are skipped
+    known = refuse_published([archive], f"{archive.name} to {reference}", stores, cache_dir("secret-scan"))
+    size = archive.stat().st_size / (1 << 20)
+    return f"secret scan: {size:.0f} MiB, {known} known value(s), {time.perf_counter() - start:.1f} s, none found"
 
 
 class OciTarget(Target):
@@ -45,11 +65,12 @@ class OciTarget(Target):
         archive, _ = context.shipment.require_image(context.stage)
         check_image(context.shipment, context.stage)
         reference = self.reference(context)
+        scanned = scan_image(archive, reference, context.secret_stores)
         args = ["skopeo", "copy", "--quiet", "--preserve-digests"]
         if self.insecure:
             args.append("--dest-tls-verify=false")
         run_tool([*args, f"oci-archive:{archive}", f"docker://{reference}"], f"the push to {reference}")
-        return StepResult(reference=reference)
+        return StepResult(reference=reference, note=scanned)
 
     def _check_digest(self, context: DeployContext) -> StepResult:
         _, recorded = context.shipment.require_image(context.stage)
