@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
-from release_support import Keys, build
+from release_support import FakeClock, Keys, build
 
 from conveyor.cli.main import main
 from conveyor.errors import CheckFailed
@@ -31,7 +31,7 @@ def test_open_migrates_to_head_once(releases: Releases) -> None:
     ledger = releases.ledger
     assert {"events", "event_head", "releases", "legacy_audit_log", "legacy_releases"} <= _tables(ledger)
     with ledger.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM conveyor_ledger_version")).scalar_one() == "0002"
+        assert connection.execute(sa.text("SELECT version_num FROM conveyor_ledger_version")).scalar_one() == "0003"
     again = Ledger.from_url(ledger.engine.url.render_as_string(hide_password=False))
     assert again.verify_audit().ok
 
@@ -260,3 +260,25 @@ def test_audit_verify_says_when_the_policy_in_force_is_not_the_projects(
     assert main(["audit", "verify", "--json", "--project", str(releases.project.root)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and report["policy_matches_project"] is False
+
+
+def test_the_ledger_server_keeps_its_own_time_beside_a_signers_clock(
+    releases: Releases, keys: Keys, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Event times are the signer's clock; PostgreSQL records its own beside them, and `audit list` shows both
+    where they are more than a minute apart (a signer's clock 10 minutes behind, here)."""
+    from conveyor.release import audit_entries
+
+    clock.advance(minutes=-10)
+    releases.create(build(releases, "skewed-clock"), "qa", keys.carol)
+    entries = audit_entries(releases.project, ledger=releases.ledger)
+    if releases.ledger.engine.dialect.name != "postgresql":  # one machine's clock: nothing to compare with
+        assert entries and all(e.recorded_at is None and e.clock_gap is None for e in entries)
+        return
+    gaps = [e.clock_gap.total_seconds() / 60 for e in entries if e.clock_gap is not None]
+    assert len(gaps) == len(entries) and all(-10.5 < gap < -9.5 for gap in gaps)
+    assert all(-630 < e.to_dict()["clock_gap_seconds"] < -570 for e in entries)
+    capsys.readouterr()
+    assert main(["audit", "list", "-p", str(releases.project.root)]) == 0
+    out = capsys.readouterr().out
+    assert "the ledger server recorded it at" in out and "the signer's clock was 10 min" in out and "behind it" in out

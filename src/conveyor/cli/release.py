@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -119,6 +119,14 @@ def _project(project: Path | None) -> Any:
 
 def _time(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S}Z" if moment else "-"
+
+
+def _span(gap: timedelta) -> str:
+    seconds = int(gap.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    parts = [f"{days} d"] if days else []
+    return " ".join([*parts, f"{hours} h {rest // 60} min" if hours or days else f"{rest // 60} min {rest % 60} s"])
 
 
 def _short(digest: str | None) -> str:
@@ -553,6 +561,13 @@ def audit_list(
         stdout.print(
             f"{entry.seq:>5} {_time(entry.at)} {entry.actor:<10} {entry.action:<20} {subject}{glass}  {entry.key}"
         )
+        gap = entry.clock_gap
+        if gap is not None:  # the signer's clock against the team's ledger server
+            ahead = "ahead of" if gap.total_seconds() > 0 else "behind"
+            stdout.print(
+                f"      [yellow]the ledger server recorded it at {_time(entry.recorded_at)}: the signer's clock was "
+                f"{_span(abs(gap))} {ahead} it[/]"
+            )
 
 
 COMMANDS = {"approve": approve, "reject": reject, "rollback": rollback, "history": history}

@@ -8,7 +8,7 @@ allowed_signers lists for that key; `expect` (the CLI's `--as`) only asserts it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -122,12 +122,26 @@ class AuditEntry:
     action: str
     release: int | None
     details: dict[str, Any]
+    recorded_at: datetime | None = None  # the ledger server's clock (PostgreSQL), beside the signer's `at`
+
+    @property
+    def clock_gap(self) -> timedelta | None:
+        """How far the signer's time is from the ledger server's, when more than `CLOCK_GAP` (else None)."""
+        if self.recorded_at is None:
+            return None
+        gap = self.at.replace(tzinfo=None) - self.recorded_at.replace(tzinfo=None)
+        return gap if abs(gap) > CLOCK_GAP else None
 
     def to_dict(self) -> dict[str, Any]:
+        gap = self.clock_gap
         return {
             "seq": self.seq, "at": self.at, "actor": self.actor, "key": self.key, "action": self.action,
-            "release": self.release, "details": self.details,
+            "release": self.release, "details": self.details, "recorded_at": self.recorded_at,
+            "clock_gap_seconds": None if gap is None else round(gap.total_seconds(), 3),
         }  # fmt: skip
+
+
+CLOCK_GAP = timedelta(minutes=1)  # a signer's clock this far from the ledger server's is shown beside it
 
 
 def audit_entries(
@@ -143,7 +157,9 @@ def audit_entries(
             details = dict(json.loads(row.payload).get("data") or {})
         except ValueError:
             details = {"unreadable": True}
-        entries.append(AuditEntry(row.seq, row.at, row.principal, row.key, row.kind, row.release_id, details))
+        entries.append(
+            AuditEntry(row.seq, row.at, row.principal, row.key, row.kind, row.release_id, details, row.recorded_at)
+        )
     return entries
 
 

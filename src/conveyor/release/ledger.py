@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -332,12 +332,13 @@ class Writer:
         # What every reader will check, checked before it is written: an event its verifier would refuse (a key
         # that names someone else in the policy, a key outside its validity window) is never committed.
         verify_signature(signed, AllowedSigners.parse(signers.allowed_signers_text, "the ledger's policy"))
-        self.session.add(
-            EventRow(
-                seq=event.seq, at=event.at, kind=str(kind), release_id=release, principal=event.by, key=event.key,
-                payload=signed.payload.decode(), signature=signed.signature, prev_hash=event.prev, hash=signed.hash,
-            )
+        row = EventRow(
+            seq=event.seq, at=event.at, kind=str(kind), release_id=release, principal=event.by, key=event.key,
+            payload=signed.payload.decode(), signature=signed.signature, prev_hash=event.prev, hash=signed.hash,
         )  # fmt: skip
+        if self.session.get_bind().dialect.name == "postgresql":  # the team's server clock, beside the signer's
+            row.recorded_at = func.timezone("UTC", func.clock_timestamp())
+        self.session.add(row)
         self.head.seq, self.head.hash = event.seq, signed.hash
         changed = {i for i, r in self.state.releases.items() if before.get(i) != r.status}
         for release_id in sorted(changed | ({release} if release is not None else set())):

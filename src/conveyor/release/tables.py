@@ -34,6 +34,8 @@ class EventRow(Base):
     signature: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # the ledger server's clock when the row was written (PostgreSQL; not signed: a witness to the signer's `at`)
+    recorded_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class EventHeadRow(Base):
