@@ -43,7 +43,7 @@ def test_a_missing_key_is_named_with_the_fix(census_project, tmp_path):
     assert "nope" in failed.value.message and "conveyor secrets set KEY --env dev" in (failed.value.hint or "")
 
 
-def test_every_weak_value_of_the_store_is_named_used_or_not(census_project, tmp_path):
+def test_every_weak_value_of_the_store_is_named_used_or_not(tmp_path):
     """A value too short (or a number, or a common word) cannot be masked: it is refused wherever the store is
     read, so the check names it first, by key and reason, never by value."""
     from conveyor.config.secret_check import weak_values
@@ -57,8 +57,10 @@ def test_every_weak_value_of_the_store_is_named_used_or_not(census_project, tmp_
     assert set(found) == {"unused-pin", "port", "word"}
     assert "4 characters long" in found["unused-pin"] and "number" in found["port"] and "common" in found["word"]
 
-    copy = tmp_path / "census"
-    shutil.copytree(census_project, copy, ignore=shutil.ignore_patterns(".conveyor", ".git"))
+    from conveyor.examples.scaffold import init_project
+
+    # a project of its own: its secret files live outside it, and the shared census project's must stay clean
+    copy = init_project(tmp_path / "census", secrets_dir=tmp_path / "s", lakes_dir=tmp_path / "l", rows=60).root
     dev_store = load_project(copy).environment("dev").secrets
     dev_store.set("spare-pin", "Zq7-long-enough-77")  # through conveyor: a weak value cannot even be set
     with open(dev_store.path, "a") as handle:  # written by hand

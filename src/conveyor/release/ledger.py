@@ -262,7 +262,10 @@ class Ledger:
             verified = self._verify(session)
             if not verified.report.ok:
                 raise LedgerBroken(f"the ledger does not verify: {verified.report.trouble}", hint=REPAIR_HINT)
-            yield Writer(self, session, head, verified.state)
+            writer = Writer(self, session, head, verified.state)
+            yield writer
+        # committed: this checkout has now seen the chain up to what it wrote
+        self._remember(writer.head.seq, writer.head.hash, self._seen_head())
 
     def rebuild_release_rows(self) -> int:
         """Rewrite the releases table from the verified events (after an edit was found); returns the rows."""

@@ -26,7 +26,7 @@ from conveyor.release.policy import PolicyRefused, PolicySet, require_committed
 from conveyor.release.shipment import Shipment
 from conveyor.release.state import LedgerState, ReleaseState, shipment_to_json
 from conveyor.release.status import EventKind, ReleaseKind, ReleaseStatus
-from conveyor.release.views import HistoryEntry, LedgerSnapshot, ReleaseView, Verification
+from conveyor.release.views import HistoryEntry, LedgerSnapshot, ReleaseView, Verification, release_view
 from conveyor.trust import Identity
 
 
@@ -202,10 +202,11 @@ class Releases:
                 "build": shipment_to_json(shipment, model_env), "break_glass": break_glass,
             }  # fmt: skip
             writer.append(EventKind.RELEASE_REQUESTED, release_id, data, identity)
-            status = writer.state.release(release_id).status
-        if status == ReleaseStatus.APPROVED:
+            state = writer.state
+        if state.release(release_id).status == ReleaseStatus.APPROVED:
             deploy(self.project, self.ledger, release_id, identity)
-        return self.show(release_id)
+            return self.show(release_id)
+        return self._view(state, release_id)
 
     def _adopt_on_first_use(
         self, writer: Writer, declared: PolicySet, identity: Identity, adopt: str | None = None
@@ -235,23 +236,30 @@ class Releases:
     ) -> ReleaseView:
         """Approve a pending release with an approver's key; the approval that completes it deploys it."""
         identity = self.identity(key, expect)
-        if self._decide(release_id, identity, EventKind.RELEASE_APPROVED, comment) == ReleaseStatus.APPROVED:
+        state = self._decide(release_id, identity, EventKind.RELEASE_APPROVED, comment)
+        if state.release(release_id).status == ReleaseStatus.APPROVED:
             deploy(self.project, self.ledger, release_id, identity)
-        return self.show(release_id)
+            return self.show(release_id)
+        return self._view(state, release_id)
 
     def reject(
         self, release_id: int, key: KeyChoice = None, comment: str | None = None, *, expect: str | None = None
     ) -> ReleaseView:
         """Reject a pending release (an approver, or its requester withdrawing it); it will never deploy."""
-        self._decide(release_id, self.identity(key, expect), EventKind.RELEASE_REJECTED, comment)
-        return self.show(release_id)
+        state = self._decide(release_id, self.identity(key, expect), EventKind.RELEASE_REJECTED, comment)
+        return self._view(state, release_id)
 
-    def _decide(self, release_id: int, identity: Identity, kind: EventKind, comment: str | None) -> ReleaseStatus:
-        """Append the decision (the rules check it against the policy recorded with the release); the new status."""
+    def _decide(self, release_id: int, identity: Identity, kind: EventKind, comment: str | None) -> LedgerState:
+        """Append the decision (the rules check it against the policy recorded with the release); the state after."""
         with self.ledger.writing() as writer:
             require_in_force(identity, writer.state.in_force())
             writer.append(kind, release_id, {"comment": comment}, identity)
-            return writer.state.release(release_id).status
+        return writer.state
+
+    def _view(self, state: LedgerState, release_id: int) -> ReleaseView:
+        """The release as the state a write just committed holds it: verified before the write, its new event
+        checked as readers check it, so there is no need to read the chain again."""
+        return release_view(state.release(release_id), self.ledger.now(), Verification(True, None))
 
     # --- deployment ------------------------------------------------------------------------------------------
     def deploy(
