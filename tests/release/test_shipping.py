@@ -268,3 +268,25 @@ def test_a_push_of_an_image_holding_a_secret_value_is_refused(
     repo = releases.project.config.release["qa"].target.split("/", 3)[-1]
     tags = httpx.get(f"http://{registries['qa']}/v2/{repo}/tags/list").json()["tags"]
     assert f"v1-r{clean.id}" in tags and f"v1-r{failed.id}" not in tags  # nothing of it was pushed
+
+
+def test_a_build_restored_elsewhere_is_released_from_where_it_is(
+    make_project: Callable[..., Path], keys: Keys, tmp_path: Path
+) -> None:
+    """build.json written on the machine that built it names that machine's paths; restored into another checkout
+    (a CI artifact, a moved project), the build is found where its folder is now."""
+    root = make_project()
+    built = build(Releases(load_project(root)), "moved-build")
+    assert str(root) in built.read_text()  # absolute paths of the first machine
+    elsewhere = tmp_path / "runner" / "census"
+    shutil.copytree(root, elsewhere)
+    shutil.rmtree(root / ".conveyor" / "builds")  # nothing left where build.json points
+    moved = elsewhere / built.relative_to(root)
+    releases = Releases(load_project(elsewhere))
+    qa = releases.create(moved, "qa", keys.carol)
+    assert qa.status == "live" and qa.deployment is not None
+    from conveyor.package.record import BuildRecord
+
+    record = BuildRecord.load(moved)
+    assert record.package_dir == moved.parent / "package" and record.image is not None
+    assert record.image.archive == moved.parent / "image.oci.tar"

@@ -85,14 +85,22 @@ class ImageSection:
     digest: str
     archive: Path
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self, folder: Path | None = None) -> dict[str, str]:
+        """The JSON form; the archive relative to `folder` (the build folder) when it lies inside it."""
         return {
             "engine": self.engine,
             "reference": self.reference,
             "id": self.id,
             "digest": self.digest,
-            "archive": str(self.archive),
+            "archive": relative_to(self.archive, folder),
         }
+
+
+def relative_to(path: Path, folder: Path | None) -> str:
+    """`path` as build.json records it: relative to the build folder when inside it (the build moves as a whole)."""
+    if folder is not None and path.is_relative_to(folder):
+        return str(path.relative_to(folder))
+    return str(path)
 
 
 def _section(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
@@ -153,9 +161,21 @@ class BuildRecord:
         section = _section(self.data, "package", self.path)
         return PackageSection(
             digest=_text(section, "digest", "package", self.path),
-            dir=Path(_text(section, "dir", "package", self.path)),
-            archive=Path(_text(section, "archive", "package", self.path)),
+            dir=self.located(_text(section, "dir", "package", self.path)),
+            archive=self.located(_text(section, "archive", "package", self.path)),
         )
+
+    def located(self, recorded: str) -> Path:
+        """A path build.json records, found where the build folder is now: relative paths are the build folder's
+        (what `conveyor build` writes), and an absolute one from the machine that built it, inside a build folder
+        of the same name, is taken from this one (a build restored from a CI artifact, or a moved project)."""
+        path = Path(recorded)
+        if not path.is_absolute():
+            return self.dir / path
+        if not path.exists() and self.dir.name in path.parts:
+            inside = path.parts[len(path.parts) - 1 - path.parts[::-1].index(self.dir.name) + 1 :]
+            return self.dir.joinpath(*inside)
+        return path
 
     @property
     def digest(self) -> str:
@@ -232,7 +252,7 @@ class BuildRecord:
             reference=_text(section, "reference", "image", self.path),
             id=_text(section, "id", "image", self.path),
             digest=digest,
-            archive=Path(_text(section, "archive", "image", self.path)),
+            archive=self.located(_text(section, "archive", "image", self.path)),
         )
 
     # --- summaries for people (never trusted by anything that decides) -----------------------------------------
