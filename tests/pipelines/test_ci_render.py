@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -34,15 +35,30 @@ def test_github_workflows_run_each_build_step(census_project, tmp_path, capsys):
         assert steps[name]["env"]["CONVEYOR_SIGNING_KEY"] == "${{ secrets.CONVEYOR_SIGNING_KEY }}"
     assert "CONVEYOR_SIGNING_KEY" not in steps["secrets"]["env"]
     assert any("bubblewrap" in s.get("run", "") for s in job["steps"][: job["steps"].index(steps["train"])])
-    upload = next(s for s in job["steps"] if s.get("name") == "publish build record")
-    assert "attestations/*.dsse.json" in upload["with"]["path"]
+    # what a later job needs travels as the artifact: the whole build folder, image archive included
+    upload = next(s for s in job["steps"] if s.get("name", "").startswith("publish the build"))
+    assert upload["with"]["path"] == ".conveyor/builds/" and upload["with"]["if-no-files-found"] == "error"
+    assert build["permissions"] == {"contents": "read", "checks": "write"}
+    report = next(s for s in job["steps"] if s.get("uses", "").startswith("dorny/test-reporter"))
+    assert report["with"]["path"] == "results/junit.xml" and report["if"] == "always()"
+    assert "apt-get update" in next(s["run"] for s in job["steps"] if "bubblewrap" in s.get("run", ""))
+    # conveyor is installed pinned: this checkout's wheel, written beside the CI files, checked before install
+    install = next(s["run"] for s in job["steps"] if s.get("name") == "install conveyor")
+    (wheel,) = (tmp_path / "ci" / "wheels").glob("conveyor-*.whl")
+    assert hashlib.sha256(wheel.read_bytes()).hexdigest() in install and "sha256sum -c" in install
+    assert f'pip install "./ci/wheels/{wheel.name}[all]"' in install
     release = yaml.safe_load((tmp_path / ".github/workflows/conveyor-release.yml").read_text())
     assert release["on"]["workflow_run"]["workflows"] == ["conveyor build"]
+    assert release["permissions"] == {"contents": "read", "actions": "read"}
+    assert release["jobs"]["release"]["environment"] == {"name": "prod"}
     release_steps = [s for s in release["jobs"]["release"]["steps"] if s.get("run", "").startswith("conveyor ")]
     assert all(s["env"]["CONVEYOR_SIGNING_KEY"] == "${{ secrets.CONVEYOR_SIGNING_KEY }}" for s in release_steps)
-    # A second render refuses to overwrite without --force.
+    # The same render again writes the same files; over a file changed since, it refuses without --force.
+    assert main(["ci", "render", "github", "-p", str(census_project), "--out", str(tmp_path)]) == 0
+    edited = tmp_path / ".github/workflows/conveyor-build.yml"
+    edited.write_text(edited.read_text() + "# a local change\n")
     assert main(["ci", "render", "github", "-p", str(census_project), "--out", str(tmp_path)]) == 2
-    assert "already exist" in capsys.readouterr().err
+    assert "conveyor-build.yml already exist" in capsys.readouterr().err
 
 
 def test_azure_pipeline_publishes_junit_and_cobertura(census_project, tmp_path):
@@ -59,8 +75,8 @@ def test_azure_pipeline_publishes_junit_and_cobertura(census_project, tmp_path):
     assert gate["env"]["CONVEYOR_SECRETS_GATES"] == "env://CONVEYOR_GATES_"
     train = next(s for s in steps if s.get("script", "").endswith("--step train --param env=stage"))
     assert "CONVEYOR_SIGNING_KEY" not in train["env"] and "CONVEYOR_SECRETS_GATES" not in train["env"]
-    copied = next(s for s in steps if s.get("task") == "CopyFiles@2")["inputs"]["Contents"]
-    assert "attestations" in copied
+    published = [s["inputs"] for s in steps if s.get("task") == "PublishBuildArtifacts@1"]
+    assert {"PathtoPublish": ".conveyor/builds", "ArtifactName": "build"} in published
     assert definition["variables"][0] == {"group": "conveyor-stage"}
 
 
@@ -120,7 +136,7 @@ def test_a_batch_step_the_project_adds_is_a_step_of_the_build_pipeline_and_of_ci
     assert step.name == "score-batch"
     assert step.args[:3] == ("score-batch", "--build", "{build.path}") and "spark" in step.args
     written = render_ci(load_project(root), "github", out=tmp_path / "ci")
-    text = "".join(p.read_text() for p in written)
+    text = "".join(p.read_text() for p in written if p.suffix == ".yml")
     assert "conveyor pipeline run build --step score-batch" in text
     toml.write_text(base + '\n[pipelines.build.score_batch]\ninput = "in.csv"\noutput = "out"\nengine = "gpu"\n')
     with pytest.raises(ConfigError, match="engine"):
@@ -132,3 +148,31 @@ def test_out_naming_a_file_is_a_usage_error(census_project, tmp_path, capsys):
     a_file.write_text("x")
     assert main(["ci", "render", "github", "-p", str(census_project), "--out", str(a_file)]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "expected"),
+    [
+        (
+            '{"url": "https://github.com/acme/conveyor.git", "vcs_info": {"vcs": "git", "commit_id": "'
+            + "a" * 40
+            + '"}}',
+            'pip install "conveyor[all] @ git+https://github.com/acme/conveyor.git@' + "a" * 40 + '"',
+        ),
+        (None, 'pip install "conveyor[all]==1.2.3"'),
+    ],
+)
+def test_ci_installs_the_conveyor_that_rendered_it(monkeypatch, direct_url, expected):
+    """Installed from git: that commit; from an index: that version (a checkout or a wheel file: a wheel of it)."""
+    from conveyor.pipelines import install
+
+    class Installed:  # what importlib.metadata says of an installed conveyor
+        version = "1.2.3"
+
+        def read_text(self, name: str) -> str | None:
+            return direct_url if name == "direct_url.json" else None
+
+    monkeypatch.setattr(install, "distribution", lambda name: Installed())
+    source = install.install_source()
+    assert source.command == expected and source.files == {}
+    assert install.install_source("uv pip install conveyor").command == "uv pip install conveyor"

@@ -86,9 +86,13 @@ def render(
     system: Annotated[str, typer.Argument(help="github or azure.")],
     project: ProjectOption = None,
     env: Annotated[str, typer.Option(help="Environment the build pipeline trains and builds in.")] = "stage",
-    install: Annotated[str, typer.Option(help="The command that installs conveyor on the CI machine.")] = (
-        'pip install "conveyor[all]"'
-    ),
+    install: Annotated[
+        str | None,
+        typer.Option(
+            help="The command that installs conveyor on the CI machine. Default: this conveyor, pinned (its git "
+            "commit, its version on the index, or a wheel of it written to ci/wheels/ to commit with the CI files)."
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Folder to write into (default: the project).")] = None,
     force: Annotated[bool, typer.Option(help="Replace files that exist.")] = False,
     json_output: JsonOption = False,

@@ -30,6 +30,15 @@ CREDENTIAL_KEYS = (
 )  # every key a lake's credentials may be read from
 
 
+AZURE_KEYS = (*SERVICE_PRINCIPAL, "storage-account-name", "storage-account-key", "storage-connection-string")
+S3_KEYS = ("aws-access-key-id", "aws-secret-access-key", "aws-session-token", "aws-region", "s3-endpoint-url")
+
+
+def credential_keys(kind: str) -> tuple[str, ...]:
+    """The keys a lake of backend `kind` (`file`, `azure`, `s3`) may read its credentials from."""
+    return {"azure": AZURE_KEYS, "s3": S3_KEYS}.get(kind, ())
+
+
 def optional_secret(secrets: SecretStore | None, key: str, *, sensitive: bool = True) -> str | None:
     """The secret `key`, or None when there is no store or the store does not hold it.
 

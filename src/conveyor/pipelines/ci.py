@@ -18,9 +18,8 @@ from conveyor.lake.credentials import CREDENTIAL_KEYS
 from conveyor.pipelines.definitions import PIPELINES, Pipeline, Step, Store, find_pipeline
 from conveyor.secrets.env import variable_name
 
-INSTALL = 'pip install "conveyor[all]"'
 SIGNING_KEY = "CONVEYOR_SIGNING_KEY"  # the builder's private key, from the CI's secret store (never a repo file)
-BUILD_FILES = (".conveyor/builds/*/build.json", ".conveyor/builds/*/attestations/*.dsse.json")
+BUILDS = ".conveyor/builds"  # every build folder: package, archives, image archive, build.json, attestations
 
 
 def signing_key_env(style: str) -> dict[str, str]:
@@ -46,10 +45,23 @@ def secret_env(project: Project, env: str, style: str) -> dict[str, str]:
     return _store_env(env, project.required_secrets(env), style)
 
 
+def gate_credential_keys(project: Project) -> tuple[str, ...]:
+    """The credential keys the sealed set's backend reads: found from its URL in the gate store when this machine
+    can read it (the URL itself is never written anywhere), else every key any backend may read."""
+    from conveyor.lake.credentials import credential_keys
+    from conveyor.lake.location import parse_lake_url
+
+    try:
+        location = parse_lake_url(project.gates.eval_data_url(), project.root)
+    except ConveyorError:
+        return CREDENTIAL_KEYS
+    return credential_keys(location.kind)
+
+
 def gate_env(project: Project, style: str) -> dict[str, str]:
-    """The gate step's own store: the sealed set's URL and the credentials its location may need (an unset CI
-    secret arrives empty and counts as absent)."""
-    keys = sorted({*project.gates.required_secrets(), *CREDENTIAL_KEYS})
+    """The gate step's own store: the sealed set's URL and the credentials its backend needs (an unset CI secret
+    arrives empty and counts as absent)."""
+    keys = sorted({*project.gates.required_secrets(), *gate_credential_keys(project)})
     return _store_env("gates", keys, style)
 
 
@@ -69,10 +81,12 @@ def _steps(pipeline: Pipeline, params: str) -> list[tuple[Step, str]]:
     return [(s, f"conveyor pipeline run {pipeline.name} --step {s.name} {params}".strip()) for s in pipeline.steps]
 
 
-SANDBOX_INSTALL = "sudo apt-get install -y --no-install-recommends bubblewrap"  # train.py runs confined
+SANDBOX_INSTALL = (  # train.py runs confined
+    "sudo apt-get update -qq && sudo apt-get install -y --no-install-recommends bubblewrap"
+)
 
 
-def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict[str, str]:
+def github(project: Project, env: str = "stage", install: str = "") -> dict[str, str]:
     """`.github/workflows/conveyor-build.yml` and `conveyor-release.yml`."""
     build = find_pipeline("build", project)
     build_steps: list[dict[str, Any]] = [
@@ -85,20 +99,27 @@ def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict
             for step, run in _steps(build, f"--param env={env}")
         ),
         {
+            "name": "show the test results",
+            "if": "always()",
+            "uses": "dorny/test-reporter@v1",
+            "with": {"name": "conveyor tests (in the image)", "path": "results/junit.xml", "reporter": "java-junit"},
+        },
+        {
             "name": "publish test results and coverage",
             "if": "always()",
             "uses": "actions/upload-artifact@v4",
             "with": {"name": "results", "path": "results/"},
         },
         {
-            "name": "publish build record",
+            "name": "publish the build (package, image archive, build.json, attestations)",
             "uses": "actions/upload-artifact@v4",
-            "with": {"name": "build", "path": "\n".join(BUILD_FILES)},
+            "with": {"name": "build", "path": f"{BUILDS}/", "if-no-files-found": "error"},
         },
     ]
     workflow = {
         "name": "conveyor build",
         "on": {"push": {"branches": ["main"]}, "workflow_dispatch": {}},
+        "permissions": {"contents": "read", "checks": "write"},  # checks: the test report
         "jobs": {
             "build": {
                 "runs-on": "ubuntu-latest",
@@ -116,23 +137,27 @@ def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict
             "uses": "actions/download-artifact@v4",
             "with": {
                 "name": "build",
-                "path": ".conveyor/builds",
+                "path": BUILDS,
                 "run-id": "${{ github.event.workflow_run.id }}",
                 "github-token": "${{ github.token }}",
             },
         },
         *(
             {"name": step.title, "run": run, "env": step_env(project, env, step, "github")}
-            for step, run in _steps(release, '--param build="$(ls .conveyor/builds/*/build.json | head -1)"')
+            for step, run in _steps(release, f'--param build="$(ls {BUILDS}/*/build.json | head -1)"')
         ),
     ]
     release_workflow = {
         "name": "conveyor release",
         "on": {"workflow_run": {"workflows": ["conveyor build"], "types": ["completed"], "branches": ["main"]}},
+        "permissions": {"contents": "read", "actions": "read"},  # actions: the build run's artifact
         "jobs": {
             "release": {
                 "if": "${{ github.event.workflow_run.conclusion == 'success' }}",
                 "runs-on": "ubuntu-latest",
+                # The GitHub environment shows the release where reviewers look; what deploys to prod is the
+                # signed approvals in the ledger (`conveyor approve N --key KEY`), which it cannot replace.
+                "environment": {"name": "prod"},
                 # The ledger must outlive the runner: point it at the team's PostgreSQL.
                 "env": {"CONVEYOR_LEDGER_URL": "${{ secrets.CONVEYOR_LEDGER_URL }}"},
                 "steps": release_steps,
@@ -150,7 +175,7 @@ def github(project: Project, env: str = "stage", install: str = INSTALL) -> dict
     }
 
 
-def azure(project: Project, env: str = "stage", install: str = INSTALL) -> dict[str, str]:
+def azure(project: Project, env: str = "stage", install: str = "") -> dict[str, str]:
     """`azure-pipelines.yml`: the build stage and the release stage, as the lab's pipelines did by hand."""
     build = find_pipeline("build", project)
     release = PIPELINES["release"]
@@ -174,25 +199,26 @@ def azure(project: Project, env: str = "stage", install: str = INSTALL) -> dict[
         },
         {"task": "PublishBuildArtifacts@1", "inputs": {"PathtoPublish": "results", "ArtifactName": "results"}},
         {
-            "task": "CopyFiles@2",
-            "inputs": {
-                "Contents": "\n".join(path.replace("/*/", "/**/") for path in BUILD_FILES),
-                "TargetFolder": "$(Build.ArtifactStagingDirectory)",
-            },
+            "task": "PublishBuildArtifacts@1",
+            "displayName": "publish the build (package, image archive, build.json, attestations)",
+            "inputs": {"PathtoPublish": BUILDS, "ArtifactName": "build"},
         },
-        {"task": "PublishBuildArtifacts@1", "inputs": {"ArtifactName": "build"}},
     ]
     release_steps: list[dict[str, Any]] = [
         {"task": "UsePythonVersion@0", "inputs": {"versionSpec": "3.11"}},
         {"script": install, "displayName": "install conveyor"},
-        {"task": "DownloadBuildArtifacts@1", "inputs": {"artifactName": "build", "downloadPath": "."}},
+        {
+            "task": "DownloadBuildArtifacts@1",
+            "inputs": {"artifactName": "build", "downloadPath": "$(System.DefaultWorkingDirectory)/.conveyor"},
+        },
+        {"script": "mv .conveyor/build .conveyor/builds", "displayName": "put the build where conveyor finds it"},
         *(
             {
                 "script": run,
                 "displayName": step.title,
                 "env": {"CONVEYOR_LEDGER_URL": "$(CONVEYOR_LEDGER_URL)", **step_env(project, env, step, "azure")},
             }
-            for step, run in _steps(release, '--param build="$(ls build/.conveyor/builds/*/build.json | head -1)"')
+            for step, run in _steps(release, f'--param build="$(ls {BUILDS}/*/build.json | head -1)"')
         ),
     ]
     definition = {
@@ -218,6 +244,10 @@ def azure(project: Project, env: str = "stage", install: str = INSTALL) -> dict[
     return {"azure-pipelines.yml": header + yaml.safe_dump(definition, sort_keys=False, width=120)}
 
 
+def _same(path: Path, content: str | bytes) -> bool:
+    return path.read_bytes() == (content if isinstance(content, bytes) else content.encode())
+
+
 Renderer = Callable[..., dict[str, str]]
 RENDERERS: dict[str, Renderer] = {"github": github, "azure": azure}
 
@@ -226,28 +256,37 @@ def render_ci(
     project: Project,
     system: str,
     env: str = "stage",
-    install: str = INSTALL,
+    install: str | None = None,
     out: Path | None = None,
     force: bool = False,
 ) -> list[Path]:
     """Write the CI definitions of `system` (github, azure) into `out` (default the project); returns the files.
 
-    This is `conveyor ci render`. Files that exist are refused unless `force`; nothing is written when any is.
+    This is `conveyor ci render`. CI installs this very conveyor (`install`: a command of your own instead; see
+    `conveyor.pipelines.install`). Files that exist are refused unless `force`; nothing is written when any is.
     """
+    from conveyor.pipelines.install import install_source
+
     if system not in RENDERERS:
         raise ConveyorError(f"cannot render CI for {system!r}", hint=f"Choose one of: {', '.join(RENDERERS)}.")
     project.environment(env)  # an unknown environment is refused before anything is written
-    files = RENDERERS[system](project, env=env, install=install)
+    source = install_source(install)
+    rendered = RENDERERS[system](project, env=env, install=source.command)
+    files: dict[str, str | bytes] = {str(path): data for path, data in source.files.items()}
+    files |= {name: f"# conveyor is installed pinned to {source.pinned}.\n" + text for name, text in rendered.items()}
     root = (out or project.root).resolve()
     if root.exists() and not root.is_dir():
         raise ConveyorError(f"{root} is a file, not a folder", hint="Pass --out a folder (it is made if missing).")
-    existing = [p for p in files if (root / p).exists()]
+    existing = [p for p, content in files.items() if (root / p).exists() and not _same(root / p, content)]
     if existing and not force:
         raise ConveyorError(f"{', '.join(existing)} already exist in {root}", hint="Pass --force to replace them.")
     written = []
-    for relative, text in files.items():
+    for relative, content in files.items():
         target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
         written.append(target)
     return written
