@@ -35,15 +35,43 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
+def installed_from_wheel() -> Path | None:
+    """The local wheel file this conveyor was installed from (pip's direct_url.json, PEP 610), if it is still there
+    and still hashes as it did."""
+    import json
+    from importlib.metadata import PackageNotFoundError, distribution
+    from urllib.parse import unquote, urlparse
+
+    try:
+        direct = json.loads(distribution("conveyor").read_text("direct_url.json") or "null")
+    except (PackageNotFoundError, ValueError):
+        return None
+    if not isinstance(direct, dict) or "archive_info" not in direct or not str(direct.get("url")).startswith("file:"):
+        return None
+    wheel = Path(unquote(urlparse(direct["url"]).path))
+    recorded = str(direct["archive_info"].get("hash") or "")
+    if not wheel.is_file() or wheel.suffix != ".whl":
+        return None
+    if recorded.startswith("sha256=") and hashlib.sha256(wheel.read_bytes()).hexdigest() != recorded[7:]:
+        return None
+    return wheel
+
+
 def conveyor_wheel() -> Path:
-    """conveyor's wheel, built from the source tree (uv build) or downloaded for the installed version."""
+    """conveyor's wheel: built from the source tree (uv build), the wheel file it was installed from, or downloaded
+    for the installed version."""
     key = source_digest()[:32]
     folder = cache_dir("conveyor-wheel", key)
     found = sorted(folder.glob("conveyor-*.whl"))
     if found:
         return found[0]
     root = source_root()
-    if root:
+    local = None if root else installed_from_wheel()
+    if local is not None:
+        import shutil
+
+        shutil.copy2(local, folder / local.name)
+    elif root:
         run_tool(
             [uv_binary(), "build", "--wheel", "--quiet", "--out-dir", str(folder), str(root)],
             "building conveyor's wheel (uv build)",

@@ -158,8 +158,12 @@ def github(project: Project, env: str = "stage", install: str = "") -> dict[str,
                 # The GitHub environment shows the release where reviewers look; what deploys to prod is the
                 # signed approvals in the ledger (`conveyor approve N --key KEY`), which it cannot replace.
                 "environment": {"name": "prod"},
-                # The ledger must outlive the runner: point it at the team's PostgreSQL.
-                "env": {"CONVEYOR_LEDGER_URL": "${{ secrets.CONVEYOR_LEDGER_URL }}"},
+                # The ledger must outlive the runner: point it at the team's PostgreSQL. A ledger with no policy
+                # yet adopts, in CI, only the reviewed commit the CONVEYOR_ADOPT variable names.
+                "env": {
+                    "CONVEYOR_LEDGER_URL": "${{ secrets.CONVEYOR_LEDGER_URL }}",
+                    "CONVEYOR_ADOPT": "${{ vars.CONVEYOR_ADOPT }}",
+                },
                 "steps": release_steps,
             }
         },
@@ -216,7 +220,11 @@ def azure(project: Project, env: str = "stage", install: str = "") -> dict[str, 
             {
                 "script": run,
                 "displayName": step.title,
-                "env": {"CONVEYOR_LEDGER_URL": "$(CONVEYOR_LEDGER_URL)", **step_env(project, env, step, "azure")},
+                "env": {
+                    "CONVEYOR_LEDGER_URL": "$(CONVEYOR_LEDGER_URL)",
+                    "CONVEYOR_ADOPT": "$(CONVEYOR_ADOPT)",
+                    **step_env(project, env, step, "azure"),
+                },
             }
             for step, run in _steps(release, f'--param build="$(ls {BUILDS}/*/build.json | head -1)"')
         ),
