@@ -50,7 +50,6 @@ def test_github_workflows_run_each_build_step(census_project, tmp_path, capsys):
     release = yaml.safe_load((tmp_path / ".github/workflows/conveyor-release.yml").read_text())
     assert release["on"]["workflow_run"]["workflows"] == ["conveyor build"]
     assert release["permissions"] == {"contents": "read", "actions": "read"}
-    assert release["jobs"]["release"]["environment"] == {"name": "prod"}
     release_steps = [s for s in release["jobs"]["release"]["steps"] if s.get("run", "").startswith("conveyor ")]
     assert all(s["env"]["CONVEYOR_SIGNING_KEY"] == "${{ secrets.CONVEYOR_SIGNING_KEY }}" for s in release_steps)
     # The same render again writes the same files; over a file changed since, it refuses without --force.

@@ -86,7 +86,6 @@ def test_the_rendered_workflows_build_and_release_on_fresh_runners(tmp_path: Pat
     (work / ".conveyor" / "builds").rename(work / ".conveyor" / "builds.gone")  # nothing of it is read again
 
     release_job = yaml.safe_load((workflows / "conveyor-release.yml").read_text())["jobs"]["release"]
-    assert release_job["environment"] == {"name": "prod"}
     release_work, steps = runner.run_job("release", release_job)
     try:
         failed = [s for s in steps if s.code != 0]

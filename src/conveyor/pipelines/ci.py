@@ -155,9 +155,7 @@ def github(project: Project, env: str = "stage", install: str = "") -> dict[str,
             "release": {
                 "if": "${{ github.event.workflow_run.conclusion == 'success' }}",
                 "runs-on": "ubuntu-latest",
-                # The GitHub environment shows the release where reviewers look; what deploys to prod is the
-                # signed approvals in the ledger (`conveyor approve N --key KEY`), which it cannot replace.
-                "environment": {"name": "prod"},
+
                 # The ledger must outlive the runner: point it at the team's PostgreSQL. A ledger with no policy
                 # yet adopts, in CI, only the reviewed commit the CONVEYOR_ADOPT variable names.
                 "env": {
