@@ -84,6 +84,14 @@ def test_release_flow_through_the_cli(
     code, out, _ = run(capsys, "audit", "list", "--release", str(prod["id"]), "--json", *p)
     assert {e["actor"] for e in json.loads(out)} >= {"carol", "alice", "bob"}
     assert run(capsys, "audit", "verify", *p)[0] == 0
+    # one policy, one digest, one name: what audit verify and releases show call "policy" is the same digest
+    code, out, _ = run(capsys, "audit", "verify", "--json", *p)
+    policy = json.loads(out)["policy"]
+    code, out, _ = run(capsys, "releases", "show", str(prod["id"]), "--json", *p)
+    assert json.loads(out)["policy_set"] == policy and json.loads(out)["policy_digest"] != policy
+    short = policy.removeprefix("sha256:")[:12]
+    assert f"policy {short}" in run(capsys, "releases", "show", str(prod["id"]), *p)[1]
+    assert f"policy {short}" in run(capsys, "audit", "verify", *p)[2]
     code, out, _ = run(capsys, "release", "policy", "show", "--json", *p)
     assert code == 0 and json.loads(out)["same"] is True
 

@@ -165,7 +165,12 @@ def test_any_exception_in_a_step_marks_the_release_failed(sqlite_releases: Relea
 
 
 def test_the_alias_goes_to_the_stage_registry_where_the_gates_find_the_champion(
-    make_project: Callable[..., Path], clock: FakeClock, keys: Keys, tmp_path: Path, logged_model_registry: str
+    make_project: Callable[..., Path],
+    clock: FakeClock,
+    keys: Keys,
+    tmp_path: Path,
+    logged_model_registry: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The build's model is in stage's registry; prod has a registry of its own. Going live in prod copies the
     version there (tagged with the package digest) and points `prod` at it: the registry the champion gate reads."""
@@ -190,6 +195,13 @@ def test_the_alias_goes_to_the_stage_registry_where_the_gates_find_the_champion(
 
     tags = MlflowClient(tracking_uri=prod_registry, registry_uri=prod_registry).get_registered_model(MODEL).tags
     assert tags["conveyor.live.prod"] == "1"  # the registry's own record that prod is live, for the gates
+    from conveyor.cli.main import main
+
+    with pytest.MonkeyPatch.context() as patch:  # prod's registry lists the copy as trained in stage, copied
+        patch.setenv("COLUMNS", "100")
+        assert main(["models", "list", "--env", "prod", "-p", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "trained in" in out and "copied from stage" in out and "census_model/1" in out
     environment = champion_environment(project)
     MlflowClient(tracking_uri=prod_registry, registry_uri=prod_registry).delete_registered_model_alias(MODEL, "prod")
     with pytest.raises(

@@ -24,7 +24,13 @@ def list_models(
     project: ProjectOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """List registered models and their versions, newest first."""
+    """List registered models and their versions, newest first.
+
+    `trained in` is the environment whose lake trained the version (its `environment` tag; `state` is the
+    project's own label for it, the lab's alg-state, kept as a tag). A version a release copied into this
+    registry (prod's, for the prod stage) keeps those tags and says `copied from ENV`: an environment is where a
+    model is trained and registered, a release stage (`[release.*]`) is where it is deployed.
+    """
     from conveyor.registry import ModelRegistry
 
     _, environment = project_and_env(project, env)
@@ -37,13 +43,13 @@ def list_models(
     if not versions:
         stdout.print(f"no models registered in {environment.name} (train one: conveyor train --env {environment.name})")
         return
-    columns = ["model", "aliases", "state", "by", "created", "commit", "data"]
+    columns = ["model", "aliases", "trained in", "by", "created", "commit", "data"]
     table = listing(f"models in {environment.name}", columns, whole=("model", "created", "commit"))
     for v in versions:
         row = (
             f"{v.name}/{v.version}",
             ",".join(v.aliases),
-            v.tags.get("state", ""),
+            _trained_in(v.tags),
             v.tags.get("created_by", ""),
             _when(v.created_at),
             v.tags.get("git_commit", "")[:8],
@@ -51,6 +57,12 @@ def list_models(
         )
         table.add_row(*(plain(cell) for cell in row))
     stdout.print(table)
+
+
+def _trained_in(tags: dict[str, str]) -> str:
+    trained = tags.get("environment") or tags.get("state", "")
+    source = tags.get("conveyor.source")
+    return f"{trained} (copied from {source.split(':')[0]})" if source else trained
 
 
 @app.command("show")

@@ -143,8 +143,8 @@ def _describe(view: ReleaseView) -> str:
         f"build {_short(view.build)}){glass}",
         f"  requested by {view.requested_by} ({view.requested_key}) at {_time(view.requested_at)}",
         f"  image {view.image_digest or '-'}",
-        f"  policy {_short(view.policy_digest)}: {view.min_approvals} of "
-        f"{', '.join(view.policy.approvers) or 'no approvers'}",
+        f"  policy {_short(view.policy_set)} ([release.{view.stage}] {_short(view.policy_digest)}): "
+        f"{view.min_approvals} of {', '.join(view.policy.approvers) or 'no approvers'}",
     ]
     for attestation in view.attestations:
         lines.append(f"  attestation {attestation.digest} ({attestation.predicate_type})")

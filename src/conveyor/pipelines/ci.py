@@ -155,7 +155,6 @@ def github(project: Project, env: str = "stage", install: str = "") -> dict[str,
             "release": {
                 "if": "${{ github.event.workflow_run.conclusion == 'success' }}",
                 "runs-on": "ubuntu-latest",
-
                 # The ledger must outlive the runner: point it at the team's PostgreSQL. A ledger with no policy
                 # yet adopts, in CI, only the reviewed commit the CONVEYOR_ADOPT variable names.
                 "env": {

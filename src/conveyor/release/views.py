@@ -119,7 +119,7 @@ class ReleaseView:
     requested_at: datetime
     min_approvals: int
     policy: StagePolicy
-    policy_digest: str
+    policy_digest: str  # the stage's rules ([release.STAGE]) as recorded with the request
     expires_at: datetime | None
     source_release: int | None
     break_glass: bool
@@ -128,6 +128,7 @@ class ReleaseView:
     signers: list[SignerView] = field(default_factory=list)
     deployment: DeploymentView | None = None
     error: str | None = None
+    policy_set: str | None = None  # the whole policy in force at the request: what `audit verify` calls "policy"
 
     @property
     def approved_by(self) -> list[str]:
@@ -196,7 +197,7 @@ def release_view(release: ReleaseState, now: datetime, verification: Verificatio
         policy_digest=release.policy.digest, expires_at=release.expires_at, source_release=release.source_release,
         break_glass=release.break_glass, verification=verification,
         approvals=[DecisionView(d.principal, d.key, str(d.decision), d.comment, d.at, d.seq) for d in decisions],
-        signers=_signers(release), deployment=deployment,
+        signers=_signers(release), deployment=deployment, policy_set=release.policy_set,
         error=release.deployment.error if release.deployment else None,
     )  # fmt: skip
 
