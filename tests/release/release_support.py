@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 if TYPE_CHECKING:
     from conveyor.release.releases import Releases
     from conveyor.trust import SigningKey
@@ -298,3 +300,13 @@ class FakeClock:
 
 def build(desk: Releases, label: str, **kwargs: object) -> Path:
     return write_build(desk.project.root, label, **kwargs)  # type: ignore[arg-type]
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`conveyor ARGS` in this process: (exit code, stdout, stderr)."""
+    from conveyor.cli.main import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -12,20 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from release_support import Keys, alias_version, build
+from release_support import Keys, alias_version, build, run
 
-from conveyor.cli.main import main
 from conveyor.config import load_project
 from conveyor.release.releases import Releases
 
 pytestmark = pytest.mark.services
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _events(capsys: pytest.CaptureFixture[str], p: list[str]) -> int:

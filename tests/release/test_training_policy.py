@@ -8,19 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from release_support import Keys, write_build
+from release_support import Keys, run, write_build
 
-from conveyor.cli.main import main
 from conveyor.trust.dsse import Envelope
 
 pytestmark = pytest.mark.services
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize(
