@@ -2,7 +2,7 @@
 
 The workspace and token come from `DATABRICKS_HOST`/`DATABRICKS_TOKEN`, or from PROFILE in
 `~/.databrickscfg` (`DATABRICKS_CONFIG_FILE` elsewhere), or any other way the SDK's unified authentication
-knows. `?timeout=SECONDS` bounds how long the SDK retries an unreachable or busy workspace (default 60).
+knows. `?timeout=SECONDS` bounds how long the SDK retries an unreachable or busy workspace (default 10).
 """
 
 from __future__ import annotations
