@@ -245,13 +245,16 @@ class Ledger:
             return f"{head.seq}:{head.hash}"
 
     def events(self, limit: int | None = None, release: int | None = None) -> list[EventRow]:
-        """Stored events, oldest first (the last `limit`; only those of `release`), unverified: for listing."""
+        """Stored events, oldest first (the last `limit`; only those of `release`), unverified: for listing. Only
+        the rows asked for are read."""
         with self.sessions() as session:
-            query = select(EventRow).order_by(EventRow.seq)
+            query = select(EventRow).order_by(EventRow.seq.desc())
             if release is not None:
                 query = query.where(EventRow.release_id == release)
+            if limit:
+                query = query.limit(limit)
             rows = list(session.execute(query).scalars())
-        return rows[-limit:] if limit else rows
+        return rows[::-1]
 
     # --- writing -----------------------------------------------------------------------------------------
     @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -253,18 +254,30 @@ class LedgerSnapshot:
         return self.report.checkpoint
 
     def releases(
-        self, stage: str | None = None, status: str | None = None, limit: int | None = None, offset: int = 0
+        self,
+        stage: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        build: str | None = None,
     ) -> list[ReleaseView]:
-        """Releases newest first, of one stage and status when given, `limit` of them from `offset`."""
-        chosen = [
-            r for r in sorted(self.state.releases.values(), key=lambda r: -r.id)
-            if (stage is None or r.stage == stage) and (status is None or r.status_at(self.now) == status)
-        ]  # fmt: skip
+        """Releases newest first, of one stage, status and build when given, `limit` of them from `offset` (only
+        those are made into views)."""
+        chosen = sorted(self._matching(stage, status, build), key=lambda r: -r.id)
         end = None if limit is None else offset + limit
         return [release_view(r, self.now, self.verification) for r in chosen[offset:end]]
 
-    def count(self, stage: str | None = None) -> int:
-        return sum(1 for r in self.state.releases.values() if stage is None or r.stage == stage)
+    def count(self, stage: str | None = None, status: str | None = None, build: str | None = None) -> int:
+        return sum(1 for _ in self._matching(stage, status, build))
+
+    def _matching(self, stage: str | None, status: str | None, build: str | None) -> Iterator[ReleaseState]:
+        for r in self.state.releases.values():
+            if stage is not None and r.stage != stage:
+                continue
+            if build is not None and r.shipment.package_digest != build:
+                continue
+            if status is None or r.status_at(self.now) == status:
+                yield r
 
     def release(self, release_id: int) -> ReleaseView | None:
         found = self.state.releases.get(release_id)

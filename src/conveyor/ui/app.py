@@ -135,7 +135,7 @@ class DashboardApp:
         stages = []
         for name, policy in self.project.config.release.items():
             live = snapshot.live(name) if snapshot else None
-            pending = snapshot.releases(name, "pending") if snapshot else []
+            pending = snapshot.count(name, "pending") if snapshot else 0
             stages.append({"name": name, "policy": policy, "live": live, "pending": pending})
         return self.render("overview.html", stages=stages, snapshot=snapshot)
 
@@ -168,8 +168,12 @@ class DashboardApp:
 
     def waiting(self, match: re.Match[str], query: dict[str, list[str]]) -> Page:
         snapshot, _ = self.reader.snapshot()
-        pending = snapshot.releases(status="pending") if snapshot else []
-        return self.render("waiting.html", pending=pending, snapshot=snapshot)
+        page = _page(query)
+        total = snapshot.count(status="pending") if snapshot else 0
+        offset = (page - 1) * PAGE_SIZE
+        pending = snapshot.releases(status="pending", offset=offset, limit=PAGE_SIZE) if snapshot else []
+        pages = max(1, -(-total // PAGE_SIZE))
+        return self.render("waiting.html", pending=pending, snapshot=snapshot, page=page, pages=pages, total=total)
 
     def builds(self, match: re.Match[str], query: dict[str, list[str]]) -> Page:
         builds, problem = self.reader.builds()
@@ -180,8 +184,9 @@ class DashboardApp:
         if build is None:
             return self.not_found(f"no build {match['digest']} in {self.project.state_dir / 'builds'}")
         snapshot, _ = self.reader.snapshot()
-        shipped = [r for r in snapshot.releases() if r.build == build.digest] if snapshot else []
-        return self.render("build.html", build=build, shipped=shipped)
+        shipped = snapshot.releases(build=build.digest, limit=PAGE_SIZE) if snapshot else []
+        total = snapshot.count(build=build.digest) if snapshot else 0
+        return self.render("build.html", build=build, shipped=shipped, shipped_total=total)
 
     def coverage(self, match: re.Match[str], query: dict[str, list[str]]) -> Page:
         build = self.reader.build(match["digest"])
