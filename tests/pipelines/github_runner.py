@@ -53,9 +53,12 @@ class Runner:
     def artifacts(self) -> Path:
         return self.root / "artifacts"
 
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # job → its `outputs`, for `needs`
+
     def run_job(self, name: str, job: dict[str, Any]) -> tuple[Path, list[StepRun]]:
         """Run every step of `job` in order (after a failure only `if: always()` steps); returns the job's
-        working folder and what each step did."""
+        working folder and what each step did. A step's `$GITHUB_OUTPUT` lines become `steps.ID.outputs`, and
+        the job's `outputs` what later jobs read as `needs.JOB.outputs`."""
         home = self.root / name / "home"
         work = self.root / name / "work"
         venv = self.root / name / "python"
@@ -78,7 +81,8 @@ class Runner:
             "VIRTUAL_ENV": str(venv),
             **{k: v for k, v in os.environ.items() if k in self.passthrough or self.network(k)},
         }
-        env = base | {k: self._expand(v) for k, v in (job.get("env") or {}).items()}
+        steps: dict[str, dict[str, str]] = {}
+        env = base | {k: self._expand(v, steps) for k, v in (job.get("env") or {}).items()}
         done: list[StepRun] = []
         failed = False
         for index, step in enumerate(job["steps"]):
@@ -88,14 +92,21 @@ class Runner:
             if "uses" in step:
                 code, output = self._action(step["uses"], step.get("with") or {}, work)
             else:
-                step_env = env | {k: self._expand(v) for k, v in (step.get("env") or {}).items()}
+                output_file = self.root / name / f"output-{index}"
+                output_file.touch()
+                step_env = env | {k: self._expand(v, steps) for k, v in (step.get("env") or {}).items()}
+                step_env["GITHUB_OUTPUT"] = str(output_file)
                 completed = subprocess.run(
                     ["bash", "-e", "-o", "pipefail", "-c", step["run"]], cwd=work, env=step_env,
                     capture_output=True, text=True, check=False,
                 )  # fmt: skip
                 code, output = completed.returncode, completed.stdout + completed.stderr
+                if "id" in step:
+                    lines = output_file.read_text().splitlines()
+                    steps[step["id"]] = dict(line.split("=", 1) for line in lines if "=" in line)
             done.append(StepRun(title, code, output))
             failed = failed or code != 0
+        self.outputs[name] = {k: self._expand(v, steps) for k, v in (job.get("outputs") or {}).items()}
         return work, done
 
     def _libraries(self) -> Path:
@@ -113,13 +124,18 @@ class Runner:
                     os.link(entry, folder / entry.name, follow_symlinks=False)
         return folder
 
-    def _expand(self, value: object) -> str:
+    def _expand(self, value: object, steps: dict[str, dict[str, str]]) -> str:
         def one(match: re.Match[str]) -> str:
             expr = match["expr"]
+            parts = expr.split(".")
             if expr.startswith("secrets."):
                 return self.secrets.get(expr.removeprefix("secrets."), "")  # an unset secret arrives empty
             if expr.startswith("vars."):
                 return self.variables.get(expr.removeprefix("vars."), "")
+            if len(parts) == 4 and parts[0] == "steps" and parts[2] == "outputs":
+                return steps.get(parts[1], {}).get(parts[3], "")
+            if len(parts) == 4 and parts[0] == "needs" and parts[2] == "outputs":
+                return self.outputs[parts[1]].get(parts[3], "")  # a job that did not run is an error
             raise AssertionError(f"the runner stand-in does not evaluate ${{{{ {expr} }}}}")
 
         return EXPRESSION.sub(one, str(value))

@@ -1,5 +1,6 @@
 """The rendered GitHub workflows run on fresh runners: the build job in one folder, the release job in another,
-sharing only the build job's declared artifact, conveyor installed by the install step as rendered.
+sharing only the build job's declared artifact, conveyor installed by the install step as rendered; then the
+prod job, in the `prod` environment, deploys only once an approver has signed.
 
 The team's shared services stand for themselves: the MLflow registry and the release ledger are files outside
 both jobs' folders (a team's database server), the lakes are the project's local ones, and the CI secrets are the
@@ -34,7 +35,9 @@ def _store(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in tomllib.loads(path.read_text()).items()}
 
 
-def test_the_rendered_workflows_build_and_release_on_fresh_runners(tmp_path: Path) -> None:
+def test_the_rendered_workflows_build_and_release_on_fresh_runners(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from conveyor.trust.keys import make_key
 
     ports = {"qa": _port(), "prod": _port()}
@@ -87,18 +90,40 @@ def test_the_rendered_workflows_build_and_release_on_fresh_runners(tmp_path: Pat
 
     release_job = yaml.safe_load((workflows / "conveyor-release.yml").read_text())["jobs"]["release"]
     release_work, steps = runner.run_job("release", release_job)
+    deploy_job = yaml.safe_load((workflows / "conveyor-release.yml").read_text())["jobs"]["deploy-prod"]
+    assert deploy_job["environment"] == {"name": "prod"} and deploy_job["needs"] == "release"
+    worked = [release_work]
     try:
         failed = [s for s in steps if s.code != 0]
         assert not failed, "\n".join(f"--- {s.name} (exit {s.code})\n{s.output[-3000:]}" for s in failed)
         state = json.loads((release_work / "results" / "pipeline-release.json").read_text())
         assert state["outputs"]["qa"]["status"] == "live" and state["outputs"]["prod"]["status"] == "pending"
         assert state["parameters"]["build"].startswith(".conveyor/builds/")  # the downloaded artifact
+        prod = state["outputs"]["prod"]["id"]
+        assert runner.outputs["release"] == {"prod": str(prod)}
+
+        # the environment's review alone deploys nothing: the ledger holds no signed approval yet
+        early, steps = runner.run_job("deploy-early", deploy_job | {"needs": "release"})
+        worked.append(early)
+        assert steps[-1].code == 1 and "needs 1 more approval" in steps[-1].output, steps[-1].output[-2000:]
+        # alice signs from her laptop, leaving the deployment to CI; then the prod job deploys it
+        monkeypatch.setenv("CONVEYOR_LEDGER_URL", secrets["CONVEYOR_LEDGER_URL"])
+        capsys.readouterr()
+        code = main(["approve", str(prod), "--key", str(tmp_path / "keys" / "alice"), "--no-deploy", "--json",
+                     "-p", str(release_work)])  # fmt: skip
+        assert code == 0 and json.loads(capsys.readouterr().out)["status"] == "approved"
+        deployed, steps = runner.run_job("deploy-prod", deploy_job)
+        worked.append(deployed)
+        failed = [s for s in steps if s.code != 0]
+        assert not failed, "\n".join(f"--- {s.name} (exit {s.code})\n{s.output[-3000:]}" for s in failed)
     finally:
         from conveyor.config import load_project
         from conveyor.release import shut_down_stage
 
-        for stage in ports:
-            shut_down_stage(load_project(release_work), stage)
+        for folder in worked:
+            for stage in ports:
+                if (folder / "conveyor.toml").is_file():
+                    shut_down_stage(load_project(folder), stage)
     # the team's ledger holds both releases, adopted at the reviewed commit, every event verified
     from conveyor.release.ledger import Ledger
 
@@ -106,7 +131,8 @@ def test_the_rendered_workflows_build_and_release_on_fresh_runners(tmp_path: Pat
     try:
         report = ledger.verify_audit()
         assert report.ok and report.entries >= 5, report.trouble
-        statuses = {r.stage: r.status for r in ledger.verified().state.releases.values()}
-        assert statuses == {"qa": "live", "prod": "pending"}
+        state = ledger.verified().state
+        assert {r.stage: str(r.status) for r in state.releases.values()} == {"qa": "live", "prod": "live"}
+        assert state.releases[prod].deployment is not None and state.releases[prod].deployment.started_by == "ci"
     finally:
         ledger.close()

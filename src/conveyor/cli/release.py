@@ -226,6 +226,20 @@ def promote(
     _show(promote_release(_project(project), release, to, key=key, expect=actor), as_json)
 
 
+@release_app.command("deploy")
+def deploy(
+    release: ReleaseArgument, key: KeyOption = None, project: ProjectOption = None, as_json: JsonOption = False
+) -> None:
+    """Deploy a release the ledger holds as approved: its approvers' signed approvals reached the count of the
+    policy recorded with it (refused, exit 1, naming how many are missing, otherwise). Each step is signed by your
+    key. This is what CI's prod job runs after its environment's review; `conveyor approve --no-deploy` signs an
+    approval that leaves the deployment to it.
+    """
+    from conveyor.release import deploy_release
+
+    _show(deploy_release(_project(project), release, key=key), as_json)
+
+
 @release_app.command("resume")
 def resume(
     release: ReleaseArgument,
@@ -335,6 +349,14 @@ def approve(
     comment: CommentOption = None,
     key: KeyOption = None,
     actor: AsOption = None,
+    no_deploy: Annotated[
+        bool,
+        typer.Option(
+            "--no-deploy",
+            help="Sign only: the release stays approved until `conveyor release deploy N` (e.g. CI's prod job, "
+            "after its environment's review).",
+        ),
+    ] = False,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -342,11 +364,13 @@ def approve(
 
     It counts only if your principal is an approver in the policy recorded with the release (not the file you
     have now), is not the requester (unless `requester_may_approve`), and the approval window has not closed.
-    The approval that reaches `min_approvals` deploys the release, its steps signed by your key.
+    The approval that reaches `min_approvals` deploys the release, its steps signed by your key (with
+    `--no-deploy`, it leaves the deployment to `conveyor release deploy`).
     """
     from conveyor.release import approve as approve_release
 
-    _show(approve_release(_project(project), release, key=key, comment=comment, expect=actor), as_json)
+    view = approve_release(_project(project), release, key=key, comment=comment, expect=actor, deploy_now=not no_deploy)
+    _show(view, as_json)
 
 
 def reject(

@@ -6,6 +6,7 @@ between steps in results/, and nothing happens in CI that a person cannot run wi
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,18 @@ def step_env(project: Project, env: str, step: Step, style: str) -> dict[str, st
     return mapping
 
 
+PROD_OUTPUT = (  # the prod request's release number, for the deploy job
+    "python -c \"import json; print('release=%s' % json.load(open('results/pipeline-release.json'))"
+    "['outputs']['prod']['id'])\" >> \"$GITHUB_OUTPUT\""
+)
+
+
+def _github_release_step(step: Step, run: str, env: dict[str, str]) -> dict[str, Any]:
+    if step.name != "prod":
+        return {"name": step.title, "run": run, "env": env}
+    return {"name": step.title, "id": "prod", "run": f"{run}\n{PROD_OUTPUT}", "env": env}
+
+
 def _steps(pipeline: Pipeline, params: str) -> list[tuple[Step, str]]:
     return [(s, f"conveyor pipeline run {pipeline.name} --step {s.name} {params}".strip()) for s in pipeline.steps]
 
@@ -143,9 +156,18 @@ def github(project: Project, env: str = "stage", install: str = "") -> dict[str,
             },
         },
         *(
-            {"name": step.title, "run": run, "env": step_env(project, env, step, "github")}
+            _github_release_step(step, run, step_env(project, env, step, "github"))
             for step, run in _steps(release, f'--param build="$(ls {BUILDS}/*/build.json | head -1)"')
         ),
+    ]
+    ledger_env = {"CONVEYOR_LEDGER_URL": "${{ secrets.CONVEYOR_LEDGER_URL }}"}
+    deploy_steps: list[dict[str, Any]] = [
+        *copy.deepcopy(release_steps[:4]),  # checkout, Python, conveyor, the build (a deployer ships its own copy)
+        {
+            "name": "deploy the approved prod release (its approvers' signed approvals decide, not this review)",
+            "run": 'conveyor release deploy "$PROD_RELEASE"',
+            "env": {"PROD_RELEASE": "${{ needs.release.outputs.prod }}", **signing_key_env("github")},
+        },
     ]
     release_workflow = {
         "name": "conveyor release",
@@ -161,8 +183,19 @@ def github(project: Project, env: str = "stage", install: str = "") -> dict[str,
                     "CONVEYOR_LEDGER_URL": "${{ secrets.CONVEYOR_LEDGER_URL }}",
                     "CONVEYOR_ADOPT": "${{ vars.CONVEYOR_ADOPT }}",
                 },
+                "outputs": {"prod": "${{ steps.prod.outputs.release }}"},
                 "steps": release_steps,
-            }
+            },
+            # Reviewers see production where GitHub shows it: the `prod` environment (give it the approvers as
+            # required reviewers). Each signs first (`conveyor approve N --key KEY --no-deploy`); the job deploys
+            # only what the ledger holds as approved.
+            "deploy-prod": {
+                "needs": "release",
+                "runs-on": "ubuntu-latest",
+                "environment": {"name": "prod"},
+                "env": ledger_env,
+                "steps": deploy_steps,
+            },
         },
     }
     header = (

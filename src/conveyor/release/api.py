@@ -44,10 +44,19 @@ def promote(
 
 def approve(
     project: Project, release: int, *, key: KeyChoice = None, comment: str | None = None,
-    expect: str | None = None, ledger: Ledger | None = None,
+    expect: str | None = None, ledger: Ledger | None = None, deploy_now: bool = True,
 ) -> ReleaseView:  # fmt: skip
-    """`conveyor approve`: sign an approval; the one that completes the recorded policy's count deploys."""
-    return _releases(project, ledger).approve(release, key, comment, expect=expect)
+    """`conveyor approve`: sign an approval; the one that completes the recorded policy's count deploys (unless
+    `deploy_now` is False: `deploy_release` then deploys it, e.g. in CI)."""
+    return _releases(project, ledger).approve(release, key, comment, expect=expect, deploy_now=deploy_now)
+
+
+def deploy_release(
+    project: Project, release: int, *, key: KeyChoice = None, ledger: Ledger | None = None
+) -> ReleaseView:
+    """`conveyor release deploy`: deploy a release the ledger holds as approved (its signed approvals reached the
+    recorded policy's count); refused, naming what is missing, otherwise."""
+    return _releases(project, ledger).deploy(release, key)
 
 
 def reject(

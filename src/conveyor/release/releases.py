@@ -232,12 +232,19 @@ class Releases:
 
     # --- decisions -------------------------------------------------------------------------------------------
     def approve(
-        self, release_id: int, key: KeyChoice = None, comment: str | None = None, *, expect: str | None = None
+        self,
+        release_id: int,
+        key: KeyChoice = None,
+        comment: str | None = None,
+        *,
+        expect: str | None = None,
+        deploy_now: bool = True,
     ) -> ReleaseView:
-        """Approve a pending release with an approver's key; the approval that completes it deploys it."""
+        """Approve a pending release with an approver's key; the approval that completes it deploys it (unless
+        `deploy_now` is False: then it stays approved for `deploy`, e.g. by CI after its environment's review)."""
         identity = self.identity(key, expect)
         state = self._decide(release_id, identity, EventKind.RELEASE_APPROVED, comment)
-        if state.release(release_id).status == ReleaseStatus.APPROVED:
+        if state.release(release_id).status == ReleaseStatus.APPROVED and deploy_now:
             deploy(self.project, self.ledger, release_id, identity)
             return self.show(release_id)
         return self._view(state, release_id)
