@@ -26,7 +26,7 @@ def list_models(
 ) -> None:
     """List registered models and their versions, newest first.
 
-    `trained in` is the environment whose lake trained the version (its `environment` tag; `state` is the
+    `env` is the environment whose lake trained the version (its `environment` tag; `state` is the
     project's own label for it, the lab's alg-state, kept as a tag). A version a release copied into this
     registry (prod's, for the prod stage) keeps those tags and says `copied from ENV`: an environment is where a
     model is trained and registered, a release stage (`[release.*]`) is where it is deployed.
@@ -43,7 +43,7 @@ def list_models(
     if not versions:
         stdout.print(f"no models registered in {environment.name} (train one: conveyor train --env {environment.name})")
         return
-    columns = ["model", "aliases", "trained in", "by", "created", "commit", "data"]
+    columns = ["model", "aliases", "env", "by", "created", "commit", "data"]
     table = listing(f"models in {environment.name}", columns, whole=("model", "created", "commit"))
     for v in versions:
         row = (

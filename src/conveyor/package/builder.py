@@ -43,7 +43,6 @@ from conveyor.package.record import (
     BuildRecord,
     ImageSection,
     builds_dir,
-    relative_to,
     update_index,
     write_json,
 )
@@ -309,13 +308,11 @@ def _write_record(
         "env": environment.name,
         "created_at": (previous.created_at if previous else None) or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "created_by": environment.created_by,
-        "package": {
-            "digest": staged.digest,
-            "dir": relative_to(staged.dir, staged.folder),
-            "archive": relative_to(archive, staged.folder),
-        },
+        # absolute paths (a build.json copied alone still names its files); a build folder moved as a whole is
+        # read from where it is now (BuildRecord.located)
+        "package": {"digest": staged.digest, "dir": str(staged.dir), "archive": str(archive)},
         "model": {"name": info.name, "version": info.version, "run_id": info.run_id, "tags": dict(info.tags)},
-        "image": image.to_json(staged.folder) if image else None,
+        "image": image.to_json() if image else None,
         "tests": None,
         "gates": None,
     }
