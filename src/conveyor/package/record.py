@@ -85,22 +85,14 @@ class ImageSection:
     digest: str
     archive: Path
 
-    def to_json(self, folder: Path | None = None) -> dict[str, str]:
-        """The JSON form; the archive relative to `folder` (the build folder) when it lies inside it."""
+    def to_json(self) -> dict[str, str]:
         return {
             "engine": self.engine,
             "reference": self.reference,
             "id": self.id,
             "digest": self.digest,
-            "archive": relative_to(self.archive, folder),
+            "archive": str(self.archive),
         }
-
-
-def relative_to(path: Path, folder: Path | None) -> str:
-    """`path` as build.json records it: relative to the build folder when inside it (the build moves as a whole)."""
-    if folder is not None and path.is_relative_to(folder):
-        return str(path.relative_to(folder))
-    return str(path)
 
 
 def _section(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
