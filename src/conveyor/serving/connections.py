@@ -45,15 +45,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _in_headers = False
     _awaiting_headers = True  # no request's headers complete since the last request ended (or the connection began)
     _header_bytes = 0
+    _ended_in_read = False  # a request ended inside the piece being parsed: the piece is not all headers
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        self._ended_in_read = False
         super().data_received(data)
-        if self._awaiting_headers and not self.transport.is_closing():  # this piece did not end the headers
-            self._header_bytes += len(data)
+        if self._awaiting_headers and not self._ended_in_read and not self.transport.is_closing():
+            self._header_bytes += len(data)  # all of this piece is (unfinished) request line and headers
             if self._header_bytes > self.max_header_bytes:
                 self._disarm()
                 self.transport.write(too_large_response(self.max_header_bytes))
@@ -74,7 +76,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._awaiting_headers, self._header_bytes = True, 0
+        self._awaiting_headers, self._header_bytes, self._ended_in_read = True, 0, True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
