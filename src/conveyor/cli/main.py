@@ -107,6 +107,10 @@ COMMANDS: dict[str, Entry] = {
         "conveyor.cli.release:release_app",
         "Put a tested, attested build into a stage (qa, prod...) under the stage's policy.",
     ),
+    "rollout": Entry(
+        "conveyor.cli.rollout:app",
+        "A running rollout (canary or shadow): its figures beside the live release's, and a watcher that aborts it.",
+    ),
     "releases": Entry(
         "conveyor.cli.release:releases_app", "Look at releases: list them or show one (with signers and attestations)."
     ),

@@ -56,6 +56,23 @@ AdoptOption = Annotated[
 ]
 CommentOption = Annotated[str | None, typer.Option("--comment", "-m", help="Why: signed with the decision.")]
 ReleaseArgument = Annotated[int, typer.Argument(help="Release number (see `conveyor releases list`).")]
+CanaryOption = Annotated[
+    int | None,
+    typer.Option(
+        "--canary",
+        help="Roll out beside the live release: it answers this % of requests (1-99; `X-Conveyor-Key` keeps a "
+        "caller on one version), until `conveyor release rollout N --weight/--complete/--abort`.",
+        show_default=False,
+    ),
+]
+ShadowOption = Annotated[
+    bool,
+    typer.Option(
+        "--shadow",
+        help="Roll out as a shadow: every request is also sent to it; its answers are compared and counted, never "
+        "returned.",
+    ),
+]
 StageArgument = Annotated[str, typer.Argument(help="Stage name, a [release.STAGE] of conveyor.toml (qa, prod...).")]
 
 
@@ -158,6 +175,8 @@ def _describe(view: ReleaseView) -> str:
         comment = f": {escape(approval.comment)}" if approval.comment else ""  # user text, never markup
         who = f"{approval.actor} ({approval.key})"
         lines.append(f"  {approval.decision}d by {who} at {_time(approval.at)}{comment}")
+    if view.rollout is not None:
+        lines += _rollout_lines(view)
     if view.deployment:
         deployment = view.deployment
         lines.append(f"  deployment {deployment.status}: {', '.join(deployment.steps) or 'no step done'}")
@@ -174,6 +193,27 @@ def _describe(view: ReleaseView) -> str:
     else:
         lines.append(f"  [bold red]ledger does not verify:[/] {view.verification.problem}")
     return "\n".join(lines)
+
+
+def _rollout_lines(view: ReleaseView) -> list[str]:
+    rollout = view.rollout
+    assert rollout is not None
+    share = "a shadow (answers none)" if rollout.mode == "shadow" else f"{rollout.weight}% of requests"
+    beside = f" beside release {rollout.beside}" if rollout.beside is not None else ""
+    lines = [f"  rollout {rollout.mode}{beside}: {share}" + (f", {rollout.outcome}" if rollout.outcome else "")]
+    if rollout.weights:
+        lines.append("  weights " + ", ".join(f"{weight}% from {_time(at)}" for at, weight in rollout.weights))
+    for change in rollout.changes:
+        state = f"in effect {_time(change.effective_at)}" if change.effective else "waiting for approval"
+        approved = f", approved by {', '.join(change.approvals)}" if change.approvals else ""
+        lines.append(f"  asked {change.describe()} by {change.by} at {_time(change.at)}{approved}: {state}")
+    if rollout.pending is not None:
+        lines.append(f"  needs approval: conveyor approve {view.id} --key APPROVER_KEY")
+    if rollout.aborted_by:
+        rule = f" (rule {escape(rollout.abort_rule)})" if rollout.abort_rule else ""
+        why = f": {escape(rollout.abort_reason)}" if rollout.abort_reason else ""
+        lines.append(f"  aborted by {rollout.aborted_by} at {_time(rollout.ended_at)}{rule}{why}")
+    return lines
 
 
 def _show(view: ReleaseView, as_json: bool) -> None:
@@ -196,6 +236,8 @@ def create(
     key: KeyOption = None,
     actor: AsOption = None,
     adopt: AdoptOption = None,
+    canary: CanaryOption = None,
+    shadow: ShadowOption = False,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -207,7 +249,10 @@ def create(
     """
     from conveyor.release import create_release
 
-    _show(create_release(_project(project), build, to, key=key, expect=actor, adopt=adopt), as_json)
+    view = create_release(
+        _project(project), build, to, key=key, expect=actor, adopt=adopt, canary=canary, shadow=shadow
+    )
+    _show(view, as_json)
 
 
 @release_app.command("promote")
@@ -216,14 +261,58 @@ def promote(
     to: Annotated[str, typer.Option("--to", help="Stage to promote into, e.g. prod.")],
     key: KeyOption = None,
     actor: AsOption = None,
+    canary: CanaryOption = None,
+    shadow: ShadowOption = False,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Request the build of a release that went live in the next stage; signs the request (pending until
-    approved, if the stage's policy asks for approvals)."""
+    approved, if the stage's policy asks for approvals).
+
+    With `--canary 10` or `--shadow`, it rolls out beside the release live there instead of replacing it (a
+    local:// stage's forwarder splits the requests). `conveyor rollout status STAGE` shows both side by side;
+    `conveyor release rollout N --weight 50` (approved like a promotion), `--complete` or `--abort` go on.
+    """
     from conveyor.release import promote as promote_release
 
-    _show(promote_release(_project(project), release, to, key=key, expect=actor), as_json)
+    view = promote_release(_project(project), release, to, key=key, expect=actor, canary=canary, shadow=shadow)
+    _show(view, as_json)
+
+
+@release_app.command("rollout")
+def rollout(
+    release: ReleaseArgument,
+    weight: Annotated[
+        int | None,
+        typer.Option("--weight", help="The % of requests (0-100) the candidate answers.", show_default=False),
+    ] = None,
+    complete: Annotated[
+        bool, typer.Option("--complete", help="Make the candidate the stage's live release (the old one stops).")
+    ] = False,
+    abort: Annotated[
+        bool,
+        typer.Option("--abort", help="Stop the candidate; the live release answers everything again (no approval)."),
+    ] = False,
+    reason: Annotated[str | None, typer.Option("--reason", "-m", help="Why: signed with the change.")] = None,
+    key: KeyOption = None,
+    actor: AsOption = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a running rollout: a new weight, its completion, or its abort; each a signed ledger event.
+
+    A weight or the completion takes effect once the stage's approvers approved it (`conveyor approve N`, as
+    for a promotion; at once in a stage without approvers). An abort needs no approval: it only goes back to
+    what was approved, and may be signed by the rollout's requester, the stage's approvers and break_glass
+    principals, or a `[trust] watchers` principal (`conveyor rollout watch`).
+    """
+    from conveyor.release import change_rollout
+
+    view = change_rollout(
+        _project(project), release, weight=weight, complete=complete, abort=abort, reason=reason, key=key,
+        expect=actor,
+    )  # fmt: skip
+    _show(view, as_json)
 
 
 @release_app.command("deploy")
@@ -432,6 +521,18 @@ def _history_block(entry: HistoryEntry) -> str:
     ]
     if entry.reference:
         lines.insert(1, f"  at {entry.reference}")
+    if entry.rollout is not None:
+        steps = ", ".join(f"{weight}% from {_time(at)}" for at, weight in entry.rollout.weights)
+        lines.append(f"  came in as a {entry.rollout.mode}: {steps}")
+    for beside in entry.beside:
+        if beside.release == entry.release:
+            continue
+        steps = ", ".join(f"{weight}% from {_time(at)}" for at, weight in beside.weights) or "never started"
+        outcome = beside.outcome or "running"
+        if beside.aborted_by:
+            rule = f", rule {escape(beside.abort_rule)}" if beside.abort_rule else ""
+            outcome += f" by {beside.aborted_by}{rule}"
+        lines.append(f"  beside it: release {beside.release} as a {beside.mode} ({steps}): {outcome}")
     return "\n".join(lines)
 
 

@@ -159,6 +159,36 @@ class EnvironmentConfig(Strict):
         return value
 
 
+class RolloutConfig(Strict):
+    """`[release.STAGE.rollout]`: the rules a rollout's candidate must keep (else `conveyor rollout watch` aborts
+    it), over what window, once how many requests reached it."""
+
+    rules: list[str] = Field(
+        default_factory=list, description="e.g. ['error_rate <= 1%', 'p99_ms <= 50', 'psi <= 0.2']"
+    )
+    min_requests: int = Field(default=100, ge=1, description="requests the candidate needs before a rule counts")
+    window: str = Field(default="5m", description="how far back the figures reach (e.g. 5m)")
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, value: list[str]) -> list[str]:
+        from conveyor.config.rollout import BadRule, RolloutRule
+
+        for text in value:
+            try:
+                RolloutRule.parse(text)
+            except BadRule as bad:
+                raise ValueError(str(bad)) from None
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if not DURATION.match(value):
+            raise ValueError("must be a number and a unit: s, m, h, d or w (e.g. 5m)")
+        return value
+
+
 class ReleaseStageConfig(Strict):
     """`[release.STAGE]`: where a release goes and who must approve it."""
 
@@ -178,6 +208,9 @@ class ReleaseStageConfig(Strict):
     allow_dirty: bool = Field(
         default=False,
         description="a stage with approvers takes a model trained from uncommitted changes only when true",
+    )
+    rollout: RolloutConfig | None = Field(
+        default=None, description="rules a canary or shadow rollout must keep (conveyor rollout watch)"
     )
 
     @field_validator("timeout")
@@ -261,6 +294,9 @@ class TrustConfig(Strict):
     builders: list[str] = Field(
         default_factory=lambda: ["ci"], description="principals whose test and gate attestations a release accepts"
     )
+    watchers: list[str] = Field(
+        default_factory=list, description="principals whose key may abort a rollout that broke a rule (rollout watch)"
+    )
 
     @field_validator("allowed_signers")
     @classmethod
@@ -269,17 +305,17 @@ class TrustConfig(Strict):
             raise ValueError("must name a file, e.g. allowed_signers (an OpenSSH allowed_signers file)")
         return value
 
-    @field_validator("builders")
+    @field_validator("builders", "watchers")
     @classmethod
     def _builders(cls, value: list[str]) -> list[str]:
         for name in value:
             if not PRINCIPAL.match(name):
                 raise ValueError(
-                    f"builder {name!r} must be a principal of allowed_signers: a plain name without blanks, "
+                    f"{name!r} must be a principal of allowed_signers: a plain name without blanks, "
                     "commas, quotes or wildcards (e.g. ci)"
                 )
         if len(set(value)) != len(value):
-            raise ValueError("names a builder twice")
+            raise ValueError("names a principal twice")
         return value
 
 

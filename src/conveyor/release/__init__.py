@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         approve,
         approve_policy,
         audit_entries,
+        change_rollout,
         create_release,
         deploy_release,
         gate_policy_in_force,
@@ -37,10 +38,12 @@ if TYPE_CHECKING:
         reject,
         resume,
         rollback,
+        rollout_status,
         show_release,
         shut_down_stage,
         stop_stage,
         verify_ledger,
+        watch_rollout,
     )
     from conveyor.release.audit import ChainReport
     from conveyor.release.policy import PolicyRefused
@@ -62,6 +65,7 @@ __all__ = [
     "approve",
     "approve_policy",
     "audit_entries",
+    "change_rollout",
     "create_release",
     "deploy_release",
     "gate_policy_in_force",
@@ -76,10 +80,12 @@ __all__ = [
     "reject",
     "resume",
     "rollback",
+    "rollout_status",
     "show_release",
     "shut_down_stage",
     "stop_stage",
     "verify_ledger",
+    "watch_rollout",
 ]
 _ELSEWHERE = {
     "ChainReport": "conveyor.release.audit",

@@ -7,10 +7,11 @@ allowed_signers lists for that key; `expect` (the CLI's `--as`) only asserts it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.config import Project
 from conveyor.config.gates import GatePolicy
@@ -20,6 +21,9 @@ from conveyor.release.ledger import Ledger
 from conveyor.release.releases import PolicyStatus, Releases, StopReport
 from conveyor.release.views import HistoryEntry, LedgerSnapshot, ReleaseView
 
+if TYPE_CHECKING:
+    from conveyor.release.monitor import RolloutStatus, WatchOutcome
+
 
 def _releases(project: Project, ledger: Ledger | None) -> Releases:
     return Releases(project, ledger)
@@ -27,19 +31,61 @@ def _releases(project: Project, ledger: Ledger | None) -> Releases:
 
 def create_release(
     project: Project, build: str | Path | None, to: str, *, key: KeyChoice = None, expect: str | None = None,
-    ledger: Ledger | None = None, adopt: str | None = None,
+    ledger: Ledger | None = None, adopt: str | None = None, canary: int | None = None, shadow: bool = False,
 ) -> ReleaseView:  # fmt: skip
     """`conveyor release create`: request a build in a stage, signed; deployed at once if no approval is needed.
-    `adopt` names the commit a ledger with no policy may adopt (required in CI, see `conveyor.release.adoption`)."""
-    return _releases(project, ledger).create(build, to, key, expect=expect, adopt=adopt)
+    `adopt` names the commit a ledger with no policy may adopt (required in CI, see `conveyor.release.adoption`).
+    With `canary` (1-99) or `shadow` it rolls out beside the live release (`change_rollout` goes on)."""
+    return _releases(project, ledger).create(build, to, key, expect=expect, adopt=adopt, canary=canary, shadow=shadow)
 
 
 def promote(
     project: Project, release: int, to: str, *, key: KeyChoice = None, expect: str | None = None,
-    ledger: Ledger | None = None,
+    ledger: Ledger | None = None, canary: int | None = None, shadow: bool = False,
 ) -> ReleaseView:  # fmt: skip
-    """`conveyor release promote`: request the build of a release that went live in the next stage."""
-    return _releases(project, ledger).promote(release, to, key, expect=expect)
+    """`conveyor release promote`: request the build of a release that went live in the next stage (with
+    `canary` or `shadow`: as a rollout beside the release live there)."""
+    return _releases(project, ledger).promote(release, to, key, expect=expect, canary=canary, shadow=shadow)
+
+
+def change_rollout(
+    project: Project, release: int, *, weight: int | None = None, complete: bool = False, abort: bool = False,
+    reason: str | None = None, key: KeyChoice = None, expect: str | None = None, ledger: Ledger | None = None,
+) -> ReleaseView:  # fmt: skip
+    """`conveyor release rollout`: a new weight or the completion (in effect once approved like a promotion), or
+    an abort (at once, no approval: it goes back to what was approved)."""
+    return _releases(project, ledger).rollout(
+        release, key, weight=weight, complete=complete, abort=abort, reason=reason, expect=expect
+    )
+
+
+def rollout_status(
+    project: Project, stage: str, *, window_seconds: int | None = None, ledger: Ledger | None = None
+) -> RolloutStatus:
+    """`conveyor rollout status`: the stage's rollout, candidate and live side by side, and its rules' state."""
+    from conveyor.release import monitor
+
+    return monitor.rollout_status(project, _releases(project, ledger).state(), stage, window_seconds)
+
+
+def watch_rollout(
+    project: Project, stage: str, *, key: KeyChoice = None, interval: float = 5.0, duration: float | None = None,
+    once: bool = False, report: Callable[[RolloutStatus], None] | None = None, ledger: Ledger | None = None,
+) -> WatchOutcome:  # fmt: skip
+    """`conveyor rollout watch`: check the rollout's recorded rules every `interval` s; on the first one broken,
+    sign its abort with `key` (a `[trust] watchers` principal), naming the rule and the figures."""
+    from conveyor.release import monitor
+
+    releases = _releases(project, ledger)
+
+    def abort(release: int, broken: monitor.RuleCheck, figures: dict[str, float | None]) -> None:
+        reason = f"rule {broken.rule!r} broken: {broken.metric} = {broken.value:.4g}"
+        releases.rollout(release, key, abort=True, reason=reason, rule=broken.rule, figures=dict(figures))
+
+    releases.identity(key)  # a missing or unlisted key is said before the first check, not at the abort
+    return monitor.watch(
+        project, releases.state, abort, stage, interval=interval, duration=duration, once=once, report=report
+    )
 
 
 def approve(

@@ -1,4 +1,6 @@
 """Deploying an approved release: claim it, run its target's steps and the alias step, go live; each a signed event.
+(A rollout runs its target's rollout steps and starts serving beside the live release instead; once its completion
+is approved, the same deployment runs the remaining steps and goes live.)
 
 A deployment is claimed by a signed event naming an owner token (host, pid, nonce); the rules let only an approved
 release be claimed, or, on resume, one whose deployer is gone. Each finished step is recorded at once, so a
@@ -24,6 +26,7 @@ from conveyor.release.ledger import Ledger
 from conveyor.release.state import ALIAS_STEP, NotOwner, ReleaseState
 from conveyor.release.status import EventKind, ReleaseStatus
 from conveyor.release.targets import DeployContext, StepResult, target_for
+from conveyor.release.targets.base import RolloutPlan
 from conveyor.secrets import SecretStore
 from conveyor.secrets.redaction import redact
 from conveyor.trust import Identity
@@ -100,9 +103,11 @@ class Deployment:
         target = target_for(release.policy.target)
         done = dict(release.deployment.steps) if release.deployment else {}
         shipment = release.shipment.found_in(self.project.state_dir)
+        rollout = release.rollout
+        plan = None if rollout is None else RolloutPlan(str(rollout.mode), rollout.weight)
         context = DeployContext(
             self.project.name, self.project.state_dir, release.stage, release.id, shipment, done,
-            secret_stores=_secret_stores(self.project),
+            secret_stores=_secret_stores(self.project), rollout=plan,
         )  # fmt: skip
         try:
             for name in release.steps():
@@ -126,7 +131,10 @@ class Deployment:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise CheckFailed(f"deployment of release {release.id} failed: {type(exc).__name__}: {exc}") from exc
-        self.go_live()
+        if rollout is not None and not rollout.completing:
+            self._append(EventKind.ROLLOUT_STARTED, {"token": self.token})
+        else:
+            self.go_live()
 
 
 def deploy(

@@ -1,4 +1,5 @@
-"""The port of a `local://PORT` stage: a TCP forwarder that hands each new connection to the stage's live server.
+"""The port of a `local://PORT` stage: a TCP forwarder that hands each new connection to the stage's live server
+(during a rollout, each request to the live server or the candidate: `conveyor.release.splitter`).
 
 A deployment starts the new server beside the old one on a port of its own, and once it is ready rewrites the
 route file; the forwarder reads that file (when it changes) for every new connection, takes the route only when
@@ -21,7 +22,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conveyor.release.routes import Ack, Route, ack_path, listening_path
+from conveyor.release.routes import Ack, Route, ack_path, listening_path, stats_path
+from conveyor.release.splitter import Splitter, Stats
 
 CHUNK = 1 << 16
 
@@ -38,6 +40,7 @@ class Forwarder:
         self.route: Route | None = None
         self.seen: int | None = None
         self.lock = asyncio.Lock()
+        self.splitter = Splitter(Stats(stats_path(route_file)))
 
     async def current(self) -> Route | None:
         async with self.lock:
@@ -64,6 +67,9 @@ class Forwarder:
         route = await self.current()
         if route is None:
             client_writer.close()
+            return
+        if route.split is not None:  # a rollout: each request goes to the live server or the candidate
+            await self.splitter.handle(client_reader, client_writer, self.current)
             return
         try:
             backend_reader, backend_writer = await asyncio.open_connection("127.0.0.1", route.port)
@@ -92,12 +98,16 @@ async def serve(port: int, route_file: Path, admit: Admission) -> None:
     server = await asyncio.start_server(forwarder.handle, "127.0.0.1", port, reuse_address=True)
     listening_path(route_file).write_text(f"{os.getpid()}\n")
     await forwarder.current()
+    writing = asyncio.create_task(forwarder.splitter.stats.keep_writing())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with server:
         await stop.wait()
+    writing.cancel()
+    forwarder.splitter.stats.write()
+    await forwarder.splitter.close()
 
 
 def main(argv: list[str] | None = None) -> None:

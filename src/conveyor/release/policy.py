@@ -29,7 +29,8 @@ from typing import Any
 
 from conveyor.config import Project
 from conveyor.config.gates import GatePolicy
-from conveyor.config.schema import DURATION
+from conveyor.config.rollout import RolloutRule
+from conveyor.config.schema import DURATION, duration_seconds
 from conveyor.errors import CheckFailed, ConfigError
 
 
@@ -47,6 +48,31 @@ def digest_of(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class RolloutPolicy:
+    """`[release.STAGE.rollout]` as recorded: the rules a candidate keeps, the window, the requests before they
+    count."""
+
+    rules: tuple[str, ...]
+    min_requests: int = 100
+    window: str = "5m"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rules": list(self.rules), "min_requests": self.min_requests, "window": self.window}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RolloutPolicy:
+        return cls(tuple(str(r) for r in data.get("rules", ())), int(data.get("min_requests", 100)),
+                   str(data.get("window", "5m")))  # fmt: skip
+
+    def parsed(self) -> list[RolloutRule]:
+        return [RolloutRule.parse(text) for text in self.rules]
+
+    @property
+    def window_seconds(self) -> int:
+        return duration_seconds(self.window)
+
+
+@dataclass(frozen=True)
 class StagePolicy:
     """The rules of one stage, as recorded with each request to it."""
 
@@ -61,6 +87,7 @@ class StagePolicy:
     break_glass: tuple[str, ...]
     allow_unsandboxed: bool = False
     allow_dirty: bool = False
+    rollout: RolloutPolicy | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -71,6 +98,8 @@ class StagePolicy:
         for name in ("allow_unsandboxed", "allow_dirty"):  # written only when set: older policies keep their digest
             if getattr(self, name):
                 data[name] = True
+        if self.rollout is not None:
+            data["rollout"] = self.rollout.to_json()
         return data
 
     @classmethod
@@ -83,6 +112,7 @@ class StagePolicy:
             break_glass=tuple(data.get("break_glass", ())),
             allow_unsandboxed=bool(data.get("allow_unsandboxed", False)),
             allow_dirty=bool(data.get("allow_dirty", False)),
+            rollout=RolloutPolicy.from_json(data["rollout"]) if data.get("rollout") is not None else None,
         )  # fmt: skip
 
     @cached_property
@@ -138,6 +168,7 @@ class PolicySet:
     builders: tuple[str, ...]
     signers: tuple[tuple[str, ...], ...]  # (principal, key) or (principal, key, validity options)
     gates: GatePolicy | None = None
+    watchers: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -147,6 +178,8 @@ class PolicySet:
         }
         if self.gates is not None:
             data["gates"] = self.gates.to_json()
+        if self.watchers:  # written only when named: older policies keep their digest
+            data["watchers"] = list(self.watchers)
         return data
 
     @classmethod
@@ -154,7 +187,7 @@ class PolicySet:
         stages = {name: StagePolicy.from_json(stage) for name, stage in dict(data["stages"]).items()}
         signers = tuple(sorted(tuple(str(part) for part in entry) for entry in data.get("signers", ())))
         gates = GatePolicy.from_json(data["gates"]) if data.get("gates") is not None else None
-        return cls(stages, tuple(data.get("builders", ())), signers, gates)
+        return cls(stages, tuple(data.get("builders", ())), signers, gates, tuple(data.get("watchers", ())))
 
     @cached_property
     def digest(self) -> str:  # frozen: computed once (a ledger's fold asks for it at every event)
@@ -203,6 +236,8 @@ class PolicySet:
                 lines += [f"release.{name}.{k}: {old[k]!r} → {new[k]!r}" for k in sorted(old) if old[k] != new[k]]
         if self.builders != other.builders:
             lines.append(f"trust.builders: {list(self.builders)} → {list(other.builders)}")
+        if self.watchers != other.watchers:
+            lines.append(f"trust.watchers: {list(self.watchers)} → {list(other.watchers)}")
         if self.gates != other.gates:
             if self.gates is None or other.gates is None:
                 lines.append(f"gates: {_gates_text(self.gates)} → {_gates_text(other.gates)}")
@@ -234,9 +269,13 @@ class PolicySet:
                 min_approvals=config.min_approvals, requester_may_approve=config.requester_may_approve,
                 timeout=config.timeout, requires=tuple(config.requires), break_glass=tuple(config.break_glass),
                 allow_unsandboxed=config.allow_unsandboxed, allow_dirty=config.allow_dirty,
+                rollout=None if config.rollout is None else RolloutPolicy(
+                    tuple(config.rollout.rules), config.rollout.min_requests, config.rollout.window
+                ),
             )  # fmt: skip
         gates = GatePolicy.from_config(project.config.gates)
-        policy = cls(stages, tuple(project.config.trust.builders), tuple(signers), gates)
+        trust = project.config.trust
+        policy = cls(stages, tuple(trust.builders), tuple(signers), gates, tuple(trust.watchers))
         policy.check(project.file, path)
         return policy
 
@@ -287,12 +326,13 @@ class PolicySet:
                             hint=f"Add the line `{principal} ssh-ed25519 AAAA…` (their public key) to "
                             f"{allowed_signers.name} and commit it.",
                         )
-        for principal in self.builders:
-            if principal not in known:
-                raise ConfigError(
-                    f"trust.builders names {principal}, who has no key in {allowed_signers}",
-                    hint=f"Add the builder's public key to {allowed_signers.name}: `{principal} ssh-ed25519 AAAA…`.",
-                )
+        for role, principals in (("builders", self.builders), ("watchers", self.watchers)):
+            for principal in principals:
+                if principal not in known:
+                    raise ConfigError(
+                        f"trust.{role} names {principal}, who has no key in {allowed_signers}",
+                        hint=f"Add their public key to {allowed_signers.name}: `{principal} ssh-ed25519 AAAA…`.",
+                    )
 
 
 def _signer_text(entry: tuple[str, ...]) -> str:

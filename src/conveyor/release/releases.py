@@ -25,9 +25,25 @@ from conveyor.release.ledger import Ledger, LedgerBroken, Writer, naive_utc
 from conveyor.release.policy import PolicyRefused, PolicySet, require_committed
 from conveyor.release.shipment import Shipment
 from conveyor.release.state import LedgerState, ReleaseState, shipment_to_json
-from conveyor.release.status import EventKind, ReleaseKind, ReleaseStatus
+from conveyor.release.status import EventKind, ReleaseKind, ReleaseStatus, RolloutMode
 from conveyor.release.views import HistoryEntry, LedgerSnapshot, ReleaseView, Verification, release_view
 from conveyor.trust import Identity
+
+
+def rollout_request(canary: int | None, shadow: bool) -> dict[str, Any] | None:
+    """What a request records of the rollout asked for; ConveyorError (exit 2) for one that cannot be."""
+    if canary is not None and shadow:
+        raise ConveyorError("a rollout is a canary or a shadow, not both", hint="Give --canary WEIGHT or --shadow.")
+    if shadow:
+        return {"mode": str(RolloutMode.SHADOW), "weight": 0}
+    if canary is None:
+        return None
+    if not 1 <= canary <= 99:
+        raise ConveyorError(
+            f"a canary's weight is 1-99 (% of requests), not {canary}",
+            hint="e.g. --canary 10; a full switch is a release without --canary.",
+        )
+    return {"mode": str(RolloutMode.CANARY), "weight": canary}
 
 
 class PolicyDiffers(PolicyRefused):
@@ -108,9 +124,13 @@ class Releases:
         *,
         expect: str | None = None,
         adopt: str | None = None,
+        canary: int | None = None,
+        shadow: bool = False,
     ) -> ReleaseView:
         """Request a build (build.json path or folder, package digest or a prefix; None: the latest) in stage `to`,
-        accepted only by its signed attestations; deploys at once when the stage needs no approval."""
+        accepted only by its signed attestations; deploys at once when the stage needs no approval. With `canary`
+        (a weight, 1-99) or `shadow`, it rolls out beside the live release instead (see `rollouts`)."""
+        rollout = rollout_request(canary, shadow)
         record = find_build(self.project.state_dir, build)
         identity = self.identity(key, expect)
         if record.project and record.project != self.project.name:
@@ -120,13 +140,28 @@ class Releases:
             )
         policy = self._policy_for_request()
         shipment, model_env = attested_shipment(record, policy)
-        return self._request(identity, to, ReleaseKind.RELEASE, shipment, model_env, policy=policy, adopt=adopt)
+        return self._request(
+            identity, to, ReleaseKind.RELEASE, shipment, model_env, policy=policy, adopt=adopt, rollout=rollout
+        )
 
-    def promote(self, release_id: int, to: str, key: KeyChoice = None, *, expect: str | None = None) -> ReleaseView:
-        """Request the build of a release that went live in another stage in stage `to`."""
+    def promote(
+        self,
+        release_id: int,
+        to: str,
+        key: KeyChoice = None,
+        *,
+        expect: str | None = None,
+        canary: int | None = None,
+        shadow: bool = False,
+    ) -> ReleaseView:
+        """Request the build of a release that went live in another stage in stage `to` (as a rollout beside the
+        live release with `canary` or `shadow`)."""
+        rollout = rollout_request(canary, shadow)
         identity = self.identity(key, expect)
         source = self._state().release(release_id)
-        return self._request(identity, to, ReleaseKind.PROMOTION, source.shipment, source.model_env, source=release_id)
+        return self._request(
+            identity, to, ReleaseKind.PROMOTION, source.shipment, source.model_env, source=release_id, rollout=rollout
+        )
 
     def rollback(
         self,
@@ -185,6 +220,7 @@ class Releases:
         break_glass: bool = False,
         policy: PolicySet | None = None,
         adopt: str | None = None,
+        rollout: dict[str, Any] | None = None,
     ) -> ReleaseView:
         declared = PolicySet.from_project(self.project)
         with self.ledger.writing() as writer:
@@ -201,6 +237,8 @@ class Releases:
                 "policy": stage_policy.to_json(), "policy_digest": stage_policy.digest, "policy_set": in_force.digest,
                 "build": shipment_to_json(shipment, model_env), "break_glass": break_glass,
             }  # fmt: skip
+            if rollout is not None:  # written only for a rollout: a plain request reads as before
+                data["rollout"] = rollout
             writer.append(EventKind.RELEASE_REQUESTED, release_id, data, identity)
             state = writer.state
         if state.release(release_id).status == ReleaseStatus.APPROVED:
@@ -243,6 +281,9 @@ class Releases:
         """Approve a pending release with an approver's key; the approval that completes it deploys it (unless
         `deploy_now` is False: then it stays approved for `deploy`, e.g. by CI after its environment's review)."""
         identity = self.identity(key, expect)
+        waiting = self._state().release(release_id)
+        if waiting.status == ReleaseStatus.ROLLING_OUT and waiting.rollout and waiting.rollout.pending:
+            return self._approve_change(release_id, identity, waiting.rollout.pending.seq, deploy_now)
         state = self._decide(release_id, identity, EventKind.RELEASE_APPROVED, comment)
         if state.release(release_id).status == ReleaseStatus.APPROVED and deploy_now:
             deploy(self.project, self.ledger, release_id, identity)
@@ -267,6 +308,103 @@ class Releases:
         """The release as the state a write just committed holds it: verified before the write, its new event
         checked as readers check it, so there is no need to read the chain again."""
         return release_view(state.release(release_id), self.ledger.now(), Verification(True, None))
+
+    # --- rollouts --------------------------------------------------------------------------------------------
+    def rollout(
+        self,
+        release_id: int,
+        key: KeyChoice = None,
+        *,
+        weight: int | None = None,
+        complete: bool = False,
+        abort: bool = False,
+        reason: str | None = None,
+        rule: str | None = None,
+        figures: dict[str, float | None] | None = None,
+        expect: str | None = None,
+    ) -> ReleaseView:
+        """Change a running rollout: a new `weight` or `complete` (a signed request, in effect once the stage's
+        approvers approved it, at once in a stage without approvers), or `abort` (at once: back to what was
+        approved; a watcher names the `rule` broken and the `figures`)."""
+        if sum((weight is not None, complete, abort)) != 1:
+            raise ConveyorError(
+                "say one of: a new weight, --complete or --abort",
+                hint=f"e.g. conveyor release rollout {release_id} --weight 50",
+            )
+        if weight is not None and not 0 <= weight <= 100:
+            raise ConveyorError(f"weight {weight} is outside 0-100", hint="A weight is the % of requests, 0-100.")
+        identity = self.identity(key, expect)
+        if abort:
+            return self._abort(release_id, identity, reason, rule, figures)
+        data: dict[str, Any] = {"complete": True} if complete else {"weight": weight}
+        with self.ledger.writing() as writer:
+            require_in_force(identity, writer.state.in_force())
+            self._require_rollout(writer.state, release_id)
+            writer.append(EventKind.ROLLOUT_CHANGED, release_id, data, identity)
+            state = writer.state
+        return self._after_change(state, release_id, identity, deploy_now=True)
+
+    def _require_rollout(self, state: LedgerState, release_id: int) -> ReleaseState:
+        release = state.release(release_id)
+        if release.rollout is None:
+            raise ConveyorError(
+                f"release {release_id} is not a rollout",
+                hint=f"Start one with: conveyor release promote N --to {release.stage} --canary 10 (or --shadow)",
+            )
+        return release
+
+    def _approve_change(self, release_id: int, identity: Identity, change: int, deploy_now: bool) -> ReleaseView:
+        with self.ledger.writing() as writer:
+            require_in_force(identity, writer.state.in_force())
+            writer.append(EventKind.ROLLOUT_APPROVED, release_id, {"change": change}, identity)
+            state = writer.state
+        return self._after_change(state, release_id, identity, deploy_now=deploy_now)
+
+    def _after_change(
+        self, state: LedgerState, release_id: int, identity: Identity, *, deploy_now: bool
+    ) -> ReleaseView:
+        """Carry out a change that took effect: route the new weight, or deploy the completed rollout as live."""
+        from conveyor.release.targets import target_for
+        from conveyor.release.targets.base import RolloutPlan
+
+        release = state.release(release_id)
+        rollout = release.rollout
+        assert rollout is not None
+        last = rollout.changes[-1]
+        if not last.effective:
+            return self._view(state, release_id)
+        if last.complete:
+            if deploy_now:
+                deploy(self.project, self.ledger, release_id, identity)
+                return self.show(release_id)
+            return self._view(state, release_id)
+        plan = RolloutPlan(str(rollout.mode), rollout.weight)
+        target = target_for(release.policy.target)
+        target.reroute(self.project.state_dir, release.stage, release_id, release.shipment.package_digest, plan)
+        return self._view(state, release_id)
+
+    def _abort(
+        self,
+        release_id: int,
+        identity: Identity,
+        reason: str | None,
+        rule: str | None,
+        figures: dict[str, float | None] | None,
+    ) -> ReleaseView:
+        from conveyor.release.targets import target_for
+
+        with self.ledger.writing() as writer:
+            require_in_force(identity, writer.state.in_force())
+            release = self._require_rollout(writer.state, release_id)
+            data: dict[str, Any] = {"reason": reason}
+            if rule is not None:
+                data.update(rule=rule, figures=figures or {})
+            writer.append(EventKind.ROLLOUT_ABORTED, release_id, data, identity)
+            state = writer.state
+        if release.deployment is not None:
+            target = target_for(release.policy.target)
+            target.reroute(self.project.state_dir, release.stage, release_id, release.shipment.package_digest, None)
+        return self._view(state, release_id)
 
     # --- deployment ------------------------------------------------------------------------------------------
     def deploy(

@@ -17,18 +17,40 @@ READY_PATH = "/health/ready"
 
 
 @dataclass(frozen=True)
+class Split:
+    """A rollout's candidate beside the route's release: its port, release and package, `canary` with the share
+    of requests it answers (`weight`, 0-100) or `shadow` (a copy of every request, its answers never returned)."""
+
+    port: int
+    release: int
+    digest: str
+    mode: str
+    weight: int
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Split:
+        return cls(
+            int(str(data["port"])), int(str(data["release"])), str(data["digest"]), str(data["mode"]),
+            int(str(data["weight"])),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Route:
-    """Where new connections go: the backend port, the release and package served there, a serial per switch."""
+    """Where new connections go: the backend port, the release and package served there, a serial per switch;
+    during a rollout, the candidate that gets its share of the requests (`split`)."""
 
     port: int
     release: int
     digest: str
     serial: int
+    split: Split | None = None
 
     @classmethod
     def read(cls, path: Path) -> Route:
         data = json.loads(path.read_text())
-        return cls(int(data["port"]), int(data["release"]), str(data["digest"]), int(data["serial"]))
+        split = Split.from_dict(data["split"]) if data.get("split") else None
+        return cls(int(data["port"]), int(data["release"]), str(data["digest"]), int(data["serial"]), split)
 
     def write(self, path: Path) -> None:
         """Replace the route file atomically (a reader sees the old route or the new one)."""
@@ -63,6 +85,11 @@ def _replace(path: Path, document: dict[str, object]) -> None:
 def ack_path(route_file: Path) -> Path:
     """Where the forwarder writes its answer to the latest route (the serial a deployment waits for)."""
     return route_file.with_name(route_file.name + ".active")
+
+
+def stats_path(route_file: Path) -> Path:
+    """Where the forwarder appends a rollout's figures, a JSON line a second (`conveyor.release.splitter`)."""
+    return route_file.with_name(route_file.name + ".stats")
 
 
 def listening_path(route_file: Path) -> Path:

@@ -17,8 +17,9 @@ from typing import Any
 from conveyor.errors import CheckFailed
 from conveyor.release.events import Event
 from conveyor.release.policy import PolicyRefused, PolicySet, StagePolicy
+from conveyor.release.rollouts import RolloutChange, RolloutState, rollout_from_request
 from conveyor.release.shipment import Attestation, Shipment
-from conveyor.release.status import Decision, DeploymentStatus, EventKind, ReleaseKind, ReleaseStatus
+from conveyor.release.status import Decision, DeploymentStatus, EventKind, ReleaseKind, ReleaseStatus, RolloutMode
 from conveyor.release.targets import StepResult, target_for
 from conveyor.trust import AllowedSigners
 
@@ -112,6 +113,7 @@ class ReleaseState:
     deployment: DeploymentState | None = None
     signatures: list[Signature] = field(default_factory=list)
     decided_at: datetime | None = None
+    rollout: RolloutState | None = None
 
     @property
     def approved_by(self) -> list[str]:
@@ -124,8 +126,15 @@ class ReleaseState:
         return self.status
 
     def steps(self) -> list[str]:
-        """Every step its deployment runs: the target's, then the stage's model alias."""
-        return [*target_for(self.policy.target).steps(), ALIAS_STEP]
+        """Every step its deployment runs: the target's, then the stage's model alias. A rollout runs the target's
+        rollout steps (the candidate beside the live release), and only once completed the rest and the alias."""
+        target = target_for(self.policy.target)
+        if self.rollout is None:
+            return [*target.steps(), ALIAS_STEP]
+        split = target.rollout_steps()
+        if not self.rollout.completing:
+            return split
+        return [*split, *(name for name in target.steps() if name not in split), ALIAS_STEP]
 
 
 @dataclass
@@ -150,6 +159,7 @@ class LedgerState:
     proposals: dict[int, PolicyProposal] = field(default_factory=dict)
     releases: dict[int, ReleaseState] = field(default_factory=dict)
     live: dict[str, int] = field(default_factory=dict)
+    rollouts: dict[str, int] = field(default_factory=dict)  # stage → the release rolling out there (or asked to)
     went_live: set[tuple[str, str]] = field(default_factory=set)
     seq: int = 0
     last_at: datetime | None = None
@@ -194,6 +204,10 @@ class LedgerState:
             EventKind.DEPLOYMENT_FAILED: self._failed,
             EventKind.RELEASE_LIVE: self._live,
             EventKind.STAGE_STOPPED: self._stopped,
+            EventKind.ROLLOUT_STARTED: self._rollout_started,
+            EventKind.ROLLOUT_CHANGED: self._rollout_changed,
+            EventKind.ROLLOUT_APPROVED: self._rollout_approved,
+            EventKind.ROLLOUT_ABORTED: self._rollout_aborted,
         }[event.kind]
         if self.last_at is not None and event.at < self.last_at:
             raise RuleBroken(
@@ -344,6 +358,13 @@ class LedgerState:
                         hint=f"Release it to {required} first: conveyor release create BUILD --to {required}",
                     )
         _check_training(stage, recorded, shipment)
+        self._check_no_rollout(stage, event.at)
+        try:
+            rollout = rollout_from_request(int(event.release or 0), data)
+        except (ValueError, KeyError, TypeError) as bad:
+            raise RuleBroken(f"event {event.seq}: the rollout asked for cannot be ({bad})") from None
+        if rollout is not None:
+            self._check_rollout_request(stage, kind, recorded, shipment)
         break_glass = bool(data.get("break_glass"))
         if break_glass and (kind != ReleaseKind.ROLLBACK or event.by not in recorded.break_glass):
             raise RuleBroken(
@@ -358,8 +379,44 @@ class LedgerState:
             requested_key=event.key, requested_at=event.at, expires_at=expires_at,
             source_release=source, break_glass=break_glass,
             status=ReleaseStatus.PENDING if needs else ReleaseStatus.APPROVED,
-            decided_at=None if needs else event.at,
+            decided_at=None if needs else event.at, rollout=rollout,
         )  # fmt: skip
+        if rollout is not None:
+            self.rollouts[stage] = int(event.release)
+
+    def _check_no_rollout(self, stage: str, at: datetime) -> None:
+        """While a rollout is asked for or runs in a stage, nothing else is released there."""
+        running = self.rollout_in(stage, at)
+        if running is not None:
+            raise RuleBroken(
+                f"release {running.id} is rolling out in {stage} ({running.status_at(at)}); a stage has one rollout "
+                "at a time and takes no other release during it",
+                hint=f"Complete or abort it first: conveyor release rollout {running.id} --complete (or --abort)",
+            )
+
+    def rollout_in(self, stage: str, at: datetime) -> ReleaseState | None:
+        """The release rolling out in `stage` (or asked to, and not yet rejected or expired) at `at`."""
+        found = self.releases.get(self.rollouts.get(stage, 0))
+        if found is None or found.status_at(at) in (ReleaseStatus.REJECTED, ReleaseStatus.EXPIRED):
+            return None
+        return found
+
+    def _check_rollout_request(self, stage: str, kind: ReleaseKind, policy: StagePolicy, shipment: Shipment) -> None:
+        if kind == ReleaseKind.ROLLBACK:
+            raise RuleBroken("a rollback is never a rollout: it goes back at once to what was live")
+        live = self.live.get(stage)
+        if live is None:
+            raise RuleBroken(
+                f"nothing is live in {stage}, so there is nothing to roll out beside",
+                hint=f"Release it to {stage} without --canary/--shadow first.",
+            )
+        if self.releases[live].shipment.package_digest == shipment.package_digest:
+            raise RuleBroken(f"build {shipment.short} is the one live in {stage} (release {live}) already")
+        if not target_for(policy.target).rollout_steps():
+            raise RuleBroken(
+                f"{stage}'s target {policy.target} cannot split traffic between two releases",
+                hint="Rollouts run on local://PORT stages (conveyor's own forwarder splits the requests).",
+            )
 
     def _went_live(self, release_id: int) -> ReleaseState | None:
         found = self.releases.get(release_id)
@@ -430,8 +487,11 @@ class LedgerState:
     def _claimed(self, event: Event) -> None:
         release = self.release(int(event.release or 0))
         resume = bool(event.data.get("resume"))
-        allowed = release.status == ReleaseStatus.APPROVED or (
-            resume and release.status in (ReleaseStatus.DEPLOYING, ReleaseStatus.FAILED)
+        completing = release.rollout is not None and release.rollout.completing
+        allowed = (
+            release.status == ReleaseStatus.APPROVED
+            or (resume and release.status in (ReleaseStatus.DEPLOYING, ReleaseStatus.FAILED))
+            or (completing and release.status == ReleaseStatus.ROLLING_OUT)
         )
         if release.status in (ReleaseStatus.LIVE, ReleaseStatus.SUPERSEDED):
             raise RuleBroken(
@@ -480,9 +540,15 @@ class LedgerState:
 
     def _live(self, event: Event) -> None:
         release, deployment = self._owned(event)
+        if release.rollout is not None and not release.rollout.completing:
+            raise RuleBroken(f"release {release.id} is a rollout; it goes live only once its completion is approved")
         missing = [name for name in release.steps() if name not in deployment.steps]
         if missing:
             raise RuleBroken(f"release {release.id} cannot go live before its steps {', '.join(missing)}")
+        if release.rollout is not None:
+            release.rollout.ended_at, release.rollout.outcome = event.at, "completed"
+            release.rollout.weights.append((event.at, 100))
+            self.rollouts.pop(release.stage, None)
         previous = self.live.get(release.stage)
         if previous is not None:
             old = self.releases[previous]
@@ -507,6 +573,12 @@ class LedgerState:
                 f"release {release.id} is not live in {stage}"
                 + (f" (release {live} is)" if live is not None else " (nothing is)")
             )
+        rolling = self.rollout_in(stage, event.at)
+        if rolling is not None:
+            raise RuleBroken(
+                f"release {rolling.id} is rolling out in {stage}; abort it before stopping the stage",
+                hint=f"conveyor release rollout {rolling.id} --abort",
+            )
         policy = release.policy
         may_stop = (*policy.approvers, *policy.break_glass)
         if policy.approvers and event.by not in may_stop:
@@ -523,6 +595,116 @@ class LedgerState:
         reason = event.data.get("reason")
         deployment.stop_reason = None if reason is None else str(reason)
         del self.live[stage]
+
+    # --- rollouts -----------------------------------------------------------------------------------------
+    def _rolling(self, event: Event) -> tuple[ReleaseState, RolloutState]:
+        release = self.release(int(event.release or 0))
+        if release.rollout is None:
+            raise RuleBroken(f"release {release.id} is not a rollout", hint=f"See: conveyor releases show {release.id}")
+        return release, release.rollout
+
+    def _rollout_started(self, event: Event) -> None:
+        release, deployment = self._owned(event)
+        rollout = release.rollout
+        if rollout is None or rollout.started_at is not None:
+            raise RuleBroken(f"event {event.seq}: release {release.id} has no rollout to start")
+        missing = [name for name in release.steps() if name not in deployment.steps]
+        if missing:
+            raise RuleBroken(f"release {release.id}'s rollout cannot start before its steps {', '.join(missing)}")
+        beside = self.live.get(release.stage)
+        if beside is None:
+            raise RuleBroken(f"nothing is live in {release.stage} any more, so release {release.id} cannot roll out")
+        rollout.beside, rollout.started_at = beside, event.at
+        rollout.weights.append((event.at, rollout.weight))
+        release.status = ReleaseStatus.ROLLING_OUT
+        deployment.status, deployment.owner = DeploymentStatus.ROLLING_OUT, None
+
+    def _rollout_changed(self, event: Event) -> None:
+        release, rollout = self._rolling(event)
+        if release.status != ReleaseStatus.ROLLING_OUT or not rollout.running:
+            raise RuleBroken(
+                f"release {release.id} is {release.status}, not rolling out; only a running rollout changes"
+            )
+        pending = rollout.pending
+        if pending is not None:
+            raise RuleBroken(
+                f"release {release.id}'s rollout already waits for approval of {pending.describe()} (event "
+                f"{pending.seq})",
+                hint=f"Approve it (conveyor approve {release.id}) or abort the rollout.",
+            )
+        if rollout.completing:
+            raise RuleBroken(f"release {release.id}'s rollout is completing; it changes no more")
+        complete = bool(event.data.get("complete"))
+        weight = None if complete else event.data.get("weight")
+        if not complete:
+            if rollout.mode == RolloutMode.SHADOW:
+                raise RuleBroken(
+                    f"release {release.id} is a shadow: it answers no request, so it has no weight",
+                    hint=f"Complete it (conveyor release rollout {release.id} --complete) or abort it.",
+                )
+            if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
+                raise RuleBroken(f"a rollout's weight is a whole number 0-100 (% of requests), not {weight!r}")
+            if weight == rollout.weight:
+                raise RuleBroken(f"release {release.id} already serves {weight}% of {release.stage}'s requests")
+        change = RolloutChange(event.seq, event.by, event.at, weight, complete)
+        rollout.changes.append(change)
+        if not release.policy.needs_approval:
+            self._take_effect(release, rollout, change, event.at)
+
+    def _rollout_approved(self, event: Event) -> None:
+        release, rollout = self._rolling(event)
+        pending = rollout.pending
+        if pending is None or pending.seq != event.data.get("change"):
+            raise RuleBroken(
+                f"release {release.id}'s rollout has no change {event.data.get('change')} waiting for approval",
+                hint=f"See: conveyor releases show {release.id}",
+            )
+        release.policy.check_approver(event.by, pending.by, release.id)
+        if event.by in pending.approvals:
+            raise RuleBroken(f"{event.by} already approved {pending.describe()} of release {release.id}")
+        pending.approvals.append(event.by)
+        if len(pending.approvals) >= release.policy.min_approvals:
+            self._take_effect(release, rollout, pending, event.at)
+
+    @staticmethod
+    def _take_effect(release: ReleaseState, rollout: RolloutState, change: RolloutChange, at: datetime) -> None:
+        change.effective_at = at
+        if change.weight is not None:
+            rollout.weight = change.weight
+            rollout.weights.append((at, change.weight))
+
+    def _rollout_aborted(self, event: Event) -> None:
+        """An abort needs no approval (it goes back to what was approved); it is signed by the rollout's requester,
+        an approver or break_glass principal of the stage, or a watcher naming the rule that was broken."""
+        release, rollout = self._rolling(event)
+        if rollout.ended_at is not None or release.status in (
+            ReleaseStatus.REJECTED, ReleaseStatus.LIVE, ReleaseStatus.SUPERSEDED, ReleaseStatus.STOPPED,
+            ReleaseStatus.ABORTED,
+        ):  # fmt: skip
+            raise RuleBroken(f"release {release.id}'s rollout is over ({release.status}); there is nothing to abort")
+        policy = release.policy
+        watchers = self.in_force().watchers
+        may = {release.requested_by, *policy.approvers, *policy.break_glass, *watchers}
+        if event.by not in may:
+            raise RuleBroken(
+                f"{event.by} may not abort release {release.id}'s rollout: its requester, {release.stage}'s "
+                f"approvers and break_glass principals, and the watchers may ({', '.join(sorted(may))})"
+            )
+        rule = event.data.get("rule")
+        if event.by in watchers and event.by not in may - set(watchers) and not rule:
+            raise RuleBroken(f"{event.by} aborts rollouts as a watcher, and a watcher's abort names the rule broken")
+        release.status = ReleaseStatus.ABORTED
+        if release.deployment is not None:
+            release.deployment.status, release.deployment.owner = DeploymentStatus.ABORTED, None
+            release.deployment.finished_at = event.at
+        rollout.ended_at, rollout.outcome, rollout.aborted_by = event.at, "aborted", event.by
+        reason, figures = event.data.get("reason"), event.data.get("figures")
+        rollout.abort_reason = None if reason is None else str(reason)
+        rollout.abort_rule = None if rule is None else str(rule)
+        rollout.abort_figures = dict(figures) if isinstance(figures, dict) else None
+        if rollout.started_at is not None:
+            rollout.weights.append((event.at, 0))
+        self.rollouts.pop(release.stage, None)
 
 
 def _check_training(stage: str, policy: StagePolicy, shipment: Shipment) -> None:

@@ -19,6 +19,10 @@ class EventKind(StrEnum):
     DEPLOYMENT_FAILED = "deployment.failed"
     RELEASE_LIVE = "release.live"
     STAGE_STOPPED = "stage.stopped"
+    ROLLOUT_STARTED = "rollout.started"
+    ROLLOUT_CHANGED = "rollout.changed"
+    ROLLOUT_APPROVED = "rollout.approved"
+    ROLLOUT_ABORTED = "rollout.aborted"
 
 
 class ReleaseKind(StrEnum):
@@ -31,7 +35,8 @@ class ReleaseKind(StrEnum):
 
 class ReleaseStatus(StrEnum):
     """pending → approved → deploying → live → superseded (or stopped: `release stop`); or rejected, expired,
-    failed (resumable)."""
+    failed (resumable). A rollout goes deploying → rolling_out (beside the live release, at a weight or as a
+    shadow) → deploying → live when completed, or aborted."""
 
     PENDING = "pending"
     APPROVED = "approved"
@@ -39,19 +44,32 @@ class ReleaseStatus(StrEnum):
     LIVE = "live"
     SUPERSEDED = "superseded"
     STOPPED = "stopped"
+    ROLLING_OUT = "rolling_out"
+    ABORTED = "aborted"
     FAILED = "failed"
     REJECTED = "rejected"
     EXPIRED = "expired"
 
 
 class DeploymentStatus(StrEnum):
-    """A release's one deployment: running (possibly resumed), failed, live, superseded, stopped."""
+    """A release's one deployment: running (possibly resumed), failed, live, superseded, stopped; a rollout's
+    also rolling_out (serving its share beside the live release) and aborted."""
 
     RUNNING = "running"
     FAILED = "failed"
     LIVE = "live"
     SUPERSEDED = "superseded"
     STOPPED = "stopped"
+    ROLLING_OUT = "rolling_out"
+    ABORTED = "aborted"
+
+
+class RolloutMode(StrEnum):
+    """How a candidate serves beside the live release: a share of requests (canary), or a copy of every request
+    whose answers are recorded and never returned (shadow)."""
+
+    CANARY = "canary"
+    SHADOW = "shadow"
 
 
 class Decision(StrEnum):

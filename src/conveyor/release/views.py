@@ -9,6 +9,7 @@ from typing import Any
 
 from conveyor.release.audit import ChainReport
 from conveyor.release.policy import StagePolicy
+from conveyor.release.rollouts import RolloutState
 from conveyor.release.state import ALIAS_STEP, LedgerState, ReleaseState
 from conveyor.release.status import ReleaseKind, ReleaseStatus
 from conveyor.release.targets.base import StepResult
@@ -130,6 +131,7 @@ class ReleaseView:
     deployment: DeploymentView | None = None
     error: str | None = None
     policy_set: str | None = None  # the whole policy in force at the request: what `audit verify` calls "policy"
+    rollout: RolloutState | None = None  # a canary or shadow: its weights over time, changes, outcome
 
     @property
     def approved_by(self) -> list[str]:
@@ -143,6 +145,7 @@ class ReleaseView:
             policy=self.policy.to_json(), verification=self.verification.to_dict(),
             approvals=[asdict(a) for a in self.approvals], signers=[asdict(s) for s in self.signers],
             deployment=self.deployment.to_dict() if self.deployment else None, approved_by=self.approved_by,
+            rollout=self.rollout.to_dict() if self.rollout else None,
         )  # fmt: skip
         return data
 
@@ -170,10 +173,15 @@ class HistoryEntry:
     verification: Verification
     stopped_by: str | None = None  # set when the stretch ended by `release stop` (at `live_until`)
     stop_reason: str | None = None
+    rollout: RolloutState | None = None  # how this release came in, when it came as a canary or shadow
+    beside: list[RolloutState] = field(default_factory=list)  # rollouts that ran beside it (aborted ones too)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (`history --json`)."""
-        return asdict(self)
+        data = asdict(self)
+        data["rollout"] = self.rollout.to_dict() if self.rollout else None
+        data["beside"] = [rollout.to_dict() for rollout in self.beside]
+        return data
 
 
 def release_view(release: ReleaseState, now: datetime, verification: Verification) -> ReleaseView:
@@ -199,7 +207,7 @@ def release_view(release: ReleaseState, now: datetime, verification: Verificatio
         break_glass=release.break_glass, verification=verification,
         approvals=[DecisionView(d.principal, d.key, str(d.decision), d.comment, d.at, d.seq) for d in decisions],
         signers=_signers(release), deployment=deployment, policy_set=release.policy_set,
-        error=release.deployment.error if release.deployment else None,
+        error=release.deployment.error if release.deployment else None, rollout=release.rollout,
     )  # fmt: skip
 
 
@@ -224,9 +232,16 @@ def history_entries(
                 approved_by=release.approved_by, deployed_by=d.started_by, source_release=release.source_release,
                 break_glass=release.break_glass, signers=_signers(release),
                 verification=verification, stopped_by=d.stopped_by, stop_reason=d.stop_reason,
+                rollout=release.rollout, beside=_beside(state, release.id),
             )
         )  # fmt: skip
     return sorted(entries, key=lambda e: (e.live_from, e.release))
+
+
+def _beside(state: LedgerState, live: int) -> list[RolloutState]:
+    """The rollouts that ran beside release `live`, in order."""
+    found = [r.rollout for r in state.releases.values() if r.rollout is not None and r.rollout.beside == live]
+    return sorted(found, key=lambda rollout: rollout.release)
 
 
 def stopped_entry(state: LedgerState, stage: str, verification: Verification, at: datetime) -> HistoryEntry | None:

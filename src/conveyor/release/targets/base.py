@@ -59,6 +59,15 @@ class DeployContext:
     shipment: Shipment
     done: dict[str, StepResult] = field(default_factory=dict)
     secret_stores: tuple[SecretStore, ...] = ()  # every store the project reads: nothing pushed may hold a value
+    rollout: RolloutPlan | None = None  # set when the release rolls out beside the live one
+
+
+@dataclass(frozen=True)
+class RolloutPlan:
+    """How a rollout's candidate serves: `canary` (answers `weight`% of requests) or `shadow` (a copy of each)."""
+
+    mode: str
+    weight: int
 
 
 class Target(ABC):
@@ -76,6 +85,15 @@ class Target(ABC):
     @abstractmethod
     def run_step(self, name: str, context: DeployContext) -> StepResult:
         """Run one step (again, if a deployment resumes); raise ConveyorError when it fails."""
+
+    def rollout_steps(self) -> list[str]:
+        """The steps that start a release beside the live one and split the traffic; none: no rollouts here."""
+        return []
+
+    def reroute(self, state_dir: Path, stage: str, candidate: int, digest: str, plan: RolloutPlan | None) -> list[str]:
+        """Serve the running rollout of release `candidate` (package `digest`) at `plan` (a new weight), or, with
+        None, stop it and serve the live release alone; says what changed."""
+        raise NotImplementedError(f"{type(self).__name__} runs no rollouts")
 
     def stop(self, project_name: str, state_dir: Path, stage: str) -> list[str]:
         """Stop what this target runs for the stage (a local server; nothing for a registry); says what stopped."""

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.errors import CheckFailed, ConfigError
-from conveyor.release.routes import Ack, NotServing, Route, ack_path, listening_path, served_package
+from conveyor.release.routes import Ack, NotServing, Route, Split, ack_path, listening_path, served_package
 from conveyor.release.shipment import Shipment, check_image, check_package
-from conveyor.release.targets.base import DeployContext, StepResult, Target, release_tag
+from conveyor.release.targets.base import DeployContext, RolloutPlan, StepResult, Target, release_tag
 
 if TYPE_CHECKING:
     from conveyor.package.engine import ContainerEngine
@@ -115,6 +115,9 @@ class LocalTarget(Target):
     def steps(self) -> list[str]:
         return ["load", "start", "switch"]
 
+    def rollout_steps(self) -> list[str]:
+        return ["load", "start", "split"]
+
     def run_step(self, name: str, context: DeployContext) -> StepResult:
         if name == "load":
             return self._load(context)
@@ -122,6 +125,8 @@ class LocalTarget(Target):
             return self._start(context)
         if name == "switch":
             return self._switch(context)
+        if name == "split":
+            return self._split(context)
         raise ValueError(f"{type(self).__name__} has no step {name!r}")
 
     # --- where things are ----------------------------------------------------------------------------------
@@ -219,6 +224,55 @@ class LocalTarget(Target):
             if other.release != context.release_id:
                 self._stop_backend(context.state_dir, context.stage, other)
         return StepResult(reference=f"http://127.0.0.1:{self.port}", engine=backend.engine, handle=backend.handle)
+
+    def _split(self, context: DeployContext) -> StepResult:
+        """Route the candidate's share (or a shadow copy) of PORT's requests to the new server, beside the live."""
+        plan = context.rollout
+        if plan is None:
+            raise CheckFailed(f"release {context.release_id} is not a rollout; it has no split step")
+        backend = self._backend(context.state_dir, context.stage, context.release_id)
+        if backend is None:
+            raise CheckFailed(f"the server of release {context.release_id} is gone", hint="Resume the release.")
+        split = Split(backend.port, context.release_id, context.shipment.package_digest, plan.mode, plan.weight)
+        self._route_split(context.state_dir, context.stage, split)
+        share = "a copy of every request" if plan.mode == "shadow" else f"{plan.weight}% of requests"
+        return StepResult(
+            reference=f"http://127.0.0.1:{self.port}", engine=backend.engine, handle=backend.handle,
+            note=f"{plan.mode}: {share}",
+        )  # fmt: skip
+
+    def _route_split(self, state_dir: Path, stage: str, split: Split | None) -> Route:
+        """Rewrite the stage's route with `split` beside the release it serves, and wait until the forwarder took it."""
+        route_file = self.route_file(state_dir, stage)
+        try:
+            current = Route.read(route_file)
+        except (OSError, ValueError, KeyError, TypeError):
+            raise CheckFailed(f"{stage} serves nothing on port {self.port}, so nothing can be split") from None
+        route = Route(current.port, current.release, current.digest, current.serial + 1, split)
+        route.write(route_file)
+        self._ensure_forwarder(state_dir, stage, route_file)
+        self._await_route(stage, route_file, route.serial)
+        return route
+
+    def reroute(self, state_dir: Path, stage: str, candidate: int, digest: str, plan: RolloutPlan | None) -> list[str]:
+        route_file = self.route_file(state_dir, stage)
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            current = Route.read(route_file)
+            if plan is None and current.release == candidate:  # aborted after the switch: serve the live again
+                return [f"release {candidate} serves {stage} already; resume the live release's deployment"]
+        backend = self._backend(state_dir, stage, candidate)
+        if plan is None:
+            self._route_split(state_dir, stage, None)
+            done = [f"port {self.port} serves the live release alone"]
+            if backend is not None:
+                self._stop_backend(state_dir, stage, backend)
+                done.append(f"stopped release {candidate} ({backend.engine} {backend.handle})")
+            return done
+        if backend is None:
+            raise CheckFailed(f"the server of release {candidate} is gone", hint=f"Abort the rollout of {candidate}.")
+        split = Split(backend.port, candidate, digest, plan.mode, plan.weight)
+        self._route_split(state_dir, stage, split)
+        return [f"port {self.port} sends {plan.weight}% of requests to release {candidate}"]
 
     # --- servers -------------------------------------------------------------------------------------------
     def _log(self, state_dir: Path, stage: str, release: int) -> Path:
