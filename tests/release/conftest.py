@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -146,6 +147,8 @@ def make_project(tmp_path: Path, registries: dict[str, str], mlflow_registry: st
         repo: str | None = None,
         stage_registry: str | None = None,
         prod_registry: str | None = None,
+        live_policy: str = "",
+        watchers: tuple[str, ...] = (),
     ) -> Path:
         root = tmp_path / "census"
         root.mkdir(exist_ok=True)
@@ -169,6 +172,7 @@ registry = "{prod_registry or mlflow_registry}"
 [trust]
 allowed_signers = "allowed_signers"
 builders = ["ci"]
+watchers = {json.dumps(list(watchers))}
 
 [release.qa]
 target = "oci://{registries["qa"]}/{repo}"
@@ -180,7 +184,7 @@ env = "prod"
 {policy}
 """
         if local_port:
-            text += f'\n[release.live]\ntarget = "local://{local_port}"\nenv = "stage"\n'
+            text += f'\n[release.live]\ntarget = "local://{local_port}"\nenv = "stage"\n{live_policy}\n'
         if ledger_url:
             text += f'\n[ledger]\nurl = "{ledger_url}"\n'
         (root / "conveyor.toml").write_text(text)

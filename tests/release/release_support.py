@@ -184,11 +184,12 @@ def write_build(
     gate_rules: dict[str, str] | None = None,
     r2: float = 0.1,
     model_tags: dict[str, str] | None = None,
+    score: str | None = None,
 ) -> Path:
     """A build laid out as `conveyor build` + `test` + `gate` leave it: package, manifest, archives, build.json, and
     the provenance, test and gate attestations the package and testing rooms write, signed by `signer`.
 
-    A `broken` build's image exits at once instead of serving. The gate attestation records the project file's
+    A `broken` build's image exits at once instead of serving; `score` replaces its score.py. The gate attestation records the project file's
     `[gates]` (its `metrics` replaced by `gate_rules` when given) and the measured `r2`.
     """
     from conveyor.config import load_project
@@ -205,7 +206,8 @@ def write_build(
     staging = project_root / ".conveyor" / "staging" / label
     package = staging / "package"
     (package / "model").mkdir(parents=True, exist_ok=True)
-    (package / "score.py").write_text(f"def init():\n    pass\n\n\ndef run(raw):\n    return {{'label': {label!r}}}\n")
+    default = f"def init():\n    pass\n\n\ndef run(raw):\n    return {{'label': {label!r}}}\n"
+    (package / "score.py").write_text(score or default)
     (package / "model" / "model.pkl").write_bytes(label.encode() * 10)
     (package / "requirements.lock").write_text("")
     tags = dict(model_tags or {"training_sandbox": "bwrap", "git_dirty": "false"})
