@@ -25,12 +25,15 @@ from conveyor.release.targets.local import LocalTarget
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-FLAKY_SCORE = """def init():
+FLAKY_SCORE = """import json
+
+
+def init():
     pass
 
 
 def run(raw):
-    if int(raw.get("x", 0)) % 20 == 0:
+    if int(json.loads(raw).get("x", 0)) % 20 == 0:
         raise ValueError("one input in twenty fails")
     return {"label": "flaky"}
 """
@@ -85,8 +88,9 @@ def label(client: httpx.Client, port: int, key: str | None = None, x: int = 1) -
     return response.status_code, response.json().get("label") if response.status_code == 200 else None
 
 
-def wait_for_stats(releases: Releases, port: int, requests: int, role: str = "candidate") -> None:
-    """Until the forwarder's stats file counts `requests` for `role` (it writes a line a second)."""
+def wait_for_stats(releases: Releases, port: int, requests: int, role: str = "candidate", field: str = "") -> None:
+    """Until the forwarder's stats file counts `requests` for `role` (it writes a line a second); with `field`,
+    that many shadow outcomes of that kind."""
     path = stats_path(LocalTarget(f"local://{port}").route_file(releases.project.state_dir, "live"))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -94,7 +98,8 @@ def wait_for_stats(releases: Releases, port: int, requests: int, role: str = "ca
             last = json.loads(path.read_text().splitlines()[-1])
         except (OSError, ValueError, IndexError):
             last = {"figures": []}
-        if sum(f["requests"] for f in last["figures"] if f["role"] == role) >= requests:
+        counted = [f["shadow"].get(field, 0) if field else f["requests"] for f in last["figures"] if f["role"] == role]
+        if sum(counted) >= requests:
             return
         time.sleep(0.2)
     raise AssertionError(f"the stats never counted {requests} {role} requests")
@@ -168,7 +173,7 @@ def test_a_shadow_never_answers_and_never_delays_the_caller(stage: tuple[Release
     slowest = max(seconds for _, seconds in timed)
     assert slowest < 2.0, slowest  # a shadow that hangs 30 s delays no caller
     assert sorted(s for _, s in timed)[100] < 5 * sorted(s for _, s in plain)[25] + 0.05
-    wait_for_stats(releases, port, 200, role="shadow")
+    wait_for_stats(releases, port, 1, role="shadow", field="dropped")
     status = releases_status(releases)
     shadow_row = next(v for v in status["versions"] if v["role"] == "shadow")
     assert shadow_row["shadow"].get("dropped", 0) > 0  # at most 64 copies wait on a hung candidate
@@ -236,20 +241,23 @@ def test_a_weight_change_waits_for_an_approver_and_bad_input_records_nothing(
     releases, port = make_stage('approvers = ["alice", "bob"]\nmin_approvals = 1')
     p = ["-p", str(releases.project.root)]
     key = {name: ["--key", str(keys.path(name))] for name in ("alice", "bob", "carol", "outsider")}
-    first = releases.create(build(releases, "blue"), "live", keys.carol)
+    blue = build(releases, "blue")
+    code, _, err = run(capsys, "release", "create", str(blue), "--to", "live", *key["carol"], "--canary", "10", *p)
+    assert code == 2 and "nothing is live in live" in err, err
+    first = releases.create(blue, "live", keys.carol)
     releases.approve(first.id, keys.alice)
     assert releases.show(first.id).status == "live"
 
     events = len(releases.ledger.verified().state.releases)
+    green = build(releases, "green")
     for args, message in (
         (["--canary", "0"], "1-99"), (["--canary", "150"], "1-99"), (["--canary", "10", "--shadow"], "not both"),
     ):  # fmt: skip
-        code, _, err = run(capsys, "release", "create", str(build(releases, "green")), "--to", "live", *key["carol"],
-                           *args, *p)  # fmt: skip
+        code, _, err = run(capsys, "release", "create", str(green), "--to", "live", *key["carol"], *args, *p)
         assert code == 2 and message in err, err
     assert len(releases.ledger.verified().state.releases) == events
 
-    pending = releases.create(build(releases, "green"), "live", keys.carol, canary=10)
+    pending = releases.create(green, "live", keys.carol, canary=10)
     assert pending.status == "pending"
     code, _, err = run(capsys, "release", "create", str(build(releases, "red")), "--to", "live", *key["carol"],
                        "--canary", "5", *p)  # fmt: skip

@@ -30,6 +30,13 @@ class RuleBroken(PolicyRefused):
     """An event the rules do not allow at this point of the chain."""
 
 
+class RolloutRefused(RuleBroken):
+    """A rollout asked where none can be: nothing live, another rollout in the stage, a target that cannot split
+    (bad input: exit 2, nothing recorded)."""
+
+    exit_code = 2
+
+
 class NotOwner(RuleBroken):
     """A deployment step by a deployer whose claim was taken over (or that never claimed)."""
 
@@ -388,8 +395,8 @@ class LedgerState:
         """While a rollout is asked for or runs in a stage, nothing else is released there."""
         running = self.rollout_in(stage, at)
         if running is not None:
-            raise RuleBroken(
-                f"release {running.id} is rolling out in {stage} ({running.status_at(at)}); a stage has one rollout "
+            raise RolloutRefused(
+                f"release {running.id} rolls out in {stage} ({running.status_at(at)}); a stage has one rollout "
                 "at a time and takes no other release during it",
                 hint=f"Complete or abort it first: conveyor release rollout {running.id} --complete (or --abort)",
             )
@@ -406,14 +413,14 @@ class LedgerState:
             raise RuleBroken("a rollback is never a rollout: it goes back at once to what was live")
         live = self.live.get(stage)
         if live is None:
-            raise RuleBroken(
+            raise RolloutRefused(
                 f"nothing is live in {stage}, so there is nothing to roll out beside",
                 hint=f"Release it to {stage} without --canary/--shadow first.",
             )
         if self.releases[live].shipment.package_digest == shipment.package_digest:
             raise RuleBroken(f"build {shipment.short} is the one live in {stage} (release {live}) already")
         if not target_for(policy.target).rollout_steps():
-            raise RuleBroken(
+            raise RolloutRefused(
                 f"{stage}'s target {policy.target} cannot split traffic between two releases",
                 hint="Rollouts run on local://PORT stages (conveyor's own forwarder splits the requests).",
             )
