@@ -189,8 +189,8 @@ def write_build(
     """A build laid out as `conveyor build` + `test` + `gate` leave it: package, manifest, archives, build.json, and
     the provenance, test and gate attestations the package and testing rooms write, signed by `signer`.
 
-    A `broken` build's image exits at once instead of serving; `score` replaces its score.py. The gate attestation records the project file's
-    `[gates]` (its `metrics` replaced by `gate_rules` when given) and the measured `r2`.
+    A `broken` build's image exits at once instead of serving; `score` replaces its score.py. The gate attestation
+    records the project file's `[gates]` (its `metrics` replaced by `gate_rules` when given) and the measured `r2`.
     """
     from conveyor.config import load_project
     from conveyor.config.gates import GatePolicy
