@@ -8,15 +8,15 @@ import typer
 
 from conveyor.cli.options import JsonOption, KeyOption, ProjectOption
 from conveyor.cli.output import emit_json, say, stdout
-from conveyor.config import load_project
-from conveyor.config.schema import DURATION, duration_seconds
+from conveyor.config import duration_seconds, load_project
 
 if TYPE_CHECKING:
-    from conveyor.release.monitor import RolloutStatus, VersionFigures
+    from conveyor.release import RolloutStatus, VersionFigures
 
 app = typer.Typer(
-    help="A running rollout (`release promote N --to STAGE --canary 10` or `--shadow`): its figures beside the "
-    "live release's, and a watcher that aborts it, signed, when a rule of `[release.STAGE.rollout]` breaks.",
+    help="A running rollout (canary or shadow): its figures beside the live release's, and a watcher that aborts "
+    "it.\n\nStart one with `conveyor release promote N --to STAGE --canary 10` (or `--shadow`); the watcher signs "
+    "the abort when a rule of `[release.STAGE.rollout]` breaks.",
     no_args_is_help=True,
 )
 StageArgument = Annotated[str, typer.Argument(help="Stage name, a [release.STAGE] of conveyor.toml (prod...).")]
@@ -25,9 +25,10 @@ StageArgument = Annotated[str, typer.Argument(help="Stage name, a [release.STAGE
 def _duration(text: str | None, option: str) -> int | None:
     if text is None:
         return None
-    if not DURATION.match(text):
-        raise typer.BadParameter(f"{text!r} is not a duration such as 30s, 5m or 1h", param_hint=option)
-    return duration_seconds(text)
+    try:
+        return duration_seconds(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a duration such as 30s, 5m or 1h", param_hint=option) from None
 
 
 def _number(value: float | None, unit: str = "") -> str:

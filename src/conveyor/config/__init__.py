@@ -4,7 +4,7 @@ deployment targets the project file is checked against."""
 from conveyor.config.computes import COMPUTES
 from conveyor.config.environment import Environment
 from conveyor.config.project import PROJECT_FILE, Project, find_project_root, load_project
-from conveyor.config.schema import EnvironmentConfig, GatesConfig, ProjectFile, ReleaseStageConfig
+from conveyor.config.schema import EnvironmentConfig, GatesConfig, ProjectFile, ReleaseStageConfig, duration_seconds
 from conveyor.config.secret_check import SecretsCheck, check_secrets
 from conveyor.config.targets import TARGETS
 
@@ -20,6 +20,7 @@ __all__ = [
     "ReleaseStageConfig",
     "SecretsCheck",
     "check_secrets",
+    "duration_seconds",
     "find_project_root",
     "load_project",
 ]

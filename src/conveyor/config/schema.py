@@ -30,9 +30,10 @@ class Strict(BaseModel):
 
 
 def duration_seconds(text: str) -> int:
-    """Seconds in a validated duration such as `2d` or `90m`."""
+    """Seconds in a duration such as `2d` or `90m`; ValueError for text that is not one."""
     match = DURATION.match(text)
-    assert match is not None  # validated by the field's validator
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration: a number and a unit s, m, h, d or w (e.g. 5m)")
     return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
 
 

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         watch_rollout,
     )
     from conveyor.release.audit import ChainReport
+    from conveyor.release.monitor import RolloutStatus, VersionFigures, WatchOutcome
     from conveyor.release.policy import PolicyRefused
     from conveyor.release.releases import PolicyStatus, StopReport, parse_time
     from conveyor.release.status import ReleaseKind, ReleaseStatus
@@ -61,7 +62,10 @@ __all__ = [
     "ReleaseKind",
     "ReleaseStatus",
     "ReleaseView",
+    "RolloutStatus",
     "StopReport",
+    "VersionFigures",
+    "WatchOutcome",
     "approve",
     "approve_policy",
     "audit_entries",
@@ -98,6 +102,9 @@ _ELSEWHERE = {
     "HistoryEntry": "conveyor.release.views",
     "ReleaseView": "conveyor.release.views",
     "LedgerSnapshot": "conveyor.release.views",
+    "RolloutStatus": "conveyor.release.monitor",
+    "VersionFigures": "conveyor.release.monitor",
+    "WatchOutcome": "conveyor.release.monitor",
 }
 
 
