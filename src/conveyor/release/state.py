@@ -19,7 +19,7 @@ from conveyor.release.events import Event
 from conveyor.release.policy import PolicyRefused, PolicySet, StagePolicy
 from conveyor.release.shipment import Attestation, Shipment
 from conveyor.release.status import Decision, DeploymentStatus, EventKind, ReleaseKind, ReleaseStatus
-from conveyor.release.targets import StepResult, target_for
+from conveyor.release.targets import StepResult, target_entry
 from conveyor.trust import AllowedSigners
 
 ALIAS_STEP = "alias"
@@ -125,7 +125,7 @@ class ReleaseState:
 
     def steps(self) -> list[str]:
         """Every step its deployment runs: the target's, then the stage's model alias."""
-        return [*target_for(self.policy.target).steps(), ALIAS_STEP]
+        return [*target_entry(self.policy.target).steps, ALIAS_STEP]
 
 
 @dataclass

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conveyor.config.computes import compute_of
 from conveyor.errors import ConveyorError
 from conveyor.training.channel import Client, RemoteError
 
@@ -107,7 +108,7 @@ class TrainingContext:
     @property
     def uses_spark(self) -> bool:
         """True when the environment's compute is Spark (local mode, a cluster or Spark Connect)."""
-        return self._settings.compute != "local"
+        return compute_of(self._settings.compute).spark
 
     def spark_url(self, path: str) -> str:
         """The URL Spark reads a lake path by (a file, a folder or a glob); the files it names are recorded for
