@@ -67,15 +67,15 @@ def _first_paragraph(text: str) -> str:
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_listed_help_is_the_commands_own(name):
     """`conveyor --help` lists each command with the first paragraph of the command's own help."""
-    real = COMMANDS[name].load(name)
+    real = COMMANDS[name].click_command()
     own = _first_paragraph(real.short_help or real.help or "")
     assert COMMANDS[name].summary == own, f"update COMMANDS[{name!r}] in conveyor/cli/main.py to: {own!r}"
 
 
 def test_every_command_a_room_declares_is_listed():
     """A room's CLI module declares its commands (COMMANDS/GROUPS, or `app`); each has an entry in the table."""
-    targets = {entry.target for entry in COMMANDS.values()}
-    modules = {entry.target.partition(":")[0] for entry in COMMANDS.values()}
+    targets = {entry.implementation for entry in COMMANDS.values()}
+    modules = {entry.implementation.partition(":")[0] for entry in COMMANDS.values()}
     cli = Path(importlib.import_module("conveyor.cli").__file__ or "").parent
     on_disk = {
         f"conveyor.cli.{p.stem}" for p in cli.glob("*.py") if p.stem not in ("__init__", "main", "options", "output")
@@ -87,7 +87,7 @@ def test_every_command_a_room_declares_is_listed():
             for name, found in getattr(module, table, {}).items():
                 attribute = next(a for a, v in vars(module).items() if v is found and not a.startswith("_"))
                 assert f"{module_name}:{attribute}" in targets, f"{name} of {module_name} is not in COMMANDS"
-                assert COMMANDS[name].target == f"{module_name}:{attribute}"
+                assert COMMANDS[name].implementation == f"{module_name}:{attribute}"
 
 
 def test_typo_is_suggested_and_exits_2(capsys):

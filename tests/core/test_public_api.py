@@ -13,7 +13,7 @@ import conveyor
 
 SOURCE = Path(conveyor.__file__).parent
 ROOMS = sorted(p.name for p in SOURCE.iterdir() if (p / "__init__.py").is_file() and p.name not in ("cli", "examples"))
-LEAVES = ("conveyor.errors", "conveyor.demo")  # single-module rooms
+LEAVES = ("conveyor.errors", "conveyor.plugins", "conveyor.demo")  # single-module rooms
 
 
 def _isort_style(name: str) -> tuple[int, str]:

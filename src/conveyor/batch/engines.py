@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from conveyor.errors import ConveyorError
+from conveyor.plugins import Entry, Table
 
 if TYPE_CHECKING:
     from conveyor.batch.datasets import InputDataset
@@ -61,15 +61,16 @@ class Engine(Protocol):
     def run(self, job: BatchJob, progress: BatchProgress) -> EngineRun: ...
 
 
-# engine → "module:class", imported only when used (Spark's is heavy)
-ENGINES: dict[BatchEngine, str] = {
-    BatchEngine.LOCAL: "conveyor.batch.local:LocalEngine",
-    BatchEngine.SPARK: "conveyor.batch.spark:SparkEngine",
-}
+# engine → its class, imported only when used (Spark's is heavy)
+ENGINES: Table[Entry] = Table(
+    Entry,
+    (
+        Entry(BatchEngine.LOCAL, "conveyor.batch.local:LocalEngine", "Arrow record batches in this process"),
+        Entry(BatchEngine.SPARK, "conveyor.batch.spark:SparkEngine", "`mapInArrow` on the environment's Spark"),
+    ),
+)
 
 
 def engine_for(engine: BatchEngine) -> Engine:
     """A new instance of the engine's implementation."""
-    module, _, name = ENGINES[engine].partition(":")
-    made: Engine = getattr(importlib.import_module(module), name)()
-    return made
+    return cast(Engine, cast(type, ENGINES[engine].load())())

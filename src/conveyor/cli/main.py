@@ -8,17 +8,17 @@ one-line help `conveyor --help` shows (a test checks the two agree).
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from conveyor import __version__
+from conveyor.plugins import Entry, Table
 
 if TYPE_CHECKING:
     from typer import _click
@@ -31,108 +31,138 @@ MARKUP: Final[Literal["markdown"]] = "markdown"
 
 
 @dataclass(frozen=True)
-class Entry:
-    """A top-level command: where it lives (`module:attribute`, a function or a typer app) and its one-line help."""
+class Command(Entry):
+    """A top-level command: its name, where it lives (`module:attribute`, a function or a typer app) and its
+    one-line help."""
 
-    target: str
-    summary: str
-
-    def load(self, name: str) -> _click.Command:
+    def click_command(self) -> _click.Command:
         """Import the command's module and make its click command."""
-        module_name, _, attribute = self.target.partition(":")
-        found = getattr(importlib.import_module(module_name), attribute)
+        found = self.load()
         if isinstance(found, typer.Typer):
-            info = typer.models.TyperInfo(found, name=name)
+            info = typer.models.TyperInfo(found, name=self.name)
             return typer.main.get_group_from_info(
                 info, pretty_exceptions_short=True, rich_markup_mode=MARKUP, suggest_commands=True
             )
         return typer.main.get_command_from_info(
-            typer.models.CommandInfo(name=name, callback=found), pretty_exceptions_short=True, rich_markup_mode=MARKUP
+            typer.models.CommandInfo(name=self.name, callback=cast(Callable[..., object], found)),
+            pretty_exceptions_short=True,
+            rich_markup_mode=MARKUP,
         )
 
-    def placeholder(self, name: str) -> _click.Command:
+    def placeholder(self) -> _click.Command:
         """A stand-in that only carries the name and help, for listing commands without importing them."""
-        return TyperCommand(name=name, help=self.summary, rich_markup_mode=MARKUP)
+        return TyperCommand(name=self.name, help=self.summary, rich_markup_mode=MARKUP)
 
 
-COMMANDS: dict[str, Entry] = {
-    "init": Entry(
-        "conveyor.cli.project:init",
-        "Scaffold a project: conveyor.toml, train.py, score.py, inference/, tests/, and embedded-default stores.",
+COMMANDS: Table[Command] = Table(
+    Command,
+    (
+        Command(
+            "init",
+            "conveyor.cli.project:init",
+            "Scaffold a project: conveyor.toml, train.py, score.py, inference/, tests/, and embedded-default stores.",
+        ),
+        Command(
+            "train",
+            "conveyor.cli.project:train",
+            "Run the project's training script against an environment's lake, secrets and registry.",
+        ),
+        Command(
+            "demo",
+            "conveyor.cli.demo:demo",
+            "Run conveyor's main job end to end on embedded defaults (no cloud account needed).",
+        ),
+        Command(
+            "serve",
+            "conveyor.cli.serve:serve",
+            "Serve score.py over HTTP: /score, Open Inference Protocol v2, MLflow /invocations, health, metrics.",
+        ),
+        Command(
+            "build",
+            "conveyor.cli.package:build",
+            "Build the deployable package and OCI image of a registered model version.",
+        ),
+        Command(
+            "verify",
+            "conveyor.cli.package:verify",
+            "Recompute every digest and fail (exit 1) on any changed byte or any attestation that does not hold.",
+        ),
+        Command(
+            "test",
+            "conveyor.cli.package:test",
+            "Run the project's tests against the built package, never the source tree.",
+        ),
+        Command(
+            "gate", "conveyor.cli.package:gate", "Check the quality gates of a build on the sealed evaluation set."
+        ),
+        Command(
+            "approve", "conveyor.cli.release:approve", "Approve a pending release: signs an approval with your key."
+        ),
+        Command(
+            "reject",
+            "conveyor.cli.release:reject",
+            "Reject a pending release (an approver, or the requester withdrawing it): signs a rejection. "
+            "It never deploys.",
+        ),
+        Command(
+            "rollback",
+            "conveyor.cli.release:rollback",
+            "Request the release that was live in STAGE before the current one (or --to RELEASE) again; signs it.",
+        ),
+        Command(
+            "history",
+            "conveyor.cli.release:history",
+            "What was live in STAGE and when: build, image, who requested and approved, the verified signers and the "
+            "attestation digests of each release (or why the ledger does not verify).",
+        ),
+        Command("models", "conveyor.cli.models:app", "Look into an environment's model registry."),
+        Command("secrets", "conveyor.cli.secrets:app", "Manage an environment's secrets (values are never shown)."),
+        Command("lake", "conveyor.cli.lake:app", "List, upload and download files in an environment's data lake."),
+        Command(
+            "base-image",
+            "conveyor.cli.package:base_image_app",
+            "Base images for `conveyor build`, for machines that cannot pull python:3.11-slim.",
+        ),
+        Command(
+            "release",
+            "conveyor.cli.release:release_app",
+            "Put a tested, attested build into a stage (qa, prod...) under the stage's policy.",
+        ),
+        Command(
+            "rollout",
+            "conveyor.cli.rollout:app",
+            "A running rollout (canary or shadow): its figures beside the live release's, and a watcher that aborts "
+            "it.",
+        ),
+        Command(
+            "releases",
+            "conveyor.cli.release:releases_app",
+            "Look at releases: list them or show one (with signers and attestations).",
+        ),
+        Command(
+            "audit",
+            "conveyor.cli.release:audit_app",
+            "The ledger's events: every request, approval, rejection and deployment step, signed by its actor and "
+            "chained to the one before.",
+        ),
+        Command(
+            "pipeline",
+            "conveyor.cli.pipeline:pipeline_app",
+            "Build and release pipelines as code: the commands CI runs, runnable here.",
+        ),
+        Command("ci", "conveyor.cli.pipeline:ci_app", "Write CI definitions that call the pipelines' commands."),
+        Command(
+            "score-batch",
+            "conveyor.cli.batch:score_batch",
+            "Score a lake dataset: each row of --input with the model's predictions appended, written to --output.",
+        ),
+        Command(
+            "ui",
+            "conveyor.cli.ui:ui",
+            "Serve a read-only dashboard of the release line: stages, waiting approvals, builds, models, audit.",
+        ),
     ),
-    "train": Entry(
-        "conveyor.cli.project:train",
-        "Run the project's training script against an environment's lake, secrets and registry.",
-    ),
-    "demo": Entry(
-        "conveyor.cli.demo:demo", "Run conveyor's main job end to end on embedded defaults (no cloud account needed)."
-    ),
-    "serve": Entry(
-        "conveyor.cli.serve:serve",
-        "Serve score.py over HTTP: /score, Open Inference Protocol v2, MLflow /invocations, health, metrics.",
-    ),
-    "build": Entry(
-        "conveyor.cli.package:build", "Build the deployable package and OCI image of a registered model version."
-    ),
-    "verify": Entry(
-        "conveyor.cli.package:verify",
-        "Recompute every digest and fail (exit 1) on any changed byte or any attestation that does not hold.",
-    ),
-    "test": Entry(
-        "conveyor.cli.package:test", "Run the project's tests against the built package, never the source tree."
-    ),
-    "gate": Entry("conveyor.cli.package:gate", "Check the quality gates of a build on the sealed evaluation set."),
-    "approve": Entry("conveyor.cli.release:approve", "Approve a pending release: signs an approval with your key."),
-    "reject": Entry(
-        "conveyor.cli.release:reject",
-        "Reject a pending release (an approver, or the requester withdrawing it): signs a rejection. It never deploys.",
-    ),
-    "rollback": Entry(
-        "conveyor.cli.release:rollback",
-        "Request the release that was live in STAGE before the current one (or --to RELEASE) again; signs it.",
-    ),
-    "history": Entry(
-        "conveyor.cli.release:history",
-        "What was live in STAGE and when: build, image, who requested and approved, the verified signers and the "
-        "attestation digests of each release (or why the ledger does not verify).",
-    ),
-    "models": Entry("conveyor.cli.models:app", "Look into an environment's model registry."),
-    "secrets": Entry("conveyor.cli.secrets:app", "Manage an environment's secrets (values are never shown)."),
-    "lake": Entry("conveyor.cli.lake:app", "List, upload and download files in an environment's data lake."),
-    "base-image": Entry(
-        "conveyor.cli.package:base_image_app",
-        "Base images for `conveyor build`, for machines that cannot pull python:3.11-slim.",
-    ),
-    "release": Entry(
-        "conveyor.cli.release:release_app",
-        "Put a tested, attested build into a stage (qa, prod...) under the stage's policy.",
-    ),
-    "rollout": Entry(
-        "conveyor.cli.rollout:app",
-        "A running rollout (canary or shadow): its figures beside the live release's, and a watcher that aborts it.",
-    ),
-    "releases": Entry(
-        "conveyor.cli.release:releases_app", "Look at releases: list them or show one (with signers and attestations)."
-    ),
-    "audit": Entry(
-        "conveyor.cli.release:audit_app",
-        "The ledger's events: every request, approval, rejection and deployment step, signed by its actor and "
-        "chained to the one before.",
-    ),
-    "pipeline": Entry(
-        "conveyor.cli.pipeline:pipeline_app",
-        "Build and release pipelines as code: the commands CI runs, runnable here.",
-    ),
-    "ci": Entry("conveyor.cli.pipeline:ci_app", "Write CI definitions that call the pipelines' commands."),
-    "score-batch": Entry(
-        "conveyor.cli.batch:score_batch",
-        "Score a lake dataset: each row of --input with the model's predictions appended, written to --output.",
-    ),
-    "ui": Entry(
-        "conveyor.cli.ui:ui",
-        "Serve a read-only dashboard of the release line: stages, waiting approvals, builds, models, audit.",
-    ),
-}
+)
 
 
 class LazyCommands(TyperGroup):
@@ -151,9 +181,9 @@ class LazyCommands(TyperGroup):
         if entry is None:
             return None
         if self.listing or (ctx.resilient_parsing and COMPLETING not in os.environ):
-            return entry.placeholder(cmd_name)
+            return entry.placeholder()
         if cmd_name not in self.loaded:
-            self.loaded[cmd_name] = entry.load(cmd_name)
+            self.loaded[cmd_name] = entry.click_command()
         return self.loaded[cmd_name]
 
     def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
@@ -195,7 +225,7 @@ def command() -> _click.Command:
     """The whole CLI as one click command (the rooms' modules are imported when their command runs)."""
     root = typer.main.get_command(app)
     assert isinstance(root, LazyCommands)
-    root.commands = {name: entry.placeholder(name) for name, entry in COMMANDS.items()}  # for typo suggestions
+    root.commands = {name: entry.placeholder() for name, entry in COMMANDS.items()}  # for typo suggestions
     return root
 
 

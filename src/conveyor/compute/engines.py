@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, cast
 from conveyor.compute.base import Compute, TrainingResult, Writer
 from conveyor.compute.hadoop import lake_hadoop_settings
 from conveyor.config import Environment
-from conveyor.config.computes import accepted_computes, compute_entry
+from conveyor.config.computes import compute_of
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -19,12 +18,17 @@ if TYPE_CHECKING:
 
 def compute_named(setting: str) -> Compute:
     """The engine a `compute` setting names, looked up in `COMPUTES`."""
-    entry = compute_entry(setting)
-    if entry is None:  # the project file is validated against the same table; this guards other callers
-        raise ConfigError(f"compute = {setting!r} names no engine", hint=f"Accepted: {accepted_computes()}.")
-    module_name, _, class_name = entry.implementation.partition(":")
-    engine = getattr(importlib.import_module(module_name), class_name)
-    return cast(Compute, engine(setting))
+    entry = compute_of(setting)  # the project file is validated against the same table; this guards other callers
+    try:
+        engine = entry.load()
+    except ImportError as exc:  # an engine whose library is not installed (conveyor's own modules import lazily)
+        if entry.extra is None or (exc.name or "").startswith("conveyor"):
+            raise
+        raise ConfigError(
+            f"compute = {setting!r} needs a library that is not installed ({exc.name})",
+            hint=f"Install it with: pip install 'conveyor[{entry.extra}]'",
+        ) from None
+    return cast(Compute, cast(type, engine)(setting))
 
 
 def compute_for(environment: Environment) -> Compute:

@@ -150,13 +150,9 @@ class EnvironmentConfig(Strict):
         entry = compute_entry(value)
         if entry is None:
             raise ValueError(f"must be one of: {accepted_computes()}")
-        section_missing = "databricks" in info.data and info.data["databricks"] is None  # absent when it failed
-        if entry.key == "databricks" and section_missing:
-            raise ValueError(
-                "needs a [databricks] section in this environment, e.g. [environments.prod.databricks] with "
-                'host = "https://adb-1234.5.azuredatabricks.net", upload_path = "/Volumes/main/default/conveyor" '
-                'and cluster_id = "ID" (or job_cluster = {...} or serverless = true)'
-            )
+        if entry.section is not None and entry.section in info.data and info.data[entry.section] is None:
+            # (absent from info.data when the section itself failed to validate)
+            raise ValueError(f"needs a [{entry.section}] section in this environment, e.g. {entry.example}")
         return value
 
 

@@ -2,7 +2,8 @@
 
 The project file's validator and the CLI's help read this table; the release room turns an entry into its
 `Target` class. The classes are named by import path so that this room, which every other room imports, imports
-none of them. Adding a target is one module under `conveyor/release/targets/` and one entry here.
+none of them. Adding a target is one module under `conveyor/release/targets/` and one entry here; a distribution
+adds one under the entry-point group `conveyor.targets`.
 """
 
 from __future__ import annotations
@@ -10,50 +11,58 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from conveyor.plugins import Entry, Table
+
 
 @dataclass(frozen=True)
-class TargetKind:
-    """One kind of deployment target: its URL form, what a deployment to it does, and the class that does it."""
+class TargetKind(Entry):
+    """One kind of deployment target, by URL scheme (`name`): its URL form and pattern, what a deployment to it
+    does (`summary`), the `Target` class that does it (`implementation`), and the names of the steps it runs
+    (and, for one that can run a rollout beside the live release, the steps that start it: `rollout_steps`)."""
 
-    scheme: str
     form: str
     pattern: str
-    summary: str
-    implementation: str
+    steps: tuple[str, ...]
+    rollout_steps: tuple[str, ...] = ()
 
     def matches(self, url: str) -> bool:
         return re.fullmatch(self.pattern, url) is not None
 
 
-TARGETS: dict[str, TargetKind] = {
-    kind.scheme: kind
-    for kind in (
+TARGETS: Table[TargetKind] = Table(
+    TargetKind,
+    (
         TargetKind(
-            scheme="oci",
+            "oci",
+            "conveyor.release.targets.oci:OciTarget",
+            "the tested image is pushed by digest to the OCI registry, with its attestations as referrers, "
+            "and the digest is read back",
             form="oci://HOST[:PORT]/REPO",
             pattern=r"oci://[^/\s]+/[^\s:@]+",
-            summary="the tested image is pushed by digest to the OCI registry, with its attestations as referrers, "
-            "and the digest is read back",
-            implementation="conveyor.release.targets.oci:OciTarget",
+            steps=("push", "check-digest", "attest"),
         ),
         TargetKind(
-            scheme="local",
+            "local",
+            "conveyor.release.targets.local:LocalTarget",
+            "the tested image (or package) runs on 127.0.0.1:PORT; a new release starts beside the old one "
+            "and takes over the port once /health/ready answers",
             form="local://PORT",
             pattern=r"local://\d{1,5}/?",
-            summary="the tested image (or package) runs on 127.0.0.1:PORT; a new release starts beside the old one "
-            "and takes over the port once /health/ready answers",
-            implementation="conveyor.release.targets.local:LocalTarget",
+            steps=("load", "start", "switch"),
+            rollout_steps=("load", "start", "split"),
         ),
         TargetKind(
-            scheme="batch",
+            "batch",
+            "conveyor.release.targets.batch:BatchTarget",
+            "the tested package scores INPUT in ENV's lake into OUTPUT (Parquet; `{release}` in OUTPUT "
+            "becomes the release's tag), locally or on ENV's Spark",
             form="batch://ENV/INPUT?output=OUTPUT[&engine=local|spark]",
             pattern=r"batch://[a-z0-9][a-z0-9_-]*/[^\s?]+\?output=[^\s&]+(&engine=(local|spark))?",
-            summary="the tested package scores INPUT in ENV's lake into OUTPUT (Parquet; `{release}` in OUTPUT "
-            "becomes the release's tag), locally or on ENV's Spark",
-            implementation="conveyor.release.targets.batch:BatchTarget",
+            steps=("verify", "score"),
         ),
-    )
-}
+    ),
+    group="conveyor.targets",
+)
 
 
 def target_forms() -> str:

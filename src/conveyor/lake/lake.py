@@ -61,31 +61,36 @@ class Lake:
     def __repr__(self) -> str:
         return f"Lake({self.url!r})"
 
-    def path(self, path: Any) -> str:
+    def path(self, path: object) -> str:
         """`path` as a normalised path inside the lake, or `LakeError` if it would leave the lake."""
         inside = lake_path(path, self.location)
         self.fs._join(inside)  # symlink check on local lakes
         return inside
 
-    def open(self, path: Any, mode: str = "rb", **kwargs: Any) -> IO[Any]:
+    def open(self, path: object, mode: str = "rb", **kwargs: Any) -> IO[Any]:
         """Open a lake file; reading modes are logged with the file's sha256."""
         return cast(IO[Any], self.fs.open(path, mode, **kwargs))
 
-    def ls(self, path: Any = "", detail: bool = False) -> list[Any]:
+    def ls(self, path: object = "", detail: bool = False) -> list[Any]:
         """The entries under `path` (names relative to the lake's root, or info dicts with `detail`)."""
         return list(self.fs.ls(self.path(path), detail=detail))
 
-    def find(self, path: Any = "") -> list[str]:
+    def find(self, path: object = "") -> list[str]:
         """Every file under `path`, recursively."""
         return list(self.fs.find(self.path(path)))
 
-    def exists(self, path: Any) -> bool:
+    def exists(self, path: object) -> bool:
         return bool(self.fs.exists(self.path(path)))
 
-    def info(self, path: Any) -> dict[str, Any]:
+    def info(self, path: object) -> dict[str, Any]:
         return self.fs.info(self.path(path))
 
-    def put(self, local_path: str | os.PathLike[str], remote_path: Any = None, overwrite: bool = False) -> list[str]:
+    def put(
+        self,
+        local_path: str | os.PathLike[str],
+        remote_path: str | os.PathLike[str] | None = None,
+        overwrite: bool = False,
+    ) -> list[str]:
         """Upload a local file or folder; `remote_path` defaults to its name, a trailing `/` puts it inside.
 
         A file already in the lake is replaced only with `overwrite=True`; otherwise nothing is written.
@@ -115,7 +120,7 @@ class Lake:
             self.fs.put_file(str(file), name)
         return [name for _, name in pairs]
 
-    def get(self, remote_path: Any, local_path: str | os.PathLike[str] | None = None) -> list[Path]:
+    def get(self, remote_path: object, local_path: str | os.PathLike[str] | None = None) -> list[Path]:
         """Download a lake file or folder (logged as read); `local_path` defaults to its name in the cwd."""
         remote = self.path(remote_path)
         target = Path(local_path) if local_path is not None else Path.cwd() / (posixpath.basename(remote) or "lake")
@@ -133,11 +138,11 @@ class Lake:
             written.append(local)
         return written
 
-    def url_of(self, path: Any = "") -> str:
+    def url_of(self, path: object = "") -> str:
         """The full URL of a lake path, for engines that take URLs (Spark); log it with `record_read`."""
         return self.location.url_of(self.path(path))
 
-    def hadoop_url_of(self, path: Any = "") -> str:
+    def hadoop_url_of(self, path: object = "") -> str:
         """The URL Spark's Hadoop connectors read a lake path by: `s3a://` for S3, `abfss://CONTAINER@HOST/` for
         `az://`; other lakes as `url_of`."""
         url = self.url_of(path)
@@ -150,7 +155,7 @@ class Lake:
             return f"abfss://{container}@{account}.dfs.core.windows.net/{inside}".rstrip("/")
         return url
 
-    def record_read(self, path: Any = "") -> list[str]:
+    def record_read(self, path: object = "") -> list[str]:
         """Log the files at `path` as read by an engine reading by URL (Spark): a file, every file under a folder, or
         every match of a glob (`events/2024-*/*.parquet`), skipping what such engines skip in folders and globs
         (names starting with `_` or `.`: `_SUCCESS`, `.crc` files; Parquet's `_metadata` is kept).

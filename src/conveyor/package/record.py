@@ -249,13 +249,13 @@ class BuildRecord:
 
     # --- summaries for people (never trusted by anything that decides) -----------------------------------------
     @property
-    def tests(self) -> dict[str, Any] | None:
+    def tests(self) -> dict[str, object] | None:
         """The last test run's summary as `conveyor test` wrote it (for showing; the attestation decides)."""
         value = self.data.get("tests")
         return value if isinstance(value, dict) else None
 
     @property
-    def gates(self) -> dict[str, Any] | None:
+    def gates(self) -> dict[str, object] | None:
         """The last gate run's summary as `conveyor gate` wrote it (for showing; the attestation decides)."""
         value = self.data.get("gates")
         return value if isinstance(value, dict) else None
@@ -267,7 +267,7 @@ class BuildRecord:
     def reload(self) -> BuildRecord:
         return BuildRecord.load(self.path)
 
-    def update(self, section: str, value: Any) -> None:
+    def update(self, section: str, value: object) -> None:
         """Set one section (tests, gates) from the file as it is now, so concurrent sections are not lost."""
         fresh = BuildRecord.load(self.path).data
         fresh[section] = value

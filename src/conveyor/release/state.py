@@ -20,7 +20,7 @@ from conveyor.release.policy import PolicyRefused, PolicySet, StagePolicy
 from conveyor.release.rollouts import RolloutChange, RolloutState, rollout_from_request
 from conveyor.release.shipment import Attestation, Shipment
 from conveyor.release.status import Decision, DeploymentStatus, EventKind, ReleaseKind, ReleaseStatus, RolloutMode
-from conveyor.release.targets import StepResult, target_for
+from conveyor.release.targets import StepResult, target_entry
 from conveyor.trust import AllowedSigners
 
 ALIAS_STEP = "alias"
@@ -135,13 +135,14 @@ class ReleaseState:
     def steps(self) -> list[str]:
         """Every step its deployment runs: the target's, then the stage's model alias. A rollout runs the target's
         rollout steps (the candidate beside the live release), and only once completed the rest and the alias."""
-        target = target_for(self.policy.target)
+        entry = target_entry(self.policy.target)
+        steps = entry.steps
         if self.rollout is None:
-            return [*target.steps(), ALIAS_STEP]
-        split = target.rollout_steps()
+            return [*steps, ALIAS_STEP]
+        split = list(entry.rollout_steps)
         if not self.rollout.completing:
             return split
-        return [*split, *(name for name in target.steps() if name not in split), ALIAS_STEP]
+        return [*split, *(name for name in steps if name not in split), ALIAS_STEP]
 
 
 @dataclass
@@ -419,7 +420,7 @@ class LedgerState:
             )
         if self.releases[live].shipment.package_digest == shipment.package_digest:
             raise RuleBroken(f"build {shipment.short} is the one live in {stage} (release {live}) already")
-        if not target_for(policy.target).rollout_steps():
+        if not target_entry(policy.target).rollout_steps:
             raise RolloutRefused(
                 f"{stage}'s target {policy.target} cannot split traffic between two releases",
                 hint="Rollouts run on local://PORT stages (conveyor's own forwarder splits the requests).",

@@ -9,21 +9,58 @@ child's output, for a publishing scan) therefore refuses a store holding any wea
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from conveyor.errors import SecretError, SecretMissing
+from conveyor.plugins import Entry, Table
 from conveyor.secrets.redaction import declare_public, register_secret
 
-# scheme -> "module:factory"; a factory takes (url, project_root) and returns a SecretStore.
-BACKENDS: dict[str, str] = {
-    "file": "conveyor.secrets.file:FileSecretStore.from_url",
-    "env": "conveyor.secrets.env:EnvSecretStore.from_url",
-    "vault": "conveyor.secrets.vault:VaultSecretStore.from_url",
-    "azure-keyvault": "conveyor.secrets.azure_keyvault:AzureKeyVaultSecretStore.from_url",
-    "databricks": "conveyor.secrets.databricks:DatabricksSecretStore.from_url",
-}
+
+@dataclass(frozen=True)
+class SecretBackend(Entry):
+    """One kind of secret store, by URL scheme. `implementation` names a factory taking (url, project_root) and
+    returning a `KeyedStore`; `extra` is the `conveyor[EXTRA]` its client library comes with; `cluster` says a
+    remote cluster (a Databricks job run) can read the store too."""
+
+    form: str
+    extra: str | None = None
+    cluster: bool = False
+
+
+BACKENDS: Table[SecretBackend] = Table(
+    SecretBackend,
+    (
+        SecretBackend(
+            "file", "conveyor.secrets.file:FileSecretStore.from_url", "a TOML file on this machine", form="file://PATH"
+        ),
+        SecretBackend(
+            "env", "conveyor.secrets.env:EnvSecretStore.from_url", "this process's environment variables",
+            form="env://PREFIX",
+        ),
+        SecretBackend(
+            "vault", "conveyor.secrets.vault:VaultSecretStore.from_url", "a HashiCorp Vault KV secret",
+            form="vault://HOST/PATH", extra="vault", cluster=True,
+        ),
+        SecretBackend(
+            "azure-keyvault", "conveyor.secrets.azure_keyvault:AzureKeyVaultSecretStore.from_url",
+            "an Azure Key Vault", form="azure-keyvault://VAULT", extra="azure", cluster=True,
+        ),
+        SecretBackend(
+            "databricks", "conveyor.secrets.databricks:DatabricksSecretStore.from_url",
+            "a Databricks secret scope", form="databricks://SCOPE", extra="databricks", cluster=True,
+        ),
+    ),
+    group="conveyor.secrets",
+)  # fmt: skip
+
+
+def cluster_stores() -> str:
+    """The forms of the stores a remote cluster can read, for messages: `vault://HOST/PATH, ... or ...`."""
+    forms = [backend.form for backend in BACKENDS.values() if backend.cluster]
+    return ", ".join(forms[:-1]) + " or " + forms[-1] if len(forms) > 1 else "".join(forms)
 
 
 @runtime_checkable
@@ -99,26 +136,21 @@ def open_store(url: str, project_root: Path | None = None, *, public_keys: froze
     `public_keys` name the keys whose values are published by design and so are not masked.
     """
     scheme = scheme_of(url)
-    target = BACKENDS.get(scheme)
-    if target is None:
+    backend = BACKENDS.get(scheme)
+    if backend is None:
         raise SecretError(
             f"unknown secret store scheme {scheme + '://'!r} in {url!r}",
             hint=f"Accepted schemes: {', '.join(s + '://' for s in BACKENDS)}",
         )
-    module_name, _, attr = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        factory = backend.load()
     except ImportError as exc:  # an optional backend whose client library is not installed
         if (exc.name or "").startswith("conveyor"):
             raise
-        extra = {"vault": "vault", "azure-keyvault": "azure", "databricks": "databricks"}.get(scheme, scheme)
         raise SecretError(
             f"the {scheme}:// secret store needs a client library that is not installed ({exc.name})",
-            hint=f"Install it with: pip install 'conveyor[{extra}]'",
+            hint=f"Install it with: pip install 'conveyor[{backend.extra or scheme}]'",
         ) from None
-    factory: Any = module
-    for part in attr.split("."):
-        factory = getattr(factory, part)
-    store: KeyedStore = factory(url, project_root or Path.cwd())
+    store = cast(KeyedStore, cast(Callable[[str, Path], object], factory)(url, project_root or Path.cwd()))
     store.public_keys = frozenset(public_keys)
     return cast(SecretStore, store)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conveyor.config.computes import compute_of
 from conveyor.errors import ConveyorError
 from conveyor.training.channel import Client, RemoteError
 
@@ -81,10 +82,10 @@ class TrainingContext:
 
         return RemoteLake(self._client, self.env)
 
-    def log_param(self, key: str, value: Any) -> None:
+    def log_param(self, key: str, value: object) -> None:
         self.log_params({key: value})
 
-    def log_params(self, params: dict[str, Any]) -> None:
+    def log_params(self, params: Mapping[str, object]) -> None:
         self._call("log.params", params={str(k): str(v) for k, v in params.items()})
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
@@ -94,7 +95,7 @@ class TrainingContext:
         stamp = int(time.time() * 1000)
         self._call("log.metrics", metrics={str(k): float(v) for k, v in metrics.items()}, step=step, timestamp=stamp)
 
-    def set_tags(self, tags: dict[str, Any]) -> None:
+    def set_tags(self, tags: Mapping[str, object]) -> None:
         """Tags on the run (the registered version gets its own tags from `register_model`)."""
         self._call("set.tags", tags={str(k): str(v) for k, v in tags.items()})
 
@@ -107,7 +108,7 @@ class TrainingContext:
     @property
     def uses_spark(self) -> bool:
         """True when the environment's compute is Spark (local mode, a cluster or Spark Connect)."""
-        return self._settings.compute != "local"
+        return compute_of(self._settings.compute).spark
 
     def spark_url(self, path: str) -> str:
         """The URL Spark reads a lake path by (a file, a folder or a glob); the files it names are recorded for

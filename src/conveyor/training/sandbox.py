@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from conveyor.config.computes import compute_of
 from conveyor.errors import ConfigError, ConveyorError
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ class SandboxPlan:
 
 def confinement_for(environment: Environment) -> Confinement:
     """Whether this run can be sandboxed; refuses when `[training] sandbox = "required"` and it cannot."""
-    network = environment.compute != "local"  # Spark clusters and Connect servers are reached over the network
+    network = compute_of(environment.compute).network
     reason = unavailable_reason()
     if reason is None:
         return Confinement("bubblewrap", network)
@@ -181,12 +182,13 @@ def plan_for(environment: Environment, run_folders: list[Path], confinement: Con
         if os.environ.get(name) and Path(os.environ[name]).is_dir():
             read_only.append(Path(os.environ[name]).resolve())
     own_lake = _local_lake(environment)
-    if environment.compute != "local" and own_lake is not None:
+    spark = compute_of(environment.compute).spark
+    if spark and own_lake is not None:
         read_only.append(own_lake)  # Spark reads the lake by URL (each read recorded through ctx.spark_url)
     hidden = [project.state_dir, *secret_files(environment), *ignored_paths(project.root)]
     for name in project.config.environments:
         lake = _local_lake(project.environment(name))
-        if lake is not None and not (environment.compute != "local" and lake == own_lake):
+        if lake is not None and not (spark and lake == own_lake):
             hidden.append(lake)
     needed = python_paths()
     hidden = [path for path in hidden if not any(path == p or path in p.parents for p in needed)]

@@ -86,7 +86,7 @@ class Envelope:
         return self.digest
 
     @classmethod
-    def from_json(cls, data: Any) -> Envelope:
+    def from_json(cls, data: object) -> Envelope:
         if not isinstance(data, dict) or not isinstance(data.get("payloadType"), str):
             raise MalformedSignature("not a DSSE envelope (no payloadType)")
         raw_signatures = data.get("signatures")

@@ -55,7 +55,7 @@ class Statement:
         return {s.name: f"{algorithm}:{s.digest[algorithm]}" for s in self.subject if algorithm in s.digest}
 
     @classmethod
-    def from_json(cls, data: Any) -> Statement:
+    def from_json(cls, data: object) -> Statement:
         if not isinstance(data, dict) or data.get("_type") != STATEMENT_TYPE:
             raise MalformedSignature(f"the payload is not an in-toto Statement ({STATEMENT_TYPE})")
         subjects = data.get("subject")

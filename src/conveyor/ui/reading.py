@@ -170,10 +170,22 @@ def _float(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _flag(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _items(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
+
+
 def build_view(record: BuildRecord) -> BuildView:
     """A build record's summaries, typed; the JUnit report read for failing test names when it is still there."""
     tests = record.tests or {}
-    counts = {k: int(tests.get(k) or 0) for k in ("passed", "failed", "errors", "skipped")}
+    counts = {k: _count(tests.get(k)) for k in ("passed", "failed", "errors", "skipped")}
     failing: tuple[str, ...] = ()
     coverage_dir = None
     junit = tests.get("junit")
@@ -192,7 +204,7 @@ def build_view(record: BuildRecord) -> BuildView:
             metric=str(r.get("metric")), value=_float(r.get("value")), rule=str(r.get("rule")),
             champion=_float(r.get("champion")), passed=bool(r.get("passed")), note=str(r.get("note") or ""),
         )
-        for r in gates.get("results") or [] if isinstance(r, dict)
+        for r in _items(gates.get("results")) if isinstance(r, dict)
     )  # fmt: skip
     model = record.model
     tags = model.tags if model else {}
@@ -200,12 +212,12 @@ def build_view(record: BuildRecord) -> BuildView:
     attested = record.data.get("attested")
     return BuildView(
         record=record,
-        tests_ok=tests.get("ok") if isinstance(tests.get("ok"), bool) else None,
+        tests_ok=_flag(tests.get("ok")),
         tests_counts=counts,
         failing_tests=failing,
         coverage_percent=_float(tests.get("coverage_percent")),
         coverage_dir=coverage_dir,
-        gates_ok=gates.get("ok") if isinstance(gates.get("ok"), bool) else None,
+        gates_ok=_flag(gates.get("ok")),
         gates=rows,
         attested={str(k): str(v) for k, v in attested.items()} if isinstance(attested, dict) else {},
         lineage=lineage,

@@ -29,11 +29,10 @@ from conveyor.compute.process import check_environment, training_script
 from conveyor.compute.spark import session_builder, with_lake_settings
 from conveyor.config import Environment
 from conveyor.errors import ConfigError
+from conveyor.secrets import BACKENDS, cluster_stores, scheme_of
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-CLUSTER_STORES = "databricks://SCOPE, azure-keyvault://VAULT or vault://HOST/PATH"
 
 
 class DatabricksCompute:
@@ -92,11 +91,12 @@ def upload_once(workspace: Workspace, kind: str, artifact: Artifact) -> str:
 
 
 def check_reachable_from_cluster(environment: Environment) -> None:
-    """A secret file on this machine cannot be read by the cluster: refuse before uploading anything."""
+    """A store the cluster cannot read (a file or the environment variables here): refuse before uploading."""
     url = environment.secrets_url
-    if url.startswith("file://"):
+    backend = BACKENDS.get(scheme_of(url))
+    if backend is not None and not backend.cluster:
         raise ConfigError(
-            f"environment {environment.name!r} trains on Databricks but keeps its secrets in a file on this machine "
-            f"({url.split('://', 1)[0]}://...), which the cluster cannot read",
-            hint=f"Use a store the cluster reaches for environments.{environment.name}.secrets: {CLUSTER_STORES}.",
+            f"environment {environment.name!r} trains on Databricks but keeps its secrets in {backend.summary} "
+            f"({backend.name}://...), which the cluster cannot read",
+            hint=f"Use a store the cluster reaches for environments.{environment.name}.secrets: {cluster_stores()}.",
         )

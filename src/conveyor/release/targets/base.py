@@ -86,10 +86,6 @@ class Target(ABC):
     def run_step(self, name: str, context: DeployContext) -> StepResult:
         """Run one step (again, if a deployment resumes); raise ConveyorError when it fails."""
 
-    def rollout_steps(self) -> list[str]:
-        """The steps that start a release beside the live one and split the traffic; none: no rollouts here."""
-        return []
-
     def reroute(self, state_dir: Path, stage: str, candidate: int, digest: str, plan: RolloutPlan | None) -> list[str]:
         """Serve the running rollout of release `candidate` (package `digest`) at `plan` (a new weight), or, with
         None, stop it and serve the live release alone; says what changed."""

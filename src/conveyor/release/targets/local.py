@@ -115,9 +115,6 @@ class LocalTarget(Target):
     def steps(self) -> list[str]:
         return ["load", "start", "switch"]
 
-    def rollout_steps(self) -> list[str]:
-        return ["load", "start", "split"]
-
     def run_step(self, name: str, context: DeployContext) -> StepResult:
         if name == "load":
             return self._load(context)
