@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -42,7 +41,7 @@ class VersionFigures:
     def error_rate(self) -> float | None:
         return self.errors / self.requests if self.requests else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "error_rate": self.error_rate}
 
 
@@ -101,7 +100,7 @@ class RolloutStatus:
             "shadow_differs": found.shadow.get("differs", 0) / compared if compared else None,
         }  # fmt: skip
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "stage": self.stage, "release": self.release, "mode": self.mode, "weight": self.weight, "live": self.live,
             "window_seconds": self.window_seconds, "min_requests": self.min_requests, "pending": self.pending,
@@ -230,7 +229,7 @@ class WatchOutcome:
     figures: dict[str, float | None] | None = None
     checks: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
