@@ -90,7 +90,7 @@ def label(client: httpx.Client, port: int, key: str | None = None, x: int = 1) -
 
 def wait_for_stats(releases: Releases, port: int, requests: int, role: str = "candidate", field: str = "") -> None:
     """Until the forwarder's stats file counts `requests` for `role` (it writes a line a second); with `field`,
-    that many shadow outcomes of that kind."""
+    that many shadow outcomes of that kind; role "" counts every role."""
     path = stats_path(LocalTarget(f"local://{port}").route_file(releases.project.state_dir, "live"))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -98,7 +98,9 @@ def wait_for_stats(releases: Releases, port: int, requests: int, role: str = "ca
             last = json.loads(path.read_text().splitlines()[-1])
         except (OSError, ValueError, IndexError):
             last = {"figures": []}
-        counted = [f["shadow"].get(field, 0) if field else f["requests"] for f in last["figures"] if f["role"] == role]
+        counted = [
+            f["shadow"].get(field, 0) if field else f["requests"] for f in last["figures"] if role in ("", f["role"])
+        ]
         if sum(counted) >= requests:
             return
         time.sleep(0.2)
@@ -128,7 +130,7 @@ def test_a_canary_gets_its_share_sticky_by_key_then_completes(
         headers = client.post(f"http://127.0.0.1:{port}/score", json={}, headers={"x-conveyor-key": "a"}).headers
         assert headers["x-conveyor-release"] in (str(live.id), str(candidate.id))
 
-    wait_for_stats(releases, port, 900)
+    wait_for_stats(releases, port, 10_000 + 50 * 6 + 1, role="")
     code, out, err = run(capsys, "rollout", "status", "live", "--json", *p)
     assert code == 0, err
     status = json.loads(out)

@@ -1,7 +1,8 @@
 """A stage's requests split between its live release and a rollout's candidate, one HTTP request at a time.
 
-While a route names a `Split`, the stage's forwarder reads each connection as HTTP/1.1 (h11) instead of piping
-bytes, and sends every request on to the live server or the candidate (httpx, kept-alive connections):
+While a route names a `Split`, the stage's forwarder reads each connection as HTTP/1.1 (httptools, the parser
+uvicorn uses) instead of piping bytes, and sends every request on to the live server or the candidate over
+kept-alive connections:
 
 - canary: the candidate answers `weight`% of requests. A request with an `X-Conveyor-Key` header goes where the
   key's hash falls (the same caller always sees the same version at a weight); one without is drawn at random.
@@ -23,12 +24,13 @@ import json
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 
-import h11
-import httpx
+import httptools
 
 from conveyor.release.routes import Route, Split
 
@@ -138,129 +140,174 @@ class Answer:
     failed: bool
 
 
+@dataclass
+class Message:
+    """One HTTP message as a parser saw it: target (requests), status (responses), headers, body."""
+
+    method: bytes = b""
+    target: bytes = b""
+    status: int = 0
+    keep_alive: bool = True
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytearray = field(default_factory=bytearray)
+
+
+class Messages:
+    """httptools' callbacks: the messages parsed so far, complete ones in `ready` (pipelined ones in order)."""
+
+    def __init__(self) -> None:
+        self.parser: httptools.HttpRequestParser | httptools.HttpResponseParser | None = None
+        self.current = Message()
+        self.ready: deque[Message] = deque()
+
+    def on_message_begin(self) -> None:
+        self.current = Message()
+
+    def on_url(self, url: bytes) -> None:
+        self.current.target += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.current.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        assert parser is not None
+        if isinstance(parser, httptools.HttpRequestParser):
+            self.current.method = parser.get_method()
+        else:
+            self.current.status = parser.get_status_code()
+        self.current.keep_alive = parser.should_keep_alive()
+
+    def on_body(self, body: bytes) -> None:
+        self.current.body += body
+        if len(self.current.body) > MAX_BODY:
+            raise TooLarge(f"the request body is over {MAX_BODY} bytes")
+
+    def on_message_complete(self) -> None:
+        self.ready.append(self.current)
+
+
+class TooLarge(Exception):
+    """A request body past `MAX_BODY`."""
+
+
+def request_parser() -> tuple[httptools.HttpRequestParser, Messages]:
+    messages = Messages()
+    parser = httptools.HttpRequestParser(messages)
+    messages.parser = parser
+    return parser, messages
+
+
+def response_parser() -> tuple[httptools.HttpResponseParser, Messages]:
+    messages = Messages()
+    parser = httptools.HttpResponseParser(messages)
+    messages.parser = parser
+    return parser, messages
+
+
+def _head_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(b"%s: %s\r\n" % (name, value) for name, value in headers)
+
+
+def response_bytes(answer: Answer, keep_alive: bool) -> bytes:
+    reason = HTTPStatus(answer.status).phrase.encode() if answer.status in _KNOWN else b""
+    connection = b"" if keep_alive else b"connection: close\r\n"
+    return b"HTTP/1.1 %d %s\r\n%s%s\r\n%s" % (
+        answer.status,
+        reason,
+        _head_lines(answer.headers),
+        connection,
+        answer.body,
+    )
+
+
 class Splitter:
-    """Serves split connections: reads each request with h11, answers it from the live or candidate server."""
+    """Serves split connections: reads each request, answers it from the live or the candidate server."""
 
     def __init__(self, stats: Stats) -> None:
         self.stats = stats
-        self.clients: dict[int, httpx.AsyncClient] = {}
+        self.backends: dict[int, Backend] = {}
         self.shadows = 0
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def client(self, port: int) -> httpx.AsyncClient:
-        found = self.clients.get(port)
+    def backend(self, port: int) -> Backend:
+        found = self.backends.get(port)
         if found is None:
-            limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
-            found = self.clients[port] = httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=BACKEND_TIMEOUT
-            )
+            found = self.backends[port] = Backend(port)
         return found
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, current: RouteSource) -> None:
-        connection = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+        parser, messages = request_parser()
         try:
             while True:
-                request = await self._read(connection, reader)
-                if request is None:
-                    break
-                head, body = request
+                while not messages.ready:
+                    data = await reader.read(1 << 16)
+                    if not data:
+                        return
+                    parser.feed_data(data)
+                request = messages.ready.popleft()
                 route = await current()
                 if route is None:
-                    break
-                answer = await self._answer(route, head, body)
-                writer.write(connection.send(h11.Response(status_code=answer.status, headers=answer.headers)))
-                writer.write(connection.send(h11.Data(data=answer.body)) or b"")
-                writer.write(connection.send(h11.EndOfMessage()) or b"")
+                    return
+                answer = await self._answer(route, request)
+                writer.write(response_bytes(answer, request.keep_alive))
                 await writer.drain()
-                if connection.our_state is h11.MUST_CLOSE or connection.their_state is h11.MUST_CLOSE:
-                    break
-                connection.start_next_cycle()
-        except h11.ProtocolError as bad:
-            status = bad.error_status_hint
-            message = str(bad) if status == 413 else f"the request is not valid HTTP/1.1 ({bad})"
-            with contextlib.suppress(h11.ProtocolError, ConnectionError, OSError):
-                if connection.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                    kind = "too_large" if status == 413 else "bad_request"
-                    writer.write(_problem(connection, status, message, kind))
-                    await writer.drain()
+                if not request.keep_alive:
+                    return
+        except TooLarge as large:
+            writer.write(_problem(413, str(large), "too_large"))
+        except httptools.HttpParserUpgrade:
+            writer.write(_problem(400, "a split stage does not upgrade connections", "bad_request"))
+        except httptools.HttpParserError as bad:
+            writer.write(_problem(400, f"the request is not valid HTTP/1.1 ({bad})", "bad_request"))
         except (ConnectionError, OSError):
             pass
         finally:
             with contextlib.suppress(ConnectionError, OSError):
                 writer.close()
 
-    async def _read(self, connection: h11.Connection, reader: asyncio.StreamReader) -> tuple[h11.Request, bytes] | None:
-        """The next request and its whole body (None when the client closed); 413 past `MAX_BODY`."""
-        head: h11.Request | None = None
-        body = bytearray()
-        while True:
-            event = connection.next_event()
-            if event is h11.NEED_DATA:
-                data = await reader.read(1 << 16)
-                connection.receive_data(data)
-                if not data and head is None:
-                    return None
-                continue
-            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-                return None
-            if isinstance(event, h11.Request):
-                head = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > MAX_BODY:
-                    raise _TooLarge()
-            elif isinstance(event, h11.EndOfMessage) and head is not None:
-                return head, bytes(body)
-
-    async def _answer(self, route: Route, head: h11.Request, body: bytes) -> Answer:
+    async def _answer(self, route: Route, request: Message) -> Answer:
         split = route.split
-        key = next((value for name, value in head.headers if name == KEY_HEADER), None)
+        key = next((value for name, value in request.headers if name == KEY_HEADER), None)
         to_candidate = split is not None and goes_to_candidate(split, key)
         port, release, digest = (
             (split.port, split.release, split.digest) if split is not None and to_candidate
             else (route.port, route.release, route.digest)
         )  # fmt: skip
         started = time.perf_counter()
-        answer = await self._forward(port, release, head, body, BACKEND_TIMEOUT)
+        answer = await self._forward(port, release, request, BACKEND_TIMEOUT)
         role = "candidate" if to_candidate else "live"
         self.stats.of(digest, role).observe((time.perf_counter() - started) * 1000, answer.failed)
         if split is not None and split.mode == "shadow":
-            self._shadow(split, head, body, answer)
+            self._shadow(split, request, answer)
         return answer
 
-    async def _forward(self, port: int, release: int, head: h11.Request, body: bytes, timeout: float) -> Answer:
-        headers = [(name, value) for name, value in head.headers if name not in HOP_BY_HOP]
+    async def _forward(self, port: int, release: int, request: Message, timeout: float) -> Answer:
         try:
-            request = self.client(port).build_request(
-                head.method.decode(), head.target.decode(), headers=headers, content=body, timeout=timeout
-            )
-            response = await self.client(port).send(request, stream=True)
-            try:
-                content = b"".join([chunk async for chunk in response.aiter_raw()])
-            finally:
-                await response.aclose()
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout(timeout):
+                response = await self.backend(port).call(request)
+        except (OSError, TimeoutError, httptools.HttpParserError) as exc:
             problem = f"release {release}'s server did not answer ({type(exc).__name__})"
             data = json.dumps({"error": problem, "kind": "unavailable"}).encode()
             return Answer(502, _headers(release, b"application/json", len(data)), data, True)
-        kept = [(name, value) for name, value in response.headers.raw if name.lower() not in HOP_BY_HOP]
-        kept += [(b"content-length", str(len(content)).encode()), (RELEASE_HEADER, str(release).encode())]
-        return Answer(response.status_code, kept, content, response.status_code >= 500)
+        kept = [(name, value) for name, value in response.headers if name not in HOP_BY_HOP]
+        kept += [(b"content-length", b"%d" % len(response.body)), (RELEASE_HEADER, b"%d" % release)]
+        return Answer(response.status, kept, bytes(response.body), response.status >= 500)
 
-    def _shadow(self, split: Split, head: h11.Request, body: bytes, live: Answer) -> None:
+    def _shadow(self, split: Split, request: Message, live: Answer) -> None:
         figures = self.stats.of(split.digest, "shadow")
         if self.shadows >= SHADOW_IN_FLIGHT:
             figures.shadow["dropped"] = figures.shadow.get("dropped", 0) + 1
             return
         self.shadows += 1
-        task = asyncio.create_task(self._shadow_call(split, head, body, live, figures))
+        task = asyncio.create_task(self._shadow_call(split, request, live, figures))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _shadow_call(self, split: Split, head: h11.Request, body: bytes, live: Answer, figures: Figures) -> None:
+    async def _shadow_call(self, split: Split, request: Message, live: Answer, figures: Figures) -> None:
         started = time.perf_counter()
         try:
-            answer = await self._forward(split.port, split.release, head, body, SHADOW_TIMEOUT)
+            answer = await self._forward(split.port, split.release, request, SHADOW_TIMEOUT)
         finally:
             self.shadows -= 1
         figures.observe((time.perf_counter() - started) * 1000, answer.failed)
@@ -269,31 +316,73 @@ class Splitter:
         figures.shadow[outcome] = figures.shadow.get(outcome, 0) + 1
 
     async def close(self) -> None:
-        for client in self.clients.values():
-            await client.aclose()
+        for backend in self.backends.values():
+            backend.close()
 
 
-class _TooLarge(h11.ProtocolError):
-    def __init__(self) -> None:
-        super().__init__(f"request body over {MAX_BODY} bytes", error_status_hint=413)
+class Backend:
+    """Kept-alive HTTP/1.1 connections to one server on 127.0.0.1; a request on an idle connection that the
+    server closed meanwhile is sent again once, on a new one."""
+
+    IDLE = 128
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.host = b"127.0.0.1:%d" % port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def call(self, request: Message) -> Message:
+        reused = bool(self.idle)
+        try:
+            return await self._call(request, fresh=False)
+        except (ConnectionError, Closed):
+            if not reused:
+                raise
+            return await self._call(request, fresh=True)
+
+    async def _call(self, request: Message, *, fresh: bool) -> Message:
+        if self.idle and not fresh:
+            reader, writer = self.idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        headers = [(n, v) for n, v in request.headers if n not in HOP_BY_HOP]
+        headers += [(b"host", self.host), (b"content-length", b"%d" % len(request.body))]
+        parser, messages = response_parser()
+        try:
+            writer.write(b"%s %s HTTP/1.1\r\n%s\r\n%s" % (request.method, request.target, _head_lines(headers),
+                                                           request.body))  # fmt: skip
+            while not messages.ready:
+                data = await reader.read(1 << 16)
+                if not data:
+                    raise Closed()
+                parser.feed_data(data)
+        except BaseException:
+            writer.close()
+            raise
+        response = messages.ready.popleft()
+        if response.keep_alive and len(self.idle) < self.IDLE:
+            self.idle.append((reader, writer))
+        else:
+            writer.close()
+        return response
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
+class Closed(ConnectionError):
+    """The server closed the connection before answering."""
+
+
+_KNOWN = {status.value for status in HTTPStatus}
 
 
 def _headers(release: int, content_type: bytes, length: int) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"content-type", content_type), (b"content-length", str(length).encode()),
-        (RELEASE_HEADER, str(release).encode()),
-    ]  # fmt: skip
+    return [(b"content-type", content_type), (b"content-length", b"%d" % length), (RELEASE_HEADER, b"%d" % release)]
 
 
-def _problem(connection: h11.Connection, status: int, message: str, kind: str) -> bytes:
+def _problem(status: int, message: str, kind: str) -> bytes:
     data = json.dumps({"error": message, "kind": kind}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-               (b"connection", b"close")]  # fmt: skip
-    return b"".join(
-        part or b""
-        for part in (
-            connection.send(h11.Response(status_code=status, headers=headers)),
-            connection.send(h11.Data(data=data)),
-            connection.send(h11.EndOfMessage()),
-        )
-    )
+    return response_bytes(Answer(status, _headers(0, b"application/json", len(data))[:2], data, True), False)
