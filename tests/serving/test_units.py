@@ -78,10 +78,11 @@ def test_metrics_gathered_on_the_loop_equal_one_observe_per_request() -> None:
     rng = random.Random(5)
     latencies = [rng.choice(LATENCY_BUCKETS) if i % 7 == 0 else rng.uniform(0, 12) for i in range(500)]
     reference = Histogram(
-        "conveyor_request_duration_seconds", "x", ["endpoint"], buckets=LATENCY_BUCKETS, registry=CollectorRegistry()
-    )
+        "conveyor_request_duration_seconds", "x", ["package", "endpoint"], buckets=LATENCY_BUCKETS,
+        registry=CollectorRegistry(),
+    )  # fmt: skip
     for seconds in latencies:
-        reference.labels("/score").observe(seconds)
+        reference.labels("unbuilt", "/score").observe(seconds)
     expected = {s.name + repr(sorted(s.labels.items())): s.value for m in reference.collect() for s in m.samples}
     expected = {k: v for k, v in expected.items() if "_created" not in k}
 
@@ -94,8 +95,8 @@ def test_metrics_gathered_on_the_loop_equal_one_observe_per_request() -> None:
         return before, generate_latest(metrics.registry).decode()
 
     before, after = asyncio.run(serve())
-    assert 'conveyor_requests_total{endpoint="/score",status="200"}' not in before
-    assert 'conveyor_requests_total{endpoint="/score",status="200"} 500.0' in after
+    assert 'conveyor_requests_total{endpoint="/score",package="unbuilt",status="200"}' not in before
+    assert 'conveyor_requests_total{endpoint="/score",package="unbuilt",status="200"} 500.0' in after
     for line in after.splitlines():
         if line.startswith("conveyor_request_duration_seconds_") and "_created" not in line:
             name, value = line.rsplit(" ", 1)
