@@ -71,3 +71,10 @@ def test_a_package_without_a_profile_says_drift_is_unavailable(toy_package, star
     assert "conveyor_drift_psi{" not in text and "conveyor_drift_window_records{" not in text
     assert metric_value(text, "conveyor_predictions_count", package=package) is not None
     assert "drift is unavailable" in server.log() and "holds no training profile" in server.log()
+
+
+def test_the_server_looks_for_the_profile_file_the_build_writes() -> None:
+    from conveyor.drift import PROFILE_FILE
+    from conveyor.serving import drift
+
+    assert drift.PROFILE_FILE == PROFILE_FILE

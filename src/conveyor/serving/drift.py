@@ -23,10 +23,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("conveyor.serving")
 
 WINDOW_RECORDS = 10_000
+PROFILE_FILE = "profile.json"  # conveyor.drift.PROFILE_FILE, named here so that a package without one needs no numpy
 
 
 def open_window(package_dir: Path, capacity: int = WINDOW_RECORDS) -> tuple[DriftWindow | None, str | None]:
-    """A drift window over the package's training profile, or None and why drift is unavailable."""
+    """A drift window over the package's training profile, or None and why drift is unavailable (numpy is
+    imported only for a package that has a profile)."""
+    if not (package_dir / PROFILE_FILE).is_file():
+        return None, f"the package {package_dir} holds no training profile ({PROFILE_FILE})"
     try:
         from conveyor.drift import DriftWindow, read_profile
     except ImportError as exc:
