@@ -194,3 +194,23 @@ def test_deadlines_fire_late_by_at_most_their_resolution_and_never_once_discarde
     fired, pending = asyncio.run(scenario())
     assert set(fired) == {"due"} and 0.1 <= fired["due"] < 0.1 + 0.02 + 0.05, fired
     assert pending == 0
+
+
+def test_scored_records_feed_a_bounded_window_and_numeric_results_the_histogram(census_package) -> None:
+    from conveyor.serving.drift import open_window
+    from conveyor.serving.metrics import numeric_prediction
+
+    assert numeric_prediction(3) == 3.0 and numeric_prediction({"estimated_wages": 2.5, "model": "census"}) == 2.5
+    assert numeric_prediction({"a": 1.0, "b": 2.0}) is None and numeric_prediction("yes") is None
+    window, reason = open_window(census_package, capacity=2_000)
+    assert window is not None and reason is None
+    metrics = ServingMetrics("sha256:" + "ab" * 32, window, reason)
+    fixed = window.nbytes
+    record = {"age": 37, "hours-per-week": 40.0, "sex": "Female"}
+    for _ in range(50):
+        metrics.observe_scored_many([record] * 1000, [{"estimated_wages": 190_000.0}] * 1000)
+        metrics.flush()
+    assert window.records == 2_000 and window.seen == 50_000 and window.nbytes == fixed
+    text = metrics.render().decode()
+    assert f'conveyor_predictions_count{{package="sha256:{"ab" * 32}"}} 50000.0' in text
+    assert f'conveyor_drift_window_records{{package="sha256:{"ab" * 32}"}} 2000.0' in text

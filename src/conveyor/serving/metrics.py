@@ -138,16 +138,15 @@ class ServingMetrics:
         return child
 
     def observe_scored(self, record: Any, result: Any) -> None:
-        """One record scored (the parsed request) and its result: for the drift window and the predictions."""
+        """One record scored (the parsed request) and its result: for the drift window and the predictions. The
+        request's `observe_request` schedules the flush."""
         self._records_due.append(record)
         self._results_due.append(result)
-        self._flush_soon()
 
     def observe_scored_many(self, records: list[Any], results: list[Any]) -> None:
-        """Records scored together and their results, in the same order."""
+        """Records scored together and their results, in the same order (flushed as `observe_scored`'s are)."""
         self._records_due.extend(records)
         self._results_due.extend(results)
-        self._flush_soon()
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
         key = (endpoint, str(status))
