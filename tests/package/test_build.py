@@ -27,6 +27,7 @@ def test_package_holds_registered_code_model_lock_and_manifest(census, tmp_path)
         "inference",
         "manifest.json",
         "model",
+        "profile.json",
         "requirements.lock",
         "score.py",
     ]
@@ -42,6 +43,7 @@ def test_package_holds_registered_code_model_lock_and_manifest(census, tmp_path)
         "inference/__init__.py",
         "inference/model.py",
         "inference/transforms.py",
+        "profile.json",
         "requirements.lock",
         *(f"model/{p.name}" for p in (package / "model").iterdir()),
     }
@@ -192,5 +194,30 @@ def test_no_engine_builds_the_package_and_says_so(census, tmp_path, monkeypatch,
     captured = capsys.readouterr()
     assert "no working container engine found" in captured.err
     assert "image    none" in captured.out
+    assert "profile  age, hours-per-week (300 training rows)" in captured.out
     record = BuildRecord.load(Path(captured.out.split("record   ")[1].split()[0]))
     assert record.image is None and record.archive.is_file()
+
+
+def test_the_package_records_the_profile_of_the_data_training_read(census):
+    """profile.json profiles the lake file the training read (checked against its data digest), restricted to the
+    features the run logged; when that data changed or was never recorded, the package has no profile and why."""
+    from dataclasses import replace
+
+    from conveyor.drift import read_profile
+    from conveyor.package.profiling import training_profile
+    from conveyor.registry import ModelRegistry
+
+    project = load_project(census)
+    environment = project.environment("dev")
+    record = build(project, environment, engine="none")
+    profile = read_profile(record.package_dir)
+    assert profile is not None and set(profile.features) == {"age", "hours-per-week"}
+    info = ModelRegistry(environment).resolve("worst_regression/1")
+    assert profile.source == {"files": ["AdultCensusIncome.csv"], "data_digest": info.tags["data_digest"]}
+    assert profile.rows == 300 and profile.features["age"].kind == "numeric"
+    changed = training_profile(environment, replace(info, tags={**info.tags, "data_digest": "sha256:" + "0" * 64}))
+    assert changed.profile is None and "changed since worst_regression/1 was trained" in (changed.reason or "")
+    unrecorded = {k: v for k, v in info.tags.items() if k != "data_files"}
+    missing = training_profile(environment, replace(info, tags=unrecorded))
+    assert missing.profile is None and "records no training data" in (missing.reason or "")

@@ -54,6 +54,9 @@ def test_build_then_release_pipeline(tmp_path, capsys, monkeypatch):
     import pyarrow.parquet as pq
 
     assert pq.read_table(tmp_path / "l" / "stage" / "scored" / "census").num_rows == 600
+    assert scored["drift"] == {"available": True, "report": "scored/census.drift.json"}  # the training data itself
+    report = json.loads((tmp_path / "l" / "stage" / "scored" / "census.drift.json").read_text())
+    assert report["records"] == 600 and all(f["psi"] < 0.1 for f in report["features"].values())
     build = state["outputs"]["build"]
     assert state["steps"][3]["command"][:6] == ["conveyor", "build", "--env", "stage", "--model", "worst_regression/1"]
     assert (root / "results" / "junit.xml").exists() and (root / "results" / "coverage.xml").exists()

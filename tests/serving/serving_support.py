@@ -21,3 +21,14 @@ def wait_for_new_worker(server: Any, old_pid: int, failure: str, seconds: float 
             pass
         time.sleep(0.05)
     raise AssertionError(f"{failure}:\n{server.log()}")
+
+
+def metric_value(text: str, name: str, **labels: str) -> float | None:
+    """The value of the sample `name` whose labels include `labels` (in Prometheus text), None when there is none."""
+    import re
+
+    for match in re.finditer(rf"^{re.escape(name)}(?:{{(.*)}})? (\S+)$", text, re.M):
+        found = dict(re.findall(r'([a-zA-Z_]+)="((?:[^"\\]|\\.)*)"', match.group(1) or ""))
+        if all(found.get(key) == value for key, value in labels.items()):
+            return float(match.group(2))
+    return None

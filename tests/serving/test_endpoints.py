@@ -6,6 +6,7 @@ import time
 
 import httpx
 import pytest
+from serving_support import metric_value
 
 REQUEST = {"age": 37, "hours-per-week": 40.0, "sex": "Female", "occupation": "Exec-managerial"}
 
@@ -107,8 +108,10 @@ def test_health_metrics_and_openapi(census_server) -> None:
     metrics = httpx.get(f"{url}/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
-    assert 'conveyor_requests_total{endpoint="/score",status="200"}' in text
-    assert 'conveyor_request_duration_seconds_bucket{endpoint="/score",le="+Inf"}' in text
+    package = ready["package"]
+    assert package.startswith("sha256:")
+    assert metric_value(text, "conveyor_requests_total", package=package, endpoint="/score", status="200")
+    assert metric_value(text, "conveyor_request_duration_seconds_bucket", package=package, endpoint="/score", le="+Inf")
     assert "conveyor_batch_size_count" in text
     document = httpx.get(f"{url}/openapi.json").json()
     assert document["openapi"].startswith("3.")

@@ -13,7 +13,7 @@ import time
 
 import httpx
 import pytest
-from serving_support import wait_for_new_worker
+from serving_support import metric_value, wait_for_new_worker
 
 from conveyor.serving.metrics import FLUSH_SECONDS
 
@@ -22,11 +22,8 @@ TIMEOUTS = ("--timeout", "1", "--header-timeout", "1", "--body-timeout", "1")
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text; 0 when absent."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = rf"^{re.escape(name)}{{{re.escape(wanted)}}} (\S+)$" if labels else rf"^{re.escape(name)} (\S+)$"
-    match = re.search(pattern, text, re.M)
-    return float(match.group(1)) if match else 0.0
+    """The value of one sample in Prometheus text (whatever its package label); 0 when absent."""
+    return metric_value(text, name, **labels) or 0.0
 
 
 def test_a_huge_v2_shape_is_refused_at_once(census_server) -> None:

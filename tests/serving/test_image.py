@@ -11,6 +11,7 @@ import time
 
 import httpx
 import pytest
+from serving_support import metric_value
 
 ABSENT = ("pip", "setuptools", "typer", "rich", "pydantic", "click_repl", "mlflow", "pandas")
 
@@ -53,7 +54,11 @@ def test_python_m_serving_serves_an_image(image_build, start_server) -> None:
         response = httpx.post(f"{server.url}/score", json={"age": 37, "hours-per-week": 40})
         assert response.status_code == 200 and response.json()["estimated_wages"] > 0
         metrics = httpx.get(f"{server.url}/metrics").text
-        assert 'conveyor_requests_total{endpoint="/score",status="200"} 1.0' in metrics
+        assert metric_value(metrics, "conveyor_requests_total", endpoint="/score", status="200") == 1.0
+        package = image_build.digest
+        assert metric_value(metrics, "conveyor_drift_available", package=package) == 1.0, "the build's profile"
+        assert metric_value(metrics, "conveyor_drift_window_records", package=package) == 1.0
+        assert metric_value(metrics, "conveyor_drift_ks_pvalue", package=package, feature="age") is not None
     finally:
         code = server.stop(60)
     assert code in (0, 130, 143), server.log()

@@ -78,10 +78,11 @@ def test_metrics_gathered_on_the_loop_equal_one_observe_per_request() -> None:
     rng = random.Random(5)
     latencies = [rng.choice(LATENCY_BUCKETS) if i % 7 == 0 else rng.uniform(0, 12) for i in range(500)]
     reference = Histogram(
-        "conveyor_request_duration_seconds", "x", ["endpoint"], buckets=LATENCY_BUCKETS, registry=CollectorRegistry()
-    )
+        "conveyor_request_duration_seconds", "x", ["package", "endpoint"], buckets=LATENCY_BUCKETS,
+        registry=CollectorRegistry(),
+    )  # fmt: skip
     for seconds in latencies:
-        reference.labels("/score").observe(seconds)
+        reference.labels("unbuilt", "/score").observe(seconds)
     expected = {s.name + repr(sorted(s.labels.items())): s.value for m in reference.collect() for s in m.samples}
     expected = {k: v for k, v in expected.items() if "_created" not in k}
 
@@ -94,8 +95,8 @@ def test_metrics_gathered_on_the_loop_equal_one_observe_per_request() -> None:
         return before, generate_latest(metrics.registry).decode()
 
     before, after = asyncio.run(serve())
-    assert 'conveyor_requests_total{endpoint="/score",status="200"}' not in before
-    assert 'conveyor_requests_total{endpoint="/score",status="200"} 500.0' in after
+    assert 'conveyor_requests_total{endpoint="/score",package="unbuilt",status="200"}' not in before
+    assert 'conveyor_requests_total{endpoint="/score",package="unbuilt",status="200"} 500.0' in after
     for line in after.splitlines():
         if line.startswith("conveyor_request_duration_seconds_") and "_created" not in line:
             name, value = line.rsplit(" ", 1)
@@ -193,3 +194,23 @@ def test_deadlines_fire_late_by_at_most_their_resolution_and_never_once_discarde
     fired, pending = asyncio.run(scenario())
     assert set(fired) == {"due"} and 0.1 <= fired["due"] < 0.1 + 0.02 + 0.05, fired
     assert pending == 0
+
+
+def test_scored_records_feed_a_bounded_window_and_numeric_results_the_histogram(census_package) -> None:
+    from conveyor.serving.drift import open_window
+    from conveyor.serving.metrics import numeric_prediction
+
+    assert numeric_prediction(3) == 3.0 and numeric_prediction({"estimated_wages": 2.5, "model": "census"}) == 2.5
+    assert numeric_prediction({"a": 1.0, "b": 2.0}) is None and numeric_prediction("yes") is None
+    window, reason = open_window(census_package, capacity=2_000)
+    assert window is not None and reason is None
+    metrics = ServingMetrics("sha256:" + "ab" * 32, window, reason)
+    fixed = window.nbytes
+    record = {"age": 37, "hours-per-week": 40.0, "sex": "Female"}
+    for _ in range(50):
+        metrics.observe_scored_many([record] * 1000, [{"estimated_wages": 190_000.0}] * 1000)
+        metrics.flush()
+    assert window.records == 2_000 and window.seen == 50_000 and window.nbytes == fixed
+    text = metrics.render().decode()
+    assert f'conveyor_predictions_count{{package="sha256:{"ab" * 32}"}} 50000.0' in text
+    assert f'conveyor_drift_window_records{{package="sha256:{"ab" * 32}"}} 2000.0' in text

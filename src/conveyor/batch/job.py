@@ -12,6 +12,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from conveyor.batch.datasets import InputDataset, find_input
+from conveyor.batch.drift import BatchDrift, write_batch_drift
 from conveyor.batch.engines import DEFAULT_BATCH_ROWS, BatchEngine, BatchJob, engine_for
 from conveyor.batch.output import plan_output, staged
 from conveyor.batch.progress import BatchProgress, NoProgress
@@ -40,6 +41,7 @@ class BatchResult:
     predictions: tuple[str, ...]
     seconds: float
     details: dict[str, str] = field(default_factory=dict)
+    drift: BatchDrift | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -58,6 +60,7 @@ class BatchResult:
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 1),
             "details": dict(self.details),
+            "drift": self.drift.to_dict() if self.drift else None,
         }
 
 
@@ -91,6 +94,8 @@ def score_batch(
 ) -> BatchResult:
     """Score the lake dataset at `input_path` (CSV or Parquet, a file or a folder) with a registered `model` or a
     package directory, and write its rows with the predictions appended to `output_path` as a Parquet folder.
+    When the package holds a training profile, the input's drift report is written beside it
+    (`OUTPUT.drift.json`, see `conveyor.batch.drift`); `result.drift` says which, or why there is none.
 
     The output appears complete or not at all; an existing output is replaced only with `overwrite`.
     """
@@ -110,6 +115,8 @@ def score_batch(
         files = output.commit()
     seconds = perf_counter() - started
     read = [{"path": r.path, "sha256": r.sha256} for r in lake.reads() if r.path in dataset.files]
+    described = {"name": info.name, "version": info.version, "digest": info.digest}
+    drift = write_batch_drift(lake, dataset, package_dir, output.path, described)
     return BatchResult(
         env=environment.name,
         engine=chosen,
@@ -123,6 +130,7 @@ def score_batch(
         predictions=run.predictions,
         seconds=seconds,
         details=run.details,
+        drift=drift,
     )
 
 

@@ -149,6 +149,13 @@ def score_batch(
         f"scored {result.rows:,} rows of {result.input.path} with {result.model['name']}/{result.model['version']} "
         f"({result.engine}, {result.rows_per_second:,.0f} rows/s) into {result.output} in the {result.env} lake"
     )
+    drift = result.drift
+    if drift is not None and drift.path:
+        shifted = sorted(name for name, f in drift.report.features.items() if f.shifted)
+        found = f"shifted: {', '.join(shifted)}" if shifted else "no feature shifted (PSI <= 0.2)"
+        say(f"drift report {drift.path} ({drift.report.records:,} rows against the training profile; {found})")
+    elif drift is not None:
+        say(f"drift unavailable: {drift.report.reason}")
 
 
 COMMANDS = {"score-batch": score_batch}

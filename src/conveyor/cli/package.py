@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -72,8 +72,9 @@ def build(
     model (the `code/` folder of the MLflow model), never from the work tree. The package holds them, the model
     files (model/), requirements.lock (pinned with hashes: the model's requirements as MLflow recorded them, less
     MLflow itself, plus the scoring server's) and manifest.json (sha256 of every file, the model's name, version,
-    run id and tags, conveyor and Python versions, base image). The package digest is the sha256 of the canonical
-    manifest; the same inputs give the same digest and a byte-identical package.tar.
+    run id and tags, conveyor and Python versions, base image) and, when the lake files the training read are
+    still as they were, profile.json (the training data's distribution per feature, for drift). The package digest
+    is the sha256 of the canonical manifest; the same inputs give the same digest and a byte-identical package.tar.
 
     With a container engine the image is built offline (wheels downloaded on the host, checked against the
     lock's hashes), labelled with org.opencontainers.image.* and the package digest, and saved once as
@@ -87,19 +88,34 @@ def build(
 
     Example: conveyor build --env stage --model worst_regression/3 --key ~/.ssh/conveyor
     """
+    from conveyor.drift import read_profile
     from conveyor.package import build as build_package
 
     loaded, environment = project_and_env(project, env)
     record = build_package(
         loaded, environment, model_spec=model, engine=engine, base_image=base_image, progress=say, key=key
     )
+    profile = read_profile(record.package_dir)
+    profiled: dict[str, Any] | None = {"features": sorted(profile.features), "rows": profile.rows} if profile else None
     if json_output:
-        emit_json({**record.data, "path": str(record.path), "reused": record.reused, "signed_by": record.signed_by})
+        emit_json(
+            {
+                **record.data,
+                "path": str(record.path),
+                "reused": record.reused,
+                "signed_by": record.signed_by,
+                "profile": profiled,
+            }
+        )
         return
     image = record.image
     stdout.print(f"build    {record.digest}")
     stdout.print(f"model    {record.model_ref()}")
     stdout.print(f"package  {record.package_dir}")
+    if profiled:
+        stdout.print(f"profile  {', '.join(profiled['features'])} ({profiled['rows']:,} training rows)")
+    else:
+        stdout.print("profile  none: the training data could not be profiled; drift is unavailable")
     stdout.print(f"archive  {record.archive}")
     if image:
         stdout.print(f"image    {image.reference}  {image.digest}")

@@ -8,13 +8,15 @@ import shutil
 import sys
 from pathlib import Path
 
+from conveyor.drift import profile_frame
 from conveyor.examples.census_data import write_census_csv
 
 CENSUS = Path(__file__).parent / "census"
 
 
 def write_census_package(dest: Path, rows: int = 600, seed: int = 3, version: str = "1") -> Path:
-    """`dest/package` with score.py, inference/ and model/ fitted by the example's own train.py functions."""
+    """`dest/package` with score.py, inference/ and model/ fitted by the example's own train.py functions, and the
+    profile.json of the rows it was fitted on (of the model's features, as `conveyor build` records it)."""
     if str(CENSUS) not in sys.path:
         sys.path.insert(0, str(CENSUS))  # train.py imports the example's inference package
     spec = importlib.util.spec_from_file_location("census_train", CENSUS / "train.py")
@@ -28,6 +30,7 @@ def write_census_package(dest: Path, rows: int = 600, seed: int = 3, version: st
         frame = train.load(handle)
     x_scaler, y_scaler, model, _ = train.fit(frame)
     train.save(package / "model", x_scaler, y_scaler, model)
+    profile_frame(frame, train.FEATURES, {"files": ["census.csv"]}).write(package)
     shutil.copy(CENSUS / "score.py", package / "score.py")
     shutil.copytree(CENSUS / "inference", package / "inference", ignore=shutil.ignore_patterns("__pycache__"))
     (package / "manifest.json").write_text(json.dumps({"model": {"name": "census", "version": version}}))

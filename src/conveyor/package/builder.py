@@ -52,6 +52,7 @@ from conveyor.trust import Identity, SigningKey
 
 if TYPE_CHECKING:
     from conveyor.config import Environment, Project
+    from conveyor.drift import TrainingProfile
     from conveyor.package.engine import ContainerEngine
     from conveyor.registry import ModelRegistry, ModelVersionInfo
 
@@ -66,9 +67,16 @@ def _normalize_modes(folder: Path) -> None:
 
 
 def assemble_package(
-    model_dir: Path, dest: Path, info: ModelVersionInfo, project: Project, base_image: str | None, lock_text: str
+    model_dir: Path,
+    dest: Path,
+    info: ModelVersionInfo,
+    project: Project,
+    base_image: str | None,
+    lock_text: str,
+    profile: TrainingProfile | None = None,
 ) -> PackageManifest:
-    """Lay out the package (score.py + code from the registered model, model files, lock) and its manifest."""
+    """Lay out the package (score.py + code from the registered model, model files, lock, the training data's
+    profile.json when there is one) and its manifest."""
     dest.mkdir(parents=True)
     code = model_dir / "code"
     if not (code / Path(project.config.project.score).name).is_file():
@@ -87,6 +95,8 @@ def assemble_package(
             copy_regular_file(item, target, f"model {info.ref}'s code")
     copy_regular_tree(model_dir / "data" / "model", dest / "model", f"model {info.ref}")
     (dest / "requirements.lock").write_text(lock_text)
+    if profile is not None:
+        profile.write(dest)
     _normalize_modes(dest)
     manifest = PackageManifest(
         {
@@ -205,7 +215,7 @@ def build(
         return _attest_unchanged(project, warm, identity)
     started = time.monotonic()
     inputs = _resolve_inputs(environment, model_spec, engine, base_image, say)
-    staged = _stage_package(project, inputs, say)
+    staged = _stage_package(project, environment, inputs, say)
     archive = write_archive(staged.dir, staged.folder / "package.tar")
     previous = BuildRecord.load(staged.folder) if (staged.folder / BUILD_FILE).is_file() else None
     image, reused_image = None, False
@@ -266,17 +276,24 @@ def _resolve_inputs(
     return BuildInputs(registry, info, chosen_engine, base)
 
 
-def _stage_package(project: Project, inputs: BuildInputs, say: Progress) -> StagedPackage:
-    """Download the model, lock its requirements, lay the package out beside, then move it to its digest's folder
-    (an intact package already there is kept)."""
+def _stage_package(project: Project, environment: Environment, inputs: BuildInputs, say: Progress) -> StagedPackage:
+    """Download the model, lock its requirements, profile its training data, lay the package out beside, then move
+    it to its digest's folder (an intact package already there is kept)."""
+    from conveyor.package.profiling import training_profile
+
     root = builds_dir(project.state_dir)
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".staging-", dir=root) as tmp:
         model_dir = inputs.registry.download(inputs.info, Path(tmp) / "model")
         requirements = model_dir / "requirements.txt"
         lock = lock_requirements(requirements.read_text() if requirements.is_file() else "")
+        profiled = training_profile(environment, inputs.info)
+        if profiled.profile is None:
+            say(f"no training profile: {profiled.reason}; drift will be reported as unavailable")
+        else:
+            say(f"training profile of {', '.join(profiled.profile.features)} ({profiled.profile.rows} rows)")
         staged = Path(tmp) / "package"
-        manifest = assemble_package(model_dir, staged, inputs.info, project, inputs.base, lock.text)
+        manifest = assemble_package(model_dir, staged, inputs.info, project, inputs.base, lock.text, profiled.profile)
         folder = root / manifest.digest.removeprefix("sha256:")
         package_dir = folder / "package"
         try:

@@ -41,8 +41,9 @@ from conveyor.serving.asgi import (
 from conveyor.serving.batching import Batcher, run_each
 from conveyor.serving.calls import CallPolicy, Offload
 from conveyor.serving.deadlines import Deadlines
+from conveyor.serving.drift import open_window
 from conveyor.serving.loader import ScoreModule, check_package_dir, load_and_init, read_package_info
-from conveyor.serving.metrics import CONTENT_TYPE, ServingMetrics
+from conveyor.serving.metrics import CONTENT_TYPE, UNBUILT, ServingMetrics
 from conveyor.serving.openapi import build_openapi
 from conveyor.serving.problems import HTTPProblem, ProblemKind, request_error_status, too_many_records
 from conveyor.serving.protocols import (
@@ -92,7 +93,8 @@ class ScoringApp:
     ) -> None:
         self.package_dir = check_package_dir(Path(package_dir))
         self.info = read_package_info(self.package_dir, name)
-        self.metrics = ServingMetrics()
+        window, no_drift = open_window(self.package_dir)
+        self.metrics = ServingMetrics(self.info.digest or UNBUILT, window, no_drift)
         self.policy = CallPolicy(self.metrics, offload)
         self.max_batch_size, self.max_wait_ms = max_batch_size, max_wait_ms
         self.max_body_bytes, self.max_records = max_body_bytes, max_records
@@ -363,6 +365,7 @@ class ScoringApp:
             if not ok:
                 raise self._failure(value, path, index)
             results.append(value)
+        self.metrics.observe_scored_many(records, results)
         return results
 
     # handlers -----------------------------------------------------------------------------------------------
@@ -406,6 +409,7 @@ class ScoringApp:
                     raise
                 except Exception as exc:  # turned into the answer
                     raise self._failure(exc, "/score") from None
+            self.metrics.observe_scored(payload, result)
             return await send_json(send, 200, self._encode(result))
         finally:
             if batcher is not None:

@@ -10,6 +10,11 @@ model's serving time. So a worker gathers the per-request figures (requests, lat
 plain counters on its event loop and adds them to prometheus_client's values in bulk at most `FLUSH_SECONDS`
 later (and before it answers a scrape, and when it stops): a scrape may miss the last tenth of a second of
 another worker's requests, never count them twice, and counters still never go backwards.
+
+Requests, latencies, errors and predictions carry a `package` label: the digest of the package the server serves
+(`unbuilt` for a folder without a manifest), one value per server, so that two versions served side by side can be
+told apart. The scored records and their results are gathered the same way and handed, at a flush, to the drift
+window (`conveyor.serving.drift`) and to the prediction histogram.
 """
 
 from __future__ import annotations
@@ -20,19 +25,41 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conveyor.drift import DriftWindow
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+# Scored values, for any model: decades, finer around 0..1 (probabilities) and on both sides of 0.
+PREDICTION_BUCKETS = (
+    -1e6, -1e3, -1.0, 0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 2.5e5, 5e5, 1e6, 1e7,
+)  # fmt: skip
 FLUSH_SECONDS = 0.1
+UNBUILT = "unbuilt"
+
+
+def numeric_prediction(result: Any) -> float | None:
+    """The scored value of a result when it is a number, or a dict with exactly one number among its values."""
+    kind = type(result)
+    if kind is float or kind is int:
+        return float(result)
+    if kind is dict:
+        numbers = [v for v in result.values() if type(v) is float or type(v) is int]
+        if len(numbers) == 1:
+            return float(numbers[0])
+    return None
 
 
 class ServingMetrics:
-    """Requests by endpoint and status, latencies, batch sizes, errors by kind, where score.py calls ran."""
+    """Requests by package, endpoint and status, latencies, batch sizes, errors by kind, where score.py calls ran,
+    predictions; with a drift window (`drift`), the drift gauges of the records scored (`reason`: why there is
+    none)."""
 
-    def __init__(self) -> None:
+    def __init__(self, package: str = UNBUILT, drift: DriftWindow | None = None, reason: str | None = None) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
         self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
@@ -44,13 +71,13 @@ class ServingMetrics:
         self._requests = Counter(
             "conveyor_requests",
             "HTTP requests served, by endpoint and status code.",
-            ["endpoint", "status"],
+            ["package", "endpoint", "status"],
             registry=registry,
         )
         self._latency = Histogram(
             "conveyor_request_duration_seconds",
             "Time from request start to response sent.",
-            ["endpoint"],
+            ["package", "endpoint"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
@@ -60,7 +87,16 @@ class ServingMetrics:
             buckets=BATCH_BUCKETS,
             registry=registry,
         )
-        self._errors = Counter("conveyor_errors", "Failed requests, by kind.", ["kind"], registry=registry)
+        self._errors = Counter(
+            "conveyor_errors", "Failed requests, by package and kind.", ["package", "kind"], registry=registry
+        )
+        self._predictions = Histogram(
+            "conveyor_predictions",
+            "Scored values (results that are a number, or hold exactly one), by package.",
+            ["package"],
+            buckets=PREDICTION_BUCKETS,
+            registry=registry,
+        ).labels(package)
         self._fallbacks = Counter(
             "conveyor_batch_fallbacks",
             "Batches re-run request by request after run_batch() raised.",
@@ -74,6 +110,16 @@ class ServingMetrics:
         )
         workers = Gauge("conveyor_workers", "Worker processes serving.", multiprocess_mode="livesum", registry=registry)
         workers.set(1)
+        from conveyor.serving.drift import WINDOW_RECORDS, DriftCollector
+
+        self.package = package
+        self.drift = DriftCollector(package, drift, reason)
+        self._drift_registry = CollectorRegistry(auto_describe=False)
+        self._drift_registry.register(self.drift)
+        self._window = drift
+        self._keep = drift.capacity if drift is not None else WINDOW_RECORDS
+        self._records_due: list[Any] = []
+        self._results_due: list[Any] = []
         self._children: dict[Any, Any] = {}
         self._requests_due: dict[tuple[str, str], int] = {}
         self._latencies_due: dict[str, list[float]] = {}
@@ -82,11 +128,25 @@ class ServingMetrics:
         self._flush_timer: asyncio.TimerHandle | None = None
 
     def _child(self, metric: Any, *labels: str) -> Any:
+        """The metric's child for `labels` (after this server's package, for the metrics labelled by package),
+        made once, on first use, then kept."""
         key = (id(metric), *labels)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = metric.labels(*labels)
+            package = (self.package,) if "package" in metric._labelnames else ()
+            child = self._children[key] = metric.labels(*package, *labels)
         return child
+
+    def observe_scored(self, record: Any, result: Any) -> None:
+        """One record scored (the parsed request) and its result: for the drift window and the predictions. The
+        request's `observe_request` schedules the flush."""
+        self._records_due.append(record)
+        self._results_due.append(result)
+
+    def observe_scored_many(self, records: list[Any], results: list[Any]) -> None:
+        """Records scored together and their results, in the same order (flushed as `observe_scored`'s are)."""
+        self._records_due.extend(records)
+        self._results_due.extend(results)
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
         key = (endpoint, str(status))
@@ -131,6 +191,8 @@ class ServingMetrics:
         latencies, self._latencies_due = self._latencies_due, {}
         batches, self._batches_due = self._batches_due, []
         calls, self._calls_due = self._calls_due, {}
+        records, self._records_due = self._records_due, []
+        results, self._results_due = self._results_due, []
         for (endpoint, status), count in requests.items():
             self._child(self._requests, endpoint, status).inc(count)
         for endpoint, seconds in latencies.items():
@@ -139,19 +201,31 @@ class ServingMetrics:
             _observe_all(self._batch_size, BATCH_BUCKETS, batches)
         for mode, count in calls.items():
             self._child(self._calls, mode).inc(count)
+        if results:
+            self._observe_scored(records, results)
+
+    def _observe_scored(self, records: list[Any], results: list[Any]) -> None:
+        """Predictions into their histogram, records into the drift window (the last window's worth of each)."""
+        keep = self._keep
+        values = [v for v in map(numeric_prediction, results) if v is not None]
+        if values:
+            _observe_all(self._predictions, PREDICTION_BUCKETS, values)
+        if self._window is not None:
+            self._window.add_records(records[-keep:])
 
     def render(self) -> bytes:
         """The Prometheus text exposition format (version 0.0.4) of the whole server."""
         from prometheus_client import CollectorRegistry, generate_latest
 
         self.flush()
+        drift = generate_latest(self._drift_registry)
         if not self.multiprocess_dir:
-            return generate_latest(self.registry)
+            return generate_latest(self.registry) + drift
         from prometheus_client.multiprocess import MultiProcessCollector
 
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
+        return generate_latest(registry) + drift
 
 
 def _observe_all(histogram: Any, bounds: tuple[float, ...], values: list[float] | list[int]) -> None:

@@ -3,7 +3,8 @@
 A deployment checks the package folder against the digest the ledger recorded, then scores INPUT (CSV or Parquet
 in ENV's lake) with it into OUTPUT, on the local engine or on ENV's Spark. `{release}` in OUTPUT becomes the
 release's tag (`v3-r12`), to keep each release's scores; otherwise each deployment replaces OUTPUT, which is
-written aside and moved into place only when complete, so a resumed deployment simply scores again.
+written aside and moved into place only when complete, so a resumed deployment simply scores again. When the
+package holds a training profile, the input's drift report is written beside OUTPUT (`OUTPUT.drift.json`).
 """
 
 from __future__ import annotations
@@ -59,9 +60,14 @@ class BatchTarget(Target):
         environment = load_project(context.state_dir.parent).environment(self.env)
         output = self.output_path(context)
         result = score_batch(environment, self.input, output, package=package, engine=self.engine, overwrite=True)
+        note = f"{result.rows} rows of {result.input.path} scored, predictions {', '.join(result.predictions)}"
+        if result.drift is not None and result.drift.path:
+            note += f"; drift report {result.drift.path}"
+        elif result.drift is not None:
+            note += f"; drift unavailable: {result.drift.report.reason}"
         return StepResult(
             reference=f"{self.env} lake: {result.output}",
             digest=context.shipment.package_digest,
             engine=str(result.engine),
-            note=f"{result.rows} rows of {result.input.path} scored, predictions {', '.join(result.predictions)}",
+            note=note,
         )
