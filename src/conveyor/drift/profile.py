@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from conveyor.errors import ConveyorError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROFILE_FILE = "profile.json"
 PROFILE_SCHEMA = "conveyor.profile/1"
@@ -47,7 +50,7 @@ class FeatureProfile:
     sample: tuple[float, ...] = ()
     categories: tuple[tuple[str, float], ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         data: dict[str, Any] = {"kind": self.kind, "rows": self.rows, "null_fraction": self.null_fraction}
         if self.kind == NUMERIC:
             data.update(edges=list(self.edges), fractions=list(self.fractions), sample=list(self.sample))
@@ -77,9 +80,9 @@ class TrainingProfile:
 
     features: dict[str, FeatureProfile]
     rows: int
-    source: dict[str, Any]
+    source: dict[str, object]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "schema": PROFILE_SCHEMA,
             "rows": self.rows,
@@ -157,7 +160,7 @@ def _categorical(name: str, values: Iterable[Any], rows: int) -> FeatureProfile:
 
 
 def profile_frame(
-    frame: Any, features: Iterable[str] | None = None, source: dict[str, Any] | None = None
+    frame: pd.DataFrame, features: Iterable[str] | None = None, source: Mapping[str, object] | None = None
 ) -> TrainingProfile:
     """The profile of a pandas DataFrame (or anything with `columns` and columns with `to_numpy()`): the named
     `features`, or every column. Numeric columns (integers, floats) are binned, the others counted as categories."""

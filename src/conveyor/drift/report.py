@@ -36,7 +36,7 @@ class FeatureDrift:
     def shifted(self) -> bool:
         return self.psi > SHIFTED_PSI
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "kind": self.kind,
             "records": self.records,
@@ -57,7 +57,7 @@ class DriftReport:
     features: dict[str, FeatureDrift] = field(default_factory=dict)
     reason: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         data: dict[str, Any] = {"available": self.available, "records": self.records}
         if self.reason:
             data["reason"] = self.reason

@@ -99,7 +99,7 @@ class DriftWindow:
         """Bytes the ring buffers hold: fixed at creation."""
         return sum(buffer.nbytes for buffer in self._buffers.values())
 
-    def add_records(self, records: Sequence[Any]) -> None:
+    def add_records(self, records: Sequence[object]) -> None:
         """Feed scored records (dicts of feature → value; records of another shape are left out)."""
         rows = [r for r in records[-self.capacity :] if type(r) is dict]
         if not rows:
@@ -111,7 +111,7 @@ class DriftWindow:
             columns[name] = codes.codes([row.get(name) for row in rows])
         self._write(columns, len(rows))
 
-    def add_columns(self, columns: Mapping[str, Any], rows: int) -> None:
+    def add_columns(self, columns: Mapping[str, object], rows: int) -> None:
         """Feed a table of `rows` rows by column (pyarrow RecordBatch columns, pandas Series, arrays or lists)."""
         if rows <= 0:
             return
