@@ -35,7 +35,7 @@ class ComputeEntry:
 COMPUTES: dict[str, ComputeEntry] = {
     entry.key: entry
     for entry in (
-        ComputeEntry("local", "local", "conveyor.compute.process:LocalCompute", "a process on this machine"),
+        ComputeEntry("local", "local", "conveyor.compute.local:LocalCompute", "a process on this machine"),
         ComputeEntry("spark", "spark", "conveyor.compute.spark:SparkLocal", "Spark in local mode on this machine"),
         ComputeEntry(
             "spark://", "spark://HOST:PORT", "conveyor.compute.spark:SparkCluster", "a Spark standalone cluster"
