@@ -51,6 +51,22 @@ def training_script(environment: Environment) -> Path:
     return script
 
 
+def run_settings(environment: Environment, script: Path, args: Sequence[str], output_dir: Path) -> RunSettings:
+    """The settings of a run of `script` with `args` in `environment`, its model written to `output_dir`."""
+    project = environment.project
+    return RunSettings(
+        env=environment.name,
+        state=environment.state,
+        compute=environment.compute,
+        project=project.name,
+        root=str(project.root),
+        script=str(script),
+        args=list(args),
+        output_dir=str(output_dir),
+        declared_secrets=list(project.config.training.secrets),
+    )
+
+
 def check_environment(environment: Environment) -> None:
     """Fail early, in this process, on a bad store, a missing secret or an unreadable setting."""
     environment.mask_every_secret()
@@ -89,7 +105,7 @@ def confined_run(
     with tempfile.TemporaryDirectory(prefix="conveyor-run-") as tmp:
         run_dir = Path(tmp).resolve()
         folders = run_folders(run_dir)
-        settings = RunSettings.of(environment, script, args, folders["model"])
+        settings = run_settings(environment, script, args, folders["model"])
         code, record, lineage = _run_child(environment, settings, folders, confinement, out, err)
         yield FinishedScript(code, settings, record, lineage, started, confinement)
 
