@@ -33,6 +33,23 @@ def test_missing_environment_is_usage_error(capsys, census_project, monkeypatch)
     assert "no environment chosen" in err and "dev, stage, prod" in err
 
 
+def test_conveyor_env_is_the_default_of_every_env_option_and_the_option_wins(capsys, census_project, monkeypatch):
+    """`--env` and `$CONVEYOR_ENV` are read in one place: commands that hand the name on (a pipeline's `env`
+    parameter) see the same choice as commands that open the environment."""
+    monkeypatch.setenv("CONVEYOR_ENV", "dev")
+    for given, chosen in (([], "dev"), (["--env", "stage"], "stage")):
+        code, out, err = run(
+            capsys, "pipeline", "run", "build", "--step", "secrets", "--json", "-p", str(census_project), *given
+        )
+        assert code == 0, err
+        state = json.loads(out)
+        assert state["parameters"]["env"] == chosen
+        assert state["steps"][0]["command"] == ["conveyor", "secrets", "check", "--env", chosen]
+    monkeypatch.setenv("CONVEYOR_ENV", "prd")
+    code, _, err = run(capsys, "secrets", "list", "-p", str(census_project))
+    assert code == 2 and "'prd' is not declared" in err
+
+
 def test_misspelled_environment(capsys, census_project):
     code, _, err = run(capsys, "secrets", "list", "-p", str(census_project), "--env", "prd")
     assert code == 2

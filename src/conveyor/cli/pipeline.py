@@ -9,6 +9,7 @@ import typer
 
 from conveyor.cli.options import JsonOption, ProjectOption
 from conveyor.cli.output import emit_json, listing, say, stdout
+from conveyor.config import ENV_VARIABLE, chosen_environment
 
 pipeline_app = typer.Typer(
     help="Build and release pipelines as code: the commands CI runs, runnable here.", no_args_is_help=True
@@ -55,7 +56,10 @@ def run(
     param: Annotated[list[str] | None, typer.Option("--param", help="KEY=VALUE, e.g. env=stage.")] = None,
     step: Annotated[str | None, typer.Option(help="Run only this step, continuing the run kept in results/.")] = None,
     env: Annotated[
-        str | None, typer.Option("--env", "-e", envvar="CONVEYOR_ENV", help="Shorthand for --param env=ENV.")
+        str | None,
+        typer.Option(
+            "--env", "-e", callback=chosen_environment, help=f"Shorthand for --param env=ENV. Default: ${ENV_VARIABLE}."
+        ),
     ] = None,
     build: Annotated[str | None, typer.Option(help="Shorthand for --param build=BUILD.")] = None,
     json_output: JsonOption = False,
