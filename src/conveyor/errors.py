@@ -44,6 +44,14 @@ class LakeError(ConveyorError):
     """A data lake path is missing, or climbs out of the environment's lake."""
 
 
+class LakePathOutside(LakeError, PermissionError):
+    """A path that would leave the lake."""
+
+
+class LakePathMissing(LakeError, FileNotFoundError):
+    """A path that does not exist in the lake."""
+
+
 class NotFoundError(ConveyorError):
     """A named thing (model, version, build, release) does not exist."""
 

@@ -76,7 +76,9 @@ def test_abfss_account_key_and_az_urls() -> None:
 
 
 def test_abfss_partial_service_principal_is_named() -> None:
-    with pytest.raises(LakeError, match=r"lacks sp-password, sp-token-endpoint \(or sp-tenant-id\)"):
+    with pytest.raises(
+        LakeError, match=r"partial service principal: sp-password, sp-tenant-id \(or sp-token-endpoint\)"
+    ):
         settings(ABFSS, {"sp-app-id": APP_ID})
 
 

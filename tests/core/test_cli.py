@@ -33,6 +33,36 @@ def test_missing_environment_is_usage_error(capsys, census_project, monkeypatch)
     assert "no environment chosen" in err and "dev, stage, prod" in err
 
 
+def test_conveyor_env_is_the_default_of_every_env_option_and_the_option_wins(capsys, census_project, monkeypatch):
+    """`--env` and `$CONVEYOR_ENV` are read in one place: commands that hand the name on (a pipeline's `env`
+    parameter) see the same choice as commands that open the environment."""
+    monkeypatch.setenv("CONVEYOR_ENV", "dev")
+    for given, chosen in (([], "dev"), (["--env", "stage"], "stage")):
+        code, out, err = run(
+            capsys, "pipeline", "run", "build", "--step", "secrets", "--json", "-p", str(census_project), *given
+        )
+        assert code == 0, err
+        state = json.loads(out)
+        assert state["parameters"]["env"] == chosen
+        assert state["steps"][0]["command"] == ["conveyor", "secrets", "check", "--env", chosen]
+    monkeypatch.setenv("CONVEYOR_ENV", "prd")
+    code, _, err = run(capsys, "secrets", "list", "-p", str(census_project))
+    assert code == 2 and "'prd' is not declared" in err
+
+
+def test_a_listing_is_json_or_a_message_when_empty_or_a_table(capsys, census_project):
+    """Every listing command answers the same way: --json on stdout; nothing to list, a message on stderr and
+    stdout left empty; else a table on stdout."""
+    p = ["-p", str(census_project), "--env", "dev"]
+    code, out, err = run(capsys, "models", "list", *p)
+    assert code == 0 and out == "" and "no models registered in dev" in err
+    code, out, _ = run(capsys, "models", "list", *p, "--json")
+    assert code == 0 and json.loads(out) == []
+    code, out, err = run(capsys, "secrets", "list", *p)
+    names = json.loads(run(capsys, "secrets", "list", *p, "--json")[1])["names"]
+    assert code == 0 and names and all(name in out for name in names) and "secrets in" in out and err == ""
+
+
 def test_misspelled_environment(capsys, census_project):
     code, _, err = run(capsys, "secrets", "list", "-p", str(census_project), "--env", "prd")
     assert code == 2

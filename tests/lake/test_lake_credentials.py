@@ -35,9 +35,39 @@ def test_service_principal_secrets_reach_adlfs(memory_store: type) -> None:
 
 
 def test_partial_service_principal_is_named(memory_store: type) -> None:
-    with pytest.raises(LakeError, match="sp-tenant-id missing") as partial:
+    with pytest.raises(
+        LakeError, match=r"partial service principal: sp-tenant-id \(or sp-token-endpoint\) missing"
+    ) as partial:
         open_lake(ABFSS, memory_store({"sp-app-id": "a-1234-client-id", "sp-password": "partial-pw-5521"}), Path("/"))
     assert "partial-pw-5521" not in str(partial.value)
+
+
+def test_fsspec_and_spark_read_the_same_credentials_by_the_same_rules(memory_store: type) -> None:
+    """One reading: a full service principal wins over the account key for both; a principal known only by its
+    token endpoint serves Spark, and fsspec (which needs the tenant) says so."""
+    from conveyor.compute.hadoop import hadoop_settings
+
+    location = parse_lake_url(ABFSS, Path("/"))
+    principal = {"sp-app-id": "app-id-7f3e", "sp-password": "sp-password-91c2d", "sp-tenant-id": "tenant-id-44ab"}
+    both = memory_store({**principal, "storage-account-key": "a2V5LWtleS1rZXk="})
+    options = storage_options(location, both)
+    assert options["client_id"] == "app-id-7f3e" and "account_key" not in options
+    settings = hadoop_settings(location, both)
+    assert settings["fs.azure.account.auth.type.lakeaccount.dfs.core.windows.net"] == "OAuth"
+    by_endpoint = memory_store(
+        {"sp-app-id": "app-id-7f3e", "sp-password": "sp-password-91c2d", "sp-token-endpoint": "https://t.example/token"}
+    )
+    assert (
+        hadoop_settings(location, by_endpoint)[
+            "fs.azure.account.oauth2.client.endpoint.lakeaccount.dfs.core.windows.net"
+        ]
+        == "https://t.example/token"
+    )
+    with pytest.raises(LakeError, match="sp-tenant-id is missing"):
+        storage_options(location, by_endpoint)
+    for read in (storage_options, hadoop_settings):  # the same partial principal is refused the same way
+        with pytest.raises(LakeError, match=r"partial service principal: sp-password, sp-tenant-id"):
+            read(location, memory_store({"sp-app-id": "app-id-7f3e"}))
 
 
 def test_account_key_and_connection_string(memory_store: type) -> None:

@@ -59,28 +59,8 @@ class Runner:
         """Run every step of `job` in order (after a failure only `if: always()` steps); returns the job's
         working folder and what each step did. A step's `$GITHUB_OUTPUT` lines become `steps.ID.outputs`, and
         the job's `outputs` what later jobs read as `needs.JOB.outputs`."""
-        home = self.root / name / "home"
-        work = self.root / name / "work"
-        venv = self.root / name / "python"
-        home.mkdir(parents=True)
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-        # the libraries a pip cache would give: importable in the new environment, conveyor itself not
-        site = Path(sysconfig.get_paths(vars={"base": str(venv), "platbase": str(venv)})["purelib"])
-        (site / "test-environment-libraries.pth").write_text(f"{self._libraries()}\n")
-        for binary in ("uv", "uvx"):  # native programs dependency wheels put in bin/ (no shebang to rewrite)
-            found = Path(sys.executable).parent / binary
-            if found.is_file():
-                os.link(found, venv / "bin" / binary)
-        shims = self._shims(self.root / name / "shims", venv)
-        base = {
-            "PATH": f"{venv / 'bin'}:{shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": str(home),
-            "LANG": "C.UTF-8",
-            "CI": "true",
-            "GITHUB_ACTIONS": "true",
-            "VIRTUAL_ENV": str(venv),
-            **{k: v for k, v in os.environ.items() if k in self.passthrough or self.network(k)},
-        }
+        work, base = self.machine(name)
+        base["GITHUB_ACTIONS"] = "true"
         steps: dict[str, dict[str, str]] = {}
         env = base | {k: self._expand(v, steps) for k, v in (job.get("env") or {}).items()}
         done: list[StepRun] = []
@@ -108,6 +88,32 @@ class Runner:
             failed = failed or code != 0
         self.outputs[name] = {k: self._expand(v, steps) for k, v in (job.get("outputs") or {}).items()}
         return work, done
+
+    def machine(self, name: str) -> tuple[Path, dict[str, str]]:
+        """A fresh machine for job `name`: its (not yet made) working folder and its base environment, with a
+        new HOME and a new Python environment holding only the libraries a pip cache would give."""
+        home = self.root / name / "home"
+        work = self.root / name / "work"
+        venv = self.root / name / "python"
+        home.mkdir(parents=True)
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+        # the libraries a pip cache would give: importable in the new environment, conveyor itself not
+        site = Path(sysconfig.get_paths(vars={"base": str(venv), "platbase": str(venv)})["purelib"])
+        (site / "test-environment-libraries.pth").write_text(f"{self._libraries()}\n")
+        for binary in ("uv", "uvx"):  # native programs dependency wheels put in bin/ (no shebang to rewrite)
+            found = Path(sys.executable).parent / binary
+            if found.is_file():
+                os.link(found, venv / "bin" / binary)
+        shims = self._shims(self.root / name / "shims", venv)
+        base = {
+            "PATH": f"{venv / 'bin'}:{shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "CI": "true",
+            "VIRTUAL_ENV": str(venv),
+            **{k: v for k, v in os.environ.items() if k in self.passthrough or self.network(k)},
+        }
+        return work, base
 
     def _libraries(self) -> Path:
         """The test environment's installed libraries, every one but conveyor (which the install step installs)."""

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,6 +83,47 @@ def test_azure_pipeline_publishes_junit_and_cobertura(census_project, tmp_path):
     assert definition["variables"][0] == {"group": "conveyor-stage"}
 
 
+def test_azure_prod_stage_deploys_the_release_the_release_stage_requested(census_project, tmp_path):
+    """Stage prod mirrors GitHub's deploy-prod job: a deployment job in the environment prod, reading the release
+    stage's output variable, installing conveyor as the other jobs do, deploying only what the ledger approved."""
+    assert main(["ci", "render", "azure", "-p", str(census_project), "--out", str(tmp_path)]) == 0
+    definition = yaml.safe_load((tmp_path / "azure-pipelines.yml").read_text())
+    stages = {s["stage"]: s for s in definition["stages"]}
+    assert [s["stage"] for s in definition["stages"]] == ["build", "release", "prod"]
+    prod = stages["prod"]
+    assert prod["dependsOn"] == "release" and prod["condition"] == "succeeded()"
+    (job,) = prod["jobs"]
+    assert job["environment"] == "prod" and "deployment" in job and "steps" not in job
+    # the variable is the release stage's release job's step `prod`, which sets it as an output
+    (variable,) = job["variables"]
+    assert variable["name"] == "release"
+    assert variable["value"] == "$[ stageDependencies.release.release.outputs['prod.release'] ]"
+    (release_job,) = stages["release"]["jobs"]
+    assert release_job["job"] == "release"
+    step = next(s for s in release_job["steps"] if s.get("name") == "prod")
+    command, _, output = step["script"].partition(" && ")
+    assert command.startswith("conveyor pipeline run release --step prod ")  # printed only once it succeeded
+    assert "##' 'vso[task.setvariable variable=release;isOutput=true]%s" in output
+    assert "##vso[" not in step["script"]  # the echoed script text sets nothing
+    state = tmp_path / "results" / "pipeline-release.json"
+    state.parent.mkdir()
+    state.write_text(json.dumps({"outputs": {"prod": {"id": 7}}}))
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    printed = subprocess.run(["bash", "-c", output], cwd=tmp_path, env={"PATH": path}, capture_output=True, text=True)
+    assert printed.stdout == "##vso[task.setvariable variable=release;isOutput=true]7\n", printed.stderr
+    steps = job["strategy"]["runOnce"]["deploy"]["steps"]
+    assert steps[0] == {"checkout": "self"}
+    install = next(s for s in stages["build"]["jobs"][0]["steps"] if s.get("displayName") == "install conveyor")
+    assert install in steps and install in release_job["steps"]
+    assert any(s.get("task") == "DownloadBuildArtifacts@1" for s in steps)
+    deploy = steps[-1]
+    assert deploy["script"] == "conveyor release deploy $(release)"
+    assert deploy["env"] == {
+        "CONVEYOR_LEDGER_URL": "$(CONVEYOR_LEDGER_URL)",
+        "CONVEYOR_SIGNING_KEY": "$(CONVEYOR_SIGNING_KEY)",
+    }
+
+
 def test_bad_pipeline_and_ci_names(census_project, capsys):
     assert main(["ci", "render", "jenkins", "-p", str(census_project)]) == 2
     assert "github, azure" in capsys.readouterr().err
@@ -98,8 +143,6 @@ def test_step_without_its_inputs_is_refused(census_project, capsys):
 def test_rendered_files_validate_against_the_ci_systems_schemas(census_project, tmp_path):
     """`check-jsonschema`'s vendored GitHub Actions and Azure Pipelines schemas, offline."""
     import shutil
-    import subprocess
-    import sys
 
     tool = shutil.which("check-jsonschema") or str(Path(sys.executable).with_name("check-jsonschema"))
     assert main(["ci", "render", "github", "-p", str(census_project), "--out", str(tmp_path)]) == 0

@@ -1,6 +1,7 @@
 """The rendered GitHub workflows run on fresh runners: the build job in one folder, the release job in another,
 sharing only the build job's declared artifact, conveyor installed by the install step as rendered; then the
-prod job, in the `prod` environment, deploys only once an approver has signed.
+prod job, in the `prod` environment, deploys only once an approver has signed. The rendered Azure prod stage runs
+on a fresh agent in the agent's step order, its release number the release stage's output variable.
 
 The team's shared services stand for themselves: the MLflow registry and the release ledger are files outside
 both jobs' folders (a team's database server), the lakes are the project's local ones, and the CI secrets are the
@@ -10,17 +11,17 @@ values of the project's stores, as a CI administrator would paste them.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from azure_runner import AzureRunner
 from github_runner import Runner
 
 from conveyor.examples.scaffold import init_project
-
-pytestmark = [pytest.mark.slow, pytest.mark.container]
 
 
 def _port() -> int:
@@ -35,6 +36,8 @@ def _store(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in tomllib.loads(path.read_text()).items()}
 
 
+@pytest.mark.slow
+@pytest.mark.container
 def test_the_rendered_workflows_build_and_release_on_fresh_runners(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -136,3 +139,40 @@ def test_the_rendered_workflows_build_and_release_on_fresh_runners(
         assert state.releases[prod].deployment is not None and state.releases[prod].deployment.started_by == "ci"
     finally:
         ledger.close()
+
+
+@pytest.mark.slow
+def test_the_rendered_azure_prod_stage_deploys_the_release_stages_output_on_a_fresh_agent(tmp_path: Path) -> None:
+    """Checked out (a deployment job is not, unless it says so), conveyor installed as rendered, the build
+    downloaded, and `conveyor release deploy` handed the number the release stage's step `prod` set: the team's
+    ledger decides (here it holds no policy yet, exit 1). Without that output the command has no release (exit 2)."""
+    from conveyor.trust.keys import make_key
+
+    root = init_project(tmp_path / "census", secrets_dir=tmp_path / "s", lakes_dir=tmp_path / "l", rows=100).root
+    signers = root / "allowed_signers"
+    key = make_key(tmp_path / "keys" / "ci", "ci")
+    signers.write_text(signers.read_text() + f"ci {key.public.openssh()}\n")
+    from conveyor.cli.main import main
+
+    assert main(["ci", "render", "azure", "-p", str(root)]) == 0
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "CI"], check=True)
+    (tmp_path / "team").mkdir()
+    group = {  # the variable group conveyor-stage
+        "CONVEYOR_SIGNING_KEY": (tmp_path / "keys" / "ci").read_text(),
+        "CONVEYOR_LEDGER_URL": f"sqlite:///{tmp_path / 'team' / 'ledger.db'}",
+    }
+    runner = AzureRunner(tmp_path / "agent", root, group)
+    (runner.artifacts / "build").mkdir(parents=True)  # what the build stage publishes (its content is not read)
+    definition = yaml.safe_load((root / "azure-pipelines.yml").read_text())
+    for printed, code, said in (({}, 2, "Missing argument"), ({"prod.release": "7"}, 1, "holds no policy yet")):
+        runner.outputs["release.release"] = printed  # what the release stage's step prod printed
+        work, steps = runner.run_stage_job(definition, "prod", "deploy_prod")
+        *setup, deploy = steps
+        failed = [s for s in setup if s.code != 0]
+        assert not failed, "\n".join(f"--- {s.name} (exit {s.code})\n{s.output[-3000:]}" for s in failed)
+        assert [s.name for s in setup][:3] == ["self", "UsePythonVersion@0", "install conveyor"]
+        assert (work / ".conveyor" / "builds").is_dir() and (work / "conveyor.toml").is_file()
+        assert deploy.code == code and said in deploy.output, deploy.output[-2000:]
+        shutil.rmtree(runner.root / "prod-deploy_prod")  # the next run is on a fresh agent too

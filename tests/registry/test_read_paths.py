@@ -19,7 +19,8 @@ import pytest
 
 from conveyor.errors import ConveyorError
 from conveyor.registry.mlflow_client import MlflowClientReader
-from conveyor.registry.reading import EmptyStore, ReadPath, RegistryReader, open_reader
+from conveyor.registry.reader import ReadPath, RegistryReader
+from conveyor.registry.reading import EmptyStore, open_reader
 from conveyor.registry.rest import RestRegistry
 from conveyor.registry.sqlite_tables import SUPPORTED_REVISIONS, SqliteTables
 

@@ -108,7 +108,7 @@ def score_batch(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the output if it exists.")] = False,
     batch_rows: Annotated[int, typer.Option("--batch-rows", help="Rows per record batch handed to score.py.")] = 65_536,
     project: ProjectOption = None,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Score a lake dataset: each row of --input with the model's predictions appended, written to --output.
 
@@ -124,7 +124,7 @@ def score_batch(
     from conveyor.errors import ConveyorError
 
     loaded, environment = project_and_env(project, env)
-    progress = None if json_output else RichProgress()
+    progress = None if as_json else RichProgress()
     try:
         if build is not None:
             if model is not None:
@@ -141,7 +141,7 @@ def score_batch(
     finally:
         if progress is not None:
             progress.finish_bar()
-    if json_output:
+    if as_json:
         emit_json(result.to_dict())
         return
     stdout.print(result.output)

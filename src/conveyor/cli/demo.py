@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from conveyor.cli.options import JsonOption
 from conveyor.cli.output import console, emit_json, stdout
 
 
@@ -18,7 +19,7 @@ def demo(
     keep_running: Annotated[
         bool, typer.Option("--keep-running", help="Leave the QA and prod scoring servers running afterwards.")
     ] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run conveyor's main job end to end on embedded defaults (no cloud account needed).
 
@@ -33,7 +34,7 @@ def demo(
     from conveyor.demo import run_demo
 
     report = run_demo(console, directory, rows, keep_running=keep_running)
-    if json_output:
+    if as_json:
         emit_json(report.to_dict())
         return
     dev, stage, shipped = report.dev_model, report.stage_model, report.shipped

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from conveyor.cli.options import EnvOption, JsonOption, ProjectOption, project_and_env
-from conveyor.cli.output import emit_json, listing, plain, say, stdout
+from conveyor.cli.output import emit_json, listing, plain, say, show_listing, stdout
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(help="List, upload and download files in an environment's data lake.", no_args_is_help=True)
 
@@ -29,23 +32,23 @@ def ls(
     path: Annotated[str, typer.Argument(help="Folder or file inside the lake (default: its root).")] = "",
     env: EnvOption = None,
     project: ProjectOption = None,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List what the lake holds under PATH."""
     lake = _lake(project, env)
     entries = [_entry(info) for info in lake.ls(path, detail=True)]
-    if json_output:
-        emit_json({"lake": lake.url, "path": lake.path(path), "entries": entries})
-        return
-    if not entries:
-        say(f"{path or 'the lake'} is empty ({lake.url}); upload with: conveyor lake put FILE --env {lake.env}")
-        return
-    table = listing(f"{lake.env} lake: {lake.path(path) or '/'}", ["name", "type", "size"], whole=("type", "size"))
-    table.columns[2].justify = "right"
-    for entry in entries:
-        size = "" if entry["type"] == "directory" or entry["size"] is None else str(entry["size"])
-        table.add_row(plain(entry["name"]), entry["type"], size)
-    stdout.print(table)
+
+    def table() -> Table:
+        made = listing(f"{lake.env} lake: {lake.path(path) or '/'}", ["name", "type", "size"], whole=("type", "size"))
+        made.columns[2].justify = "right"
+        for entry in entries:
+            size = "" if entry["type"] == "directory" or entry["size"] is None else str(entry["size"])
+            made.add_row(plain(entry["name"]), entry["type"], size)
+        return made
+
+    data = {"lake": lake.url, "path": lake.path(path), "entries": entries}
+    empty = f"{path or 'the lake'} is empty ({lake.url}); upload with: conveyor lake put FILE --env {lake.env}"
+    show_listing(data, entries, empty, table, as_json=as_json)
 
 
 @app.command("put")
@@ -57,7 +60,7 @@ def put(
     env: EnvOption = None,
     project: ProjectOption = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files the lake already holds.")] = False,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Upload LOCAL into the lake (the lab's "add initial data to storage" step).
 
@@ -65,7 +68,7 @@ def put(
     """
     lake = _lake(project, env)
     written = lake.put(local, remote, overwrite=overwrite)
-    if json_output:
+    if as_json:
         emit_json({"lake": lake.url, "written": written})
         return
     for name in written:
@@ -79,12 +82,12 @@ def get(
     local: Annotated[Path | None, typer.Argument(help="Where to save it (default: its name here).")] = None,
     env: EnvOption = None,
     project: ProjectOption = None,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Download REMOTE from the lake."""
     lake = _lake(project, env)
     written = lake.get(remote, local)
-    if json_output:
+    if as_json:
         emit_json(
             {
                 "lake": lake.url,

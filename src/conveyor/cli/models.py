@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from conveyor.cli.options import EnvOption, JsonOption, ProjectOption, project_and_env
-from conveyor.cli.output import emit_json, listing, plain, stdout
+from conveyor.cli.output import emit_json, listing, plain, show_listing, stdout
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(help="Look into an environment's model registry.", no_args_is_help=True)
 
@@ -22,7 +25,7 @@ def list_models(
     name: Annotated[str | None, typer.Argument(help="Only this model's versions.")] = None,
     env: EnvOption = None,
     project: ProjectOption = None,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List registered models and their versions, newest first.
 
@@ -37,26 +40,25 @@ def list_models(
     registry = ModelRegistry(environment)
     names = [name] if name else registry.model_names()
     versions = [v for n in names for v in registry.versions(n)]
-    if json_output:
-        emit_json([v.to_dict() for v in versions])
-        return
-    if not versions:
-        stdout.print(f"no models registered in {environment.name} (train one: conveyor train --env {environment.name})")
-        return
-    columns = ["model", "aliases", "env", "by", "created", "commit", "data"]
-    table = listing(f"models in {environment.name}", columns, whole=("model", "created", "commit"))
-    for v in versions:
-        row = (
-            f"{v.name}/{v.version}",
-            ",".join(v.aliases),
-            _trained_in(v.tags),
-            v.tags.get("created_by", ""),
-            _when(v.created_at),
-            v.tags.get("git_commit", "")[:8],
-            v.tags.get("data_digest", "").removeprefix("sha256:")[:8],
-        )
-        table.add_row(*(plain(cell) for cell in row))
-    stdout.print(table)
+
+    def table() -> Table:
+        columns = ["model", "aliases", "env", "by", "created", "commit", "data"]
+        made = listing(f"models in {environment.name}", columns, whole=("model", "created", "commit"))
+        for v in versions:
+            row = (
+                f"{v.name}/{v.version}",
+                ",".join(v.aliases),
+                _trained_in(v.tags),
+                v.tags.get("created_by", ""),
+                _when(v.created_at),
+                v.tags.get("git_commit", "")[:8],
+                v.tags.get("data_digest", "").removeprefix("sha256:")[:8],
+            )
+            made.add_row(*(plain(cell) for cell in row))
+        return made
+
+    empty = f"no models registered in {environment.name} (train one: conveyor train --env {environment.name})"
+    show_listing([v.to_dict() for v in versions], versions, empty, table, as_json=as_json)
 
 
 def _trained_in(tags: dict[str, str]) -> str:
@@ -70,14 +72,14 @@ def show(
     model: Annotated[str, typer.Argument(help="NAME, NAME/VERSION or NAME@ALIAS.")],
     env: EnvOption = None,
     project: ProjectOption = None,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Show one model version: its tags, aliases, the run's parameters and metrics."""
     from conveyor.registry import ModelRegistry
 
     _, environment = project_and_env(project, env)
     info = ModelRegistry(environment).resolve(model)
-    if json_output:
+    if as_json:
         emit_json(info.to_dict())
         return
     stdout.print(

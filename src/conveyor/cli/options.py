@@ -7,12 +7,16 @@ from typing import Annotated
 
 import typer
 
-from conveyor.config import Environment, Project, load_project
+from conveyor.config import ENV_VARIABLE, Environment, Project, chosen_environment, load_project
 
 EnvOption = Annotated[
     str | None,
     typer.Option(
-        "--env", "-e", envvar="CONVEYOR_ENV", help="Environment to act in (dev, stage, prod...).", show_default=False
+        "--env",
+        "-e",
+        callback=chosen_environment,  # the option given, else $CONVEYOR_ENV: read where the project reads it
+        help=f"Environment to act in (dev, stage, prod...). Default: ${ENV_VARIABLE}.",
+        show_default=False,
     ),
 ]
 ProjectOption = Annotated[

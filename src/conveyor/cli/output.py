@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 from conveyor.secrets import mask_json, redact
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Callable, Collection, Sized
 
     from rich.console import Console
     from rich.table import Table
@@ -49,6 +49,20 @@ def listing(title: str | None, columns: list[str], *, whole: Collection[str] = (
     for column in columns:
         table.add_column(column, no_wrap=column in whole, overflow="fold")
     return table
+
+
+def show_listing(data: Any, rows: Sized, empty: str, table: Callable[[], Table], *, as_json: bool) -> bool:
+    """What a listing command prints: `data` as JSON under `--json`; else `empty` (a message, on stderr) when
+    there are no `rows`; else the table `table()` makes, on stdout. True when the table was printed (what
+    follows it, if anything, is the caller's)."""
+    if as_json:
+        emit_json(data)
+        return False
+    if not rows:
+        say(empty)
+        return False
+    stdout.print(table())
+    return True
 
 
 class _JsonState:

@@ -64,7 +64,7 @@ def build(
         ),
     ] = None,
     key: KeyOption = None,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Build the deployable package and OCI image of a registered model version.
 
@@ -97,7 +97,7 @@ def build(
     )
     profile = read_profile(record.package_dir)
     profiled: dict[str, Any] | None = {"features": sorted(profile.features), "rows": profile.rows} if profile else None
-    if json_output:
+    if as_json:
         emit_json(
             {
                 **record.data,
@@ -144,7 +144,7 @@ def verify(
     ] = None,
     env: EnvOption = None,
     project: ProjectOption = None,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Recompute every digest and fail (exit 1) on any changed byte or any attestation that does not hold.
 
@@ -159,7 +159,7 @@ def verify(
 
     loaded = load_project(project) if project is not None or not (target and Path(target).exists()) else None
     result = verify_target(target, loaded, env)
-    if json_output:
+    if as_json:
         emit_json(
             {
                 "ok": True,
@@ -197,7 +197,7 @@ def test(
         Path | None, typer.Option(help="Folder for junit.xml, coverage.xml, htmlcov/ (default PROJECT/results).")
     ] = None,
     key: KeyOption = None,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run the project's tests against the built package, never the source tree.
 
@@ -211,7 +211,7 @@ def test(
 
     record = _load_build(project, env, build_ref)
     report = run_tests(record, where=where, results_dir=results, progress=say, key=key)
-    if json_output:
+    if as_json:
         emit_json(
             {
                 **report.to_record(),
@@ -247,7 +247,7 @@ def gate(
     env: EnvOption = None,
     project: ProjectOption = None,
     key: KeyOption = None,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Check the quality gates of a build on the sealed evaluation set.
 
@@ -270,7 +270,7 @@ def gate(
     record = _load_build(project, env, build_ref)
     in_force = gate_policy_in_force(load_project(record.project_root))
     report = run_gates(record, progress=say, key=key, policy=in_force)
-    if json_output:
+    if as_json:
         emit_json(report.to_dict())
     else:
         columns = ["metric", "value", "rule", "threshold", "champion", "result"]
@@ -304,7 +304,7 @@ def base_image_build(
     engine: EngineOption = None,
     suite: Annotated[str, typer.Option(help="Debian suite (bookworm's python3 is 3.11).")] = "bookworm",
     force: Annotated[bool, typer.Option(help="Make it again even when cached.")] = False,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Make a Python base image from Debian packages with mmdebstrap (python3, python3-venv, ca-certificates).
 
@@ -316,7 +316,7 @@ def base_image_build(
 
     chosen = find_engine(engine)
     reference = build_debian_base(chosen, suite=suite, force=force, progress=say)
-    if json_output:
+    if as_json:
         emit_json({"reference": reference, "engine": chosen.name})
     else:
         stdout.print(reference)

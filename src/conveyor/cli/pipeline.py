@@ -9,6 +9,7 @@ import typer
 
 from conveyor.cli.options import JsonOption, ProjectOption
 from conveyor.cli.output import emit_json, listing, say, stdout
+from conveyor.config import ENV_VARIABLE, chosen_environment
 
 pipeline_app = typer.Typer(
     help="Build and release pipelines as code: the commands CI runs, runnable here.", no_args_is_help=True
@@ -19,7 +20,7 @@ PipelineArgument = Annotated[str, typer.Argument(help="build or release.")]
 
 
 @pipeline_app.command("show")
-def show(name: PipelineArgument, project: ProjectOption = None, json_output: JsonOption = False) -> None:
+def show(name: PipelineArgument, project: ProjectOption = None, as_json: JsonOption = False) -> None:
     """Show a pipeline's steps and the exact commands they run (with the steps the project file adds)."""
     from conveyor.config import find_project_root, load_project
     from conveyor.errors import ConfigError
@@ -31,7 +32,7 @@ def show(name: PipelineArgument, project: ProjectOption = None, json_output: Jso
         pipeline = find_pipeline(name)
     else:
         pipeline = find_pipeline(name, load_project(root))
-    if json_output:
+    if as_json:
         emit_json(
             {
                 "name": pipeline.name,
@@ -55,10 +56,13 @@ def run(
     param: Annotated[list[str] | None, typer.Option("--param", help="KEY=VALUE, e.g. env=stage.")] = None,
     step: Annotated[str | None, typer.Option(help="Run only this step, continuing the run kept in results/.")] = None,
     env: Annotated[
-        str | None, typer.Option("--env", "-e", envvar="CONVEYOR_ENV", help="Shorthand for --param env=ENV.")
+        str | None,
+        typer.Option(
+            "--env", "-e", callback=chosen_environment, help=f"Shorthand for --param env=ENV. Default: ${ENV_VARIABLE}."
+        ),
     ] = None,
     build: Annotated[str | None, typer.Option(help="Shorthand for --param build=BUILD.")] = None,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run a pipeline here, exactly as CI runs it: each step is a conveyor command in its own process.
 
@@ -75,7 +79,7 @@ def run(
     if build:
         parameters.setdefault("build", build)
     result = run_pipeline(load_project(project).root, name, parameters, only=step, announce=say)
-    if json_output:  # the steps' own output went to stderr: stdout holds only this document
+    if as_json:  # the steps' own output went to stderr: stdout holds only this document
         emit_json(result.to_dict())
         return
     say(f"pipeline {name} ok: " + ", ".join(f"{s['name']} {s['seconds']}s" for s in result.steps), style="green")
@@ -95,7 +99,7 @@ def render(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Folder to write into (default: the project).")] = None,
     force: Annotated[bool, typer.Option(help="Replace files that exist.")] = False,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Write CI definitions whose steps are `conveyor pipeline run NAME --step STEP`.
 
@@ -107,7 +111,7 @@ def render(
     from conveyor.pipelines import render_ci
 
     written = render_ci(load_project(project), system, env=env, install=install, out=out, force=force)
-    if json_output:
+    if as_json:
         emit_json({"system": system, "env": env, "written": [str(path) for path in written]})
         return
     for path in written:

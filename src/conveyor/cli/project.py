@@ -24,7 +24,7 @@ def init(
     ] = None,
     rows: Annotated[int, typer.Option(min=50, help="Rows of sample census data per environment.")] = 5000,
     git: Annotated[bool, typer.Option(help="Create a git repository with a first commit.")] = True,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Scaffold a project: conveyor.toml, train.py, score.py, inference/, tests/, and embedded-default stores.
 
@@ -40,7 +40,7 @@ def init(
     result = init_project(
         directory, example=example, name=name, secrets_dir=secrets_dir, lakes_dir=lakes_dir, rows=rows, git=git
     )
-    if json_output:
+    if as_json:
         lakes = {env: str(lake) for env, lake in result.lakes.items()}
         sealed = None if result.sealed is None else str(result.sealed)
         emit_json(
@@ -66,7 +66,7 @@ def train(
     env: EnvOption = None,
     project: ProjectOption = None,
     args: Annotated[list[str] | None, typer.Argument(help="Arguments passed to the training script.")] = None,
-    json_output: JsonOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run the project's training script against an environment's lake, secrets and registry.
 
@@ -81,7 +81,7 @@ def train(
     loaded, environment = project_and_env(project, env)
     console.rule(f"train {loaded.name} in {environment.name}")
     result = run_training(environment, args or [], out=sys.stderr.write, err=sys.stderr.write)
-    if json_output:
+    if as_json:
         emit_json(
             {
                 "environment": result.environment,

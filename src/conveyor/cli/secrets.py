@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from conveyor.cli.options import EnvOption, JsonOption, ProjectOption, project_and_env
-from conveyor.cli.output import emit_json, say, stdout
+from conveyor.cli.output import emit_json, listing, plain, say, show_listing, stdout
 from conveyor.errors import ConveyorError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(help="Manage an environment's secrets (values are never shown).", no_args_is_help=True)
 
 
 @app.command("list")
-def list_secrets(env: EnvOption = None, project: ProjectOption = None, json_output: JsonOption = False) -> None:
+def list_secrets(env: EnvOption = None, project: ProjectOption = None, as_json: JsonOption = False) -> None:
     """List the names of the secrets in the environment's store."""
     _, environment = project_and_env(project, env)
     names = environment.secrets.names()
-    if json_output:
-        emit_json({"store": environment.secrets.url, "names": names})
-        return
-    stdout.print(f"{len(names)} secrets in {environment.secrets.url}:")
-    for name in names:
-        stdout.print(f"  {name}")
+    store = environment.secrets.url
+
+    def table() -> Table:
+        made = listing(f"{len(names)} secrets in {store}", ["name"], whole=("name",))
+        for name in names:
+            made.add_row(plain(name))
+        return made
+
+    empty = f"no secrets in {store} (set one: conveyor secrets set KEY --env {environment.name})"
+    show_listing({"store": store, "names": names}, names, empty, table, as_json=as_json)
 
 
 @app.command("set")
@@ -47,7 +54,7 @@ def set_secret(
 
 
 @app.command("check")
-def check(env: EnvOption = None, project: ProjectOption = None, json_output: JsonOption = False) -> None:
+def check(env: EnvOption = None, project: ProjectOption = None, as_json: JsonOption = False) -> None:
     """Report which secrets the project needs in this environment and which are missing, and every value of the
     store (used or not) too weak to mask: shorter than 8 characters, a number, a common word (exit 1 if any).
 
@@ -57,7 +64,7 @@ def check(env: EnvOption = None, project: ProjectOption = None, json_output: Jso
     from conveyor.config import check_secrets, load_project
 
     result = check_secrets(load_project(project), env)
-    if json_output:
+    if as_json:
         emit_json(result.to_dict())
     else:
         weak = dict(result.weak)

@@ -15,12 +15,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from conveyor.compute.base import TrainingResult
+from conveyor.compute.child import FinishedScript, run_settings
 from conveyor.compute.lineage import git_commit
-from conveyor.compute.process import FinishedScript, log_run
+from conveyor.compute.recording import log_run
 from conveyor.config import Environment
 from conveyor.errors import CheckFailed
 from conveyor.training.broker import PendingRegistration, RunRecord
-from conveyor.training.settings import RunSettings
+from conveyor.training.sandbox import Confinement
 
 OUTCOME_FILE = "outcome.json"
 
@@ -109,6 +110,8 @@ def record_outcome(environment: Environment, folder: Path, run_tags: dict[str, s
         lineage["git_dirty"] = str(dirty).lower()
     registrations = [PendingRegistration(folder / m.folder, m.name, m.tags) for m in outcome.models]
     record = RunRecord(dict(outcome.params), list(outcome.metrics), {**outcome.tags, **run_tags}, registrations)
-    settings = RunSettings.of(environment, project.root / outcome.script, [], folder)
-    run_id, registered = log_run(environment, settings, record, lineage, outcome.started, ok=True)
-    return TrainingResult(environment.name, run_id, registered, {"sandbox": lineage.get("training_sandbox", "")})
+    settings = run_settings(environment, project.root / outcome.script, [], folder)
+    sandbox = lineage.get("training_sandbox", "")
+    run = FinishedScript(0, settings, record, lineage, outcome.started, Confinement(sandbox, network=True))
+    run_id, registered = log_run(environment, run, ok=True)
+    return TrainingResult(environment.name, run_id, registered, {"sandbox": sandbox})

@@ -45,7 +45,7 @@ def connect() -> tuple[Client, RunSettings]:
 def main() -> int:
     redaction.install()
     client, settings = connect()
-    ctx = TrainingContext(client, settings, compute_named(settings.compute).spark_session)
+    ctx = TrainingContext(client, settings, redaction.remember, compute_named(settings.compute).spark_session)
     set_current_context(ctx)
     script = settings.script
     sys.argv = [script, *settings.args]

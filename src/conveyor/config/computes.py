@@ -45,7 +45,7 @@ class ComputeEntry(Entry):
 COMPUTES: Table[ComputeEntry] = Table(
     ComputeEntry,
     (
-        ComputeEntry("local", "conveyor.compute.process:LocalCompute", "a process on this machine", form="local"),
+        ComputeEntry("local", "conveyor.compute.local:LocalCompute", "a process on this machine", form="local"),
         ComputeEntry(
             "spark", "conveyor.compute.spark:SparkLocal", "Spark in local mode on this machine", form="spark",
             spark=True, network=True, extra="spark",

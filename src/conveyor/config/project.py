@@ -22,6 +22,12 @@ PROJECT_FILE = "conveyor.toml"
 ENV_VARIABLE = "CONVEYOR_ENV"
 
 
+def chosen_environment(name: str | None = None) -> str | None:
+    """The environment asked for: `name`, else `$CONVEYOR_ENV` (None when neither names one). The one reading of
+    that variable: `Project.environment` and the CLI's `--env` both go through it."""
+    return name or os.environ.get(ENV_VARIABLE) or None
+
+
 def find_project_root(start: Path | None = None) -> Path:
     """The nearest folder, from `start` up, that holds `conveyor.toml`."""
     here = (start or Path.cwd()).resolve()
@@ -103,7 +109,7 @@ class Project:
 
     def environment(self, name: str | None = None) -> Environment:
         """The named environment (default: `$CONVEYOR_ENV`); unknown names are refused with the known ones."""
-        name = name or os.environ.get(ENV_VARIABLE)
+        name = chosen_environment(name)
         if not name:
             raise ConfigError(
                 "no environment chosen",

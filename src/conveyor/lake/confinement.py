@@ -21,19 +21,11 @@ from fsspec.compression import compr
 from fsspec.implementations.dirfs import DirFileSystem
 from fsspec.utils import infer_compression
 
-from conveyor.errors import LakeError
+from conveyor.errors import LakeError, LakePathMissing, LakePathOutside
 from conveyor.lake.lineage import HashingReader, ReadLog, sha256_of_stream
 from conveyor.lake.location import LakeLocation
 
 SHOWN_ENTRIES = 8
-
-
-class LakePathOutside(LakeError, PermissionError):
-    """A path that would leave the lake."""
-
-
-class LakePathMissing(LakeError, FileNotFoundError):
-    """A path that does not exist in the lake."""
 
 
 def lake_path(path: Any, location: LakeLocation) -> str:

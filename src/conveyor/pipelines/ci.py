@@ -78,16 +78,34 @@ def step_env(project: Project, env: str, step: Step, style: str) -> dict[str, st
     return mapping
 
 
-PROD_OUTPUT = (  # the prod request's release number, for the deploy job
-    "python -c \"import json; print('release=%s' % json.load(open('results/pipeline-release.json'))"
-    "['outputs']['prod']['id'])\" >> \"$GITHUB_OUTPUT\""
-)
+def prod_output(line: str) -> str:
+    """A command printing `line` (a Python string literal's text) with `%s` the prod request's release number."""
+    return (
+        f"python -c \"import json; print('{line}' % json.load(open('results/pipeline-release.json'))"
+        "['outputs']['prod']['id'])\""
+    )
+
+
+PROD_OUTPUT = prod_output("release=%s") + ' >> "$GITHUB_OUTPUT"'  # the job output the deploy job reads
+# Stage prod's `release`: the logging command split in two literals, so that the script's text, which the agent
+# echoes into the log, does not set it too.
+AZURE_PROD_OUTPUT = prod_output("##' 'vso[task.setvariable variable=release;isOutput=true]%s")
 
 
 def _github_release_step(step: Step, run: str, env: dict[str, str]) -> dict[str, Any]:
     if step.name != "prod":
         return {"name": step.title, "run": run, "env": env}
     return {"name": step.title, "id": "prod", "run": f"{run}\n{PROD_OUTPUT}", "env": env}
+
+
+PROD_RELEASE = "$[ stageDependencies.release.release.outputs['prod.release'] ]"  # the release stage's prod step
+
+
+def _azure_release_step(step: Step, run: str, env: dict[str, str]) -> dict[str, Any]:
+    if step.name != "prod":
+        return {"script": run, "displayName": step.title, "env": env}
+    # a script step is not run with `set -e`: the output is printed only when the request succeeded
+    return {"script": f"{run} && {AZURE_PROD_OUTPUT}", "name": "prod", "displayName": step.title, "env": env}
 
 
 def _steps(pipeline: Pipeline, params: str) -> list[tuple[Step, str]]:
@@ -210,7 +228,7 @@ def github(project: Project, env: str = "stage", install: str = "") -> dict[str,
 
 
 def azure(project: Project, env: str = "stage", install: str = "") -> dict[str, str]:
-    """`azure-pipelines.yml`: the build stage and the release stage, as the lab's pipelines did by hand."""
+    """`azure-pipelines.yml`: the build stage, the release stage and the prod stage that deploys what was approved."""
     build = find_pipeline("build", project)
     release = PIPELINES["release"]
     build_steps: list[dict[str, Any]] = [
@@ -238,7 +256,7 @@ def azure(project: Project, env: str = "stage", install: str = "") -> dict[str, 
             "inputs": {"PathtoPublish": BUILDS, "ArtifactName": "build"},
         },
     ]
-    release_steps: list[dict[str, Any]] = [
+    setup: list[dict[str, Any]] = [
         {"task": "UsePythonVersion@0", "inputs": {"versionSpec": "3.11"}},
         {"script": install, "displayName": "install conveyor"},
         {
@@ -246,18 +264,27 @@ def azure(project: Project, env: str = "stage", install: str = "") -> dict[str, 
             "inputs": {"artifactName": "build", "downloadPath": "$(System.DefaultWorkingDirectory)/.conveyor"},
         },
         {"script": "mv .conveyor/build .conveyor/builds", "displayName": "put the build where conveyor finds it"},
+    ]
+    ledger_env = {"CONVEYOR_LEDGER_URL": "$(CONVEYOR_LEDGER_URL)"}
+    release_steps: list[dict[str, Any]] = [
+        *setup,
         *(
-            {
-                "script": run,
-                "displayName": step.title,
-                "env": {
-                    "CONVEYOR_LEDGER_URL": "$(CONVEYOR_LEDGER_URL)",
-                    "CONVEYOR_ADOPT": "$(CONVEYOR_ADOPT)",
-                    **step_env(project, env, step, "azure"),
-                },
-            }
+            _azure_release_step(
+                step,
+                run,
+                {**ledger_env, "CONVEYOR_ADOPT": "$(CONVEYOR_ADOPT)", **step_env(project, env, step, "azure")},
+            )
             for step, run in _steps(release, f'--param build="$(ls {BUILDS}/*/build.json | head -1)"')
         ),
+    ]
+    deploy_steps: list[dict[str, Any]] = [
+        {"checkout": "self"},  # a deployment job checks out nothing unless told
+        *copy.deepcopy(setup),  # Python, conveyor, the build (a deployer ships its own copy)
+        {
+            "script": "conveyor release deploy $(release)",
+            "displayName": "deploy the approved prod release (its approvers' signed approvals decide, not this check)",
+            "env": {**ledger_env, **signing_key_env("azure")},
+        },
     ]
     definition = {
         "trigger": {"branches": {"include": ["main"]}},
@@ -270,6 +297,23 @@ def azure(project: Project, env: str = "stage", install: str = "") -> dict[str, 
                 "condition": "succeeded()",
                 "jobs": [{"job": "release", "pool": {"vmImage": "ubuntu-latest"}, "steps": release_steps}],
             },
+            # Reviewers see production where Azure DevOps shows it: the environment `prod` (give it the approvers
+            # as an approval check). Each signs first (`conveyor approve N --key KEY --no-deploy`); the job deploys
+            # only what the ledger holds as approved.
+            {
+                "stage": "prod",
+                "dependsOn": "release",
+                "condition": "succeeded()",
+                "jobs": [
+                    {
+                        "deployment": "deploy_prod",
+                        "pool": {"vmImage": "ubuntu-latest"},
+                        "environment": "prod",
+                        "variables": [{"name": "release", "value": PROD_RELEASE}],
+                        "strategy": {"runOnce": {"deploy": {"steps": deploy_steps}}},
+                    }
+                ],
+            },
         ],
     }
     header = (
@@ -277,7 +321,8 @@ def azure(project: Project, env: str = "stage", install: str = "") -> dict[str, 
         f"# Variable group conveyor-{env} (Key Vault-linked, as in the lab) holds CONVEYOR_{env.upper()}_* secrets,\n"
         f"# CONVEYOR_LEDGER_URL and {SIGNING_KEY} (the builder's private key text; its public key is ci's line in\n"
         "# allowed_signers); CONVEYOR_GATES_* (the sealed set's store) is mapped into the gate steps alone, the\n"
-        "# signing key into the steps that sign; production approval is `conveyor approve --key KEY`.\n"
+        "# signing key into the steps that sign. Stage prod runs in the environment prod (its approval checks): it\n"
+        "# deploys, with `conveyor release deploy N`, only what approvers signed (`conveyor approve N --key KEY`).\n"
     )
     return {"azure-pipelines.yml": header + yaml.safe_dump(definition, sort_keys=False, width=120)}
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from conveyor.errors import ConveyorError
 from conveyor.registry.model_version import ModelVersionInfo, newest_first
-from conveyor.registry.reading import ReadPath
+from conveyor.registry.reader import ReadPath
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

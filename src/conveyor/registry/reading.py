@@ -1,4 +1,4 @@
-"""How conveyor reads an MLflow registry: the `RegistryReader` protocol and the choice of reader for a URI.
+"""How conveyor reads an MLflow registry: the choice of reader (`registry.reader`'s contract) for a URI.
 
 Reading is what people do dozens of times a day (`conveyor models list/show`, resolving `NAME@ALIAS` for a build
 or a gate), so it avoids importing MLflow (seconds) where a documented, stable interface allows:
@@ -15,43 +15,11 @@ Writing (registering, aliases, downloads) always goes through MLflow's client.
 from __future__ import annotations
 
 import os
-from enum import StrEnum
-from typing import Protocol
 
 from conveyor.registry.model_version import ModelVersionInfo
+from conveyor.registry.reader import ReadPath, RegistryReader
 
 MLFLOW_ONLY_SETTINGS = ("MLFLOW_ENABLE_WORKSPACES", "MLFLOW_WORKSPACE", "MLFLOW_TRACKING_AUTH")
-
-
-class ReadPath(StrEnum):
-    """Which way a registry is read."""
-
-    SQLITE_TABLES = "sqlite-tables"
-    REST = "rest"
-    MLFLOW_CLIENT = "mlflow-client"
-
-
-class RegistryReader(Protocol):
-    """Read access to one registry. Versions come with their tags and every alias that points at them."""
-
-    path: ReadPath
-    reason: str  # why this reader was chosen
-
-    def model_names(self) -> list[str]:
-        """Registered models (MLflow prompts excluded), sorted."""
-        ...
-
-    def versions(self, name: str) -> list[ModelVersionInfo]:
-        """The model's versions, newest first (empty when the model does not exist)."""
-        ...
-
-    def version(self, name: str, version: str) -> ModelVersionInfo | None: ...
-
-    def version_by_alias(self, name: str, alias: str) -> ModelVersionInfo | None: ...
-
-    def run_data(self, run_id: str) -> tuple[dict[str, float], dict[str, str]]:
-        """The run's latest metrics and its params (empty when the run is gone)."""
-        ...
 
 
 class EmptyStore:

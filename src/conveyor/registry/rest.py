@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError
 from conveyor.registry.model_version import PROMPT_TAG, ModelVersionInfo, newest_first
-from conveyor.registry.reading import ReadPath
+from conveyor.registry.reader import ReadPath
 
 if TYPE_CHECKING:
     import httpx

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from conveyor.errors import ConveyorError
 from conveyor.registry.model_version import LATEST_ALIAS, PROMPT_TAG, ModelVersionInfo, newest_first
-from conveyor.registry.reading import ReadPath
+from conveyor.registry.reader import ReadPath
 
 # MLflow's Alembic revisions whose registry and run tables have the layout read here, oldest first.
 SUPPORTED_REVISIONS = (

@@ -71,6 +71,14 @@ def declare_public(value: str) -> None:
         _public.add(value)
 
 
+def remember(value: str, key: str, public: bool) -> None:
+    """What a training child does with a value it was given: declared public (`public`), else masked as secret."""
+    if public:
+        declare_public(value)
+    else:
+        register_secret(value, key)
+
+
 def is_public(value: str) -> bool:
     return value in _public and value not in _secrets
 

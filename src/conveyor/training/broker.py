@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from conveyor.errors import ConveyorError, LakeError, SecretError
-from conveyor.lake import Lake, LakePathMissing, LakePathOutside
+from conveyor.errors import ConveyorError, SecretError
+from conveyor.lake import Lake
 from conveyor.secrets.redaction import redact
 from conveyor.training.channel import ChannelClosed, receive, send
+from conveyor.training.remote_errors import encode_error
 from conveyor.training.settings import RunSettings
 
 READ_LIMIT = 64 << 20  # the most one answer carries; the child reads large files in ranges
@@ -101,7 +102,7 @@ class TrainingBroker:
             try:
                 answer, data = self.answer(request, payload)
             except Exception as error:  # every failure goes back to the child as its own error
-                answer, data = error_answer(error), b""
+                answer, data = encode_error(error, redact), b""
             try:
                 send(self.sock, answer, data)
             except OSError:
@@ -236,29 +237,6 @@ class TrainingBroker:
             return {"reads": [], "digest": None}
         reads = self.lake.reads()
         return {"reads": [[r.path, r.sha256] for r in reads], "digest": self.lake.data_digest()}
-
-
-ERROR_KINDS: tuple[type[BaseException], ...] = (
-    LakePathMissing,
-    LakePathOutside,
-    LakeError,
-    SecretError,
-    ConveyorError,
-    FileNotFoundError,
-    FileExistsError,
-    IsADirectoryError,
-    NotADirectoryError,
-    PermissionError,
-    ValueError,
-)
-
-
-def error_answer(error: BaseException) -> dict[str, Any]:
-    """The answer that carries `error` back to the script: its kind, masked message and hint."""
-    kind = next((k.__name__ for k in ERROR_KINDS if isinstance(error, k)), "RuntimeError")
-    message = error.message if isinstance(error, ConveyorError) else str(error) or type(error).__name__
-    hint = error.hint if isinstance(error, ConveyorError) else None
-    return {"error": kind, "message": redact(message), "hint": redact(hint) if hint else None}
 
 
 def _plain(value: Any) -> Any:

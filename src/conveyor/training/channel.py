@@ -11,8 +11,9 @@ import json
 import socket
 import struct
 import threading
-from collections.abc import Callable
 from typing import Any
+
+from conveyor.training.remote_errors import raise_if_error
 
 HEADER = struct.Struct(">I")
 MAX_HEADER = 16 << 20
@@ -21,16 +22,6 @@ FD_VARIABLE = "CONVEYOR_TRAINING_FD"
 
 class ChannelClosed(ConnectionError):
     """The other side went away."""
-
-
-class RemoteError(Exception):
-    """An error the parent answered with: its kind (`LakePathMissing`, `PermissionError`...) and message."""
-
-    def __init__(self, kind: str, message: str, hint: str | None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.hint = hint
 
 
 def send(sock: socket.socket, header: dict[str, Any], payload: bytes = b"") -> None:
@@ -61,7 +52,8 @@ def receive(sock: socket.socket) -> tuple[dict[str, Any], bytes]:
 
 
 class Client:
-    """The child's end: one request at a time (a lock serialises threads), each answered before the next."""
+    """The child's end: one request at a time (a lock serialises threads), each answered before the next; an
+    error answered is raised as a `RemoteError` (see `conveyor.training.remote_errors`)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -71,33 +63,8 @@ class Client:
         with self._lock:
             send(self.sock, {"op": op, **fields}, payload)
             answer, data = receive(self.sock)
-        if "error" in answer:
-            raise RemoteError(answer["error"], answer.get("message", ""), answer.get("hint"))
+        raise_if_error(answer)
         return answer, data
 
     def close(self) -> None:
         self.sock.close()
-
-
-class InProcessClient(Client):
-    """A client whose requests a handler in this same process answers: for computes that run the script where no
-    separate parent exists (a remote cluster's driver). No confinement comes with it, only the same API."""
-
-    def __init__(self, answer: Callable[[dict[str, Any], bytes], tuple[dict[str, Any], bytes]]) -> None:
-        self._answer = answer
-        self._lock = threading.Lock()
-
-    def request(self, op: str, payload: bytes = b"", **fields: Any) -> tuple[dict[str, Any], bytes]:
-        with self._lock:
-            try:
-                answer, data = self._answer({"op": op, **json.loads(json.dumps(fields))}, payload)
-            except Exception as error:
-                from conveyor.training.broker import error_answer
-
-                answer, data = error_answer(error), b""
-        if "error" in answer:
-            raise RemoteError(answer["error"], answer.get("message", ""), answer.get("hint"))
-        return answer, data
-
-    def close(self) -> None:
-        return None

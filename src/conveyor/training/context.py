@@ -16,9 +16,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conveyor.config.computes import compute_of
 from conveyor.errors import ConveyorError
-from conveyor.training.channel import Client, RemoteError
+from conveyor.training.channel import Client
+from conveyor.training.remote_errors import RemoteError, decode_error
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from conveyor.training.settings import RunSettings
 
 SparkFactory = Callable[[str, dict[str, str]], "SparkSession"]
+SecretMasking = Callable[[str, str, bool], None]  # (value, key, public)
 
 _current: TrainingContext | None = None
 
@@ -34,11 +35,19 @@ _current: TrainingContext | None = None
 class TrainingContext:
     """Everything a training script may use from conveyor, the same in every environment."""
 
-    def __init__(self, client: Client, settings: RunSettings, spark_factory: SparkFactory | None = None) -> None:
-        """`spark_factory(app_name, hadoop_settings)` makes the session `spark()` returns; the compute that runs
-        the script provides it."""
+    def __init__(
+        self,
+        client: Client,
+        settings: RunSettings,
+        remember: SecretMasking,
+        spark_factory: SparkFactory | None = None,
+    ) -> None:
+        """`remember(value, key, public)` masks each secret the script gets in this process's output from then on
+        (the process's redaction provides it); `spark_factory(app_name, hadoop_settings)` makes the session
+        `spark()` returns (the compute that runs the script provides it)."""
         self._client = client
         self._settings = settings
+        self._remember = remember
         self.output_dir = Path(settings.output_dir)
         self._spark_factory = spark_factory
         self._spark: SparkSession | None = None
@@ -47,12 +56,10 @@ class TrainingContext:
         return f"TrainingContext(env={self.env!r})"
 
     def _call(self, op: str, **fields: Any) -> dict[str, Any]:
-        from conveyor.training.remote_lake import lake_error
-
         try:
             return self._client.request(op, **fields)[0]
         except RemoteError as error:
-            raise lake_error(error) from None
+            raise decode_error(error) from None
 
     @property
     def env(self) -> str:
@@ -65,14 +72,9 @@ class TrainingContext:
 
     def secret(self, key: str) -> str:
         """A secret the project declares for training (`[training] secrets`); masked in all output from now on."""
-        from conveyor.secrets.redaction import declare_public, register_secret
-
         answer = self._call("secret", key=key)
         value = str(answer["value"])
-        if answer.get("public"):
-            declare_public(value)  # published by design (the state and created_by tags)
-        else:
-            register_secret(value, key)
+        self._remember(value, key, bool(answer.get("public")))  # public: by design (the state, created_by tags)
         return value
 
     @cached_property
@@ -108,7 +110,7 @@ class TrainingContext:
     @property
     def uses_spark(self) -> bool:
         """True when the environment's compute is Spark (local mode, a cluster or Spark Connect)."""
-        return compute_of(self._settings.compute).spark
+        return self._settings.spark
 
     def spark_url(self, path: str) -> str:
         """The URL Spark reads a lake path by (a file, a folder or a glob); the files it names are recorded for

@@ -5,12 +5,34 @@ It has no inner filesystem and no credentials: every call is a `RemoteLake` call
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fsspec import AbstractFileSystem
 
-if TYPE_CHECKING:
-    from conveyor.training.remote_lake import RemoteLake
+
+class LakeCalls(Protocol):
+    """What the filesystem asks of the lake (`conveyor.training.remote_lake.RemoteLake` answers it)."""
+
+    def ls(self, path: Any = "", detail: bool = False) -> list[Any]: ...
+
+    def info(self, path: Any) -> dict[str, Any]: ...
+
+    def exists(self, path: Any) -> bool: ...
+
+    def open(
+        self,
+        path: Any,
+        mode: str = "rb",
+        *,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+        compression: str | None = None,
+    ) -> Any: ...
+
+    def rm(self, path: Any, recursive: bool = False) -> None: ...
+
+    def makedirs(self, path: Any) -> None: ...
 
 
 class RemoteFileSystem(AbstractFileSystem):  # type: ignore[misc]
@@ -19,7 +41,7 @@ class RemoteFileSystem(AbstractFileSystem):  # type: ignore[misc]
     protocol = "conveyor-lake"
     cachable = False
 
-    def __init__(self, lake: RemoteLake, **kwargs: Any) -> None:
+    def __init__(self, lake: LakeCalls, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._lake = lake
 

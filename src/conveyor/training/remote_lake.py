@@ -14,11 +14,12 @@ import lzma
 import os
 import posixpath
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from conveyor.training.channel import Client, RemoteError
+from conveyor.lake.lineage import LakeRead
+from conveyor.training.channel import Client
+from conveyor.training.remote_errors import RemoteError, decode_error
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -30,33 +31,6 @@ COMPRESSIONS: dict[str, Callable[[IO[bytes]], Any]] = {
     "xz": lambda raw: lzma.LZMAFile(raw, mode="rb"),  # noqa: SIM115
 }
 SUFFIXES = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
-
-
-@dataclass(frozen=True, order=True)
-class LakeRead:
-    """One file read from the lake: its path inside the lake and the sha256 hex of its content."""
-
-    path: str
-    sha256: str
-
-
-def lake_error(error: RemoteError) -> Exception:
-    """The exception the parent raised, as the same type here (LakePathMissing is still a FileNotFoundError)."""
-    import builtins
-
-    from conveyor import errors
-
-    if error.kind in ("LakePathMissing", "LakePathOutside"):
-        from conveyor import lake
-
-        return getattr(lake, error.kind)(error.message, hint=error.hint)  # type: ignore[no-any-return]
-    kind = getattr(errors, error.kind, None)
-    if isinstance(kind, type) and issubclass(kind, errors.ConveyorError):
-        return kind(error.message, hint=error.hint)
-    builtin = getattr(builtins, error.kind, None)
-    if isinstance(builtin, type) and issubclass(builtin, Exception):
-        return builtin(error.message)
-    return RuntimeError(error.message)
 
 
 class _RemoteReader(io.RawIOBase):
@@ -77,7 +51,7 @@ class _RemoteReader(io.RawIOBase):
         try:
             return self._client.request(op, **fields)[0]
         except RemoteError as error:
-            raise lake_error(error) from None
+            raise decode_error(error) from None
 
     def readable(self) -> bool:
         return True
@@ -113,7 +87,7 @@ class _RemoteReader(io.RawIOBase):
         try:
             return self._client.request("lake.read", path=self._path, start=start, end=end)[1]
         except RemoteError as error:
-            raise lake_error(error) from None
+            raise decode_error(error) from None
 
 
 class _RemoteWriter(io.RawIOBase):
@@ -125,7 +99,7 @@ class _RemoteWriter(io.RawIOBase):
         try:
             self._handle = client.request("lake.open_write", path=path, overwrite=overwrite)[0]["handle"]
         except RemoteError as error:
-            raise lake_error(error) from None
+            raise decode_error(error) from None
 
     def writable(self) -> bool:
         return True
@@ -156,7 +130,7 @@ class RemoteLake:
         try:
             return self._client.request(op, **fields)[0]
         except RemoteError as error:
-            raise lake_error(error) from None
+            raise decode_error(error) from None
 
     @staticmethod
     def path(path: Any) -> str:

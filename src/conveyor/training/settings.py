@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from conveyor.config import Environment
+from typing import Any
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """The run's facts the script may know: environment name and state, compute, where its files go."""
+    """The run's facts the script may know: environment name and state, compute, where its files go
+    (`conveyor.compute.child.run_settings` makes them from the environment)."""
 
     env: str
     state: str
@@ -24,26 +20,11 @@ class RunSettings:
     args: list[str]
     output_dir: str
     declared_secrets: list[str]
+    spark: bool = False  # the compute is Spark (its entry says so; the child reads no configuration)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def of(cls, environment: Environment, script: Path, args: Sequence[str], output_dir: Path) -> RunSettings:
-        """The settings of a run of `script` with `args` in `environment`, its model written to `output_dir`."""
-        project = environment.project
-        return cls(
-            env=environment.name,
-            state=environment.state,
-            compute=environment.compute,
-            project=project.name,
-            root=str(project.root),
-            script=str(script),
-            args=list(args),
-            output_dir=str(output_dir),
-            declared_secrets=list(project.config.training.secrets),
-        )
-
-    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSettings:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.compute.base import TrainingResult, Writer
+from conveyor.compute.child import check_environment, training_script
 from conveyor.compute.databricks.bundle import Artifact, conveyor_wheel, project_archive
 from conveyor.compute.databricks.job import judge, submit, task_spec, watch
 from conveyor.compute.databricks.task import OUTCOME_ARCHIVE
@@ -25,7 +26,6 @@ from conveyor.compute.databricks.workspace import (
     uses_workspace_registry,
 )
 from conveyor.compute.outcome import record_outcome, unpack
-from conveyor.compute.process import check_environment, training_script
 from conveyor.compute.spark import session_builder, with_lake_settings
 from conveyor.config import Environment
 from conveyor.errors import ConfigError

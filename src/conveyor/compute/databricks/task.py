@@ -16,8 +16,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from conveyor.compute.child import confined_run
 from conveyor.compute.outcome import TrainingOutcome, pack
-from conveyor.compute.process import confined_run
 from conveyor.config import load_project
 from conveyor.errors import ConveyorError
 from conveyor.secrets import redaction
