@@ -283,6 +283,11 @@ def test_a_weight_change_waits_for_an_approver_and_bad_input_records_nothing(
     assert code == 0 and json.loads(out)["rollout"]["weight"] == 40, err
     assert Route.read(route_file).split.weight == 40  # type: ignore[union-attr]
 
+    # the dashboard shows the rollout on the stage and the release pages
+    stage_page, release_page = dashboard_pages(releases.project.root, ["/stages/live", f"/releases/{pending.id}"])
+    assert "Rolling out: release" in stage_page and "40% of requests" in stage_page
+    assert "10% from" in release_page and "40% from" in release_page and "approved by alice" in release_page
+
     # an edited route file cannot raise the weight: the forwarder refuses what the ledger does not hold
     taken = Route.read(route_file)
     assert taken.split is not None
@@ -298,6 +303,27 @@ def test_a_weight_change_waits_for_an_approver_and_bad_input_records_nothing(
     assert code == 0 and json.loads(out)["status"] == "aborted", err
     code, _, err = run(capsys, "rollout", "status", "live", *p)
     assert code == 2 and "no rollout runs in live" in err
+
+
+def dashboard_pages(root: Path, paths: list[str]) -> list[str]:
+    """`conveyor ui` for the project, as a user starts it: the HTML of each path."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    command = [sys.executable, "-m", "conveyor.cli.main", "ui", "--project", str(root), "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                return [httpx.get(f"http://127.0.0.1:{port}{path}", timeout=30).text for path in paths]
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError("conveyor ui did not answer")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
 
 
 def test_rules_naming_unknown_metrics_are_refused(make_project: Callable[..., Path]) -> None:

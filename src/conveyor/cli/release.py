@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from conveyor.cli.options import JsonOption, ProjectOption
+from conveyor.cli.options import JsonOption, KeyOption, ProjectOption
 from conveyor.cli.output import emit_json, say, stdout
 from conveyor.config import TARGETS, load_project
 from conveyor.secrets import redact
@@ -27,15 +27,6 @@ KEYS_HELP = (
     "Set up once: `ssh-keygen -t ed25519 -f ~/.ssh/conveyor`, add `NAME $(cat ~/.ssh/conveyor.pub)` to "
     "allowed_signers, commit it, then `export CONVEYOR_SIGNING_KEY=~/.ssh/conveyor`."
 )
-KeyOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--key",
-        help="Signing key (private key file, or a .pub whose key is in ssh-agent). Default: $CONVEYOR_SIGNING_KEY, "
-        "else git's user.signingkey. The acting principal is the one allowed_signers lists for it.",
-        show_default=False,
-    ),
-]
 AsOption = Annotated[
     str | None,
     typer.Option(

@@ -303,6 +303,11 @@ class LedgerSnapshot:
         entries = history_entries(self.state, stage, self.verification, self.now)
         return self.release(entries[-1].release) if entries else None
 
+    def rolling_out(self, stage: str) -> ReleaseView | None:
+        """The release rolling out in `stage` (or asked to, not yet rejected or expired), if any."""
+        found = self.state.rollout_in(stage, self.now)
+        return None if found is None else release_view(found, self.now, self.verification)
+
     def history(self, stage: str, at: datetime | None = None) -> list[HistoryEntry]:
         return history_entries(self.state, stage, self.verification, at)
 

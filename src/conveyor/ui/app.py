@@ -156,6 +156,7 @@ class DashboardApp:
             "stage.html", stage=name, policy=self.project.config.release[name], snapshot=snapshot,
             live=snapshot.live(name) if snapshot else None, releases=releases, history=history[::-1][:30],
             stopped=snapshot.stopped(name) if snapshot else None,
+            rolling=snapshot.rolling_out(name) if snapshot else None,
             chart=chart, page=page, pages=pages, total=total,
         )  # fmt: skip
 
