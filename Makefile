@@ -32,6 +32,7 @@ bench: install system-deps
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/signatures.py
 	$(BIN)/python benchmarks/ui.py
+	$(BIN)/python benchmarks/rollout.py
 
 clean:
 	rm -rf .venv .cache .pytest_cache results htmlcov
