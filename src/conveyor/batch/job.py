@@ -7,7 +7,6 @@ target (through `score_build`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,8 @@ from conveyor.errors import ConveyorError
 from conveyor.serving.loader import check_package_dir, read_package_info
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conveyor.config import Environment, Project
 
 PACKAGES_DIR = "packages"

@@ -44,7 +44,7 @@ class Command(Entry):
                 info, pretty_exceptions_short=True, rich_markup_mode=MARKUP, suggest_commands=True
             )
         return typer.main.get_command_from_info(
-            typer.models.CommandInfo(name=self.name, callback=cast(Callable[..., object], found)),
+            typer.models.CommandInfo(name=self.name, callback=cast("Callable[..., object]", found)),
             pretty_exceptions_short=True,
             rich_markup_mode=MARKUP,
         )

@@ -6,17 +6,18 @@ import getpass
 import os
 import re
 import sys
-from collections.abc import Callable
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from conveyor.config.schema import EnvironmentConfig, ProjectFile
 from conveyor.errors import ConfigError
 from conveyor.secrets.base import OwnedStore, SecretStore, open_store
 from conveyor.secrets.redaction import WeakSecretError, declare_public
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from conveyor.config.schema import EnvironmentConfig, ProjectFile
     from conveyor.lake import Lake
 
 REFERENCE = re.compile(r"\$\{(secret|env):([A-Za-z0-9_.\-/]+)\}")

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import LakeError, SecretError
-from conveyor.lake.location import LakeLocation
-from conveyor.secrets.base import SecretStore
 from conveyor.secrets.redaction import register_secret
+
+if TYPE_CHECKING:
+    from conveyor.lake.location import LakeLocation
+    from conveyor.secrets.base import SecretStore
 
 AZURE_KEYS = (
     "sp-app-id",

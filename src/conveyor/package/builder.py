@@ -48,13 +48,13 @@ from conveyor.package.record import (
 )
 from conveyor.package.reuse import try_warm, warm_key
 from conveyor.registry import copy_regular_file, copy_regular_tree
-from conveyor.trust import Identity, SigningKey
 
 if TYPE_CHECKING:
     from conveyor.config import Environment, Project
     from conveyor.drift import TrainingProfile
     from conveyor.package.engine import ContainerEngine
     from conveyor.registry import ModelRegistry, ModelVersionInfo
+    from conveyor.trust import Identity, SigningKey
 
 Progress = Callable[[str], None]
 NO_ENGINE = "none"

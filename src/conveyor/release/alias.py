@@ -12,12 +12,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conveyor.config import Project
-from conveyor.release.shipment import Shipment
 from conveyor.release.targets import StepResult
 
 if TYPE_CHECKING:
+    from conveyor.config import Project
     from conveyor.registry import ModelRegistry
+    from conveyor.release.shipment import Shipment
 
 PACKAGE_TAG = "conveyor.package"
 LIVE_TAG = "conveyor.live"

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
-from conveyor.config import Project
 from conveyor.errors import ConveyorError
 from conveyor.release.routes import stats_path
-from conveyor.release.state import LedgerState, ReleaseState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from conveyor.config import Project
+    from conveyor.release.state import LedgerState, ReleaseState
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,9 @@ import logging
 import os
 import traceback
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -54,6 +53,9 @@ from conveyor.serving.protocols import (
     v2_records,
     v2_response,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 log = logging.getLogger("conveyor.serving")
 

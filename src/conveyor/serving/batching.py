@@ -11,11 +11,13 @@ fails alone.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor.serving.calls import CallPolicy
-from conveyor.serving.metrics import ServingMetrics
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from conveyor.serving.calls import CallPolicy
+    from conveyor.serving.metrics import ServingMetrics
 
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 

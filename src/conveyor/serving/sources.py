@@ -5,14 +5,16 @@ model (`models:/NAME/VERSION` or `models:/NAME@ALIAS`, materialised into a packa
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from conveyor.errors import ConveyorError
 from conveyor.serving.loader import check_package_dir
 from conveyor.serving.options import ServeOptions
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 IMAGE_REFERENCE = re.compile(
     r"^(?:[a-z0-9.-]+(?::\d+)?/)?[a-z0-9._/-]+(?::[A-Za-z0-9_.-]{1,128})?(?:@sha256:[0-9a-f]{64})?$"

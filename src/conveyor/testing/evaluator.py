@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.errors import CheckFailed, ConveyorError
-from conveyor.package.engine import ContainerEngine
-from conveyor.package.record import BuildRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from conveyor.package.engine import ContainerEngine
+    from conveyor.package.record import BuildRecord
 
 MOUNT = "/opt/conveyor-gate"
 SIGNIFICANT_DIGITS = 6

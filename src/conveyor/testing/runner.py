@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import CheckFailed, ConveyorError
 from conveyor.package.attestations import AttestationKind, attesting_identity, write_attestation
-from conveyor.package.record import BuildRecord
 from conveyor.secrets.scrubbing import minimal_environment
 from conveyor.testing.reports import (
     add_junit_properties,
@@ -27,10 +26,11 @@ from conveyor.testing.reports import (
     mask_secrets_in_reports,
 )
 from conveyor.testing.statements import tests_statement
-from conveyor.trust import SigningKey
 
 if TYPE_CHECKING:
     from conveyor.package.engine import ContainerEngine
+    from conveyor.package.record import BuildRecord
+    from conveyor.trust import SigningKey
 
 Progress = Callable[[str], None]
 WHERE = ("image", "venv")

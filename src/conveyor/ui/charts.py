@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
 from html import escape
+from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
-from conveyor.release import HistoryEntry
-from conveyor.ui.reading import MetricSeries
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from conveyor.release import HistoryEntry
+    from conveyor.ui.reading import MetricSeries
 
 WIDTH, HEIGHT, PAD, LEFT = 640, 220, 40, 80
 

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from conveyor.config import Environment
-from conveyor.config.schema import DatabricksConfig
 from conveyor.errors import CheckFailed, ConfigError
 from conveyor.secrets.redaction import redact, register_secret
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from databricks.sdk import WorkspaceClient
+
+    from conveyor.config import Environment
+    from conveyor.config.schema import DatabricksConfig
 
 EXPIRED_WORDS = ("token", "jwt", "expired", "credential", "unauthenticated", "unauthorized")
 

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.errors import CheckFailed, ConfigError
@@ -27,6 +26,8 @@ from conveyor.release.shipment import Shipment, check_image, check_package
 from conveyor.release.targets.base import DeployContext, RolloutPlan, StepResult, Target, release_tag
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conveyor.package.engine import ContainerEngine
 
 CONTAINER_PORT = 8080
