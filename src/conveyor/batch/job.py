@@ -77,7 +77,7 @@ def model_package(environment: Environment, model: str | None = None, package: P
         return check_package_dir(package)
     from conveyor.registry import materialize
 
-    assert model is not None
+    assert model is not None  # noqa: S101 -- narrows for mypy: exactly one of model and package was checked above
     return check_package_dir(materialize(model, environment, environment.project.state_dir / PACKAGES_DIR))
 
 

@@ -166,7 +166,7 @@ def _run_child(
         )
     finally:
         child_end.close()
-    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout is not None and process.stderr is not None  # noqa: S101 -- narrows for mypy: the child is started with stdout and stderr piped
     pumps = [
         threading.Thread(target=_pump, args=(process.stdout, out), daemon=True),
         threading.Thread(target=_pump, args=(process.stderr, err), daemon=True),

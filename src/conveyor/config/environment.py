@@ -135,7 +135,7 @@ class Environment:
                 self.secrets.get(key)
             except WeakSecretError:
                 raise
-            except Exception:  # a key that cannot be read now cannot be printed by this process either
+            except Exception:  # noqa: S112 -- a key that cannot be read now cannot be printed by this process either
                 continue
 
     def secret(self, key: str) -> str:

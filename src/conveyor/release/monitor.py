@@ -132,7 +132,7 @@ def rollout_status(
 
     release = running_rollout(state, stage)
     rollout = release.rollout
-    assert rollout is not None
+    assert rollout is not None  # noqa: S101 -- narrows for mypy: running_rollout returns a release with a rollout
     recorded = release.policy.rollout
     window = window_seconds or (recorded.window_seconds if recorded else 300)
     route_file = LocalTarget(release.policy.target).route_file(project.state_dir, stage)

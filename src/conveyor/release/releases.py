@@ -372,7 +372,7 @@ class Releases:
 
         release = state.release(release_id)
         rollout = release.rollout
-        assert rollout is not None
+        assert rollout is not None  # noqa: S101 -- narrows for mypy: the release was found with its rollout
         last = rollout.changes[-1]
         if not last.effective:
             return self._view(state, release_id)

@@ -174,7 +174,7 @@ class Messages:
 
     def on_headers_complete(self) -> None:
         parser = self.parser
-        assert parser is not None
+        assert parser is not None  # noqa: S101 -- narrows for mypy: headers complete only while a parser runs
         if isinstance(parser, httptools.HttpRequestParser):
             self.current.method = parser.get_method()
         else:

@@ -598,7 +598,7 @@ class LedgerState:
                 hint="Ask one of them to run: conveyor release stop " + stage,
             )
         deployment = release.deployment
-        assert deployment is not None  # a live release has one
+        assert deployment is not None  # noqa: S101 -- narrows for mypy: a live release has one
         release.status = ReleaseStatus.STOPPED
         deployment.status, deployment.live_until = DeploymentStatus.STOPPED, event.at
         deployment.stopped_by = event.by

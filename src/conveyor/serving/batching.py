@@ -148,7 +148,7 @@ class Batcher:
             results = self.run_batch(items)
             if isinstance(results, list | tuple) and len(results) == len(items):
                 return [(True, result) for result in results]
-        except Exception:  # any failure falls back to per-request calls
+        except Exception:  # noqa: S110 -- any failure falls back to per-request calls, counted below
             pass
         self.metrics.count_fallback()
         return run_each(self.run, items)

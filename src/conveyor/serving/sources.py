@@ -94,7 +94,7 @@ def serve(
     if resolved.kind == "image":
         from conveyor.serving.container import run_image
 
-        assert resolved.image is not None
+        assert resolved.image is not None  # noqa: S101 -- narrows for mypy: an image source names its image
         say(f"serving image {resolved.image} on http://{options.host}:{options.port}")
         code = run_image(resolved.image, options)
         if code not in (0, 130, 143):
@@ -105,6 +105,6 @@ def serve(
         return
     from conveyor.serving.server import run_server
 
-    assert resolved.package_dir is not None
+    assert resolved.package_dir is not None  # noqa: S101 -- narrows for mypy: a package source names its folder
     say(f"serving {resolved.package_dir} on http://{options.host}:{options.port}")
     run_server(resolved.package_dir, options)

@@ -69,7 +69,7 @@ class ImageEvaluator:
             *([(package, f"{MOUNT}/package")] if package else []),
         ]
         volumes = [arg for source, target in mounts for arg in ("-v", f"{source.resolve()}:{target}:ro")]
-        tmpfs = [] if self.engine.name == "podman" else ["--tmpfs", "/tmp"]  # podman's --read-only has its own
+        tmpfs = [] if self.engine.name == "podman" else ["--tmpfs", "/tmp"]  # noqa: S108 -- a fresh tmpfs inside the container; podman's --read-only has its own
         result = self.engine.run(
             "run",
             "--rm",
@@ -86,7 +86,7 @@ class ImageEvaluator:
             "--entrypoint",
             "python",
             "--workdir",
-            "/tmp",
+            "/tmp",  # noqa: S108 -- the container's own tmpfs
             *volumes,
             self.reference,
             "-I",

@@ -147,5 +147,5 @@ def verify_envelope(
             first = first or error
             continue
         return principal, Statement.from_bytes(envelope.payload)
-    assert first is not None
+    assert first is not None  # noqa: S101 -- narrows for mypy: the envelope has signatures, so one refusal was kept
     raise first

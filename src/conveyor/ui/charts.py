@@ -63,7 +63,7 @@ def metric_chart(series: MetricSeries) -> Markup:
         if champion:
             parts.append(f'<text class="mark" x="{cx:.1f}" y="{cy - 12:.1f}" text-anchor="middle">champion</text>')
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return Markup("".join(parts))  # noqa: S704 -- every text in the SVG went through escape(); the rest are numbers
 
 
 def timeline(entries: Sequence[HistoryEntry], now: datetime) -> Markup:
@@ -101,4 +101,4 @@ def timeline(entries: Sequence[HistoryEntry], now: datetime) -> Markup:
         f'<text class="tick" x="{WIDTH - right}" y="{height - 4}" text-anchor="end">'
         f"{escape(end.isoformat(timespec='minutes'))}</text></svg>"
     )
-    return Markup("".join(parts))
+    return Markup("".join(parts))  # noqa: S704 -- every text in the SVG went through escape(); the rest are numbers
