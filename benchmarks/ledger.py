@@ -26,8 +26,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -38,6 +38,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import release_support  # noqa: E402  (the release tests' attested builds and keys)
 from ui import PROJECT, _free_port  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SERVICES = ROOT / "scripts" / "install-release-services.sh"
 

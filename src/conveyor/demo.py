@@ -10,16 +10,17 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rich.console import Console
-
 from conveyor.errors import ConveyorError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rich.console import Console
+
     from conveyor.config import Environment, Project
     from conveyor.package.record import BuildRecord
     from conveyor.release import HistoryEntry, ReleaseView

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,7 +21,11 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from conveyor.batch.errors import BatchInputError
-from conveyor.lake import Lake
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from conveyor.lake import Lake
 
 CSV_BLOCK_BYTES = 4 << 20
 

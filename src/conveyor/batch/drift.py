@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import posixpath
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.batch.datasets import InputDataset, read_sample
 from conveyor.drift import DriftReport, DriftWindow, read_profile, unavailable
-from conveyor.lake import Lake
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conveyor.lake import Lake
 
 DRIFT_ROWS = 100_000
 SUFFIX = ".drift.json"

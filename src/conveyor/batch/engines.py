@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
 from conveyor.errors import ConveyorError
 from conveyor.plugins import Entry, Table
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conveyor.batch.datasets import InputDataset
     from conveyor.batch.output import StagedOutput
     from conveyor.batch.progress import BatchProgress
@@ -73,4 +74,4 @@ ENGINES: Table[Entry] = Table(
 
 def engine_for(engine: BatchEngine) -> Engine:
     """A new instance of the engine's implementation."""
-    return cast(Engine, cast(type, ENGINES[engine].load())())
+    return cast("Engine", cast("type", ENGINES[engine].load())())

@@ -7,7 +7,6 @@ target (through `score_build`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,8 @@ from conveyor.errors import ConveyorError
 from conveyor.serving.loader import check_package_dir, read_package_info
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conveyor.config import Environment, Project
 
 PACKAGES_DIR = "packages"
@@ -76,7 +77,7 @@ def model_package(environment: Environment, model: str | None = None, package: P
         return check_package_dir(package)
     from conveyor.registry import materialize
 
-    assert model is not None
+    assert model is not None  # noqa: S101 -- narrows for mypy: exactly one of model and package was checked above
     return check_package_dir(materialize(model, environment, environment.project.state_dir / PACKAGES_DIR))
 
 

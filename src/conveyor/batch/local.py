@@ -57,7 +57,7 @@ class LocalEngine:
                 writer.close()
             sink.close()
         progress.finish(rows)
-        assert schema is not None
+        assert schema is not None  # noqa: S101 -- narrows for mypy: the first batch set the schema
         return EngineRun(rows, tuple(schema.names), {"hook": str(scorer.hook), "batch_rows": str(job.batch_rows)})
 
 

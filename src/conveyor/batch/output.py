@@ -11,13 +11,17 @@ from __future__ import annotations
 import contextlib
 import posixpath
 import uuid
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from conveyor.batch.datasets import InputDataset, hidden, local_path
 from conveyor.batch.errors import BatchInputError, OutputExists
-from conveyor.lake import Lake
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from conveyor.lake import Lake
 
 PART = "part-{index:05d}.parquet"
 

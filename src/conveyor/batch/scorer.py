@@ -74,7 +74,7 @@ def checked_schema(predictions: pa.Schema, rows: pa.Schema) -> pa.Schema:
 
 def _records(score: ScoreModule) -> Callable[[pa.RecordBatch], Any]:
     run_batch = score.run_batch
-    assert run_batch is not None
+    assert run_batch is not None  # noqa: S101 -- narrows for mypy: called only for the RUN_BATCH hook
     return lambda batch: run_batch(batch.to_pylist())
 
 

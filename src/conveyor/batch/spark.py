@@ -17,10 +17,9 @@ import re
 import sys
 import threading
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,6 +30,9 @@ from conveyor.batch.errors import BatchInputError, ScoringFailed
 from conveyor.batch.progress import BatchProgress, ProgressUnit
 from conveyor.batch.scorer import load_scorer
 from conveyor.errors import ConfigError, ConveyorError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ARCHIVES_DIR = "batch-archives"
 SAMPLE_ROWS = 1_000

@@ -44,7 +44,7 @@ class Command(Entry):
                 info, pretty_exceptions_short=True, rich_markup_mode=MARKUP, suggest_commands=True
             )
         return typer.main.get_command_from_info(
-            typer.models.CommandInfo(name=self.name, callback=cast(Callable[..., object], found)),
+            typer.models.CommandInfo(name=self.name, callback=cast("Callable[..., object]", found)),
             pretty_exceptions_short=True,
             rich_markup_mode=MARKUP,
         )
@@ -224,7 +224,7 @@ def _root(
 def command() -> _click.Command:
     """The whole CLI as one click command (the rooms' modules are imported when their command runs)."""
     root = typer.main.get_command(app)
-    assert isinstance(root, LazyCommands)
+    assert isinstance(root, LazyCommands)  # noqa: S101 -- narrows for mypy: app is built with cls=LazyCommands
     root.commands = {name: entry.placeholder() for name, entry in COMMANDS.items()}  # for typo suggestions
     return root
 

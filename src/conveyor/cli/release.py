@@ -188,7 +188,7 @@ def _describe(view: ReleaseView) -> str:
 
 def _rollout_lines(view: ReleaseView) -> list[str]:
     rollout = view.rollout
-    assert rollout is not None
+    assert rollout is not None  # noqa: S101 -- narrows for mypy: called only for a release with a rollout
     share = "a shadow (answers none)" if rollout.mode == "shadow" else f"{rollout.weight}% of requests"
     beside = f" beside release {rollout.beside}" if rollout.beside is not None else ""
     lines = [f"  rollout {rollout.mode}{beside}: {share}" + (f", {rollout.outcome}" if rollout.outcome else "")]

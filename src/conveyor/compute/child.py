@@ -16,15 +16,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from conveyor.compute.base import Writer
 from conveyor.compute.hadoop import lake_hadoop_settings
 from conveyor.compute.lineage import git_commit
-from conveyor.config import Environment
 from conveyor.config.computes import compute_of
 from conveyor.errors import ConfigError
 from conveyor.secrets import redaction
@@ -33,6 +30,12 @@ from conveyor.training.broker import RunRecord, TrainingBroker, run_folders
 from conveyor.training.channel import FD_VARIABLE
 from conveyor.training.sandbox import Confinement, confinement_for, plan_for
 from conveyor.training.settings import RunSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from conveyor.compute.base import Writer
+    from conveyor.config import Environment
 
 
 def _pump(stream: IO[str], write: Callable[[str], object]) -> None:
@@ -163,7 +166,7 @@ def _run_child(
         )
     finally:
         child_end.close()
-    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout is not None and process.stderr is not None  # noqa: S101 -- narrows for mypy: the child is started with stdout and stderr piped
     pumps = [
         threading.Thread(target=_pump, args=(process.stdout, out), daemon=True),
         threading.Thread(target=_pump, args=(process.stderr, err), daemon=True),

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
-from conveyor.compute.base import Compute, TrainingResult, Writer
 from conveyor.compute.hadoop import lake_hadoop_settings
-from conveyor.config import Environment
 from conveyor.config.computes import compute_of
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pyspark.sql import SparkSession
+
+    from conveyor.compute.base import Compute, TrainingResult, Writer
+    from conveyor.config import Environment
 
 
 def compute_named(setting: str) -> Compute:
@@ -28,7 +30,7 @@ def compute_named(setting: str) -> Compute:
             f"compute = {setting!r} needs a library that is not installed ({exc.name})",
             hint=f"Install it with: pip install 'conveyor[{entry.extra}]'",
         ) from None
-    return cast(Compute, cast(type, engine)(setting))
+    return cast("Compute", cast("type", engine)(setting))
 
 
 def compute_for(environment: Environment) -> Compute:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def git_commit(root: Path) -> tuple[str | None, bool]:

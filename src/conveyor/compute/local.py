@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from conveyor.compute.base import TrainingResult, Writer
 from conveyor.compute.process import run_training_process
-from conveyor.config import Environment
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from pyspark.sql import SparkSession
+
+    from conveyor.compute.base import TrainingResult, Writer
+    from conveyor.config import Environment
 
 
 class LocalCompute:

@@ -13,15 +13,18 @@ import shutil
 import tarfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.compute.base import TrainingResult
 from conveyor.compute.child import FinishedScript, run_settings
 from conveyor.compute.lineage import git_commit
 from conveyor.compute.recording import log_run
-from conveyor.config import Environment
 from conveyor.errors import CheckFailed
 from conveyor.training.broker import PendingRegistration, RunRecord
 from conveyor.training.sandbox import Confinement
+
+if TYPE_CHECKING:
+    from conveyor.config import Environment
 
 OUTCOME_FILE = "outcome.json"
 

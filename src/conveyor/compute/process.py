@@ -7,14 +7,18 @@ Connect client) train this way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.compute.base import TrainingResult, Writer
 from conveyor.compute.child import confined_run
 from conveyor.compute.recording import log_run, warm_registry
-from conveyor.config import Environment
 from conveyor.errors import CheckFailed
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from conveyor.config import Environment
 
 
 def run_training_process(environment: Environment, args: Sequence[str], out: Writer, err: Writer) -> TrainingResult:

@@ -6,15 +6,16 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conveyor.compute.child import FinishedScript
-from conveyor.config import Environment
 from conveyor.secrets.boundaries import mask_fields
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from conveyor.compute.child import FinishedScript
+    from conveyor.config import Environment
     from conveyor.registry.store import ModelRegistry
 
 

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from conveyor.compute.base import TrainingResult, Writer
 from conveyor.compute.hadoop import REDACTION_REGEX
 from conveyor.compute.process import run_training_process
-from conveyor.config import Environment
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from pyspark.sql import SparkSession
+
+    from conveyor.compute.base import TrainingResult, Writer
+    from conveyor.config import Environment
 
 INSTALL_HINT = "Install it with: pip install 'conveyor[spark]'"
 

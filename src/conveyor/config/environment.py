@@ -6,17 +6,18 @@ import getpass
 import os
 import re
 import sys
-from collections.abc import Callable
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from conveyor.config.schema import EnvironmentConfig, ProjectFile
 from conveyor.errors import ConfigError
 from conveyor.secrets.base import OwnedStore, SecretStore, open_store
 from conveyor.secrets.redaction import WeakSecretError, declare_public
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from conveyor.config.schema import EnvironmentConfig, ProjectFile
     from conveyor.lake import Lake
 
 REFERENCE = re.compile(r"\$\{(secret|env):([A-Za-z0-9_.\-/]+)\}")
@@ -134,7 +135,7 @@ class Environment:
                 self.secrets.get(key)
             except WeakSecretError:
                 raise
-            except Exception:  # a key that cannot be read now cannot be printed by this process either
+            except Exception:  # noqa: S112 -- a key that cannot be read now cannot be printed by this process either
                 continue
 
     def secret(self, key: str) -> str:

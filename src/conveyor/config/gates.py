@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.config.environment import resolve_references, secret_references, store_override
 from conveyor.config.schema import RESERVED_ENVIRONMENT, GatesConfig
 from conveyor.errors import ConfigError
 from conveyor.secrets.base import OwnedStore, SecretStore, open_store
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class GateSettings:

@@ -8,15 +8,18 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
 from conveyor.config.environment import Environment
 from conveyor.config.gates import GateSettings
 from conveyor.config.schema import ProjectFile
 from conveyor.errors import ConfigError
 from conveyor.secrets.redaction import redact
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 PROJECT_FILE = "conveyor.toml"
 ENV_VARIABLE = "CONVEYOR_ENV"

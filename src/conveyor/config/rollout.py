@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 METRICS: dict[str, str] = {
     "error_rate": "share of the candidate's requests answered 5xx or not at all (0-1; write 1% or 0.01)",

@@ -57,7 +57,7 @@ class ProjectSection(Strict):
 
 
 UPLOAD_ROOTS = ("/Volumes/", "/Workspace/")
-DEFAULT_TOKEN = "${secret:databricks-token}"
+DEFAULT_TOKEN = "${secret:databricks-token}"  # noqa: S105 -- a reference to a stored secret, not a token
 
 
 class DatabricksConfig(Strict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,8 @@ from conveyor.errors import CheckFailed, SecretError
 from conveyor.secrets.redaction import WeakSecretError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from conveyor.config.project import Project
     from conveyor.secrets import SecretStore
 

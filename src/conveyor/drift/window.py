@@ -8,13 +8,15 @@ numpy; the report is computed only when asked for (`report()`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from conveyor.drift.profile import NUMERIC, OTHER, FeatureProfile, TrainingProfile
 from conveyor.drift.report import DriftReport, FeatureDrift, categorical_drift, numeric_drift
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 DEFAULT_CAPACITY = 10_000
 NULL_CODE = -1

@@ -12,18 +12,22 @@ import hashlib
 import io
 import os
 import posixpath
-from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fsspec import AbstractFileSystem
 from fsspec.compression import compr
 from fsspec.implementations.dirfs import DirFileSystem
 from fsspec.utils import infer_compression
 
 from conveyor.errors import LakeError, LakePathMissing, LakePathOutside
 from conveyor.lake.lineage import HashingReader, ReadLog, sha256_of_stream
-from conveyor.lake.location import LakeLocation
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from fsspec import AbstractFileSystem
+
+    from conveyor.lake.location import LakeLocation
 
 SHOWN_ENTRIES = 8
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import LakeError, SecretError
-from conveyor.lake.location import LakeLocation
-from conveyor.secrets.base import SecretStore
 from conveyor.secrets.redaction import register_secret
+
+if TYPE_CHECKING:
+    from conveyor.lake.location import LakeLocation
+    from conveyor.secrets.base import SecretStore
 
 AZURE_KEYS = (
     "sp-app-id",
@@ -32,7 +34,7 @@ AZURE_KEYS = (
 )
 S3_KEYS = ("aws-access-key-id", "aws-secret-access-key", "aws-session-token", "aws-region", "s3-endpoint-url")
 CREDENTIAL_KEYS = (*AZURE_KEYS, *S3_KEYS)  # every key a lake's credentials may be read from
-TOKEN_ENDPOINT = "https://login.microsoftonline.com/{tenant}/oauth2/token"
+TOKEN_ENDPOINT = "https://login.microsoftonline.com/{tenant}/oauth2/token"  # noqa: S105 -- Azure AD's public token URL, not a token
 
 
 def credential_keys(kind: str) -> tuple[str, ...]:

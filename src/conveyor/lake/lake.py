@@ -5,18 +5,21 @@ from __future__ import annotations
 import os
 import posixpath
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
-from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
 from conveyor.errors import LakeError
 from conveyor.lake.confinement import ConfinedFileSystem, lake_path
 from conveyor.lake.credentials import storage_options
-from conveyor.lake.lineage import LakeRead
 from conveyor.lake.location import LakeLocation, parse_lake_url
-from conveyor.secrets.base import SecretStore
 from conveyor.secrets.redaction import redact
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+    from conveyor.lake.lineage import LakeRead
+    from conveyor.secrets.base import SecretStore
 
 
 def has_magic(path: str) -> bool:
@@ -69,7 +72,7 @@ class Lake:
 
     def open(self, path: object, mode: str = "rb", **kwargs: Any) -> IO[Any]:
         """Open a lake file; reading modes are logged with the file's sha256."""
-        return cast(IO[Any], self.fs.open(path, mode, **kwargs))
+        return cast("IO[Any]", self.fs.open(path, mode, **kwargs))
 
     def ls(self, path: object = "", detail: bool = False) -> list[Any]:
         """The entries under `path` (names relative to the lake's root, or info dicts with `detail`)."""

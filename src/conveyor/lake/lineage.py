@@ -11,9 +11,11 @@ import contextlib
 import hashlib
 import io
 import threading
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 CHUNK = 1 << 20
 

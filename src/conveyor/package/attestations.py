@@ -22,7 +22,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import CheckFailed, ConveyorError
@@ -50,6 +49,8 @@ from conveyor.trust import (
 from conveyor.trust.dsse import MEDIA_TYPE
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conveyor.config import Project
 
 Progress = Callable[[str], None]

@@ -48,13 +48,13 @@ from conveyor.package.record import (
 )
 from conveyor.package.reuse import try_warm, warm_key
 from conveyor.registry import copy_regular_file, copy_regular_tree
-from conveyor.trust import Identity, SigningKey
 
 if TYPE_CHECKING:
     from conveyor.config import Environment, Project
     from conveyor.drift import TrainingProfile
     from conveyor.package.engine import ContainerEngine
     from conveyor.registry import ModelRegistry, ModelVersionInfo
+    from conveyor.trust import Identity, SigningKey
 
 Progress = Callable[[str], None]
 NO_ENGINE = "none"
@@ -362,7 +362,7 @@ def _build_or_reuse_image(
     from conveyor.package.image import build_image, prepare_context, read_oci_archive
 
     engine = inputs.engine
-    assert engine is not None
+    assert engine is not None  # noqa: S101 -- narrows for mypy: an image build's inputs name an engine
     folder, digest = staged.folder, staged.digest
     reference = f"localhost/{project.name}:{digest.removeprefix('sha256:')[:12]}"
     archive = folder / "image.oci.tar"

@@ -14,14 +14,17 @@ import os
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.errors import CheckFailed, ConveyorError
 from conveyor.package.cache import cache_dir
 from conveyor.package.lock import run_tool
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 ENGINES = ("podman", "docker", "buildah")
 INSTALL_HINT = "Install one with scripts/install-container-engine.sh (podman, runc, skopeo, mmdebstrap) or your OS."

@@ -8,10 +8,14 @@ import os
 import shutil
 import tarfile
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.errors import CheckFailed
-from conveyor.package.engine import ContainerEngine
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conveyor.package.engine import ContainerEngine
 
 APP_DIR = "/app/package"
 VENV = "/opt/conveyor"

@@ -13,13 +13,16 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.errors import CheckFailed, ConveyorError
 from conveyor.package.cache import cache_dir, input_key
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # What `python -m conveyor.serving` needs to answer requests, and nothing of the command line (typer, rich, pydantic)
 SERVER_REQUIREMENTS = ("uvicorn", "httptools", "uvloop", "orjson", "prometheus-client")

@@ -6,12 +6,14 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import CheckFailed
 from conveyor.package.cache import sha256_file
 from conveyor.secrets.boundaries import mask_json
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MANIFEST = "manifest.json"
 SKIPPED = ("__pycache__", ".pytest_cache")

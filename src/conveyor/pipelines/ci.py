@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from conveyor.config import Project
 from conveyor.errors import ConveyorError
 from conveyor.lake.credentials import CREDENTIAL_KEYS
 from conveyor.pipelines.definitions import PIPELINES, Pipeline, Step, Store, find_pipeline
 from conveyor.secrets.env import variable_name
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conveyor.config import Project
 
 SIGNING_KEY = "CONVEYOR_SIGNING_KEY"  # the builder's private key, from the CI's secret store (never a repo file)
 BUILDS = ".conveyor/builds"  # every build folder: package, archives, image archive, build.json, attestations

@@ -8,14 +8,16 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import CheckFailed, ConveyorError
 from conveyor.pipelines.definitions import Pipeline, Step, find_pipeline
 from conveyor.secrets.redaction import redact
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
 
 PLACEHOLDER = re.compile(r"\{([a-z_]+(?:\.[A-Za-z0-9_\-]+)*)\}")
 

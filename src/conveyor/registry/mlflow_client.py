@@ -6,7 +6,6 @@ The reader of last resort (see `registry.reading`), and the reference the faster
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from conveyor.errors import ConveyorError
@@ -14,6 +13,8 @@ from conveyor.registry.model_version import ModelVersionInfo, newest_first
 from conveyor.registry.reader import ReadPath
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mlflow import MlflowClient
 
 PAGE = 1000  # the most registered models MLflow's server returns per page

@@ -7,9 +7,10 @@ one for a URI.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from conveyor.registry.model_version import ModelVersionInfo
+if TYPE_CHECKING:
+    from conveyor.registry.model_version import ModelVersionInfo
 
 
 class ReadPath(StrEnum):

@@ -15,9 +15,12 @@ Writing (registering, aliases, downloads) always goes through MLflow's client.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from conveyor.registry.model_version import ModelVersionInfo
 from conveyor.registry.reader import ReadPath, RegistryReader
+
+if TYPE_CHECKING:
+    from conveyor.registry.model_version import ModelVersionInfo
 
 MLFLOW_ONLY_SETTINGS = ("MLFLOW_ENABLE_WORKSPACES", "MLFLOW_WORKSPACE", "MLFLOW_TRACKING_AUTH")
 

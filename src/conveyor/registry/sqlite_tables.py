@@ -16,14 +16,17 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from conveyor.errors import ConveyorError
 from conveyor.registry.model_version import LATEST_ALIAS, PROMPT_TAG, ModelVersionInfo, newest_first
 from conveyor.registry.reader import ReadPath
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 # MLflow's Alembic revisions whose registry and run tables have the layout read here, oldest first.
 SUPPORTED_REVISIONS = (

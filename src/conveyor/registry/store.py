@@ -16,13 +16,13 @@ from conveyor.errors import ConveyorError, NotFoundError
 from conveyor.registry.files import check_regular_tree, copy_regular_tree
 from conveyor.registry.mlflow_client import quiet_mlflow
 from conveyor.registry.model_version import ModelVersionInfo, parse_model_spec
-from conveyor.registry.reader import RegistryReader
 from conveyor.registry.reading import EmptyStore, open_reader
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from conveyor.config import Environment
+    from conveyor.registry.reader import RegistryReader
 
 __all__ = [
     "ModelRegistry",

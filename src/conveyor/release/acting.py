@@ -4,11 +4,14 @@ in force both list it. Never a typed name."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from conveyor.config import Project
 from conveyor.errors import ConveyorError
 from conveyor.release.policy import PolicySet, allowed_signers_path
 from conveyor.trust import AllowedSigners, Identity, NotAllowedSigner, SigningKey, identify, load_signing_key
+
+if TYPE_CHECKING:
+    from conveyor.config import Project
 
 KeyChoice = SigningKey | Path | None
 

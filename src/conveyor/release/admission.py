@@ -9,14 +9,18 @@ mode and weight in effect in the ledger.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.config import load_project
 from conveyor.errors import ConveyorError
 from conveyor.release.ledger import Ledger
 from conveyor.release.routes import NotServing, Route, Split, served_package
-from conveyor.release.state import LedgerState
 from conveyor.release.status import ReleaseStatus
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conveyor.release.state import LedgerState
 
 ROUTABLE = (ReleaseStatus.DEPLOYING, ReleaseStatus.LIVE)
 

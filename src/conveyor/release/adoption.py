@@ -13,10 +13,13 @@ from __future__ import annotations
 import os
 import re
 import sys
+from typing import TYPE_CHECKING
 
 from conveyor.errors import ConveyorError
-from conveyor.release.policy import PolicySet
 from conveyor.trust import PublicKey
+
+if TYPE_CHECKING:
+    from conveyor.release.policy import PolicySet
 
 ADOPT_ENV = "CONVEYOR_ADOPT"
 CI_ENV = "CI"

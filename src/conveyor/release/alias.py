@@ -12,12 +12,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conveyor.config import Project
-from conveyor.release.shipment import Shipment
 from conveyor.release.targets import StepResult
 
 if TYPE_CHECKING:
+    from conveyor.config import Project
     from conveyor.registry import ModelRegistry
+    from conveyor.release.shipment import Shipment
 
 PACKAGE_TAG = "conveyor.package"
 LIVE_TAG = "conveyor.live"
@@ -53,7 +53,7 @@ def _copy_version(source: ModelRegistry, target: ModelRegistry, shipment: Shipme
     from mlflow.exceptions import MlflowException
 
     name, version = shipment.model_name, shipment.model_version
-    assert name is not None and version is not None
+    assert name is not None and version is not None  # noqa: S101 -- narrows for mypy: the caller checked the shipment names a version
     client = target.client
     try:
         for found in client.search_model_versions(f"name = '{name}'"):

@@ -7,22 +7,23 @@ allowed_signers lists for that key; `expect` (the CLI's `--as`) only asserts it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conveyor.config import Project
-from conveyor.config.gates import GatePolicy
-from conveyor.release.acting import KeyChoice
-from conveyor.release.audit import ChainReport
 from conveyor.release.ledger import Ledger
 from conveyor.release.releases import PolicyStatus, Releases, StopReport
-from conveyor.release.views import HistoryEntry, LedgerSnapshot, ReleaseView
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from conveyor.config import Project
+    from conveyor.config.gates import GatePolicy
+    from conveyor.release.acting import KeyChoice
+    from conveyor.release.audit import ChainReport
     from conveyor.release.monitor import RolloutStatus, WatchOutcome
+    from conveyor.release.views import HistoryEntry, LedgerSnapshot, ReleaseView
 
 
 def _releases(project: Project, ledger: Ledger | None) -> Releases:

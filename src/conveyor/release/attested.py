@@ -5,11 +5,15 @@ build.json's own fields."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from conveyor.package.attestations import AttestationRefused, BuildAttestations, verify_build_attestations
-from conveyor.package.record import BuildRecord
-from conveyor.release.policy import PolicySet
 from conveyor.release.shipment import Attestation, Shipment
 from conveyor.trust import AllowedSigners
+
+if TYPE_CHECKING:
+    from conveyor.package.record import BuildRecord
+    from conveyor.release.policy import PolicySet
 
 
 def attested_shipment(record: BuildRecord, policy: PolicySet) -> tuple[Shipment, str | None]:

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError
 from conveyor.release.events import GENESIS, Event, EventRefused, SignedEvent, verify_signature
-from conveyor.release.policy import PolicySet
 from conveyor.release.state import LedgerState
-from conveyor.release.tables import EventRow, ReleaseRow
 from conveyor.trust import AllowedSigners
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from conveyor.release.policy import PolicySet
+    from conveyor.release.tables import EventRow, ReleaseRow
 
 
 @dataclass(frozen=True)

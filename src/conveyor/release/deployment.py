@@ -15,21 +15,25 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from conveyor.config import Project
 from conveyor.errors import CheckFailed, ConveyorError
 from conveyor.release.acting import require_in_force
 from conveyor.release.alias import set_stage_alias
-from conveyor.release.ledger import Ledger
 from conveyor.release.state import ALIAS_STEP, NotOwner, ReleaseState
 from conveyor.release.status import EventKind, ReleaseStatus
 from conveyor.release.targets import DeployContext, StepResult, target_for
 from conveyor.release.targets.base import RolloutPlan
-from conveyor.secrets import SecretStore
 from conveyor.secrets.redaction import redact
-from conveyor.trust import Identity
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from conveyor.config import Project
+    from conveyor.release.ledger import Ledger
+    from conveyor.secrets import SecretStore
+    from conveyor.trust import Identity
 
 
 def owner_token() -> str:

@@ -32,13 +32,13 @@ from conveyor.release.audit import (
     verify_events,
 )
 from conveyor.release.events import Event, SignedEvent, sign_event, verify_signature
-from conveyor.release.state import LedgerState
-from conveyor.release.status import EventKind
 from conveyor.release.tables import EventHeadRow, EventRow, ReleaseRow
 from conveyor.trust import AllowedSigners
 
 if TYPE_CHECKING:
     from conveyor.config import Project
+    from conveyor.release.state import LedgerState
+    from conveyor.release.status import EventKind
     from conveyor.trust import Identity
 
 URL_VARIABLE = "CONVEYOR_LEDGER_URL"

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
-from conveyor.config import Project
 from conveyor.errors import ConveyorError
 from conveyor.release.routes import stats_path
-from conveyor.release.state import LedgerState, ReleaseState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from conveyor.config import Project
+    from conveyor.release.state import LedgerState, ReleaseState
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ def rollout_status(
 
     release = running_rollout(state, stage)
     rollout = release.rollout
-    assert rollout is not None
+    assert rollout is not None  # noqa: S101 -- narrows for mypy: running_rollout returns a release with a rollout
     recorded = release.policy.rollout
     window = window_seconds or (recorded.window_seconds if recorded else 300)
     route_file = LocalTarget(release.policy.target).route_file(project.state_dir, stage)

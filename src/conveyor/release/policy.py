@@ -24,14 +24,17 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor.config import Project
 from conveyor.config.gates import GatePolicy
 from conveyor.config.rollout import RolloutRule
 from conveyor.config.schema import DURATION, duration_seconds
 from conveyor.errors import CheckFailed, ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conveyor.config import Project
 
 
 class PolicyRefused(CheckFailed):

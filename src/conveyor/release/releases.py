@@ -7,27 +7,30 @@ verifier would refuse the same event later. Deployments run outside those transa
 
 from __future__ import annotations
 
-import builtins
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor.config import Project
 from conveyor.errors import CheckFailed, ConfigError, ConveyorError, NotFoundError
 from conveyor.package.record import find_build
 from conveyor.release.acting import KeyChoice, acting_identity, require_in_force
 from conveyor.release.adoption import require_named
 from conveyor.release.attested import attested_shipment
 from conveyor.release.deployment import deploy
-from conveyor.release.events import SignedEvent
 from conveyor.release.ledger import Ledger, LedgerBroken, Writer, naive_utc
 from conveyor.release.policy import PolicyRefused, PolicySet, require_committed
-from conveyor.release.shipment import Shipment
 from conveyor.release.state import LedgerState, ReleaseState, shipment_to_json
 from conveyor.release.status import EventKind, ReleaseKind, ReleaseStatus, RolloutMode
 from conveyor.release.views import HistoryEntry, LedgerSnapshot, ReleaseView, Verification, release_view
-from conveyor.trust import Identity
+
+if TYPE_CHECKING:
+    import builtins
+    from pathlib import Path
+
+    from conveyor.config import Project
+    from conveyor.release.events import SignedEvent
+    from conveyor.release.shipment import Shipment
+    from conveyor.trust import Identity
 
 
 def rollout_request(canary: int | None, shadow: bool) -> dict[str, Any] | None:
@@ -369,7 +372,7 @@ class Releases:
 
         release = state.release(release_id)
         rollout = release.rollout
-        assert rollout is not None
+        assert rollout is not None  # noqa: S101 -- narrows for mypy: the release was found with its rollout
         last = rollout.changes[-1]
         if not last.effective:
             return self._view(state, release_id)

@@ -12,10 +12,12 @@ principal, or a `[trust] watchers` principal naming the rule the candidate broke
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.release.status import RolloutMode
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 @dataclass

@@ -28,11 +28,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httptools
 
 from conveyor.release.routes import Route, Split
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 KEY_HEADER = b"x-conveyor-key"
 RELEASE_HEADER = b"x-conveyor-release"
@@ -171,7 +174,7 @@ class Messages:
 
     def on_headers_complete(self) -> None:
         parser = self.parser
-        assert parser is not None
+        assert parser is not None  # noqa: S101 -- narrows for mypy: headers complete only while a parser runs
         if isinstance(parser, httptools.HttpRequestParser):
             self.current.method = parser.get_method()
         else:

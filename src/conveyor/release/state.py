@@ -12,16 +12,18 @@ import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import CheckFailed
-from conveyor.release.events import Event
 from conveyor.release.policy import PolicyRefused, PolicySet, StagePolicy
 from conveyor.release.rollouts import RolloutChange, RolloutState, rollout_from_request
 from conveyor.release.shipment import Attestation, Shipment
 from conveyor.release.status import Decision, DeploymentStatus, EventKind, ReleaseKind, ReleaseStatus, RolloutMode
 from conveyor.release.targets import StepResult, target_entry
 from conveyor.trust import AllowedSigners
+
+if TYPE_CHECKING:
+    from conveyor.release.events import Event
 
 ALIAS_STEP = "alias"
 
@@ -596,7 +598,7 @@ class LedgerState:
                 hint="Ask one of them to run: conveyor release stop " + stage,
             )
         deployment = release.deployment
-        assert deployment is not None  # a live release has one
+        assert deployment is not None  # noqa: S101 -- narrows for mypy: a live release has one
         release.status = ReleaseStatus.STOPPED
         deployment.status, deployment.live_until = DeploymentStatus.STOPPED, event.at
         deployment.stopped_by = event.by

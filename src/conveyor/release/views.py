@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor.release.audit import ChainReport
-from conveyor.release.policy import StagePolicy
-from conveyor.release.rollouts import RolloutState
 from conveyor.release.state import ALIAS_STEP, LedgerState, ReleaseState
-from conveyor.release.status import ReleaseKind, ReleaseStatus
-from conveyor.release.targets.base import StepResult
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
+    from conveyor.release.audit import ChainReport
+    from conveyor.release.policy import StagePolicy
+    from conveyor.release.rollouts import RolloutState
+    from conveyor.release.status import ReleaseKind, ReleaseStatus
+    from conveyor.release.targets.base import StepResult
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
@@ -32,6 +29,12 @@ from azure.keyvault.secrets import SecretClient
 from conveyor.errors import SecretError, SecretMissing
 from conveyor.secrets.base import KeyedStore, missing_secret
 from conveyor.secrets.redaction import redact, register_secret
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from azure.core.credentials import TokenCredential
 
 VAULT_NAME = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
 VAULT_HOST = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")

@@ -9,14 +9,16 @@ child's output, for a publishing scan) therefore refuses a store holding any wea
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from conveyor.errors import SecretError, SecretMissing
 from conveyor.plugins import Entry, Table
 from conveyor.secrets.redaction import declare_public, register_secret
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,6 @@ def open_store(url: str, project_root: Path | None = None, *, public_keys: froze
             f"the {scheme}:// secret store needs a client library that is not installed ({exc.name})",
             hint=f"Install it with: pip install 'conveyor[{backend.extra or scheme}]'",
         ) from None
-    store = cast(KeyedStore, cast(Callable[[str, Path], object], factory)(url, project_root or Path.cwd()))
+    store = cast("KeyedStore", cast("Callable[[str, Path], object]", factory)(url, project_root or Path.cwd()))
     store.public_keys = frozenset(public_keys)
-    return cast(SecretStore, store)
+    return cast("SecretStore", store)

@@ -36,7 +36,7 @@ def mask_json(document: T) -> T:
 
     Numbers, booleans and None pass as they are, so the result serialises to valid JSON of the same shape.
     """
-    return cast(T, _mask(document))
+    return cast("T", _mask(document))
 
 
 def _mask(value: object) -> object:

@@ -10,11 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from databricks.sdk import WorkspaceClient
@@ -30,6 +28,10 @@ from databricks.sdk.errors.base import DatabricksError
 from conveyor.errors import SecretError
 from conveyor.secrets.base import KeyedStore, missing_secret
 from conveyor.secrets.redaction import redact, register_secret
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 PROFILE = re.compile(r"^[A-Za-z0-9_.\-]+$")

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.errors import SecretError
 from conveyor.secrets.base import KeyedStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$|^$")
 

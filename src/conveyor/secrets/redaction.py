@@ -13,11 +13,13 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from conveyor.errors import SecretError
 from conveyor.secrets.encodings import MIN_LENGTH, unsafe_reason, written_forms
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MASK = "***"
 

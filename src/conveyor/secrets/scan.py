@@ -16,14 +16,17 @@ import tarfile
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, TYPE_CHECKING, cast
 
 from conveyor.errors import CheckFailed, SecretError
-from conveyor.secrets.base import SecretStore
 from conveyor.secrets.redaction import WeakSecretError, known_forms, known_secrets
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from conveyor.secrets.base import SecretStore
 
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
@@ -233,11 +236,11 @@ def _scan_stream(matcher: _Matcher, handle: IO[bytes], where: str, depth: int = 
     """Scan a stream in one pass: gzip is inflated and tar members read as they come (an OCI archive, its layers
     and their files are never copied); only a zip, which needs seeking, is spooled."""
     head = _peek(handle, 512)
-    stream = cast(IO[bytes], _Chain(head, handle))
+    stream = cast("IO[bytes]", _Chain(head, handle))
     if depth < 4 and head.startswith(GZIP_MAGIC):
         try:
             with gzip.GzipFile(fileobj=stream, mode="rb") as inner:
-                yield from _scan_stream(matcher, cast(IO[bytes], inner), where, depth + 1)
+                yield from _scan_stream(matcher, cast("IO[bytes]", inner), where, depth + 1)
         except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
             raise Unscannable(where, exc) from None
         return
@@ -283,4 +286,4 @@ def _spooled(source: IO[bytes]) -> IO[bytes]:
     while block := source.read(CHUNK):
         copy.write(block)
     copy.seek(0)
-    return cast(IO[bytes], copy)
+    return cast("IO[bytes]", copy)

@@ -8,7 +8,10 @@ CA bundles and the engine settings named here, plus what the caller adds.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 KEPT = frozenset(
     {

@@ -9,11 +9,11 @@ The token comes from `VAULT_TOKEN` or `~/.vault-token` (what `vault login` write
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 import hvac
@@ -23,6 +23,9 @@ import requests
 from conveyor.errors import SecretError
 from conveyor.secrets.base import KeyedStore, missing_secret
 from conveyor.secrets.redaction import redact, register_secret
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 DEFAULT_PORT = 8200
 URL_FORM = "vault://HOST[:PORT]/MOUNT/PATH[?kv=1|2][&tls=0|1]"

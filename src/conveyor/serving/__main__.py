@@ -10,13 +10,16 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from conveyor.errors import ConveyorError
 from conveyor.secrets.redaction import redact
 from conveyor.serving.calls import Offload
 from conveyor.serving.options import OPTION_HELP, ServeOptions
 from conveyor.serving.sources import serve
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 WORKERS_ENV = "CONVEYOR_SERVE_WORKERS"
 

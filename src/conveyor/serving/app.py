@@ -16,10 +16,9 @@ import logging
 import os
 import traceback
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -54,6 +53,9 @@ from conveyor.serving.protocols import (
     v2_records,
     v2_response,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 log = logging.getLogger("conveyor.serving")
 
@@ -342,7 +344,7 @@ class ScoringApp:
     async def _score_records(self, records: list[Any], path: str) -> list[Any]:
         """Score several records in one call: run_batch() (with per-record fallback) or run() on each."""
         score = self.score
-        assert score is not None
+        assert score is not None  # noqa: S101 -- narrows for mypy: the app scores only once score.py is loaded
         if not records:
             return []
         texts = [dumps(record).decode() for record in records]
@@ -399,7 +401,7 @@ class ScoringApp:
             else:
                 policy = self.policy
                 score = self.score
-                assert score is not None
+                assert score is not None  # noqa: S101 -- narrows for mypy: the app scores only once score.py is loaded
                 try:
                     if policy.inline:
                         result = policy.call_inline(score.run, text)

@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from conveyor.serving.deadlines import Deadlines
+if TYPE_CHECKING:
+    from conveyor.serving.deadlines import Deadlines
 
 Scope = dict[str, Any]
 Message = dict[str, Any]

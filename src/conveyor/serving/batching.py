@@ -11,11 +11,13 @@ fails alone.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor.serving.calls import CallPolicy
-from conveyor.serving.metrics import ServingMetrics
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from conveyor.serving.calls import CallPolicy
+    from conveyor.serving.metrics import ServingMetrics
 
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 
@@ -146,7 +148,7 @@ class Batcher:
             results = self.run_batch(items)
             if isinstance(results, list | tuple) and len(results) == len(items):
                 return [(True, result) for result in results]
-        except Exception:  # any failure falls back to per-request calls
+        except Exception:  # noqa: S110 -- any failure falls back to per-request calls, counted below
             pass
         self.metrics.count_fallback()
         return run_each(self.run, items)

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor.serving.metrics import ServingMetrics
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from conveyor.serving.metrics import ServingMetrics
 
 
 class Offload(StrEnum):

@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError
 from conveyor.package.engine import ContainerEngine, find_engine
 from conveyor.package.image import PORT as IMAGE_PORT
-from conveyor.serving.options import ServeOptions
+
+if TYPE_CHECKING:
+    from conveyor.serving.options import ServeOptions
 
 
 def run_command(engine: ContainerEngine, image: str, options: ServeOptions) -> list[str]:

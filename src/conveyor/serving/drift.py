@@ -11,13 +11,14 @@ that answers it (a sample of the server's traffic, not the sum of the workers').
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
     from conveyor.drift import DriftReport, DriftWindow
 
 log = logging.getLogger("conveyor.serving")

@@ -7,14 +7,16 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError
 from conveyor.secrets.boundaries import mask_json
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
 
 
 class ScoreInitError(ConveyorError):
@@ -103,7 +105,7 @@ def import_score(package_dir: Path) -> ScoreModule:
     if (package_dir / "model").is_dir():
         os.environ["CONVEYOR_MODEL_DIR"] = str(package_dir / "model")
     spec = importlib.util.spec_from_file_location("score", package_dir / "score.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None and spec.loader is not None  # noqa: S101 -- narrows for mypy: a path ending in .py always has a spec and loader
     module = importlib.util.module_from_spec(spec)
     sys.modules["score"] = module
     spec.loader.exec_module(module)

@@ -36,7 +36,7 @@ class Recycling:
         max_memory_mib: int = 0,
     ) -> None:
         self.app, self.retire = app, retire
-        self.limit = max_requests + (random.randint(0, jitter) if max_requests and jitter else 0)
+        self.limit = max_requests + (random.randint(0, jitter) if max_requests and jitter else 0)  # noqa: S311 -- jitter that spreads worker restarts, not a secret
         self.max_memory_mib = max_memory_mib
         self.served = 0
         self.retiring = False

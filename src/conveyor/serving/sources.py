@@ -5,14 +5,16 @@ model (`models:/NAME/VERSION` or `models:/NAME@ALIAS`, materialised into a packa
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from conveyor.errors import ConveyorError
 from conveyor.serving.loader import check_package_dir
 from conveyor.serving.options import ServeOptions
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 IMAGE_REFERENCE = re.compile(
     r"^(?:[a-z0-9.-]+(?::\d+)?/)?[a-z0-9._/-]+(?::[A-Za-z0-9_.-]{1,128})?(?:@sha256:[0-9a-f]{64})?$"
@@ -92,7 +94,7 @@ def serve(
     if resolved.kind == "image":
         from conveyor.serving.container import run_image
 
-        assert resolved.image is not None
+        assert resolved.image is not None  # noqa: S101 -- narrows for mypy: an image source names its image
         say(f"serving image {resolved.image} on http://{options.host}:{options.port}")
         code = run_image(resolved.image, options)
         if code not in (0, 130, 143):
@@ -103,6 +105,6 @@ def serve(
         return
     from conveyor.serving.server import run_server
 
-    assert resolved.package_dir is not None
+    assert resolved.package_dir is not None  # noqa: S101 -- narrows for mypy: a package source names its folder
     say(f"serving {resolved.package_dir} on http://{options.host}:{options.port}")
     run_server(resolved.package_dir, options)

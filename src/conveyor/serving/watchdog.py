@@ -9,14 +9,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from conveyor.serving.calls import CallPolicy
+if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Callable
+
+    from conveyor.serving.calls import CallPolicy
 
 log = logging.getLogger("conveyor.serving")
 

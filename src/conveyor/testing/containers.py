@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from conveyor.errors import CheckFailed
-from conveyor.package.engine import ContainerEngine
-from conveyor.package.record import BuildRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from conveyor.package.engine import ContainerEngine
+    from conveyor.package.record import BuildRecord
 
 
 def ensure_image(record: BuildRecord, engine: ContainerEngine, say: Callable[[str], None]) -> str:

@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.errors import CheckFailed, ConveyorError
-from conveyor.package.engine import ContainerEngine
-from conveyor.package.record import BuildRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from conveyor.package.engine import ContainerEngine
+    from conveyor.package.record import BuildRecord
 
 MOUNT = "/opt/conveyor-gate"
 SIGNIFICANT_DIGITS = 6
@@ -65,7 +69,7 @@ class ImageEvaluator:
             *([(package, f"{MOUNT}/package")] if package else []),
         ]
         volumes = [arg for source, target in mounts for arg in ("-v", f"{source.resolve()}:{target}:ro")]
-        tmpfs = [] if self.engine.name == "podman" else ["--tmpfs", "/tmp"]  # podman's --read-only has its own
+        tmpfs = [] if self.engine.name == "podman" else ["--tmpfs", "/tmp"]  # noqa: S108 -- a fresh tmpfs inside the container; podman's --read-only has its own
         result = self.engine.run(
             "run",
             "--rm",
@@ -82,7 +86,7 @@ class ImageEvaluator:
             "--entrypoint",
             "python",
             "--workdir",
-            "/tmp",
+            "/tmp",  # noqa: S108 -- the container's own tmpfs
             *volumes,
             self.reference,
             "-I",

@@ -18,18 +18,20 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.config.gates import GatePolicy
 from conveyor.config.schema import RULE
 from conveyor.errors import CheckFailed, ConfigError, ConveyorError, NotFoundError
 from conveyor.package.attestations import AttestationKind, attesting_identity, write_attestation
 from conveyor.package.cache import sha256_file
-from conveyor.package.record import BuildRecord
 from conveyor.testing.evaluator import ImageEvaluator, only_ruled
 from conveyor.testing.sealed import sealed_copy
 from conveyor.testing.statements import gates_statement
-from conveyor.trust import SigningKey
+
+if TYPE_CHECKING:
+    from conveyor.package.record import BuildRecord
+    from conveyor.trust import SigningKey
 
 Progress = Callable[[str], None]
 OPERATORS: dict[str, Callable[[float, float], bool]] = {

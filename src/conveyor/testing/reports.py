@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.errors import ConveyorError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conveyor.config import Project
 
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import CheckFailed, ConveyorError
 from conveyor.package.attestations import AttestationKind, attesting_identity, write_attestation
-from conveyor.package.record import BuildRecord
 from conveyor.secrets.scrubbing import minimal_environment
 from conveyor.testing.reports import (
     add_junit_properties,
@@ -27,10 +26,11 @@ from conveyor.testing.reports import (
     mask_secrets_in_reports,
 )
 from conveyor.testing.statements import tests_statement
-from conveyor.trust import SigningKey
 
 if TYPE_CHECKING:
     from conveyor.package.engine import ContainerEngine
+    from conveyor.package.record import BuildRecord
+    from conveyor.trust import SigningKey
 
 Progress = Callable[[str], None]
 WHERE = ("image", "venv")
@@ -235,10 +235,10 @@ def _in_image(record: BuildRecord, engine: Any, work: Path, results: Path, say: 
     from conveyor.testing.containers import ensure_image
 
     image = record.image
-    assert image is not None
+    assert image is not None  # noqa: S101 -- narrows for mypy: in-image tests run only for a build with an image
     reference, recorded = ensure_image(record, engine, say), image.digest
     tools = test_tools_dir()
-    (work / "coveragerc").write_text(COVERAGERC.format(data_file="/tmp/conveyor.coverage"))
+    (work / "coveragerc").write_text(COVERAGERC.format(data_file="/tmp/conveyor.coverage"))  # noqa: S108 -- a path inside the test container, not on the host
     say(f"running {record.project} tests in {reference} ({recorded[:19]}), network off")
     result = engine.run(
         "run",

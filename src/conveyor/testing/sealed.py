@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from conveyor.config import Project
 from conveyor.errors import ConfigError, ConveyorError, LakeError
 from conveyor.lake import open_lake, parse_lake_url
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from conveyor.config import Project
 
 
 def split_url(url: str) -> tuple[str, str]:

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor.config.gates import GatePolicy
 from conveyor.package.attestations import FAILED, GATE_RESULT, PASSED
 from conveyor.package.manifest import digest_of, hash_files
 from conveyor.package.provenance import build_subjects
-from conveyor.package.record import BuildRecord
-from conveyor.testing.reports import JunitOutcomes
 from conveyor.trust import TEST_RESULT, Statement
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conveyor.config.gates import GatePolicy
+    from conveyor.package.record import BuildRecord
+    from conveyor.testing.reports import JunitOutcomes
 
 
 def _sha256(digest: str) -> dict[str, str]:

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError, SecretError
-from conveyor.lake import Lake
 from conveyor.secrets.redaction import redact
 from conveyor.training.channel import ChannelClosed, receive, send
 from conveyor.training.remote_errors import encode_error
-from conveyor.training.settings import RunSettings
+
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable
+
+    from conveyor.lake import Lake
+    from conveyor.training.settings import RunSettings
 
 READ_LIMIT = 64 << 20  # the most one answer carries; the child reads large files in ranges
 

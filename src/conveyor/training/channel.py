@@ -8,12 +8,14 @@ from outside its sandbox (lake bytes, declared secrets) passes one place that re
 from __future__ import annotations
 
 import json
-import socket
 import struct
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.training.remote_errors import raise_if_error
+
+if TYPE_CHECKING:
+    import socket
 
 HEADER = struct.Struct(">I")
 MAX_HEADER = 16 << 20

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError
-from conveyor.training.channel import Client
 from conveyor.training.remote_errors import RemoteError, decode_error
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from conveyor.training.channel import Client
     from conveyor.training.remote_lake import RemoteLake
     from conveyor.training.settings import RunSettings
 

@@ -6,10 +6,12 @@ type again on the child's side (a `LakePathMissing` is still a `FileNotFoundErro
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor import errors
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 KINDS: tuple[type[BaseException], ...] = (  # most specific first: an error is sent as the first it is
     errors.LakePathMissing,

@@ -13,16 +13,18 @@ import io
 import lzma
 import os
 import posixpath
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from conveyor.lake.lineage import LakeRead
-from conveyor.training.channel import Client
 from conveyor.training.remote_errors import RemoteError, decode_error
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fsspec import AbstractFileSystem
+
+    from conveyor.training.channel import Client
 
 CHUNK = 1 << 20
 COMPRESSIONS: dict[str, Callable[[IO[bytes]], Any]] = {

@@ -143,7 +143,7 @@ class SandboxPlan:
                 args += ["--symlink", os.readlink(name), name]
             elif os.path.isdir(name):
                 args += ["--ro-bind", name, name]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp", "--tmpfs", "/run"]
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp", "--tmpfs", "/run"]  # noqa: S108 -- fresh tmpfs mounts inside the bwrap sandbox
         for path in self.read_only:
             args += ["--ro-bind", str(path), str(path)]
         for path in self.writable:

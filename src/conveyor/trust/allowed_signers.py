@@ -16,13 +16,16 @@ A key outside its window is refused with `KeyNotValid` (exit 1), naming its prin
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.trust.errors import AllowedSignersError, MalformedSignature, UnknownSigner, WrongNamespace
 from conveyor.trust.publickey import KEY_TYPES, PublicKey
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 OTHER_KEY_TYPES = ("ssh-dss",)
 TIME_FORMATS = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}

@@ -6,12 +6,16 @@ Never a typed name: `--as`, `$USER` or a CI variable cannot make anyone act as s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 from conveyor.trust.allowed_signers import AllowedSigners, KeyNotValid
 from conveyor.trust.errors import NotAllowedSigner, SignatureRefused
-from conveyor.trust.keys import SigningKey
 from conveyor.trust.sshsig import NAMESPACE
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from conveyor.trust.keys import SigningKey
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from typing import TYPE_CHECKING
 
-from conveyor.trust.allowed_signers import AllowedSigners
 from conveyor.trust.errors import MalformedSignature, WrongNamespace
-from conveyor.trust.keys import SigningKey
 from conveyor.trust.publickey import PublicKey
 from conveyor.trust.wire import Reader, string, uint32
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from conveyor.trust.allowed_signers import AllowedSigners
+    from conveyor.trust.keys import SigningKey
 
 NAMESPACE = "conveyor"
 MAGIC = b"SSHSIG"

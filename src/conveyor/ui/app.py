@@ -14,8 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -24,6 +23,9 @@ from conveyor.config import Project
 from conveyor.serving.asgi import TEXT, Headers, Receive, Scope, Send, header, send_bytes
 from conveyor.ui.charts import metric_chart, timeline
 from conveyor.ui.reading import ProjectReader, metric_series
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PAGE_SIZE = 50
 CSP = "; ".join(

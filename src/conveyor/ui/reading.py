@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from conveyor.config import Project
 from conveyor.errors import ConveyorError
 from conveyor.package import BuildRecord, find_build, list_builds
 from conveyor.registry import ModelRegistry, ModelVersionInfo
 from conveyor.release import AuditEntry, LedgerSnapshot, audit_entries, read_snapshot
 from conveyor.release.ledger import Ledger
 from conveyor.testing.reports import JunitOutcomes, junit_outcomes
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from conveyor.config import Project
 
 RECHECK = 30.0
 LINEAGE = ("git_commit", "git_dirty", "data_digest", "data_files", "training_sandbox")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from typing import TYPE_CHECKING
 
-from conveyor.config import Project
 from conveyor.ui.app import create_app
+
+if TYPE_CHECKING:
+    from conveyor.config import Project
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

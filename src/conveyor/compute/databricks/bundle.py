@@ -17,9 +17,12 @@ import zipfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import conveyor
-from conveyor.config.environment import ProjectView
+
+if TYPE_CHECKING:
+    from conveyor.config.environment import ProjectView
 
 TASK_ENTRY_POINT = "conveyor-databricks-task"
 TASK_FUNCTION = "conveyor.compute.databricks.task:main"

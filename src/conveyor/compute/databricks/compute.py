@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conveyor.compute.base import TrainingResult, Writer
 from conveyor.compute.child import check_environment, training_script
 from conveyor.compute.databricks.bundle import Artifact, conveyor_wheel, project_archive
 from conveyor.compute.databricks.job import judge, submit, task_spec, watch
@@ -27,12 +25,16 @@ from conveyor.compute.databricks.workspace import (
 )
 from conveyor.compute.outcome import record_outcome, unpack
 from conveyor.compute.spark import session_builder, with_lake_settings
-from conveyor.config import Environment
 from conveyor.errors import ConfigError
 from conveyor.secrets import BACKENDS, cluster_stores, scheme_of
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from pyspark.sql import SparkSession
+
+    from conveyor.compute.base import TrainingResult, Writer
+    from conveyor.config import Environment
 
 
 class DatabricksCompute:

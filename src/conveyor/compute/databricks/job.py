@@ -7,14 +7,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from conveyor.compute.base import Writer
 from conveyor.compute.databricks.bundle import TASK_ENTRY_POINT
-from conveyor.compute.databricks.workspace import Workspace
 from conveyor.errors import CheckFailed
 from conveyor.secrets.redaction import redact
 
 if TYPE_CHECKING:
     from databricks.sdk.service.jobs import Run
+
+    from conveyor.compute.base import Writer
+    from conveyor.compute.databricks.workspace import Workspace
 
 TASK_KEY = "train"
 ENVIRONMENT_KEY = "conveyor"

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from conveyor.config import Environment
-from conveyor.config.schema import DatabricksConfig
 from conveyor.errors import CheckFailed, ConfigError
 from conveyor.secrets.redaction import redact, register_secret
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from databricks.sdk import WorkspaceClient
+
+    from conveyor.config import Environment
+    from conveyor.config.schema import DatabricksConfig
 
 EXPIRED_WORDS = ("token", "jwt", "expired", "credential", "unauthenticated", "unauthorized")
 
@@ -82,7 +84,7 @@ class Workspace:
                 f"{_secret_key(self.section.token) or 'databricks-token'} --env {env}"
             )
         return (
-            f"Check the service principal's client secret (it may have expired) and that it may use the workspace; "
+            f"Check the service principal's client secret (it may have expired) and that it may use the workspace; "  # noqa: S608 -- a hint's text, not SQL
             f"update it with `conveyor secrets set KEY --env {env}` (this environment reads: {keys})."
         )
 
@@ -173,7 +175,11 @@ class Workspace:
         with self.errors(f"download {path}"):
             if self.on_volume:
                 contents = self.client.files.download(path).contents
-                assert contents is not None
+                if contents is None:
+                    raise CheckFailed(
+                        f"cannot download {path}: the Databricks workspace {self.host} sent no contents",
+                        hint="Retry later; if it persists, check the workspace's status.",
+                    )
                 return bytes(contents.read())
             return bytes(self.client.workspace.download(path).read())
 

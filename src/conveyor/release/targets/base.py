@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from conveyor.release.shipment import Shipment
-
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conveyor.release.shipment import Shipment
     from conveyor.secrets import SecretStore
 
 

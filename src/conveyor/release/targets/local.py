@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.errors import CheckFailed, ConfigError
@@ -27,6 +26,8 @@ from conveyor.release.shipment import Shipment, check_image, check_package
 from conveyor.release.targets.base import DeployContext, RolloutPlan, StepResult, Target, release_tag
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conveyor.package.engine import ContainerEngine
 
 CONTAINER_PORT = 8080
@@ -287,7 +288,7 @@ class LocalTarget(Target):
         name = self.container_name(context)
         engine.run("rm", "-f", name, check=False, timeout=120)
         image = context.done["load"].image
-        assert image is not None
+        assert image is not None  # noqa: S101 -- narrows for mypy: the load step recorded the image
         labels = {
             "conveyor.project": self.project_id(context.project_name, context.state_dir),
             "conveyor.stage": context.stage,
@@ -320,7 +321,7 @@ class LocalTarget(Target):
         if backend.engine == PROCESS:
             return _alive(int(backend.handle))
         engine = engine_named(backend.engine)
-        assert engine is not None
+        assert engine is not None  # noqa: S101 -- narrows for mypy: a backend not a process names a known engine
         state = engine.run("inspect", "--format", "{{.State.Running}}", backend.handle, check=False, timeout=60)
         return state.returncode == 0 and state.stdout.strip() == "true"
 
@@ -363,7 +364,7 @@ class LocalTarget(Target):
             stop_process(int(backend.handle))
         else:
             engine = engine_named(backend.engine)
-            assert engine is not None
+            assert engine is not None  # noqa: S101 -- narrows for mypy: a backend not a process names a known engine
             remove = ("rm", "-f", "--time", "10") if engine.name == "podman" else ("rm", "-f")
             engine.run(*remove, backend.handle, check=False, timeout=120)
         self._backend_file(state_dir, stage, backend.release).unlink(missing_ok=True)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor.errors import CheckFailed, ConfigError
@@ -16,6 +14,9 @@ from conveyor.release.targets.hosts import is_loopback
 from conveyor.release.targets.referrers import Distribution, Envelope, attach
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
     from conveyor.secrets import SecretStore
 
 
