@@ -24,7 +24,7 @@ from conveyor.release.events import SignedEvent
 from conveyor.release.ledger import Ledger, LedgerBroken, Writer, naive_utc
 from conveyor.release.policy import PolicyRefused, PolicySet, require_committed
 from conveyor.release.shipment import Shipment
-from conveyor.release.state import LedgerState, ReleaseState, shipment_to_json
+from conveyor.release.state import LedgerState, ReleaseState
 from conveyor.release.status import EventKind, ReleaseKind, ReleaseStatus, RolloutMode
 from conveyor.release.views import HistoryEntry, LedgerSnapshot, ReleaseView, Verification, release_view
 from conveyor.trust import Identity
@@ -235,7 +235,7 @@ class Releases:
             data = {
                 "stage": stage, "kind": str(kind), "source_release": source, "target": stage_policy.target,
                 "policy": stage_policy.to_json(), "policy_digest": stage_policy.digest, "policy_set": in_force.digest,
-                "build": shipment_to_json(shipment, model_env), "break_glass": break_glass,
+                "build": shipment.to_json(model_env), "break_glass": break_glass,
             }  # fmt: skip
             if rollout is not None:  # written only for a rollout: a plain request reads as before
                 data["rollout"] = rollout
