@@ -138,15 +138,15 @@ def test_a_policy_change_takes_force_only_with_the_approvers_of_the_one_in_force
     lowered = Releases(load_project(root), releases.ledger)
     status = lowered.propose_policy(keys.alice)
     (proposal,) = status.proposals
-    assert not status.same and proposal["changes"] == ["release.prod.min_approvals: 2 → 1"]
+    assert not status.same and proposal.changes == ["release.prod.min_approvals: 2 → 1"]
     with pytest.raises(PolicyDiffers):
         lowered.promote(qa.id, "prod", keys.carol)
     with pytest.raises(PolicyRefused, match="erin is not an approver"):
-        lowered.approve_policy(proposal["proposal"], keys.erin)
+        lowered.approve_policy(proposal.proposal, keys.erin)
     with pytest.raises(PolicyRefused, match=r"alice proposed policy proposal \d+ and may not approve it"):
-        lowered.approve_policy(proposal["proposal"], keys.alice)
-    assert lowered.approve_policy(proposal["proposal"], keys.bob).proposals[0]["missing"]
-    status = lowered.approve_policy(proposal["proposal"], keys.dave)
+        lowered.approve_policy(proposal.proposal, keys.alice)
+    assert lowered.approve_policy(proposal.proposal, keys.bob).proposals[0].missing
+    status = lowered.approve_policy(proposal.proposal, keys.dave)
     assert status.same and status.proposals == []
     pending = lowered.promote(qa.id, "prod", keys.carol)
     assert pending.min_approvals == 1

@@ -13,7 +13,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from conveyor.errors import ConveyorError
 from conveyor.release.events import GENESIS, Event, EventRefused, SignedEvent, verify_signature
@@ -48,7 +47,7 @@ class ChainReport:
         `audit verify --expect` later, and events cut off the end, or a ledger replaced by another, are found."""
         return f"{self.entries}:{self.head}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             **asdict(self), "policy_matches_project": self.policy_matches_project, "checkpoint": self.checkpoint,
         }  # fmt: skip
