@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import Any, Unpack
 
 import orjson
 
@@ -45,6 +45,7 @@ from conveyor.serving.drift import open_window
 from conveyor.serving.loader import ScoreModule, check_package_dir, load_and_init, read_package_info
 from conveyor.serving.metrics import CONTENT_TYPE, UNBUILT, ServingMetrics
 from conveyor.serving.openapi import build_openapi
+from conveyor.serving.options import AppOptions
 from conveyor.serving.problems import HTTPProblem, ProblemKind, request_error_status, too_many_records
 from conveyor.serving.protocols import (
     csv_records,
@@ -516,7 +517,7 @@ def _content_type(scope: Scope) -> str:
     return (header(scope, b"content-type") or b"").decode("latin-1")
 
 
-def create_app(package_dir: str | Path, **options: Any) -> ScoringApp:
+def create_app(package_dir: str | Path, **options: Unpack[AppOptions]) -> ScoringApp:
     """The ASGI app serving `package_dir` (see `ScoringApp` for the options)."""
     return ScoringApp(package_dir, **options)
 
