@@ -102,7 +102,6 @@ class Bench:
         """Append requests (and a rejection of every third) until the chain holds `events` events."""
         from conveyor.package.record import BuildRecord
         from conveyor.release.attested import attested_shipment
-        from conveyor.release.state import shipment_to_json
         from conveyor.release.status import EventKind
         from conveyor.trust import AllowedSigners, identify
 
@@ -111,7 +110,8 @@ class Bench:
         with self.releases.ledger.writing() as writer:
             policy = writer.state.in_force()
             stage = policy.stage("prod")
-            shipments = [shipment_to_json(*attested_shipment(BuildRecord.load(p), policy)) for p in self.builds]
+            attested = [attested_shipment(BuildRecord.load(p), policy) for p in self.builds]
+            shipments = [shipment.to_json(model_env) for shipment, model_env in attested]
             while self.events < events:
                 n = writer.state.next_release_id()
                 data = {

@@ -75,7 +75,6 @@ def make_project(folder: Path, keys: release_support.Keys, builds: int, releases
     from conveyor.release.attested import attested_shipment
     from conveyor.release.ledger import Ledger
     from conveyor.release.releases import Releases
-    from conveyor.release.state import shipment_to_json
     from conveyor.release.status import EventKind
     from conveyor.trust import AllowedSigners, identify
 
@@ -93,7 +92,8 @@ def make_project(folder: Path, keys: release_support.Keys, builds: int, releases
     with desk.ledger.writing() as writer:
         policy = writer.state.in_force()
         stage = policy.stage("prod")
-        shipments = [shipment_to_json(*attested_shipment(BuildRecord.load(p), policy)) for p in paths]
+        attested = [attested_shipment(BuildRecord.load(p), policy) for p in paths]
+        shipments = [shipment.to_json(model_env) for shipment, model_env in attested]
         for n in range(2, releases + 1):
             data = {
                 "stage": "prod", "kind": "release", "source_release": None, "target": stage.target,

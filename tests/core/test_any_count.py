@@ -12,7 +12,7 @@ from pathlib import Path
 
 import conveyor
 
-RECORDED = 85  # lower it when the count goes down; it may not go up (85: the drift profile's two JSON readers)
+RECORDED = 58  # lower it when the count goes down; it may not go up (58: JSON forms as dict[str, object])
 
 SOURCE = Path(conveyor.__file__).parent
 ROOMS = sorted(p.name for p in SOURCE.iterdir() if (p / "__init__.py").is_file() and p.name not in ("cli", "examples"))

@@ -17,6 +17,7 @@ from conveyor.errors import CheckFailed
 from conveyor.release.ledger import Ledger
 from conveyor.release.policy import PolicyRefused
 from conveyor.release.releases import PolicyDiffers, Releases
+from conveyor.release.shipment import Attestation, Shipment
 from conveyor.release.targets.referrers import DSSE, fallback_tag
 
 pytestmark = pytest.mark.services
@@ -137,15 +138,15 @@ def test_a_policy_change_takes_force_only_with_the_approvers_of_the_one_in_force
     lowered = Releases(load_project(root), releases.ledger)
     status = lowered.propose_policy(keys.alice)
     (proposal,) = status.proposals
-    assert not status.same and proposal["changes"] == ["release.prod.min_approvals: 2 → 1"]
+    assert not status.same and proposal.changes == ["release.prod.min_approvals: 2 → 1"]
     with pytest.raises(PolicyDiffers):
         lowered.promote(qa.id, "prod", keys.carol)
     with pytest.raises(PolicyRefused, match="erin is not an approver"):
-        lowered.approve_policy(proposal["proposal"], keys.erin)
+        lowered.approve_policy(proposal.proposal, keys.erin)
     with pytest.raises(PolicyRefused, match=r"alice proposed policy proposal \d+ and may not approve it"):
-        lowered.approve_policy(proposal["proposal"], keys.alice)
-    assert lowered.approve_policy(proposal["proposal"], keys.bob).proposals[0]["missing"]
-    status = lowered.approve_policy(proposal["proposal"], keys.dave)
+        lowered.approve_policy(proposal.proposal, keys.alice)
+    assert lowered.approve_policy(proposal.proposal, keys.bob).proposals[0].missing
+    status = lowered.approve_policy(proposal.proposal, keys.dave)
     assert status.same and status.proposals == []
     pending = lowered.promote(qa.id, "prod", keys.carol)
     assert pending.min_approvals == 1
@@ -302,3 +303,21 @@ def test_a_build_restored_elsewhere_is_released_from_where_it_is(
     record = BuildRecord.load(moved)
     assert record.package_dir == moved.parent / "package" and record.image is not None
     assert record.image.archive == moved.parent / "image.oci.tar"
+
+
+def test_a_shipment_reads_back_from_the_json_its_request_records(tmp_path: Path) -> None:
+    attestation = Attestation("sha256:" + "a" * 64, "https://slsa.dev/provenance/v1", tmp_path / "provenance.json")
+    shipment = Shipment(
+        package_digest="sha256:" + "b" * 64, image_digest="sha256:" + "c" * 64, image_archive=tmp_path / "i.tar",
+        package_dir=None, model_name="census", model_version="3", attestations=(attestation,),
+        training_sandbox="none", source_dirty=True,
+    )  # fmt: skip
+    recorded = shipment.to_json("stage")
+    assert list(recorded) == [
+        "package", "image", "image_archive", "package_dir", "model", "model_env", "attestations", "training",
+    ]  # fmt: skip
+    assert recorded["model_env"] == "stage" and recorded["training"] == {"sandbox": "none", "dirty": True}
+    assert recorded["attestations"] == [
+        {"digest": attestation.digest, "predicate_type": attestation.predicate_type, "path": str(attestation.path)}
+    ]
+    assert Shipment.from_json(json.loads(json.dumps(recorded))) == shipment

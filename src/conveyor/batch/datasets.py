@@ -49,7 +49,7 @@ class InputDataset:
     bytes: int
     rows: int | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"path": self.path, "format": str(self.format), "files": list(self.files), "bytes": self.bytes}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from conveyor.batch.datasets import InputDataset, find_input
 from conveyor.batch.drift import BatchDrift, write_batch_drift
@@ -48,7 +48,7 @@ class BatchResult:
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "env": self.env,
             "engine": str(self.engine),

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
+from conveyor.cli import release_text as text
 from conveyor.cli.options import JsonOption, KeyOption, ProjectOption
 from conveyor.cli.output import emit_json, say, stdout
 from conveyor.config import TARGETS, load_project
 from conveyor.secrets import redact
 
 if TYPE_CHECKING:  # the release room (SQLAlchemy) is imported only by the commands that use it
-    from conveyor.release import HistoryEntry, PolicyStatus, ReleaseView
+    from conveyor.config import Project
+    from conveyor.release import PolicyStatus, ReleaseView
 
 KEYS_HELP = (
     "**Who acts is whoever's key signs.** Every request, approval, rejection and deployment step is an event "
@@ -121,97 +121,15 @@ audit_app = typer.Typer(
 )
 
 
-def _project(project: Path | None) -> Any:
+def _project(project: Path | None) -> Project:
     return load_project(project)
-
-
-def _time(moment: datetime | None) -> str:
-    return f"{moment:%Y-%m-%d %H:%M:%S}Z" if moment else "-"
-
-
-def _span(gap: timedelta) -> str:
-    seconds = int(gap.total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    parts = [f"{days} d"] if days else []
-    return " ".join([*parts, f"{hours} h {rest // 60} min" if hours or days else f"{rest // 60} min {rest % 60} s"])
-
-
-def _short(digest: str | None) -> str:
-    from conveyor.package import short_digest
-
-    return short_digest(digest) if digest else "-"
-
-
-def _describe(view: ReleaseView) -> str:
-    model_text = f" {view.model.label()}" if view.model.name else ""
-    glass = " [bold red]break glass[/]" if view.break_glass else ""
-    lines = [
-        f"release {view.id} → {view.stage}: [bold]{view.status}[/] ({view.kind}{model_text}, "
-        f"build {_short(view.build)}){glass}",
-        f"  requested by {view.requested_by} ({view.requested_key}) at {_time(view.requested_at)}",
-        f"  image {view.image_digest or '-'}",
-        f"  policy {_short(view.policy_set)} ([release.{view.stage}] {_short(view.policy_digest)}): "
-        f"{view.min_approvals} of {', '.join(view.policy.approvers) or 'no approvers'}",
-    ]
-    for attestation in view.attestations:
-        lines.append(f"  attestation {attestation.digest} ({attestation.predicate_type})")
-    if view.status == "pending":
-        have = len(view.approved_by)
-        lines.append(
-            f"  needs {view.min_approvals - have} more approval(s) before {_time(view.expires_at)}: "
-            f"conveyor approve {view.id} --key APPROVER_KEY"
-        )
-    for approval in view.approvals:
-        comment = f": {escape(approval.comment)}" if approval.comment else ""  # user text, never markup
-        who = f"{approval.actor} ({approval.key})"
-        lines.append(f"  {approval.decision}d by {who} at {_time(approval.at)}{comment}")
-    if view.rollout is not None:
-        lines += _rollout_lines(view)
-    if view.deployment:
-        deployment = view.deployment
-        lines.append(f"  deployment {deployment.status}: {', '.join(deployment.steps) or 'no step done'}")
-        if deployment.reference:
-            lines.append(f"  at {deployment.reference}")
-        if deployment.alias:
-            lines.append(f"  alias {deployment.alias}")
-    if view.error:
-        lines.append(f"  [red]error:[/] {escape(view.error)}")
-    signers = sorted({(s.by, s.key) for s in view.signers})
-    lines.append("  signed by " + ", ".join(f"{who} ({key})" for who, key in signers))
-    if view.verification.ok:
-        lines.append("  [green]every event verified[/] (signatures, chain, recorded policy)")
-    else:
-        lines.append(f"  [bold red]ledger does not verify:[/] {view.verification.problem}")
-    return "\n".join(lines)
-
-
-def _rollout_lines(view: ReleaseView) -> list[str]:
-    rollout = view.rollout
-    assert rollout is not None  # noqa: S101 -- narrows for mypy: called only for a release with a rollout
-    share = "a shadow (answers none)" if rollout.mode == "shadow" else f"{rollout.weight}% of requests"
-    beside = f" beside release {rollout.beside}" if rollout.beside is not None else ""
-    lines = [f"  rollout {rollout.mode}{beside}: {share}" + (f", {rollout.outcome}" if rollout.outcome else "")]
-    if rollout.weights:
-        lines.append("  weights " + ", ".join(f"{weight}% from {_time(at)}" for at, weight in rollout.weights))
-    for change in rollout.changes:
-        state = f"in effect {_time(change.effective_at)}" if change.effective else "waiting for approval"
-        approved = f", approved by {', '.join(change.approvals)}" if change.approvals else ""
-        lines.append(f"  asked {change.describe()} by {change.by} at {_time(change.at)}{approved}: {state}")
-    if rollout.pending is not None:
-        lines.append(f"  needs approval: conveyor approve {view.id} --key APPROVER_KEY")
-    if rollout.aborted_by:
-        rule = f" (rule {escape(rollout.abort_rule)})" if rollout.abort_rule else ""
-        why = f": {escape(rollout.abort_reason)}" if rollout.abort_reason else ""
-        lines.append(f"  aborted by {rollout.aborted_by} at {_time(rollout.ended_at)}{rule}{why}")
-    return lines
 
 
 def _show(view: ReleaseView, as_json: bool) -> None:
     if as_json:
         emit_json(view.to_dict())
     else:
-        stdout.print(redact(_describe(view)))
+        stdout.print(redact(text.describe(view)))
 
 
 @release_app.command("create")
@@ -361,30 +279,16 @@ def stop(
     if as_json:
         emit_json(report.to_dict())
         return
-    if report.release is not None:
-        say(f"release {report.release} taken down in {stage}: signed by {report.by} at {_time(report.at)}")
-    else:
-        say(f"nothing was live in {stage}: nothing signed")
-    say("\n".join(f"stopped {item}" for item in report.stopped) or f"nothing ran for {stage} on this machine")
+    for line in text.stop_lines(report):
+        say(line)
 
 
 def _show_policy(status: PolicyStatus, as_json: bool) -> None:
     if as_json:
         emit_json(status.to_dict())
         return
-    if status.in_force_digest is None:
-        say(f"no policy in force yet: the first request adopts this project's ({_short(status.project_digest)})")
-    else:
-        say(f"policy in force: {_short(status.in_force_digest)}, adopted at event {status.adopted_at_event} "
-            f"by {status.adopted_by}")  # fmt: skip
-        if status.same:
-            say("the project file's policy is the same")
-        else:
-            say("the project file's policy differs:\n  " + "\n  ".join(status.changes))
-    for proposal in status.proposals:
-        missing = "; ".join(proposal["missing"]) or "nothing"
-        say(f"proposal {proposal['proposal']} by {proposal['proposed_by']} ({_short(proposal['digest'])}): "
-            f"approved by {', '.join(proposal['approved_by']) or 'no one yet'}; needs {missing}")  # fmt: skip
+    for line in text.policy_lines(status):
+        say(line)
 
 
 @policy_app.command("show")
@@ -493,40 +397,6 @@ def rollback(
     _show(view, as_json)
 
 
-def _history_block(entry: HistoryEntry) -> str:
-    """One release's stretch in a stage, with its verified signers and attestation digests."""
-    glass = " [bold red]break glass[/]" if entry.break_glass else ""
-    until = _time(entry.live_until) if entry.live_until else "now"
-    if entry.stopped_by:
-        reason = f": {escape(entry.stop_reason)}" if entry.stop_reason else ""
-        until += f" (stopped by {entry.stopped_by}{reason})"
-    approved = ", ".join(entry.approved_by) or ("no one (break glass)" if entry.break_glass else "no one needed")
-    signers = sorted({(s.by, s.key) for s in entry.signers})
-    lines = [
-        f"release {entry.release} ({entry.kind}{glass}) {entry.model.label()}, build {_short(entry.build)}, "
-        f"image {entry.image_digest or '-'}",
-        f"  live {_time(entry.live_from)} → {until}; requested by {entry.requested_by}, approved by {approved}, "
-        f"deployed by {entry.deployed_by}",
-        "  signed by " + ", ".join(f"{who} ({key})" for who, key in signers),
-        "  attestations " + (", ".join(entry.attestations) or "none"),
-    ]
-    if entry.reference:
-        lines.insert(1, f"  at {entry.reference}")
-    if entry.rollout is not None:
-        steps = ", ".join(f"{weight}% from {_time(at)}" for at, weight in entry.rollout.weights)
-        lines.append(f"  came in as a {entry.rollout.mode}: {steps}")
-    for beside in entry.beside:
-        if beside.release == entry.release:
-            continue
-        steps = ", ".join(f"{weight}% from {_time(at)}" for at, weight in beside.weights) or "never started"
-        outcome = beside.outcome or "running"
-        if beside.aborted_by:
-            rule = f", rule {escape(beside.abort_rule)}" if beside.abort_rule else ""
-            outcome += f" by {beside.aborted_by}{rule}"
-        lines.append(f"  beside it: release {beside.release} as a {beside.mode} ({steps}): {outcome}")
-    return "\n".join(lines)
-
-
 def history(
     stage: StageArgument,
     at: Annotated[
@@ -548,16 +418,12 @@ def history(
         return
     if not entries:
         stopped = read_snapshot(_project(project)).stopped(stage, parse_time(at)) if at else None
-        if stopped is not None:
-            say(
-                f"{stage} was stopped at {at}: release {stopped.release} was taken down at "
-                f"{_time(stopped.live_until)} by {stopped.stopped_by}"
-                + (f" ({stopped.stop_reason})" if stopped.stop_reason else "")
-            )
+        if at and stopped is not None:
+            say(text.stopped_line(stage, at, stopped))
             return
         say(f"nothing was live in {stage}" + (f" at {at}" if at else ""))
         return
-    stdout.print(redact("\n\n".join(_history_block(entry) for entry in entries)))
+    stdout.print(redact("\n\n".join(text.history_block(entry) for entry in entries)))
     verification = entries[0].verification
     if verification.ok:
         say("every event verified: signatures, chain and recorded policies")
@@ -587,7 +453,7 @@ def list_releases(
     table = Table("release", "stage", "status", "kind", "model", "build", "requested by", "approved by")
     for view in views:
         table.add_row(
-            str(view.id), view.stage, str(view.status), str(view.kind), view.model.label(), _short(view.build),
+            str(view.id), view.stage, str(view.status), str(view.kind), view.model.label(), text.short(view.build),
             view.requested_by, ", ".join(view.approved_by) or "-",
         )  # fmt: skip
     stdout.print(table)
@@ -636,13 +502,8 @@ def audit_verify(
             hint = "The releases table was edited; the signed events are intact. Rewrite it: conveyor audit rebuild"
         raise CheckFailed(f"ledger does not verify: {report.trouble}", hint=hint)
     if not as_json:
-        say(f"ledger verified: {report.entries} signed events, policy {_short(report.policy)}")
-        say(f"checkpoint {report.checkpoint}  (keep it outside the ledger; check it with --expect)")
-        if not report.policy_matches_project:
-            say(
-                f"note: the policy in force ({_short(report.policy)}) is not this project file's "
-                f"({_short(report.project_policy)}): see `conveyor release policy show`"
-            )
+        for line in text.verify_lines(report):
+            say(line)
 
 
 @audit_app.command("rebuild")
@@ -672,18 +533,8 @@ def audit_list(
         emit_json([e.to_dict() for e in entries])
         return
     for entry in entries:
-        subject = f"release {entry.release}" if entry.release is not None else "policy"
-        glass = " (break glass)" if entry.details.get("break_glass") else ""
-        stdout.print(
-            f"{entry.seq:>5} {_time(entry.at)} {entry.actor:<10} {entry.action:<20} {subject}{glass}  {entry.key}"
-        )
-        gap = entry.clock_gap
-        if gap is not None:  # the signer's clock against the team's ledger server
-            ahead = "ahead of" if gap.total_seconds() > 0 else "behind"
-            stdout.print(
-                f"      [yellow]the ledger server recorded it at {_time(entry.recorded_at)}: the signer's clock was "
-                f"{_span(abs(gap))} {ahead} it[/]"
-            )
+        for line in text.audit_lines(entry):
+            stdout.print(line)
 
 
 COMMANDS = {"approve": approve, "reject": reject, "rollback": rollback, "history": history}

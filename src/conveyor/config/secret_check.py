@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from conveyor.errors import CheckFailed, SecretError
 from conveyor.secrets.redaction import WeakSecretError
@@ -42,7 +42,7 @@ class SecretsCheck:
                 hint=f"Set each with a long, random value: conveyor secrets set KEY --env {self.environment}",
             )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "environment": self.environment,
             "store": self.store,

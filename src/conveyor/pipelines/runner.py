@@ -31,7 +31,7 @@ class PipelineRun:
     outputs: dict[str, Any] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"pipeline": self.pipeline, "parameters": self.parameters, "outputs": self.outputs, "steps": self.steps}
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from conveyor.errors import ConveyorError
 
@@ -35,7 +34,7 @@ class ModelVersionInfo:
     def with_run(self, metrics: dict[str, float], params: dict[str, str]) -> ModelVersionInfo:
         return replace(self, metrics=metrics, params=params)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "name": self.name,
             "version": self.version,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.release.ledger import Ledger
 from conveyor.release.releases import PolicyStatus, Releases, StopReport
@@ -177,7 +178,7 @@ class AuditEntry:
     key: str
     action: str
     release: int | None
-    details: dict[str, Any]
+    details: dict[str, object]  # the event's data, as its signer wrote it
     recorded_at: datetime | None = None  # the ledger server's clock (PostgreSQL), beside the signer's `at`
 
     @property
@@ -188,7 +189,7 @@ class AuditEntry:
         gap = self.at.replace(tzinfo=None) - self.recorded_at.replace(tzinfo=None)
         return gap if abs(gap) > CLOCK_GAP else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         gap = self.clock_gap
         return {
             "seq": self.seq, "at": self.at, "actor": self.actor, "key": self.key, "action": self.action,

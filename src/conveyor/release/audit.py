@@ -12,7 +12,7 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from conveyor.errors import ConveyorError
 from conveyor.release.events import GENESIS, Event, EventRefused, SignedEvent, verify_signature
@@ -51,7 +51,7 @@ class ChainReport:
         `audit verify --expect` later, and events cut off the end, or a ledger replaced by another, are found."""
         return f"{self.entries}:{self.head}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             **asdict(self), "policy_matches_project": self.policy_matches_project, "checkpoint": self.checkpoint,
         }  # fmt: skip

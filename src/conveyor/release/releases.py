@@ -7,6 +7,7 @@ verifier would refuse the same event later. Deployments run outside those transa
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,17 +20,17 @@ from conveyor.release.attested import attested_shipment
 from conveyor.release.deployment import deploy
 from conveyor.release.ledger import Ledger, LedgerBroken, Writer, naive_utc
 from conveyor.release.policy import PolicyRefused, PolicySet, require_committed
-from conveyor.release.state import LedgerState, ReleaseState, shipment_to_json
+from conveyor.release.shipment import Shipment
 from conveyor.release.status import EventKind, ReleaseKind, ReleaseStatus, RolloutMode
 from conveyor.release.views import HistoryEntry, LedgerSnapshot, ReleaseView, Verification, release_view
 
 if TYPE_CHECKING:
-    import builtins
     from pathlib import Path
 
     from conveyor.config import Project
     from conveyor.release.events import SignedEvent
     from conveyor.release.shipment import Shipment
+    from conveyor.release.state import LedgerState, PolicyProposal, ReleaseState
     from conveyor.trust import Identity
 
 
@@ -63,28 +64,62 @@ def parse_time(text: str) -> datetime:
         ) from None
 
 
+@dataclass(frozen=True)
+class PolicyProposalView:
+    """A proposed policy waiting for approvals: who proposed it, when, who approved, what it changes, what it
+    still needs."""
+
+    proposal: int  # the seq of its `policy.proposed` event
+    digest: str
+    proposed_by: str
+    at: datetime
+    approved_by: builtins.list[str]
+    changes: builtins.list[str]  # against the policy in force
+    missing: builtins.list[str]  # the approvals it still needs (nothing: it is adopted)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _proposal_view(state: LedgerState, proposal: PolicyProposal) -> PolicyProposalView:
+    changes = state.in_force().changes(proposal.policy)
+    approved_by = sorted(proposal.approvals)
+    return PolicyProposalView(
+        proposal.seq, proposal.policy.digest, proposal.proposed_by, proposal.at, approved_by, changes,
+        state.change_missing(proposal),
+    )  # fmt: skip
+
+
 @dataclass
 class PolicyStatus:
     """The policy the ledger holds in force, the project file's, how they differ, and open proposals."""
 
-    in_force: dict[str, Any] | None
-    in_force_digest: str | None
+    in_force: PolicySet | None
     adopted_by: str | None
     adopted_at_event: int | None
-    project: dict[str, Any]
-    project_digest: str
-    changes: list[str]
-    proposals: list[dict[str, Any]] = field(default_factory=list)
+    project: PolicySet
+    changes: builtins.list[str]
+    proposals: builtins.list[PolicyProposalView] = field(default_factory=builtins.list)
+
+    @property
+    def in_force_digest(self) -> str | None:
+        return self.in_force.digest if self.in_force else None
+
+    @property
+    def project_digest(self) -> str:
+        return self.project.digest
 
     @property
     def same(self) -> bool:
         return self.in_force_digest == self.project_digest
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form (`release policy show --json`): both policies as the ledger records them."""
         return {
-            "in_force": self.in_force, "in_force_digest": self.in_force_digest, "adopted_by": self.adopted_by,
-            "adopted_at_event": self.adopted_at_event, "project": self.project, "project_digest": self.project_digest,
-            "same": self.same, "changes": self.changes, "proposals": self.proposals,
+            "in_force": self.in_force.to_json() if self.in_force else None, "in_force_digest": self.in_force_digest,
+            "adopted_by": self.adopted_by, "adopted_at_event": self.adopted_at_event,
+            "project": self.project.to_json(), "project_digest": self.project_digest, "same": self.same,
+            "changes": self.changes, "proposals": [proposal.to_dict() for proposal in self.proposals],
         }  # fmt: skip
 
 
@@ -100,7 +135,7 @@ class StopReport:
     reason: str | None
     stopped: builtins.list[str]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -238,7 +273,7 @@ class Releases:
             data = {
                 "stage": stage, "kind": str(kind), "source_release": source, "target": stage_policy.target,
                 "policy": stage_policy.to_json(), "policy_digest": stage_policy.digest, "policy_set": in_force.digest,
-                "build": shipment_to_json(shipment, model_env), "break_glass": break_glass,
+                "build": shipment.to_json(model_env), "break_glass": break_glass,
             }  # fmt: skip
             if rollout is not None:  # written only for a rollout: a plain request reads as before
                 data["rollout"] = rollout
@@ -464,23 +499,11 @@ class Releases:
         state = verified.state
         if not verified.report.ok and state.policy is None:
             raise LedgerBroken(f"the ledger does not verify: {verified.report.trouble}")
-        proposals = []
-        for proposal in state.proposals.values():
-            if proposal.adopted:
-                continue
-            proposals.append(
-                {
-                    "proposal": proposal.seq, "digest": proposal.policy.digest, "proposed_by": proposal.proposed_by,
-                    "at": proposal.at, "approved_by": sorted(proposal.approvals),
-                    "changes": state.in_force().changes(proposal.policy), "missing": state.change_missing(proposal),
-                }
-            )  # fmt: skip
+        proposals = [_proposal_view(state, p) for p in state.proposals.values() if not p.adopted]
         in_force = state.policy
         return PolicyStatus(
-            in_force=in_force.to_json() if in_force else None, in_force_digest=in_force.digest if in_force else None,
-            adopted_by=state.policy_adopted_by, adopted_at_event=state.policy_seq, project=declared.to_json(),
-            project_digest=declared.digest, changes=in_force.changes(declared) if in_force else [],
-            proposals=proposals,
+            in_force=in_force, adopted_by=state.policy_adopted_by, adopted_at_event=state.policy_seq,
+            project=declared, changes=in_force.changes(declared) if in_force else [], proposals=proposals,
         )  # fmt: skip
 
     def propose_policy(

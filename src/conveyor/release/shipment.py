@@ -6,14 +6,13 @@ never from build.json, and refuses to go on when the content-addressed archives 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any
 
 from conveyor.errors import CheckFailed
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,12 @@ class Attestation:
         return data
 
 
+@functools.lru_cache(maxsize=4096)
+def _path(text: str) -> Path:
+    """Paths recorded in requests: the same few recur in every event of a ledger (Paths are immutable)."""
+    return Path(text)
+
+
 @dataclass(frozen=True)
 class Shipment:
     """What the ledger recorded for a release, and so the only thing a deployment may ship."""
@@ -59,6 +64,42 @@ class Shipment:
     @property
     def short(self) -> str:
         return self.package_digest.removeprefix("sha256:")[:12]
+
+    def to_json(self, model_env: str | None) -> dict[str, Any]:
+        """The shipment as a signed request records it (`build`), with the environment whose registry holds the
+        model."""
+        return {
+            "package": self.package_digest,
+            "image": self.image_digest,
+            "image_archive": None if self.image_archive is None else str(self.image_archive),
+            "package_dir": None if self.package_dir is None else str(self.package_dir),
+            "model": {"name": self.model_name, "version": self.model_version},
+            "model_env": model_env,
+            "attestations": [
+                {"digest": a.digest, "predicate_type": a.predicate_type, "path": str(a.path)} for a in self.attestations
+            ],
+            "training": {"sandbox": self.training_sandbox, "dirty": self.source_dirty},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Shipment:
+        """The shipment a request's `build` records (its `model_env` is the release's, not the shipment's)."""
+        model = data.get("model") or {}
+        training = data.get("training") or {}
+        return cls(
+            package_digest=str(data["package"]),
+            image_digest=data.get("image"),
+            image_archive=_path(data["image_archive"]) if data.get("image_archive") else None,
+            package_dir=_path(data["package_dir"]) if data.get("package_dir") else None,
+            model_name=model.get("name"),
+            model_version=None if model.get("version") is None else str(model["version"]),
+            attestations=tuple(
+                Attestation(str(a["digest"]), str(a["predicate_type"]), _path(str(a["path"])))
+                for a in data.get("attestations", ())
+            ),
+            training_sandbox=training.get("sandbox"),
+            source_dirty=training.get("dirty"),
+        )
 
     def found_in(self, state_dir: Path) -> Shipment:
         """The same shipment, each recorded file that is not where the request was made looked for in this

@@ -8,16 +8,14 @@ the first bad event. So there is one statement of the rules, and the state alway
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import CheckFailed
 from conveyor.release.policy import PolicyRefused, PolicySet, StagePolicy
 from conveyor.release.rollouts import RolloutChange, RolloutState, rollout_from_request
-from conveyor.release.shipment import Attestation, Shipment
+from conveyor.release.shipment import Shipment
 from conveyor.release.status import Decision, DeploymentStatus, EventKind, ReleaseKind, ReleaseStatus, RolloutMode
 from conveyor.release.targets import StepResult, target_entry
 from conveyor.trust import AllowedSigners
@@ -352,7 +350,7 @@ class LedgerState:
         if event.release != self.next_release_id():
             raise RuleBroken(f"event {event.seq}: release number {event.release} is out of sequence")
         kind = ReleaseKind(data["kind"])
-        shipment = shipment_from_json(data["build"])
+        shipment = Shipment.from_json(data["build"])
         source = None if data.get("source_release") is None else int(data["source_release"])
         if kind in (ReleaseKind.PROMOTION, ReleaseKind.ROLLBACK) and source is None:
             raise RuleBroken(f"event {event.seq}: a {kind} names no source release")
@@ -736,43 +734,3 @@ def _check_training(stage: str, policy: StagePolicy, shipment: Shipment) -> None
             hint=f"Commit, train and build again; or allow it by policy: allow_dirty = true in [release.{stage}], "
             "proposed and approved.",
         )
-
-
-def shipment_to_json(shipment: Shipment, model_env: str | None) -> dict[str, Any]:
-    """A shipment as recorded in a signed request."""
-    return {
-        "package": shipment.package_digest,
-        "image": shipment.image_digest,
-        "image_archive": None if shipment.image_archive is None else str(shipment.image_archive),
-        "package_dir": None if shipment.package_dir is None else str(shipment.package_dir),
-        "model": {"name": shipment.model_name, "version": shipment.model_version},
-        "model_env": model_env,
-        "attestations": [
-            {"digest": a.digest, "predicate_type": a.predicate_type, "path": str(a.path)} for a in shipment.attestations
-        ],
-        "training": {"sandbox": shipment.training_sandbox, "dirty": shipment.source_dirty},
-    }
-
-
-@functools.lru_cache(maxsize=4096)
-def _path(text: str) -> Path:
-    """Paths recorded in requests: the same few recur in every event of a ledger (Paths are immutable)."""
-    return Path(text)
-
-
-def shipment_from_json(data: dict[str, Any]) -> Shipment:
-    model = data.get("model") or {}
-    return Shipment(
-        package_digest=str(data["package"]),
-        image_digest=data.get("image"),
-        image_archive=_path(data["image_archive"]) if data.get("image_archive") else None,
-        package_dir=_path(data["package_dir"]) if data.get("package_dir") else None,
-        model_name=model.get("name"),
-        model_version=None if model.get("version") is None else str(model["version"]),
-        attestations=tuple(
-            Attestation(str(a["digest"]), str(a["predicate_type"]), _path(str(a["path"])))
-            for a in data.get("attestations", ())
-        ),
-        training_sandbox=(data.get("training") or {}).get("sandbox"),
-        source_dirty=(data.get("training") or {}).get("dirty"),
-    )

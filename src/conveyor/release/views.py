@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from conveyor.release.state import ALIAS_STEP, LedgerState, ReleaseState
 
@@ -25,7 +26,7 @@ class Verification:
     ok: bool
     problem: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -92,8 +93,8 @@ class DeploymentView:
     stopped_by: str | None = None
     stop_reason: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+    def to_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["results"] = {name: result.to_dict() for name, result in self.results.items()}
         return data
 
@@ -140,7 +141,7 @@ class ReleaseView:
     def approved_by(self) -> list[str]:
         return [a.actor for a in self.approvals if a.decision == "approve"]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The JSON form (`releases show --json`)."""
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data.update(
@@ -179,7 +180,7 @@ class HistoryEntry:
     rollout: RolloutState | None = None  # how this release came in, when it came as a canary or shadow
     beside: list[RolloutState] = field(default_factory=list)  # rollouts that ran beside it (aborted ones too)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The JSON form (`history --json`)."""
         data = asdict(self)
         data["rollout"] = self.rollout.to_dict() if self.rollout else None

@@ -4,15 +4,15 @@ health, Prometheus metrics, OpenAPI) with adaptive batching, run by uvicorn in s
 - `serve(source, options, env=...)`: what `conveyor serve` and `python -m conveyor.serving` do: a package
   directory, a `models:/` URI or an image, served until stopped.
 - `run_server(package_dir, options)`: serve a package directory.
-- `create_app(package_dir, **options)`: the ASGI app, for any ASGI server.
+- `create_app(package_dir, **options)`: the ASGI app, for any ASGI server (`options`: the keys of `AppOptions`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Unpack
 
 from conveyor.serving.calls import Offload
-from conveyor.serving.options import OPTION_HELP, ServeOptions
+from conveyor.serving.options import OPTION_HELP, AppOptions, ServeOptions
 from conveyor.serving.sources import serve
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from conveyor.serving.app import ScoringApp
 
 
-def create_app(package_dir: str | Path, **options: Any) -> ScoringApp:
+def create_app(package_dir: str | Path, **options: Unpack[AppOptions]) -> ScoringApp:
     from conveyor.serving.app import create_app as create
 
     return create(package_dir, **options)
@@ -33,4 +33,4 @@ def run_server(package_dir: str | Path, options: ServeOptions | None = None) -> 
     run(package_dir, options)
 
 
-__all__ = ["OPTION_HELP", "Offload", "ServeOptions", "create_app", "run_server", "serve"]
+__all__ = ["OPTION_HELP", "AppOptions", "Offload", "ServeOptions", "create_app", "run_server", "serve"]

@@ -18,7 +18,7 @@ import traceback
 import uuid
 from pathlib import Path
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import orjson
 
@@ -56,6 +56,8 @@ from conveyor.serving.protocols import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from conveyor.serving.options import AppOptions
 
 log = logging.getLogger("conveyor.serving")
 
@@ -518,7 +520,7 @@ def _content_type(scope: Scope) -> str:
     return (header(scope, b"content-type") or b"").decode("latin-1")
 
 
-def create_app(package_dir: str | Path, **options: Any) -> ScoringApp:
+def create_app(package_dir: str | Path, **options: Unpack[AppOptions]) -> ScoringApp:
     """The ASGI app serving `package_dir` (see `ScoringApp` for the options)."""
     return ScoringApp(package_dir, **options)
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from conveyor.errors import ConveyorError
 from conveyor.serving.calls import Offload
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_RECORDS = 10_000
@@ -45,6 +48,27 @@ OPTION_HELP = {
     "downtime); without it a port in use is an error.",
     "log_level": "debug, info, warning or error.",
 }
+
+
+class AppSettings(TypedDict, total=False):
+    """What `ServeOptions` sets of a `ScoringApp` (see `ScoringApp`), each optional."""
+
+    name: str | None
+    max_batch_size: int
+    max_wait_ms: float
+    max_body_bytes: int
+    max_records: int
+    offload: Offload | str
+    timeout: float
+    body_timeout: float
+
+
+class AppOptions(AppSettings, total=False):
+    """The keyword options of `ScoringApp` and `create_app`: the settings, and how a server hooks into the app."""
+
+    init_in_background: bool
+    on_init_failure: Callable[[BaseException], None] | None
+    on_stuck: Callable[[str], None] | None
 
 
 @dataclass(frozen=True)
@@ -114,7 +138,7 @@ class ServeOptions:
             raise ConveyorError("--max-wait-ms and --graceful-timeout cannot be negative")
         return self
 
-    def app_options(self) -> dict[str, Any]:
+    def app_options(self) -> AppSettings:
         """The keyword arguments of `ScoringApp` these options set."""
         return {
             "name": self.name,

@@ -65,7 +65,7 @@ class GateReport:
     signed_by: str | None = None
     attestation: str | None = None
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> dict[str, object]:
         """The `gates` section of build.json."""
         return {
             "ok": self.ok,
@@ -84,7 +84,7 @@ class GateReport:
             ],
         }
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {**self.to_record(), "signed_by": self.signed_by, "attestation": self.attestation}
 
 

@@ -69,7 +69,7 @@ class TestReport:
 
     __test__ = False  # not a pytest test class
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> dict[str, object]:
         """The `tests` section of build.json."""
         data = asdict(self)
         return {

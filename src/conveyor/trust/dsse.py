@@ -61,7 +61,7 @@ class Envelope:
     payload: bytes
     signatures: tuple[EnvelopeSignature, ...]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "payloadType": self.payload_type,
             "payload": base64.b64encode(self.payload).decode(),

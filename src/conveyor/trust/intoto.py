@@ -26,7 +26,7 @@ class Subject:
         """A subject from a `sha256:HEX` (or bare HEX) digest."""
         return cls(name, {"sha256": digest.removeprefix("sha256:").lower()})
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {"name": self.name, "digest": dict(self.digest)}
 
 
@@ -38,7 +38,7 @@ class Statement:
     predicate_type: str
     predicate: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "_type": STATEMENT_TYPE,
             "subject": [s.to_json() for s in self.subject],
