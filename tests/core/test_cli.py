@@ -50,10 +50,14 @@ def test_conveyor_env_is_the_default_of_every_env_option_and_the_option_wins(cap
     assert code == 2 and "'prd' is not declared" in err
 
 
-def test_a_listing_is_json_or_a_message_when_empty_or_a_table(capsys, census_project):
+def test_a_listing_is_json_or_a_message_when_empty_or_a_table(capsys, tmp_path):
     """Every listing command answers the same way: --json on stdout; nothing to list, a message on stderr and
     stdout left empty; else a table on stdout."""
-    p = ["-p", str(census_project), "--env", "dev"]
+    from conveyor.examples.scaffold import init_project
+
+    # a project of its own: the shared census project gains models as other tests train in it
+    root = init_project(tmp_path / "census", secrets_dir=tmp_path / "s", lakes_dir=tmp_path / "l", rows=100).root
+    p = ["-p", str(root), "--env", "dev"]
     code, out, err = run(capsys, "models", "list", *p)
     assert code == 0 and out == "" and "no models registered in dev" in err
     code, out, _ = run(capsys, "models", "list", *p, "--json")
