@@ -10,6 +10,8 @@ ledger's Writer (checked by the rules, signed, verified as its readers will). At
   process pays after its start-up): the chain is verified (every signature, the rules, the releases table), then
   one event is signed and committed. The CLI column is the same as a whole `conveyor reject` process.
 - **list** is `Releases.list(limit=50)` the same way, and `conveyor releases list --json` as a process.
+- **kept Ledger**: the same append and list through one Ledger object that verified the chain before (a
+  long-lived process: `conveyor ui`, `rollout watch`, a script on the API), which verifies only what is new.
 - **unsigned insert** is one INSERT + COMMIT of an event-sized row into a table of the same database.
 
 PostgreSQL runs as a throwaway cluster started by scripts/install-release-services.sh.
@@ -115,10 +117,16 @@ class Bench:
             while self.events < events:
                 n = writer.state.next_release_id()
                 data = {
-                    "stage": "prod", "kind": "release", "source_release": None, "target": stage.target,
-                    "policy": stage.to_json(), "policy_digest": stage.digest, "policy_set": policy.digest,
-                    "build": shipments[n % len(shipments)], "break_glass": False,
-                }  # fmt: skip
+                    "stage": "prod",
+                    "kind": "release",
+                    "source_release": None,
+                    "target": stage.target,
+                    "policy": stage.to_json(),
+                    "policy_digest": stage.digest,
+                    "policy_set": policy.digest,
+                    "build": shipments[n % len(shipments)],
+                    "break_glass": False,
+                }
                 writer.append(EventKind.RELEASE_REQUESTED, n, data, carol)
                 self.events += 1
                 if n % 3 == 0 and self.events < events:
@@ -143,6 +151,15 @@ class Bench:
             self.events += 1
 
         return _median_ms(reject, runs)
+
+    def append_kept_ms(self, runs: int) -> float:
+        """The same, through one Ledger object that verified the chain before (a long-lived process)."""
+        pending = self._pending(runs)
+        self.releases.ledger.verified()
+        return _median_ms(lambda: self.releases.reject(pending.pop(), self.keys.alice), runs)
+
+    def list_kept_ms(self, runs: int) -> float:
+        return _median_ms(lambda: self.releases.list(limit=50), runs)
 
     def list_ms(self, runs: int) -> float:
         return _median_ms(lambda: self._fresh().list(limit=50), runs)  # type: ignore[attr-defined]
@@ -197,19 +214,35 @@ def main(argv: list[str] | None = None) -> None:
                     bench.grow(size)
                     grown = time.perf_counter() - start
                     api_append, api_list = bench.append_ms(args.runs), bench.list_ms(args.runs)
+                    kept_append, kept_list = bench.append_kept_ms(args.runs), bench.list_kept_ms(args.runs)
                     cli_append, cli_list = bench.cli_ms(args.runs)
                     floor = bench.unsigned_insert_ms(max(args.runs, 10))
-                    rows.append((backend, size, grown, api_append, api_list, cli_append, cli_list, floor))
+                    rows.append(
+                        (
+                            backend,
+                            size,
+                            grown,
+                            api_append,
+                            api_list,
+                            kept_append,
+                            kept_list,
+                            cli_append,
+                            cli_list,
+                            floor,
+                        )
+                    )
                     print(f"{backend} {size:,}: done", file=sys.stderr)
             finally:
                 stop()
-    print("| backend | events | grown in s | append (API) ms | list (API) ms | `conveyor reject` ms "
-          "| `releases list --json` ms | unsigned insert ms |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for backend, size, grown, api_append, api_list, cli_append, cli_list, floor in rows:
+    print(
+        "| backend | events | grown in s | append, new Ledger ms | list, new Ledger ms | append, kept Ledger ms "
+        "| list, kept Ledger ms | `conveyor reject` ms | `releases list --json` ms | unsigned insert ms |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for backend, size, grown, api_append, api_list, kept_append, kept_list, cli_append, cli_list, floor in rows:
         print(
-            f"| {backend} | {size:,} | {grown:.1f} | {api_append:.0f} | {api_list:.0f} | {cli_append:.0f} "
-            f"| {cli_list:.0f} | {floor:.1f} |"
+            f"| {backend} | {size:,} | {grown:.1f} | {api_append:.0f} | {api_list:.0f} | {kept_append:.1f} "
+            f"| {kept_list:.1f} | {cli_append:.0f} | {cli_list:.0f} | {floor:.1f} |"
         )
 
 

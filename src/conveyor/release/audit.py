@@ -20,7 +20,7 @@ from conveyor.release.state import LedgerState
 from conveyor.trust import AllowedSigners
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from conveyor.release.policy import PolicySet
     from conveyor.release.tables import EventRow, ReleaseRow
@@ -53,8 +53,10 @@ class ChainReport:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            **asdict(self), "policy_matches_project": self.policy_matches_project, "checkpoint": self.checkpoint,
-        }  # fmt: skip
+            **asdict(self),
+            "policy_matches_project": self.policy_matches_project,
+            "checkpoint": self.checkpoint,
+        }
 
     @property
     def trouble(self) -> str:
@@ -99,19 +101,25 @@ def missing_checkpoint(rows: Sequence[EventRow], checkpoint: str) -> str | None:
 
 @dataclass
 class Verified:
-    """The state folded from the events that verified, and the report."""
+    """The state folded from the events that verified, the report, and the verifier that folded them (which can
+    go on from there with the events appended since)."""
 
     state: LedgerState
     report: ChainReport
+    verifier: Verifier | None = None
 
 
 def _columns_match(row: EventRow, event: Event) -> str | None:
     """The first stored column that disagrees with the signed payload, if any."""
     pairs = {
-        "seq": (row.seq, event.seq), "prev_hash": (row.prev_hash, event.prev), "kind": (row.kind, str(event.kind)),
-        "release_id": (row.release_id, event.release), "principal": (row.principal, event.by),
-        "key": (row.key, event.key), "at": (row.at.replace(tzinfo=None), event.at.replace(tzinfo=None)),
-    }  # fmt: skip
+        "seq": (row.seq, event.seq),
+        "prev_hash": (row.prev_hash, event.prev),
+        "kind": (row.kind, str(event.kind)),
+        "release_id": (row.release_id, event.release),
+        "principal": (row.principal, event.by),
+        "key": (row.key, event.key),
+        "at": (row.at.replace(tzinfo=None), event.at.replace(tzinfo=None)),
+    }
     return next((name for name, (stored, signed) in pairs.items() if stored != signed), None)
 
 
@@ -169,10 +177,22 @@ class Verifier:
         self.previous = row.hash
         self.count += 1
 
+    def reading_at(self, now: datetime) -> None:
+        """Check the events to come against the reader's clock at `now` (a verifier that goes on later)."""
+        self.now = _utc(now)
+
+    def appended(self, seq: int, digest: str) -> None:
+        """An event its writer folded into `state` itself (checked by the same rules) and committed."""
+        self.previous, self.count = digest, seq
+
 
 def verify_events(rows: Sequence[EventRow], head_seq: int, head_hash: str, now: datetime | None = None) -> Verified:
     """Walk the events in order; the report names the first one that fails, and the state is what came before."""
-    verifier = Verifier(now)
+    return verify_more(Verifier(now), rows, head_seq, head_hash)
+
+
+def verify_more(verifier: Verifier, rows: Sequence[EventRow], head_seq: int, head_hash: str) -> Verified:
+    """Go on folding with `verifier` (fresh, or one that verified the events before `rows`) up to the head."""
     for row in rows:
         try:
             verifier.check(row)
@@ -188,11 +208,12 @@ def verify_events(rows: Sequence[EventRow], head_seq: int, head_hash: str, now: 
             report = ChainReport(False, len(rows), head_hash, last, f"the ledger's head does not match event {last}")
         return Verified(verifier.state, report)
     policy = verifier.state.policy.digest if verifier.state.policy else None
-    return Verified(verifier.state, ChainReport(True, len(rows), head_hash, policy=policy))
+    return Verified(verifier.state, ChainReport(True, last, head_hash, policy=policy), verifier)
 
 
-def edited_rows(state: LedgerState, rows: Sequence[ReleaseRow]) -> list[str]:
-    """Rows of the `releases` table that disagree with the signed events (each one an edit made outside conveyor)."""
+def edited_rows(state: LedgerState, rows: Sequence[ReleaseRow], among: Collection[int] | None = None) -> list[str]:
+    """Rows of the `releases` table that disagree with the signed events (each one an edit made outside conveyor);
+    `among`: only these releases were read (the others' rows are not reported missing)."""
     found = []
     seen = set()
     for row in rows:
@@ -202,16 +223,22 @@ def edited_rows(state: LedgerState, rows: Sequence[ReleaseRow]) -> list[str]:
             found.append(f"releases row {row.id} has no signed request (inserted)")
             continue
         signed = {
-            "stage": release.stage, "kind": str(release.kind), "status": str(release.status),
-            "build": release.shipment.package_digest, "requested_by": release.requested_by,
-        }  # fmt: skip
+            "stage": release.stage,
+            "kind": str(release.kind),
+            "status": str(release.status),
+            "build": release.shipment.package_digest,
+            "requested_by": release.requested_by,
+        }
         stored = {
-            "stage": row.stage, "kind": row.kind, "status": row.status, "build": row.build,
+            "stage": row.stage,
+            "kind": row.kind,
+            "status": row.status,
+            "build": row.build,
             "requested_by": row.requested_by,
-        }  # fmt: skip
+        }
         for column, value in signed.items():
             if stored[column] != value:
                 found.append(f"releases row {row.id}: {column} says {stored[column]!r}, its signed events {value!r}")
-    for missing in sorted(set(state.releases) - seen):
+    for missing in sorted((set(state.releases) if among is None else set(among) & set(state.releases)) - seen):
         found.append(f"releases row {missing} was deleted")
     return found

@@ -2,8 +2,9 @@
 for a team), migrated on open.
 
 Every write takes the chain's head row first (`SELECT … FOR UPDATE`; on SQLite, `BEGIN IMMEDIATE`), verifies and
-folds the whole chain, checks the new event against the rules, signs it and appends it, all in one transaction.
-So writers run one after another, each on verified state, and two of them can never both win the same step.
+folds the chain (all of it the first time a Ledger object reads, then only the events appended since), checks the
+new event against the rules, signs it and appends it, all in one transaction. So writers run one after another,
+each on verified state, and two of them can never both win the same step.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ from conveyor.release.audit import (
     MAX_CLOCK_SKEW,
     ChainReport,
     Verified,
+    Verifier,
     edited_rows,
     missing_checkpoint,
+    parse_checkpoint,
     verify_events,
+    verify_more,
 )
 from conveyor.release.events import Event, SignedEvent, sign_event, verify_signature
 from conveyor.release.tables import EventHeadRow, EventRow, ReleaseRow
@@ -95,16 +99,41 @@ class LedgerBroken(CheckFailed):
     """The chain of signed events does not verify (or the releases table was edited): nothing is written."""
 
 
+@dataclass
+class _Prefix:
+    """The events this Ledger object has verified (up to `seq`, whose hash is `digest`) and the verifier holding
+    their folded state: a later read or write verifies only the events appended since."""
+
+    verifier: Verifier
+    seq: int
+    digest: str
+
+
 class Ledger:
-    """The signed, chained events of one project's (or team's) releases, and the state they fold into."""
+    """The signed, chained events of one project's (or team's) releases, and the state they fold into.
+
+    The first read or write through a Ledger object verifies the whole chain; later ones through the same object
+    verify only the events appended since (after checking that the newest event it verified is still in place, and
+    the published and seen checkpoints), so a long-lived process (`conveyor ui`, `rollout watch`, a script using
+    the API) pays O(new events). An edit of an older event is found by the next new Ledger (every CLI command opens
+    one) and by `verify_audit`, which always walks the whole chain.
+    """
 
     def __init__(self, engine: Engine, clock: Clock = utc_now, seen: Path | None = None) -> None:
         self.engine = engine
+        self._prefix: _Prefix | None = None
+        self._lock = threading.RLock()
         # this checkout's record of the furthest head it has seen (`SEQ:HASH`, kept outside the database): a
         # ledger deleted, emptied or swapped for an older copy no longer holds it, and is refused
         self.seen = seen
         self.clock = clock
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        # a reading sees one snapshot of the database: on PostgreSQL a writer may commit between its statements
+        # (on SQLite every transaction, reads included, takes the write lock at BEGIN)
+        consistent = engine.execution_options(isolation_level="REPEATABLE READ")
+        self.readings = sessionmaker(
+            consistent if engine.dialect.name == "postgresql" else engine, expire_on_commit=False
+        )
         # a checkpoint published earlier (`audit verify` prints it): every read and write checks it is still held
         self.checkpoint = os.environ.get(CHECKPOINT_ENV) or None
 
@@ -187,11 +216,16 @@ class Ledger:
         return naive_utc(self.clock())
 
     # --- reading -----------------------------------------------------------------------------------------
-    def _verify(self, session: Session, expect: str | None = None) -> Verified:
-        rows = list(session.execute(select(EventRow).order_by(EventRow.seq)).scalars())
+    def _verify(self, session: Session, expect: str | None = None, *, whole: bool = False) -> Verified:
         head = session.execute(select(EventHeadRow).where(EventHeadRow.id == 1)).scalar_one()
-        verified = verify_events(rows, head.seq, head.hash, now=self.clock())
         seen = self._seen_head()
+        if not whole:
+            found = self._verify_new(session, head, [c for c in (expect or self.checkpoint, seen) if c])
+            if found is not None:
+                return found
+        self._prefix = None
+        rows = list(session.execute(select(EventRow).order_by(EventRow.seq)).scalars())
+        verified = verify_events(rows, head.seq, head.hash, now=self.clock())
         for checkpoint, seen_here in ((expect or self.checkpoint, False), (seen, True)):
             problem = missing_checkpoint(rows, checkpoint) if checkpoint and verified.report.ok else None
             if problem and seen_here and checkpoint:
@@ -211,6 +245,40 @@ class Ledger:
                 )
         if verified.report.ok and rows:
             self._remember(rows[-1].seq, rows[-1].hash, seen)
+        if verified.report.ok and verified.verifier is not None:
+            self._prefix = _Prefix(verified.verifier, head.seq, head.hash)
+        return verified
+
+    def _verify_new(self, session: Session, head: EventHeadRow, checkpoints: list[str]) -> Verified | None:
+        """The state moved on by the events appended since this object's verified prefix, or None when there is
+        no prefix or anything is not as it should be (then the whole chain is walked, and its report names why)."""
+        prefix, self._prefix = self._prefix, None  # kept again only once the new events verify
+        if prefix is None or head.seq < prefix.seq:
+            return None
+
+        def stored_hash(seq: int) -> str | None:
+            return session.execute(select(EventRow.hash).where(EventRow.seq == seq)).scalar_one_or_none()
+
+        if prefix.seq and stored_hash(prefix.seq) != prefix.digest:
+            return None  # the chain was rewritten from there (or replaced): the whole walk names the event
+        for checkpoint in checkpoints:
+            seq, digest = parse_checkpoint(checkpoint)
+            if not (stored_hash(seq) or "-").startswith(digest):
+                return None
+        rows = list(session.execute(select(EventRow).where(EventRow.seq > prefix.seq).order_by(EventRow.seq)).scalars())
+        prefix.verifier.reading_at(self.clock())
+        verified = verify_more(prefix.verifier, rows, head.seq, head.hash)
+        if not verified.report.ok:
+            return None
+        # the releases table: as many rows as releases, and those of the releases the new events name as signed
+        touched = {row.release_id for row in rows if row.release_id is not None}
+        count = session.execute(select(func.count()).select_from(ReleaseRow)).scalar_one()
+        table = list(session.execute(select(ReleaseRow).where(ReleaseRow.id.in_(touched))).scalars()) if touched else []
+        if count != len(verified.state.releases) or edited_rows(verified.state, table, among=touched):
+            return None
+        if head.seq:
+            self._remember(head.seq, head.hash, self._seen_head())
+        self._prefix = _Prefix(prefix.verifier, head.seq, head.hash)
         return verified
 
     def _seen_head(self) -> str | None:
@@ -228,15 +296,17 @@ class Ledger:
         partial.replace(self.seen)
 
     def verified(self) -> Verified:
-        """The state folded from the verified events, and what verification found."""
-        with self.sessions() as session:
+        """The state folded from the verified events, and what verification found. The state is this object's
+        own and moves on with its later reads and writes: take what you need from it before writing."""
+        with self._lock, self.readings() as session:
             return self._verify(session)
 
     def verify_audit(self, expect: str | None = None) -> ChainReport:
-        """Check every event (place in the chain, hash, signature, rules) and the releases table; with `expect`
-        (a published `SEQ:HASH` checkpoint), also that the ledger still holds that event."""
-        with self.sessions() as session:
-            return self._verify(session, expect).report
+        """Check every event (place in the chain, hash, signature, rules) and the releases table, the whole chain
+        whatever was verified before; with `expect` (a published `SEQ:HASH` checkpoint), also that the ledger
+        still holds that event."""
+        with self._lock, self.readings() as session:
+            return self._verify(session, expect, whole=True).report
 
     def head(self) -> str:
         """`SEQ:HASH` the head row holds now (unverified, one row read): whether anything was appended since."""
@@ -260,19 +330,31 @@ class Ledger:
     @contextmanager
     def writing(self) -> Iterator[Writer]:
         """One transaction holding the chain's head: verified state in, signed events appended, committed."""
-        with self.sessions() as session, session.begin():
-            head = session.execute(select(EventHeadRow).where(EventHeadRow.id == 1).with_for_update()).scalar_one()
-            verified = self._verify(session)
-            if not verified.report.ok:
-                raise LedgerBroken(f"the ledger does not verify: {verified.report.trouble}", hint=REPAIR_HINT)
-            writer = Writer(self, session, head, verified.state)
-            yield writer
-        # committed: this checkout has now seen the chain up to what it wrote
-        self._remember(writer.head.seq, writer.head.hash, self._seen_head())
+        with self._lock:
+            try:
+                with self.sessions() as session, session.begin():
+                    head = session.execute(
+                        select(EventHeadRow).where(EventHeadRow.id == 1).with_for_update()
+                    ).scalar_one()
+                    verified = self._verify(session)
+                    if not verified.report.ok:
+                        raise LedgerBroken(f"the ledger does not verify: {verified.report.trouble}", hint=REPAIR_HINT)
+                    self._prefix = None  # the writer folds its events into the state: kept again once committed
+                    writer = Writer(self, session, head, verified.state)
+                    yield writer
+            except BaseException:
+                self._prefix = None
+                raise
+            # committed: this checkout has now seen the chain up to what it wrote
+            if verified.verifier is not None:
+                verified.verifier.appended(writer.head.seq, writer.head.hash)
+                self._prefix = _Prefix(verified.verifier, writer.head.seq, writer.head.hash)
+            self._remember(writer.head.seq, writer.head.hash, self._seen_head())
 
     def rebuild_release_rows(self) -> int:
         """Rewrite the releases table from the verified events (after an edit was found); returns the rows."""
-        with self.sessions() as session, session.begin():
+        self._prefix = None
+        with self._lock, self.sessions() as session, session.begin():
             session.execute(select(EventHeadRow).where(EventHeadRow.id == 1).with_for_update()).scalar_one()
             rows = list(session.execute(select(EventRow).order_by(EventRow.seq)).scalars())
             head = session.execute(select(EventHeadRow).where(EventHeadRow.id == 1)).scalar_one()
@@ -328,9 +410,22 @@ class Writer:
             )
         at = max(now, naive_utc(last)) if last else now  # a clock a little behind the last event's waits for it
         event = Event(
-            seq=self.head.seq + 1, prev=self.head.hash, at=at, kind=kind, release=release,
-            by=identity.principal, key=identity.key.fingerprint, data=data,
-        )  # fmt: skip
+            seq=self.head.seq + 1,
+            prev=self.head.hash,
+            at=at,
+            kind=kind,
+            release=release,
+            by=identity.principal,
+            key=identity.key.fingerprint,
+            data=data,
+        )
+        if release is not None and release in self.state.releases:
+            # the row this event will rewrite must be what the signed events made it (a reader that verified only
+            # the events since its last read has not re-read the whole table)
+            stored = self.session.get(ReleaseRow, release)
+            edits = edited_rows(self.state, [stored] if stored else [], among={release})
+            if edits:
+                raise LedgerBroken(f"the ledger does not verify: {'; '.join(edits)}", hint=REPAIR_HINT)
         before = {i: r.status for i, r in self.state.releases.items()}
         signers = self.state.signers_for(event)
         self.state.apply(event)
@@ -339,9 +434,17 @@ class Writer:
         # that names someone else in the policy, a key outside its validity window) is never committed.
         verify_signature(signed, AllowedSigners.parse(signers.allowed_signers_text, "the ledger's policy"))
         row = EventRow(
-            seq=event.seq, at=event.at, kind=str(kind), release_id=release, principal=event.by, key=event.key,
-            payload=signed.payload.decode(), signature=signed.signature, prev_hash=event.prev, hash=signed.hash,
-        )  # fmt: skip
+            seq=event.seq,
+            at=event.at,
+            kind=str(kind),
+            release_id=release,
+            principal=event.by,
+            key=event.key,
+            payload=signed.payload.decode(),
+            signature=signed.signature,
+            prev_hash=event.prev,
+            hash=signed.hash,
+        )
         if self.session.get_bind().dialect.name == "postgresql":  # the team's server clock, beside the signer's
             row.recorded_at = func.timezone("UTC", func.clock_timestamp())
         self.session.add(row)

@@ -68,9 +68,13 @@ class DecisionRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "actor": self.principal, "key": self.key, "decision": str(self.decision), "comment": self.comment,
-            "at": self.at, "seq": self.seq,
-        }  # fmt: skip
+            "actor": self.principal,
+            "key": self.key,
+            "decision": str(self.decision),
+            "comment": self.comment,
+            "at": self.at,
+            "seq": self.seq,
+        }
 
 
 @dataclass
@@ -182,7 +186,8 @@ class LedgerState:
         return self.releases[release_id]
 
     def next_release_id(self) -> int:
-        return max(self.releases, default=0) + 1
+        # releases are numbered in the order they are requested (the rules hold each to this), so the newest is last
+        return next(reversed(self.releases), 0) + 1
 
     def in_force(self) -> PolicySet:
         if self.policy is None:
@@ -236,9 +241,10 @@ class LedgerState:
         if policy.digest not in self._allowed:
             self._allowed[policy.digest] = AllowedSigners.parse(policy.allowed_signers_text, "the ledger's policy")
         lines = [
-            entry for entry in self._allowed[policy.digest].entries
+            entry
+            for entry in self._allowed[policy.digest].entries
             if entry.name == event.by and entry.key.fingerprint == event.key
-        ]  # fmt: skip
+        ]
         at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
         if lines and not any(entry.valid_at(at) for entry in lines):
             raise RuleBroken(
@@ -382,13 +388,23 @@ class LedgerState:
         needs = recorded.needs_approval and not break_glass
         expires_at = event.at + recorded.timeout_delta if needs else None
         self.releases[int(event.release)] = ReleaseState(
-            id=int(event.release), stage=stage, kind=kind, policy=recorded, policy_set=current.digest,
-            shipment=shipment, model_env=data["build"].get("model_env"), requested_by=event.by,
-            requested_key=event.key, requested_at=event.at, expires_at=expires_at,
-            source_release=source, break_glass=break_glass,
+            id=int(event.release),
+            stage=stage,
+            kind=kind,
+            policy=recorded,
+            policy_set=current.digest,
+            shipment=shipment,
+            model_env=data["build"].get("model_env"),
+            requested_by=event.by,
+            requested_key=event.key,
+            requested_at=event.at,
+            expires_at=expires_at,
+            source_release=source,
+            break_glass=break_glass,
             status=ReleaseStatus.PENDING if needs else ReleaseStatus.APPROVED,
-            decided_at=None if needs else event.at, rollout=rollout,
-        )  # fmt: skip
+            decided_at=None if needs else event.at,
+            rollout=rollout,
+        )
         if rollout is not None:
             self.rollouts[stage] = int(event.release)
 
@@ -686,9 +702,12 @@ class LedgerState:
         an approver or break_glass principal of the stage, or a watcher naming the rule that was broken."""
         release, rollout = self._rolling(event)
         if rollout.ended_at is not None or release.status in (
-            ReleaseStatus.REJECTED, ReleaseStatus.LIVE, ReleaseStatus.SUPERSEDED, ReleaseStatus.STOPPED,
+            ReleaseStatus.REJECTED,
+            ReleaseStatus.LIVE,
+            ReleaseStatus.SUPERSEDED,
+            ReleaseStatus.STOPPED,
             ReleaseStatus.ABORTED,
-        ):  # fmt: skip
+        ):
             raise RuleBroken(f"release {release.id}'s rollout is over ({release.status}); there is nothing to abort")
         policy = release.policy
         watchers = self.in_force().watchers
