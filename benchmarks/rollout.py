@@ -44,8 +44,18 @@ def start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 def server(package: Path, work: Path, name: str) -> tuple[subprocess.Popen[bytes], int, str]:
     port = free_port()
-    command = [sys.executable, "-m", "conveyor.serving", str(package), "--port", str(port), "--workers", "1",
-               "--log-level", "warning"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "conveyor.serving",
+        str(package),
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+    ]
     process = start(command, work / f"{name}.log")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -84,8 +84,10 @@ def main(argv: list[str] | None = None) -> None:
 
             rows.append((name, args.events, our_sign, our_verify, args.openssh, their_sign, their_verify))
 
-    print(f"{'key':<11} {'conveyor sign ms':>17} {'verify ms':>10} {'ssh-keygen sign ms':>19} {'verify ms':>10}"
-          f" {'verify ×':>9} {f'{args.events} events verified, s':>27}")  # fmt: skip
+    print(
+        f"{'key':<11} {'conveyor sign ms':>17} {'verify ms':>10} {'ssh-keygen sign ms':>19} {'verify ms':>10}"
+        f" {'verify ×':>9} {f'{args.events} events verified, s':>27}"
+    )
     for name, count, our_sign, our_verify, sample, their_sign, their_verify in rows:
         ours_ms, theirs_ms = _per_item(our_verify, count), _per_item(their_verify, sample)
         print(

@@ -96,10 +96,16 @@ def make_project(folder: Path, keys: release_support.Keys, builds: int, releases
         shipments = [shipment.to_json(model_env) for shipment, model_env in attested]
         for n in range(2, releases + 1):
             data = {
-                "stage": "prod", "kind": "release", "source_release": None, "target": stage.target,
-                "policy": stage.to_json(), "policy_digest": stage.digest, "policy_set": policy.digest,
-                "build": shipments[n % builds], "break_glass": False,
-            }  # fmt: skip
+                "stage": "prod",
+                "kind": "release",
+                "source_release": None,
+                "target": stage.target,
+                "policy": stage.to_json(),
+                "policy_digest": stage.digest,
+                "policy_set": policy.digest,
+                "build": shipments[n % builds],
+                "break_glass": False,
+            }
             writer.append(EventKind.RELEASE_REQUESTED, n, data, carol)
             if n % 3 == 0:
                 writer.append(EventKind.RELEASE_REJECTED, n, {"comment": f"<b>not {n}</b>"}, alice)
@@ -149,8 +155,10 @@ def measure_pages(root: Path, runs: int, releases: int) -> tuple[dict[str, tuple
     env = {**os.environ, "CONVEYOR_NO_UPDATE_CHECK": "1"}
     process = subprocess.Popen(
         [str(BIN / "conveyor"), "ui", "--project", str(root), "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base + "/static/style.css", process)

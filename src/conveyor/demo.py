@@ -124,10 +124,13 @@ def run_demo(
     made = run.step(
         "init: census project, private secret files, a data lake per environment, a sealed evaluation set",
         lambda: init_project(
-            report.project, secrets_dir=root / "secrets", lakes_dir=root / "lakes", rows=rows,
+            report.project,
+            secrets_dir=root / "secrets",
+            lakes_dir=root / "lakes",
+            rows=rows,
             release_ports=report.ports,
         ),
-    )  # fmt: skip
+    )
     report.secrets = str(made.secrets_dir)
     report.lakes = {env: str(path) for env, path in made.lakes.items()}
     keys = run.step(
@@ -170,8 +173,10 @@ def _make_keys(project_root: Path, folder: Path) -> dict[str, SigningKey]:
         for args in (["add", "allowed_signers"], ["commit", "-q", "-m", "Keys of ci, alice and bob"]):
             subprocess.run(
                 ["git", "-c", "user.name=conveyor demo", "-c", "user.email=demo@localhost", *args],
-                cwd=project_root, check=True, capture_output=True,
-            )  # fmt: skip
+                cwd=project_root,
+                check=True,
+                capture_output=True,
+            )
     return keys
 
 

@@ -46,9 +46,20 @@ def test_a_shifted_input_is_reported_beside_the_output(batch_project, built) -> 
 
 def test_a_package_without_a_profile_writes_no_report_and_says_why(batch_project, capsys) -> None:
     code = main(
-        ["score-batch", "-p", str(batch_project.root), "--env", "dev", "--model", "worst_regression/1",
-         "--input", "people.csv", "--output", "scores/unprofiled"]
-    )  # fmt: skip
+        [
+            "score-batch",
+            "-p",
+            str(batch_project.root),
+            "--env",
+            "dev",
+            "--model",
+            "worst_regression/1",
+            "--input",
+            "people.csv",
+            "--output",
+            "scores/unprofiled",
+        ]
+    )
     assert code == 0
     assert "drift unavailable: the package" in capsys.readouterr().err
     assert not (batch_project.lake / "scores/unprofiled.drift.json").exists()

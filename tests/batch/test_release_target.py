@@ -72,5 +72,8 @@ def test_a_batch_target_is_accepted_by_the_project_file(tmp_path):
     assert load_project(tmp_path).config.release["scores"].target == url
     target = target_for(url)
     assert (target.env, target.input, target.output, target.engine) == (
-        "prod", "census/people.parquet", "scores/census-{release}", "spark"
-    )  # fmt: skip
+        "prod",
+        "census/people.parquet",
+        "scores/census-{release}",
+        "spark",
+    )

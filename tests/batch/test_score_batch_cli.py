@@ -19,10 +19,27 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_progress_goes_to_stderr_and_the_output_path_to_stdout(batch_project):
     done = subprocess.run(
-        [sys.executable, "-m", "conveyor.cli.main", "score-batch", "--env", "dev", "--model", "worst_regression/1",
-         "--input", "people.parquet", "--output", "scores/progress", "--batch-rows", "300"],
-        cwd=batch_project.root, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "conveyor.cli.main",
+            "score-batch",
+            "--env",
+            "dev",
+            "--model",
+            "worst_regression/1",
+            "--input",
+            "people.parquet",
+            "--output",
+            "scores/progress",
+            "--batch-rows",
+            "300",
+        ],
+        cwd=batch_project.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "scores/progress"
     assert "scoring" in done.stderr and "1500/1500" in done.stderr and "rows" in done.stderr
@@ -31,9 +48,20 @@ def test_progress_goes_to_stderr_and_the_output_path_to_stdout(batch_project):
 
 def test_json_is_quiet_and_describes_the_job(capsys, batch_project):
     code, out, err = run(
-        capsys, "score-batch", "-p", str(batch_project.root), "--env", "dev", "--model", "worst_regression/1",
-        "--input", "people.csv", "--output", "scores/json", "--json",
-    )  # fmt: skip
+        capsys,
+        "score-batch",
+        "-p",
+        str(batch_project.root),
+        "--env",
+        "dev",
+        "--model",
+        "worst_regression/1",
+        "--input",
+        "people.csv",
+        "--output",
+        "scores/json",
+        "--json",
+    )
     assert code == 0, err
     assert "scoring" not in err
     result = json.loads(out)
@@ -57,8 +85,18 @@ def test_bad_usage_exits_2_with_the_fix(capsys, batch_project):
     code, _, err = run(capsys, *base, "--input", "ages.csv", "--output", "scores/ages")
     assert code == 2 and "column 'hours-per-week'" in err
     assert not (batch_project.lake / "scores/ages").exists()
-    code, _, err = run(capsys, "score-batch", "-p", str(batch_project.root), "--env", "dev", "--input", "people.csv",
-                       "--output", "scores/x")  # fmt: skip
+    code, _, err = run(
+        capsys,
+        "score-batch",
+        "-p",
+        str(batch_project.root),
+        "--env",
+        "dev",
+        "--input",
+        "people.csv",
+        "--output",
+        "scores/x",
+    )
     assert code == 2 and "Pass --model NAME, NAME/VERSION or NAME@ALIAS, or --build BUILD" in err
 
 

@@ -22,8 +22,12 @@ def _lint_imports(src: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(src)}
     return subprocess.run(
         [str(tool), "--config", str(REPO / "pyproject.toml"), "--no-cache"],
-        cwd=src, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_the_rooms_keep_their_layers() -> None:

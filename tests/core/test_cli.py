@@ -305,9 +305,18 @@ def test_a_corrupt_ledger_is_a_named_error_not_a_traceback(census_project, tmp_p
 
 def test_init_and_ci_render_say_what_they_wrote_as_json(tmp_path, capsys):
     code, out, err = run(
-        capsys, "init", str(tmp_path / "p"), "--secrets-dir", str(tmp_path / "s"), "--lakes-dir",
-        str(tmp_path / "l"), "--rows", "60", "--no-git", "--json",
-    )  # fmt: skip
+        capsys,
+        "init",
+        str(tmp_path / "p"),
+        "--secrets-dir",
+        str(tmp_path / "s"),
+        "--lakes-dir",
+        str(tmp_path / "l"),
+        "--rows",
+        "60",
+        "--no-git",
+        "--json",
+    )
     assert code == 0, err
     made = json.loads(out)
     assert made["root"] == str(tmp_path / "p") and set(made["lakes"]) == {"dev", "stage", "prod"}

@@ -33,21 +33,28 @@ def write_oci_archive(path: Path, label: str) -> tuple[str, str]:
         {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _digest(config),
-                       "size": len(config)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": _digest(layer),
-                        "size": len(layer)}],
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": _digest(config),
+                "size": len(config),
+            },
+            "layers": [
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": _digest(layer), "size": len(layer)}
+            ],
         }
-    ).encode()  # fmt: skip
+    ).encode()
     index = json.dumps(
         {
             "schemaVersion": 2,
             "manifests": [
-                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": _digest(manifest),
-                 "size": len(manifest)}
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": _digest(manifest),
+                    "size": len(manifest),
+                }
             ],
         }
-    ).encode()  # fmt: skip
+    ).encode()
     files = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": index}
     for blob in (config, manifest, layer):
         files["blobs/sha256/" + _digest(blob)[7:]] = blob

@@ -236,9 +236,18 @@ def test_an_older_passing_test_attestation_copied_back_after_a_failing_run_is_re
     assert main(["verify", str(copy.path)]) == 1
     capsys.readouterr()
     code = main(
-        ["release", "create", str(copy.path), "--to", "qa", "--project", str(copy.project_root),
-         "--key", str(keys.key("ci"))]
-    )  # fmt: skip
+        [
+            "release",
+            "create",
+            str(copy.path),
+            "--to",
+            "qa",
+            "--project",
+            str(copy.project_root),
+            "--key",
+            str(keys.key("ci")),
+        ]
+    )
     assert code == 1
     assert "not the latest run's" in " ".join(capsys.readouterr().err.split())
 

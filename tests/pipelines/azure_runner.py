@@ -69,9 +69,13 @@ class AzureRunner(Runner):
                 step_env = env | {_env_name(k): v for k, v in plain.items()}
                 step_env |= {k: _macros(str(v), known) for k, v in (step.get("env") or {}).items()}
                 completed = subprocess.run(
-                    ["bash", "--noprofile", "--norc", str(script)], cwd=work, env=step_env,
-                    capture_output=True, text=True, check=False,
-                )  # fmt: skip
+                    ["bash", "--noprofile", "--norc", str(script)],
+                    cwd=work,
+                    env=step_env,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
                 code, output = completed.returncode, completed.stdout + completed.stderr
                 for line in completed.stdout.splitlines():
                     command = LOGGING.match(line.strip())

@@ -77,9 +77,13 @@ class Runner:
                 step_env = env | {k: self._expand(v, steps) for k, v in (step.get("env") or {}).items()}
                 step_env["GITHUB_OUTPUT"] = str(output_file)
                 completed = subprocess.run(
-                    ["bash", "-e", "-o", "pipefail", "-c", step["run"]], cwd=work, env=step_env,
-                    capture_output=True, text=True, check=False,
-                )  # fmt: skip
+                    ["bash", "-e", "-o", "pipefail", "-c", step["run"]],
+                    cwd=work,
+                    env=step_env,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
                 code, output = completed.returncode, completed.stdout + completed.stderr
                 if "id" in step:
                     lines = output_file.read_text().splitlines()

@@ -150,8 +150,10 @@ def test_rendered_files_validate_against_the_ci_systems_schemas(census_project, 
     github = sorted(str(p) for p in (tmp_path / ".github/workflows").glob("*.yml"))
     done = subprocess.run(
         [tool, "--builtin-schema", "vendor.github-workflows", "--regex-variant", "python", *github],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     # Its Azure schema predates PublishCodeCoverageResults@2: check a copy that names @1 instead.
     azure = tmp_path / "azure-pipelines.yml"
@@ -159,8 +161,10 @@ def test_rendered_files_validate_against_the_ci_systems_schemas(census_project, 
     checked.write_text(azure.read_text().replace("PublishCodeCoverageResults@2", "PublishCodeCoverageResults@1"))
     done = subprocess.run(
         [tool, "--builtin-schema", "vendor.azure-pipelines", "--regex-variant", "python", str(checked)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

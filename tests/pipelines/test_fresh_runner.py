@@ -84,8 +84,10 @@ def test_the_rendered_workflows_build_and_release_on_fresh_runners(
     assert [s.name for s in steps][:3] == ["actions/checkout@v4", "actions/setup-python@v5", "install conveyor"]
     installed = subprocess.run(
         [str(runner.root / "build" / "python" / "bin" / "python"), "-c", "import conveyor; print(conveyor.__file__)"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert str(runner.root / "build" / "python") in installed  # the wheel the install step installed, not the tests'
     (built,) = (runner.artifacts / "build").glob("*/build.json")
     assert (built.parent / "image.oci.tar").is_file() and (built.parent / "package").is_dir()
@@ -112,8 +114,18 @@ def test_the_rendered_workflows_build_and_release_on_fresh_runners(
         # alice signs from her laptop, leaving the deployment to CI; then the prod job deploys it
         monkeypatch.setenv("CONVEYOR_LEDGER_URL", secrets["CONVEYOR_LEDGER_URL"])
         capsys.readouterr()
-        code = main(["approve", str(prod), "--key", str(tmp_path / "keys" / "alice"), "--no-deploy", "--json",
-                     "-p", str(release_work)])  # fmt: skip
+        code = main(
+            [
+                "approve",
+                str(prod),
+                "--key",
+                str(tmp_path / "keys" / "alice"),
+                "--no-deploy",
+                "--json",
+                "-p",
+                str(release_work),
+            ]
+        )
         assert code == 0 and json.loads(capsys.readouterr().out)["status"] == "approved"
         deployed, steps = runner.run_job("deploy-prod", deploy_job)
         worked.append(deployed)

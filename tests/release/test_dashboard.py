@@ -100,8 +100,9 @@ def test_a_pending_prod_release_waits_for_its_approvers_then_shows_live_with_its
     assert "1 waiting for approval" in page.locator("#stage-prod").inner_text()  # type: ignore[attr-defined]
 
     for who, comment in (("alice", INJECTION), ("bob", "ship it")):
-        done = conveyor("approve", str(pending.id), "--key", str(keys.path(who)), "--comment", comment,
-                        "--project", root)  # fmt: skip
+        done = conveyor(
+            "approve", str(pending.id), "--key", str(keys.path(who)), "--comment", comment, "--project", root
+        )
         assert done.returncode == 0, done.stderr
 
     page.goto(f"{dashboard}/stages/prod")  # type: ignore[attr-defined]
@@ -129,14 +130,29 @@ def test_a_failed_gate_shows_red_with_the_failing_metric(
     path = build(sqlite_releases, "bad-gate", gates_ok=False)
     record = json.loads(path.read_text())
     record["gates"] = {
-        "ok": False, "champion": "worst_regression@prod",
+        "ok": False,
+        "champion": "worst_regression@prod",
         "results": [
-            {"metric": "r2", "value": -3134.2, "rule": ">= -0.05", "champion": 0.011, "passed": False,
-             "threshold": -0.05, "note": ""},
-            {"metric": "mae", "value": 79000.0, "rule": "<= 1.1 * champion", "champion": 80000.0, "passed": True,
-             "threshold": 88000.0, "note": ""},
+            {
+                "metric": "r2",
+                "value": -3134.2,
+                "rule": ">= -0.05",
+                "champion": 0.011,
+                "passed": False,
+                "threshold": -0.05,
+                "note": "",
+            },
+            {
+                "metric": "mae",
+                "value": 79000.0,
+                "rule": "<= 1.1 * champion",
+                "champion": 80000.0,
+                "passed": True,
+                "threshold": 88000.0,
+                "note": "",
+            },
         ],
-    }  # fmt: skip
+    }
     path.write_text(json.dumps(record))
     short = record["package"]["digest"].removeprefix("sha256:")[:12]
 

@@ -123,8 +123,17 @@ def test_the_sealed_sets_settings_are_policy_too(
     changes = json.loads(out)["changes"]
     assert "gates.eval_data: '${secret:eval-data-url}' → '${secret:easy-set-url}'" in changes
     assert "gates.secrets: 'env://CONVEYOR_GATES_' → 'env://CONVEYOR_MINE_'" in changes
-    code, _, err = run(capsys, "release", "create", str(write_build(root, "easy-set")), "--to", "qa",
-                       "--key", str(keys.path("carol")), *p)  # fmt: skip
+    code, _, err = run(
+        capsys,
+        "release",
+        "create",
+        str(write_build(root, "easy-set")),
+        "--to",
+        "qa",
+        "--key",
+        str(keys.path("carol")),
+        *p,
+    )
     assert code == 1 and "gates.eval_data" in err
 
 
@@ -161,20 +170,32 @@ def test_a_keys_validity_window_is_policy_and_is_checked_when_signing_and_in_aud
     # the same event written by hand, signed by carol's real key: audit names it
     with releases.ledger.writing() as writer:
         event = Event(
-            seq=writer.head.seq + 1, prev=writer.head.hash, at=clock().replace(tzinfo=None),
-            kind=EventKind.RELEASE_REJECTED, release=pending.id, by="carol", key=keys.carol.fingerprint,
+            seq=writer.head.seq + 1,
+            prev=writer.head.hash,
+            at=clock().replace(tzinfo=None),
+            kind=EventKind.RELEASE_REJECTED,
+            release=pending.id,
+            by="carol",
+            key=keys.carol.fingerprint,
             data={"comment": None},
-        )  # fmt: skip
+        )
         signed = sign_event(event, Identity("carol", keys.carol))
         from conveyor.release.tables import EventRow
 
         writer.session.add(
             EventRow(
-                seq=event.seq, at=event.at, kind=str(event.kind), release_id=event.release, principal="carol",
-                key=event.key, payload=signed.payload.decode(), signature=signed.signature, prev_hash=event.prev,
+                seq=event.seq,
+                at=event.at,
+                kind=str(event.kind),
+                release_id=event.release,
+                principal="carol",
+                key=event.key,
+                payload=signed.payload.decode(),
+                signature=signed.signature,
+                prev_hash=event.prev,
                 hash=signed.hash,
             )
-        )  # fmt: skip
+        )
         writer.head.seq, writer.head.hash = event.seq, signed.hash
     report = releases.ledger.verify_audit()
     assert not report.ok and report.first_bad == event.seq and "not valid at" in (report.problem or "")
@@ -202,8 +223,11 @@ def test_validity_follows_openssh_at_the_edges(keys: Keys, tmp_path: Path) -> No
 
     message = tmp_path / "message"
     message.write_bytes(b"edge")
-    subprocess.run(["ssh-keygen", "-q", "-Y", "sign", "-n", "conveyor", "-f", str(keys.path("alice")), str(message)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["ssh-keygen", "-q", "-Y", "sign", "-n", "conveyor", "-f", str(keys.path("alice")), str(message)],
+        check=True,
+        capture_output=True,
+    )
     line = f'alice valid-after="20260101100000Z",valid-before="20260101120000Z" {keys.alice.public.openssh()}\n'
     (tmp_path / "allowed").write_text(line)
     allowed = AllowedSigners.parse(line)
@@ -214,10 +238,25 @@ def test_validity_follows_openssh_at_the_edges(keys: Keys, tmp_path: Path) -> No
         ("20260101120001Z", datetime(2026, 1, 1, 12, 0, 1, tzinfo=UTC)),
     ):
         done = subprocess.run(
-            ["ssh-keygen", "-Y", "verify", "-f", str(tmp_path / "allowed"), "-I", "alice", "-n", "conveyor",
-             "-s", f"{message}.sig", "-O", f"verify-time={stamp}"],
-            input=b"edge", capture_output=True, check=False,
-        )  # fmt: skip
+            [
+                "ssh-keygen",
+                "-Y",
+                "verify",
+                "-f",
+                str(tmp_path / "allowed"),
+                "-I",
+                "alice",
+                "-n",
+                "conveyor",
+                "-s",
+                f"{message}.sig",
+                "-O",
+                f"verify-time={stamp}",
+            ],
+            input=b"edge",
+            capture_output=True,
+            check=False,
+        )
         assert allowed.entries[0].valid_at(moment) == (done.returncode == 0), stamp
 
 
@@ -334,8 +373,20 @@ def test_on_a_laptop_the_first_adoption_says_what_it_adopts(
     monkeypatch.delenv("CI", raising=False)
     path = str(write_build(root, "laptop"))
     wrong = "0" * 40 if not head.startswith("0" * 7) else "1" * 40
-    code, _, err = run(capsys, "release", "create", path, "--to", "qa", "--key", str(keys.path("carol")),
-                       "--adopt", wrong, "-p", str(root))  # fmt: skip
+    code, _, err = run(
+        capsys,
+        "release",
+        "create",
+        path,
+        "--to",
+        "qa",
+        "--key",
+        str(keys.path("carol")),
+        "--adopt",
+        wrong,
+        "-p",
+        str(root),
+    )
     assert code == 2 and head in err  # a commit named on a laptop must be the one adopted too
     code, _, err = run(
         capsys, "release", "create", path, "--to", "qa", "--key", str(keys.path("carol")), "-p", str(root)

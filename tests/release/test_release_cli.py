@@ -166,8 +166,17 @@ def test_the_default_key_is_ssh_conveyor(
 def test_help_teaches(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "release", "--help")
     assert code == 0
-    for words in ("oci://HOST[:PORT]/REPO", "local://PORT", "min_approvals", "alias", "allowed_signers",
-                  "CONVEYOR_SIGNING_KEY", "ssh-keygen -t ed25519", "break_glass", "attestations"):  # fmt: skip
+    for words in (
+        "oci://HOST[:PORT]/REPO",
+        "local://PORT",
+        "min_approvals",
+        "alias",
+        "allowed_signers",
+        "CONVEYOR_SIGNING_KEY",
+        "ssh-keygen -t ed25519",
+        "break_glass",
+        "attestations",
+    ):
         assert words in out, words
     code, out, _ = run(capsys, "approve", "--help")
     assert code == 0 and "--key" in out and "--as" in out and "requester" in out and "signs" in out

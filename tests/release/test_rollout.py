@@ -141,16 +141,27 @@ def test_a_canary_gets_its_share_sticky_by_key_then_completes(
     assert all(c["holds"] for c in status["checks"]), status["checks"]
 
     # a new weight: a signed change, in effect at once in a stage without approvers
-    code, out, err = run(capsys, "release", "rollout", str(candidate.id), "--weight", "50", "--key",
-                         str(keys.path("carol")), "--json", *p)  # fmt: skip
+    code, out, err = run(
+        capsys,
+        "release",
+        "rollout",
+        str(candidate.id),
+        "--weight",
+        "50",
+        "--key",
+        str(keys.path("carol")),
+        "--json",
+        *p,
+    )
     assert code == 0 and json.loads(out)["rollout"]["weight"] == 50, err
     assert Route.read(LocalTarget(f"local://{port}").route_file(releases.project.state_dir, "live")).split
     with httpx.Client() as client:
         half = [label(client, port)[1] for _ in range(1000)]
     assert 0.4 <= half.count("green") / 1000 <= 0.6
 
-    code, out, err = run(capsys, "release", "rollout", str(candidate.id), "--complete", "--key",
-                         str(keys.path("carol")), "--json", *p)  # fmt: skip
+    code, out, err = run(
+        capsys, "release", "rollout", str(candidate.id), "--complete", "--key", str(keys.path("carol")), "--json", *p
+    )
     assert code == 0, err
     done = json.loads(out)
     assert done["status"] == "live" and done["rollout"]["outcome"] == "completed"
@@ -253,16 +264,19 @@ def test_a_weight_change_waits_for_an_approver_and_bad_input_records_nothing(
     events = len(releases.ledger.verified().state.releases)
     green = build(releases, "green")
     for args, message in (
-        (["--canary", "0"], "1-99"), (["--canary", "150"], "1-99"), (["--canary", "10", "--shadow"], "not both"),
-    ):  # fmt: skip
+        (["--canary", "0"], "1-99"),
+        (["--canary", "150"], "1-99"),
+        (["--canary", "10", "--shadow"], "not both"),
+    ):
         code, _, err = run(capsys, "release", "create", str(green), "--to", "live", *key["carol"], *args, *p)
         assert code == 2 and message in err, err
     assert len(releases.ledger.verified().state.releases) == events
 
     pending = releases.create(green, "live", keys.carol, canary=10)
     assert pending.status == "pending"
-    code, _, err = run(capsys, "release", "create", str(build(releases, "red")), "--to", "live", *key["carol"],
-                       "--canary", "5", *p)  # fmt: skip
+    code, _, err = run(
+        capsys, "release", "create", str(build(releases, "red")), "--to", "live", *key["carol"], "--canary", "5", *p
+    )
     assert code == 2 and "one rollout at a time" in err, err
     releases.approve(pending.id, keys.bob)
     assert releases.show(pending.id).status == "rolling_out"
@@ -291,15 +305,21 @@ def test_a_weight_change_waits_for_an_approver_and_bad_input_records_nothing(
     # an edited route file cannot raise the weight: the forwarder refuses what the ledger does not hold
     taken = Route.read(route_file)
     assert taken.split is not None
-    forged = Route(taken.port, taken.release, taken.digest, taken.serial + 1,
-                   type(taken.split)(**{**taken.split.__dict__, "weight": 100}))  # fmt: skip
+    forged = Route(
+        taken.port,
+        taken.release,
+        taken.digest,
+        taken.serial + 1,
+        type(taken.split)(**{**taken.split.__dict__, "weight": 100}),
+    )
     forged.write(route_file)
     with httpx.Client() as client:
         names = [label(client, port)[1] for _ in range(300)]
     assert 0.25 < names.count("green") / 300 < 0.55
 
-    code, out, err = run(capsys, "release", "rollout", str(pending.id), "--abort", *key["carol"], "-m", "not now",
-                         "--json", *p)  # fmt: skip
+    code, out, err = run(
+        capsys, "release", "rollout", str(pending.id), "--abort", *key["carol"], "-m", "not now", "--json", *p
+    )
     assert code == 0 and json.loads(out)["status"] == "aborted", err
     code, _, err = run(capsys, "rollout", "status", "live", *p)
     assert code == 2 and "no rollout runs in live" in err

@@ -308,14 +308,27 @@ def test_a_build_restored_elsewhere_is_released_from_where_it_is(
 def test_a_shipment_reads_back_from_the_json_its_request_records(tmp_path: Path) -> None:
     attestation = Attestation("sha256:" + "a" * 64, "https://slsa.dev/provenance/v1", tmp_path / "provenance.json")
     shipment = Shipment(
-        package_digest="sha256:" + "b" * 64, image_digest="sha256:" + "c" * 64, image_archive=tmp_path / "i.tar",
-        package_dir=None, model_name="census", model_version="3", attestations=(attestation,),
-        training_sandbox="none", source_dirty=True,
-    )  # fmt: skip
+        package_digest="sha256:" + "b" * 64,
+        image_digest="sha256:" + "c" * 64,
+        image_archive=tmp_path / "i.tar",
+        package_dir=None,
+        model_name="census",
+        model_version="3",
+        attestations=(attestation,),
+        training_sandbox="none",
+        source_dirty=True,
+    )
     recorded = shipment.to_json("stage")
     assert list(recorded) == [
-        "package", "image", "image_archive", "package_dir", "model", "model_env", "attestations", "training",
-    ]  # fmt: skip
+        "package",
+        "image",
+        "image_archive",
+        "package_dir",
+        "model",
+        "model_env",
+        "attestations",
+        "training",
+    ]
     assert recorded["model_env"] == "stage" and recorded["training"] == {"sandbox": "none", "dirty": True}
     assert recorded["attestations"] == [
         {"digest": attestation.digest, "predicate_type": attestation.predicate_type, "path": str(attestation.path)}

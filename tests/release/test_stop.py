@@ -37,8 +37,9 @@ def live_in_prod(
     key = {name: ["--key", str(keys.path(name))] for name in ("alice", "bob", "carol", "dave", "erin", "outsider")}
     code, out, err = run(capsys, "release", "create", str(path), "--to", "qa", *key["carol"], "--json", *p)
     assert code == 0, err
-    code, out, err = run(capsys, "release", "promote", str(json.loads(out)["id"]), "--to", "prod", *key["carol"],
-                         "--json", *p)  # fmt: skip
+    code, out, err = run(
+        capsys, "release", "promote", str(json.loads(out)["id"]), "--to", "prod", *key["carol"], "--json", *p
+    )
     assert code == 0, err
     prod = json.loads(out)["id"]
     # an approval comment is the approver's text: shown as written, never read as console markup

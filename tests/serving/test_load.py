@@ -76,10 +76,23 @@ def test_a_minute_at_256_connections_without_errors_or_growth(census_package: Pa
     sampler.start()
     try:
         out = subprocess.run(
-            [wrk, "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--timeout", "5s", "--latency", "-s", str(script),
-             server.url],
-            capture_output=True, text=True, timeout=SECONDS + 60, check=True,
-        ).stdout  # fmt: skip
+            [
+                wrk,
+                "-t2",
+                f"-c{CONNECTIONS}",
+                f"-d{SECONDS}s",
+                "--timeout",
+                "5s",
+                "--latency",
+                "-s",
+                str(script),
+                server.url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=SECONDS + 60,
+            check=True,
+        ).stdout
     finally:
         done.set()
         sampler.join()

@@ -78,9 +78,12 @@ def test_metrics_gathered_on_the_loop_equal_one_observe_per_request() -> None:
     rng = random.Random(5)
     latencies = [rng.choice(LATENCY_BUCKETS) if i % 7 == 0 else rng.uniform(0, 12) for i in range(500)]
     reference = Histogram(
-        "conveyor_request_duration_seconds", "x", ["package", "endpoint"], buckets=LATENCY_BUCKETS,
+        "conveyor_request_duration_seconds",
+        "x",
+        ["package", "endpoint"],
+        buckets=LATENCY_BUCKETS,
         registry=CollectorRegistry(),
-    )  # fmt: skip
+    )
     for seconds in latencies:
         reference.labels("unbuilt", "/score").observe(seconds)
     expected = {s.name + repr(sorted(s.labels.items())): s.value for m in reference.collect() for s in m.samples}

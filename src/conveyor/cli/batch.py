@@ -130,14 +130,27 @@ def score_batch(
             if model is not None:
                 raise ConveyorError("--model and --build both name a model", hint="Pass one of them.")
             result = score_build(
-                loaded, build, environment, input_path, output_path,
-                engine=engine, overwrite=overwrite, progress=progress, batch_rows=batch_rows,
-            )  # fmt: skip
+                loaded,
+                build,
+                environment,
+                input_path,
+                output_path,
+                engine=engine,
+                overwrite=overwrite,
+                progress=progress,
+                batch_rows=batch_rows,
+            )
         else:
             result = run_job(
-                environment, input_path, output_path,
-                model=model, engine=engine, overwrite=overwrite, progress=progress, batch_rows=batch_rows,
-            )  # fmt: skip
+                environment,
+                input_path,
+                output_path,
+                model=model,
+                engine=engine,
+                overwrite=overwrite,
+                progress=progress,
+                batch_rows=batch_rows,
+            )
     finally:
         if progress is not None:
             progress.finish_bar()

@@ -218,9 +218,15 @@ def rollout(
     from conveyor.release import change_rollout
 
     view = change_rollout(
-        _project(project), release, weight=weight, complete=complete, abort=abort, reason=reason, key=key,
+        _project(project),
+        release,
+        weight=weight,
+        complete=complete,
+        abort=abort,
+        reason=reason,
+        key=key,
         expect=actor,
-    )  # fmt: skip
+    )
     _show(view, as_json)
 
 
@@ -453,9 +459,15 @@ def list_releases(
     table = Table("release", "stage", "status", "kind", "model", "build", "requested by", "approved by")
     for view in views:
         table.add_row(
-            str(view.id), view.stage, str(view.status), str(view.kind), view.model.label(), text.short(view.build),
-            view.requested_by, ", ".join(view.approved_by) or "-",
-        )  # fmt: skip
+            str(view.id),
+            view.stage,
+            str(view.status),
+            str(view.kind),
+            view.model.label(),
+            text.short(view.build),
+            view.requested_by,
+            ", ".join(view.approved_by) or "-",
+        )
     stdout.print(table)
     if not views[0].verification.ok:
         say(f"the ledger does not verify: {views[0].verification.problem}", style="bold red")

@@ -40,10 +40,17 @@ def _row(version: VersionFigures) -> list[str]:
     psi = max((d.get("psi", 0.0) for d in version.drift.values()), default=None)
     shadow = ", ".join(f"{k} {v}" for k, v in sorted(version.shadow.items())) or "-"
     return [
-        version.role, str(version.release or "-"), version.package.removeprefix("sha256:")[:12],
-        str(version.requests), str(version.errors), "-" if rate is None else f"{rate:.2%}",
-        _number(version.p50_ms), _number(version.p99_ms), _number(psi), shadow,
-    ]  # fmt: skip
+        version.role,
+        str(version.release or "-"),
+        version.package.removeprefix("sha256:")[:12],
+        str(version.requests),
+        str(version.errors),
+        "-" if rate is None else f"{rate:.2%}",
+        _number(version.p50_ms),
+        _number(version.p99_ms),
+        _number(psi),
+        shadow,
+    ]
 
 
 def _print(status: RolloutStatus) -> None:
@@ -55,8 +62,7 @@ def _print(status: RolloutStatus) -> None:
         f"{status.stage}: release {status.release} rolls out as a {share} beside release {status.live} "
         f"(last {status.window_seconds} s){waiting}"
     )
-    table = Table("role", "release", "package", "requests", "errors", "error rate", "p50 ms", "p99 ms", "psi",
-                  "shadow")  # fmt: skip
+    table = Table("role", "release", "package", "requests", "errors", "error rate", "p50 ms", "p99 ms", "psi", "shadow")
     for version in status.versions:
         table.add_row(*_row(version))
     if not status.versions:
@@ -109,9 +115,14 @@ def watch(
 
     every = _duration(interval, "--interval") or 5
     outcome = watch_rollout(
-        load_project(project), stage, key=key, interval=every, duration=_duration(duration, "--for"), once=once,
+        load_project(project),
+        stage,
+        key=key,
+        interval=every,
+        duration=_duration(duration, "--for"),
+        once=once,
         report=None if as_json else _print,
-    )  # fmt: skip
+    )
     if as_json:
         emit_json(outcome.to_dict())
     elif outcome.ended == "aborted":

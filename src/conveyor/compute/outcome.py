@@ -54,9 +54,13 @@ class TrainingOutcome:
     def of(cls, run: FinishedScript) -> TrainingOutcome:
         record = run.record
         return cls(
-            Path(run.settings.script).name, run.started, dict(record.params), list(record.metrics),
-            dict(record.tags), dict(run.lineage),
-        )  # fmt: skip
+            Path(run.settings.script).name,
+            run.started,
+            dict(record.params),
+            list(record.metrics),
+            dict(record.tags),
+            dict(run.lineage),
+        )
 
     def write(self, folder: Path, registrations: list[PendingRegistration]) -> None:
         """Write this outcome, with a copy of each pending model's files, into `folder`."""

@@ -47,28 +47,48 @@ COMPUTES: Table[ComputeEntry] = Table(
     (
         ComputeEntry("local", "conveyor.compute.local:LocalCompute", "a process on this machine", form="local"),
         ComputeEntry(
-            "spark", "conveyor.compute.spark:SparkLocal", "Spark in local mode on this machine", form="spark",
-            spark=True, network=True, extra="spark",
+            "spark",
+            "conveyor.compute.spark:SparkLocal",
+            "Spark in local mode on this machine",
+            form="spark",
+            spark=True,
+            network=True,
+            extra="spark",
         ),
         ComputeEntry(
-            "spark://", "conveyor.compute.spark:SparkCluster", "a Spark standalone cluster", form="spark://HOST:PORT",
-            spark=True, network=True, extra="spark",
+            "spark://",
+            "conveyor.compute.spark:SparkCluster",
+            "a Spark standalone cluster",
+            form="spark://HOST:PORT",
+            spark=True,
+            network=True,
+            extra="spark",
         ),
         ComputeEntry(
-            "sc://", "conveyor.compute.spark:SparkConnect", "a Spark Connect server", form="sc://HOST:PORT",
-            spark=True, network=True, extra="spark",
+            "sc://",
+            "conveyor.compute.spark:SparkConnect",
+            "a Spark Connect server",
+            form="sc://HOST:PORT",
+            spark=True,
+            network=True,
+            extra="spark",
         ),
         ComputeEntry(
-            "databricks", "conveyor.compute.databricks:DatabricksCompute",
-            "a one-time Databricks job run (settings in [environments.NAME.databricks])", form="databricks",
-            spark=True, network=True, section="databricks", extra="databricks",
+            "databricks",
+            "conveyor.compute.databricks:DatabricksCompute",
+            "a one-time Databricks job run (settings in [environments.NAME.databricks])",
+            form="databricks",
+            spark=True,
+            network=True,
+            section="databricks",
+            extra="databricks",
             example='[environments.prod.databricks] with host = "https://adb-1234.5.azuredatabricks.net", '
             'upload_path = "/Volumes/main/default/conveyor" and cluster_id = "ID" (or job_cluster = {...} or '
             "serverless = true)",
         ),
     ),
     group="conveyor.computes",
-)  # fmt: skip
+)
 
 
 def compute_entry(value: str) -> ComputeEntry | None:

@@ -375,9 +375,10 @@ def verify_build_attestations(record: BuildRecord, allowed: AllowedSigners, buil
             raise AttestationRefused(
                 f"the {kind} attestation of build {record.short} does not name its image "
                 f"{short_digest(record.image.digest)}{where}",
-                hint=f"Run `{kind.command}`" + (" --where image" if kind is AttestationKind.TESTS else "")
+                hint=f"Run `{kind.command}`"
+                + (" --where image" if kind is AttestationKind.TESTS else "")
                 + " with a builder's key.",
-            )  # fmt: skip
+            )
     return BuildAttestations(
         found[AttestationKind.PROVENANCE], found[AttestationKind.TESTS], found[AttestationKind.GATES]
     )

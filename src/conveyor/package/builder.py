@@ -341,9 +341,11 @@ def _write_record(
 
 
 def _remember(
-    project: Project, environment: Environment, request: tuple[str | None, str | None, str | None, str | None],
+    project: Project,
+    environment: Environment,
+    request: tuple[str | None, str | None, str | None, str | None],
     digest: str,
-) -> None:  # fmt: skip
+) -> None:
     """Index the build as the latest of its environment and under its warm key, as the key was and is now
     (reading the registry may have touched its database file)."""
     key, model_spec, engine_name, base_image = request

@@ -138,11 +138,21 @@ def find_pipeline(name: str, project: Project | None = None) -> Pipeline:
             "score-batch",
             f"score {batch.input} with the package just built, tested and gated",
             (
-                "score-batch", "--build", "{build.path}", "--env", "{env}", "--input", batch.input,
-                "--output", batch.output, "--engine", str(batch.engine), "--overwrite",
+                "score-batch",
+                "--build",
+                "{build.path}",
+                "--env",
+                "{env}",
+                "--input",
+                batch.input,
+                "--output",
+                batch.output,
+                "--engine",
+                str(batch.engine),
+                "--overwrite",
             ),
             json=True,
-        )  # fmt: skip
+        )
         pipeline = replace(pipeline, steps=(*pipeline.steps, step))
     return pipeline
 

@@ -32,9 +32,17 @@ def _releases(project: Project, ledger: Ledger | None) -> Releases:
 
 
 def create_release(
-    project: Project, build: str | Path | None, to: str, *, key: KeyChoice = None, expect: str | None = None,
-    ledger: Ledger | None = None, adopt: str | None = None, canary: int | None = None, shadow: bool = False,
-) -> ReleaseView:  # fmt: skip
+    project: Project,
+    build: str | Path | None,
+    to: str,
+    *,
+    key: KeyChoice = None,
+    expect: str | None = None,
+    ledger: Ledger | None = None,
+    adopt: str | None = None,
+    canary: int | None = None,
+    shadow: bool = False,
+) -> ReleaseView:
     """`conveyor release create`: request a build in a stage, signed; deployed at once if no approval is needed.
     `adopt` names the commit a ledger with no policy may adopt (required in CI, see `conveyor.release.adoption`).
     With `canary` (1-99) or `shadow` it rolls out beside the live release (`change_rollout` goes on)."""
@@ -42,18 +50,33 @@ def create_release(
 
 
 def promote(
-    project: Project, release: int, to: str, *, key: KeyChoice = None, expect: str | None = None,
-    ledger: Ledger | None = None, canary: int | None = None, shadow: bool = False,
-) -> ReleaseView:  # fmt: skip
+    project: Project,
+    release: int,
+    to: str,
+    *,
+    key: KeyChoice = None,
+    expect: str | None = None,
+    ledger: Ledger | None = None,
+    canary: int | None = None,
+    shadow: bool = False,
+) -> ReleaseView:
     """`conveyor release promote`: request the build of a release that went live in the next stage (with
     `canary` or `shadow`: as a rollout beside the release live there)."""
     return _releases(project, ledger).promote(release, to, key, expect=expect, canary=canary, shadow=shadow)
 
 
 def change_rollout(
-    project: Project, release: int, *, weight: int | None = None, complete: bool = False, abort: bool = False,
-    reason: str | None = None, key: KeyChoice = None, expect: str | None = None, ledger: Ledger | None = None,
-) -> ReleaseView:  # fmt: skip
+    project: Project,
+    release: int,
+    *,
+    weight: int | None = None,
+    complete: bool = False,
+    abort: bool = False,
+    reason: str | None = None,
+    key: KeyChoice = None,
+    expect: str | None = None,
+    ledger: Ledger | None = None,
+) -> ReleaseView:
     """`conveyor release rollout`: a new weight or the completion (in effect once approved like a promotion), or
     an abort (at once, no approval: it goes back to what was approved)."""
     return _releases(project, ledger).rollout(
@@ -71,9 +94,16 @@ def rollout_status(
 
 
 def watch_rollout(
-    project: Project, stage: str, *, key: KeyChoice = None, interval: float = 5.0, duration: float | None = None,
-    once: bool = False, report: Callable[[RolloutStatus], None] | None = None, ledger: Ledger | None = None,
-) -> WatchOutcome:  # fmt: skip
+    project: Project,
+    stage: str,
+    *,
+    key: KeyChoice = None,
+    interval: float = 5.0,
+    duration: float | None = None,
+    once: bool = False,
+    report: Callable[[RolloutStatus], None] | None = None,
+    ledger: Ledger | None = None,
+) -> WatchOutcome:
     """`conveyor rollout watch`: check the rollout's recorded rules every `interval` s; on the first one broken,
     sign its abort with `key` (a `[trust] watchers` principal), naming the rule and the figures."""
     from conveyor.release import monitor
@@ -91,9 +121,15 @@ def watch_rollout(
 
 
 def approve(
-    project: Project, release: int, *, key: KeyChoice = None, comment: str | None = None,
-    expect: str | None = None, ledger: Ledger | None = None, deploy_now: bool = True,
-) -> ReleaseView:  # fmt: skip
+    project: Project,
+    release: int,
+    *,
+    key: KeyChoice = None,
+    comment: str | None = None,
+    expect: str | None = None,
+    ledger: Ledger | None = None,
+    deploy_now: bool = True,
+) -> ReleaseView:
     """`conveyor approve`: sign an approval; the one that completes the recorded policy's count deploys (unless
     `deploy_now` is False: `deploy_release` then deploys it, e.g. in CI)."""
     return _releases(project, ledger).approve(release, key, comment, expect=expect, deploy_now=deploy_now)
@@ -108,17 +144,28 @@ def deploy_release(
 
 
 def reject(
-    project: Project, release: int, *, key: KeyChoice = None, comment: str | None = None,
-    expect: str | None = None, ledger: Ledger | None = None,
-) -> ReleaseView:  # fmt: skip
+    project: Project,
+    release: int,
+    *,
+    key: KeyChoice = None,
+    comment: str | None = None,
+    expect: str | None = None,
+    ledger: Ledger | None = None,
+) -> ReleaseView:
     """`conveyor reject`: sign a rejection (an approver, or the requester withdrawing); it never deploys."""
     return _releases(project, ledger).reject(release, key, comment, expect=expect)
 
 
 def rollback(
-    project: Project, stage: str, *, to: int | None = None, key: KeyChoice = None, break_glass: bool = False,
-    expect: str | None = None, ledger: Ledger | None = None,
-) -> ReleaseView:  # fmt: skip
+    project: Project,
+    stage: str,
+    *,
+    to: int | None = None,
+    key: KeyChoice = None,
+    break_glass: bool = False,
+    expect: str | None = None,
+    ledger: Ledger | None = None,
+) -> ReleaseView:
     """`conveyor rollback`: request the earlier release again, as a release needing the stage's approvals
     (none for a break_glass principal who says so)."""
     return _releases(project, ledger).rollback(stage, to, key, break_glass=break_glass, expect=expect)
@@ -192,10 +239,16 @@ class AuditEntry:
     def to_dict(self) -> dict[str, object]:
         gap = self.clock_gap
         return {
-            "seq": self.seq, "at": self.at, "actor": self.actor, "key": self.key, "action": self.action,
-            "release": self.release, "details": self.details, "recorded_at": self.recorded_at,
+            "seq": self.seq,
+            "at": self.at,
+            "actor": self.actor,
+            "key": self.key,
+            "action": self.action,
+            "release": self.release,
+            "details": self.details,
+            "recorded_at": self.recorded_at,
             "clock_gap_seconds": None if gap is None else round(gap.total_seconds(), 3),
-        }  # fmt: skip
+        }
 
 
 CLOCK_GAP = timedelta(minutes=1)  # a signer's clock this far from the ledger server's is shown beside it
@@ -231,18 +284,26 @@ def policy_status(project: Project, *, ledger: Ledger | None = None) -> PolicySt
 
 
 def propose_policy(
-    project: Project, *, key: KeyChoice = None, expect: str | None = None, ledger: Ledger | None = None,
+    project: Project,
+    *,
+    key: KeyChoice = None,
+    expect: str | None = None,
+    ledger: Ledger | None = None,
     adopt: str | None = None,
-) -> PolicyStatus:  # fmt: skip
+) -> PolicyStatus:
     """`conveyor release policy propose`: propose the project file's policy (and allowed_signers) for adoption
     (`adopt`: the commit a ledger with no policy may adopt, as for `create_release`)."""
     return _releases(project, ledger).propose_policy(key, expect=expect, adopt=adopt)
 
 
 def approve_policy(
-    project: Project, proposal: int, *, key: KeyChoice = None, expect: str | None = None,
+    project: Project,
+    proposal: int,
+    *,
+    key: KeyChoice = None,
+    expect: str | None = None,
     ledger: Ledger | None = None,
-) -> PolicyStatus:  # fmt: skip
+) -> PolicyStatus:
     """`conveyor release policy approve`: approve a proposed policy as an approver of the policy in force."""
     return _releases(project, ledger).approve_policy(proposal, key, expect=expect)
 
@@ -255,9 +316,14 @@ def gate_policy_in_force(project: Project, *, ledger: Ledger | None = None) -> G
 
 
 def stop_stage(
-    project: Project, stage: str, *, key: KeyChoice = None, expect: str | None = None, reason: str | None = None,
+    project: Project,
+    stage: str,
+    *,
+    key: KeyChoice = None,
+    expect: str | None = None,
+    reason: str | None = None,
     ledger: Ledger | None = None,
-) -> StopReport:  # fmt: skip
+) -> StopReport:
     """`conveyor release stop`: take down what is live in a stage, signed (`stage.stopped`, by an approver of a
     stage with approvers); its alias leaves the registry and a local:// stage's servers stop."""
     return _releases(project, ledger).stop(stage, key, expect=expect, reason=reason)

@@ -110,9 +110,15 @@ class Deployment:
         rollout = release.rollout
         plan = None if rollout is None else RolloutPlan(str(rollout.mode), rollout.weight)
         context = DeployContext(
-            self.project.name, self.project.state_dir, release.stage, release.id, shipment, done,
-            secret_stores=_secret_stores(self.project), rollout=plan,
-        )  # fmt: skip
+            self.project.name,
+            self.project.state_dir,
+            release.stage,
+            release.id,
+            shipment,
+            done,
+            secret_stores=_secret_stores(self.project),
+            rollout=plan,
+        )
         try:
             for name in release.steps():
                 if name in done:

@@ -47,9 +47,16 @@ class Event:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "v": VERSION, "seq": self.seq, "prev": self.prev, "at": iso(self.at), "kind": str(self.kind),
-            "release": self.release, "by": self.by, "key": self.key, "data": self.data,
-        }  # fmt: skip
+            "v": VERSION,
+            "seq": self.seq,
+            "prev": self.prev,
+            "at": iso(self.at),
+            "kind": str(self.kind),
+            "release": self.release,
+            "by": self.by,
+            "key": self.key,
+            "data": self.data,
+        }
 
     def payload(self) -> bytes:
         return canonical(self.to_json())
@@ -61,10 +68,15 @@ class Event:
             if data.get("v") != VERSION:
                 raise ValueError(f"version {data.get('v')!r}")
             return cls(
-                seq=int(data["seq"]), prev=str(data["prev"]), at=datetime.fromisoformat(data["at"]),
-                kind=EventKind(data["kind"]), release=None if data["release"] is None else int(data["release"]),
-                by=str(data["by"]), key=str(data["key"]), data=dict(data["data"]),
-            )  # fmt: skip
+                seq=int(data["seq"]),
+                prev=str(data["prev"]),
+                at=datetime.fromisoformat(data["at"]),
+                kind=EventKind(data["kind"]),
+                release=None if data["release"] is None else int(data["release"]),
+                by=str(data["by"]),
+                key=str(data["key"]),
+                data=dict(data["data"]),
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise EventRefused(f"an event's content cannot be read ({exc})") from None
 

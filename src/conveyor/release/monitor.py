@@ -99,18 +99,29 @@ class RolloutStatus:
         ks = [d["ks_pvalue"] for d in drift if "ks_pvalue" in d]
         compared = sum(found.shadow.get(k, 0) for k in ("same", "differs"))
         return {
-            "error_rate": found.error_rate, "p50_ms": found.p50_ms, "p99_ms": found.p99_ms,
-            "psi": max(psis) if psis else None, "ks_pvalue": min(ks) if ks else None,
+            "error_rate": found.error_rate,
+            "p50_ms": found.p50_ms,
+            "p99_ms": found.p99_ms,
+            "psi": max(psis) if psis else None,
+            "ks_pvalue": min(ks) if ks else None,
             "shadow_differs": found.shadow.get("differs", 0) / compared if compared else None,
-        }  # fmt: skip
+        }
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "stage": self.stage, "release": self.release, "mode": self.mode, "weight": self.weight, "live": self.live,
-            "window_seconds": self.window_seconds, "min_requests": self.min_requests, "pending": self.pending,
-            "versions": [v.to_dict() for v in self.versions], "checks": [asdict(c) for c in self.checks],
-            "enough": self.enough, "broken": asdict(self.broken) if self.broken else None,
-        }  # fmt: skip
+            "stage": self.stage,
+            "release": self.release,
+            "mode": self.mode,
+            "weight": self.weight,
+            "live": self.live,
+            "window_seconds": self.window_seconds,
+            "min_requests": self.min_requests,
+            "pending": self.pending,
+            "versions": [v.to_dict() for v in self.versions],
+            "checks": [asdict(c) for c in self.checks],
+            "enough": self.enough,
+            "broken": asdict(self.broken) if self.broken else None,
+        }
 
 
 def running_rollout(state: LedgerState, stage: str) -> ReleaseState:
@@ -144,9 +155,17 @@ def rollout_status(
         drift = read_drift(candidate_url, release.shipment.package_digest)
         versions = [VersionFigures(**{**asdict(v), "drift": drift}) if v.release == release.id else v for v in versions]
     status = RolloutStatus(
-        stage, release.id, str(rollout.mode), rollout.weight, rollout.beside, window, versions, [],
-        recorded.min_requests if recorded else 100, rollout.pending.describe() if rollout.pending else None,
-    )  # fmt: skip
+        stage,
+        release.id,
+        str(rollout.mode),
+        rollout.weight,
+        rollout.beside,
+        window,
+        versions,
+        [],
+        recorded.min_requests if recorded else 100,
+        rollout.pending.describe() if rollout.pending else None,
+    )
     rules = recorded.parsed() if recorded else []
     figures = status.figures()
     checks = [RuleCheck(r.text, r.metric, figures.get(r.metric), r.holds(figures)) for r in rules]
@@ -175,11 +194,16 @@ def _figures(path: Path, window: int, releases_of: dict[str, int]) -> list[Versi
         shadow = {k: v - (then.get("shadow") or {}).get(k, 0) for k, v in (now.get("shadow") or {}).items()}
         found.append(
             VersionFigures(
-                release=releases_of.get(now["package"]), package=now["package"], role=now["role"],
-                requests=now["requests"] - then.get("requests", 0), errors=now["errors"] - then.get("errors", 0),
-                p50_ms=quantile(buckets, bounds, 0.5), p99_ms=quantile(buckets, bounds, 0.99), shadow=shadow,
+                release=releases_of.get(now["package"]),
+                package=now["package"],
+                role=now["role"],
+                requests=now["requests"] - then.get("requests", 0),
+                errors=now["errors"] - then.get("errors", 0),
+                p50_ms=quantile(buckets, bounds, 0.5),
+                p99_ms=quantile(buckets, bounds, 0.99),
+                shadow=shadow,
             )
-        )  # fmt: skip
+        )
     order = {"live": 0, "candidate": 1, "shadow": 2}
     return sorted(found, key=lambda v: order.get(v.role, 3))
 

@@ -64,8 +64,11 @@ class RolloutPolicy:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RolloutPolicy:
-        return cls(tuple(str(r) for r in data.get("rules", ())), int(data.get("min_requests", 100)),
-                   str(data.get("window", "5m")))  # fmt: skip
+        return cls(
+            tuple(str(r) for r in data.get("rules", ())),
+            int(data.get("min_requests", 100)),
+            str(data.get("window", "5m")),
+        )
 
     def parsed(self) -> list[RolloutRule]:
         return [RolloutRule.parse(text) for text in self.rules]
@@ -94,10 +97,16 @@ class StagePolicy:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "stage": self.stage, "target": self.target, "env": self.env, "approvers": list(self.approvers),
-            "min_approvals": self.min_approvals, "requester_may_approve": self.requester_may_approve,
-            "timeout": self.timeout, "requires": list(self.requires), "break_glass": list(self.break_glass),
-        }  # fmt: skip
+            "stage": self.stage,
+            "target": self.target,
+            "env": self.env,
+            "approvers": list(self.approvers),
+            "min_approvals": self.min_approvals,
+            "requester_may_approve": self.requester_may_approve,
+            "timeout": self.timeout,
+            "requires": list(self.requires),
+            "break_glass": list(self.break_glass),
+        }
         for name in ("allow_unsandboxed", "allow_dirty"):  # written only when set: older policies keep their digest
             if getattr(self, name):
                 data[name] = True
@@ -108,15 +117,19 @@ class StagePolicy:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StagePolicy:
         return cls(
-            stage=str(data["stage"]), target=str(data["target"]), env=data.get("env"),
-            approvers=tuple(data.get("approvers", ())), min_approvals=int(data.get("min_approvals", 0)),
+            stage=str(data["stage"]),
+            target=str(data["target"]),
+            env=data.get("env"),
+            approvers=tuple(data.get("approvers", ())),
+            min_approvals=int(data.get("min_approvals", 0)),
             requester_may_approve=bool(data.get("requester_may_approve", False)),
-            timeout=str(data.get("timeout", "2d")), requires=tuple(data.get("requires", ())),
+            timeout=str(data.get("timeout", "2d")),
+            requires=tuple(data.get("requires", ())),
             break_glass=tuple(data.get("break_glass", ())),
             allow_unsandboxed=bool(data.get("allow_unsandboxed", False)),
             allow_dirty=bool(data.get("allow_dirty", False)),
             rollout=RolloutPolicy.from_json(data["rollout"]) if data.get("rollout") is not None else None,
-        )  # fmt: skip
+        )
 
     @cached_property
     def digest(self) -> str:  # frozen: computed once (a ledger's fold asks for it at every event)
@@ -268,14 +281,21 @@ class PolicySet:
         stages = {}
         for name, config in project.config.release.items():
             stages[name] = StagePolicy(
-                stage=name, target=config.target, env=config.env, approvers=tuple(config.approvers),
-                min_approvals=config.min_approvals, requester_may_approve=config.requester_may_approve,
-                timeout=config.timeout, requires=tuple(config.requires), break_glass=tuple(config.break_glass),
-                allow_unsandboxed=config.allow_unsandboxed, allow_dirty=config.allow_dirty,
-                rollout=None if config.rollout is None else RolloutPolicy(
-                    tuple(config.rollout.rules), config.rollout.min_requests, config.rollout.window
-                ),
-            )  # fmt: skip
+                stage=name,
+                target=config.target,
+                env=config.env,
+                approvers=tuple(config.approvers),
+                min_approvals=config.min_approvals,
+                requester_may_approve=config.requester_may_approve,
+                timeout=config.timeout,
+                requires=tuple(config.requires),
+                break_glass=tuple(config.break_glass),
+                allow_unsandboxed=config.allow_unsandboxed,
+                allow_dirty=config.allow_dirty,
+                rollout=None
+                if config.rollout is None
+                else RolloutPolicy(tuple(config.rollout.rules), config.rollout.min_requests, config.rollout.window),
+            )
         gates = GatePolicy.from_config(project.config.gates)
         trust = project.config.trust
         policy = cls(stages, tuple(trust.builders), tuple(signers), gates, tuple(trust.watchers))

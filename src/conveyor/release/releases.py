@@ -85,9 +85,14 @@ def _proposal_view(state: LedgerState, proposal: PolicyProposal) -> PolicyPropos
     changes = state.in_force().changes(proposal.policy)
     approved_by = sorted(proposal.approvals)
     return PolicyProposalView(
-        proposal.seq, proposal.policy.digest, proposal.proposed_by, proposal.at, approved_by, changes,
+        proposal.seq,
+        proposal.policy.digest,
+        proposal.proposed_by,
+        proposal.at,
+        approved_by,
+        changes,
         state.change_missing(proposal),
-    )  # fmt: skip
+    )
 
 
 @dataclass
@@ -116,11 +121,16 @@ class PolicyStatus:
     def to_dict(self) -> dict[str, object]:
         """The JSON form (`release policy show --json`): both policies as the ledger records them."""
         return {
-            "in_force": self.in_force.to_json() if self.in_force else None, "in_force_digest": self.in_force_digest,
-            "adopted_by": self.adopted_by, "adopted_at_event": self.adopted_at_event,
-            "project": self.project.to_json(), "project_digest": self.project_digest, "same": self.same,
-            "changes": self.changes, "proposals": [proposal.to_dict() for proposal in self.proposals],
-        }  # fmt: skip
+            "in_force": self.in_force.to_json() if self.in_force else None,
+            "in_force_digest": self.in_force_digest,
+            "adopted_by": self.adopted_by,
+            "adopted_at_event": self.adopted_at_event,
+            "project": self.project.to_json(),
+            "project_digest": self.project_digest,
+            "same": self.same,
+            "changes": self.changes,
+            "proposals": [proposal.to_dict() for proposal in self.proposals],
+        }
 
 
 @dataclass(frozen=True)
@@ -218,9 +228,14 @@ class Releases:
         identity = self.identity(key, expect)
         source = self._rollback_source(self._state(), stage, to)
         return self._request(
-            identity, stage, ReleaseKind.ROLLBACK, source.shipment, source.model_env, source=source.id,
+            identity,
+            stage,
+            ReleaseKind.ROLLBACK,
+            source.shipment,
+            source.model_env,
+            source=source.id,
             break_glass=break_glass,
-        )  # fmt: skip
+        )
 
     def _rollback_source(self, state: LedgerState, stage: str, to: int | None) -> ReleaseState:
         """Release `to`, or the one that went live in `stage` last before the one live now."""
@@ -271,10 +286,16 @@ class Releases:
             stage_policy = in_force.stage(stage, f"the policy in force (and {self.project.file})")
             release_id = writer.state.next_release_id()
             data = {
-                "stage": stage, "kind": str(kind), "source_release": source, "target": stage_policy.target,
-                "policy": stage_policy.to_json(), "policy_digest": stage_policy.digest, "policy_set": in_force.digest,
-                "build": shipment.to_json(model_env), "break_glass": break_glass,
-            }  # fmt: skip
+                "stage": stage,
+                "kind": str(kind),
+                "source_release": source,
+                "target": stage_policy.target,
+                "policy": stage_policy.to_json(),
+                "policy_digest": stage_policy.digest,
+                "policy_set": in_force.digest,
+                "build": shipment.to_json(model_env),
+                "break_glass": break_glass,
+            }
             if rollout is not None:  # written only for a rollout: a plain request reads as before
                 data["rollout"] = rollout
             writer.append(EventKind.RELEASE_REQUESTED, release_id, data, identity)
@@ -502,9 +523,13 @@ class Releases:
         proposals = [_proposal_view(state, p) for p in state.proposals.values() if not p.adopted]
         in_force = state.policy
         return PolicyStatus(
-            in_force=in_force, adopted_by=state.policy_adopted_by, adopted_at_event=state.policy_seq,
-            project=declared, changes=in_force.changes(declared) if in_force else [], proposals=proposals,
-        )  # fmt: skip
+            in_force=in_force,
+            adopted_by=state.policy_adopted_by,
+            adopted_at_event=state.policy_seq,
+            project=declared,
+            changes=in_force.changes(declared) if in_force else [],
+            proposals=proposals,
+        )
 
     def propose_policy(
         self, key: KeyChoice = None, *, expect: str | None = None, adopt: str | None = None

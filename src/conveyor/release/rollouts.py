@@ -41,9 +41,14 @@ class RolloutChange:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "seq": self.seq, "by": self.by, "at": self.at, "weight": self.weight, "complete": self.complete,
-            "approved_by": list(self.approvals), "effective_at": self.effective_at,
-        }  # fmt: skip
+            "seq": self.seq,
+            "by": self.by,
+            "at": self.at,
+            "weight": self.weight,
+            "complete": self.complete,
+            "approved_by": list(self.approvals),
+            "effective_at": self.effective_at,
+        }
 
 
 @dataclass
@@ -79,13 +84,20 @@ class RolloutState:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "release": self.release, "mode": str(self.mode), "weight": self.weight, "beside": self.beside,
+            "release": self.release,
+            "mode": str(self.mode),
+            "weight": self.weight,
+            "beside": self.beside,
             "started_at": self.started_at,
-            "ended_at": self.ended_at, "outcome": self.outcome, "aborted_by": self.aborted_by,
-            "abort_reason": self.abort_reason, "abort_rule": self.abort_rule, "abort_figures": self.abort_figures,
+            "ended_at": self.ended_at,
+            "outcome": self.outcome,
+            "aborted_by": self.aborted_by,
+            "abort_reason": self.abort_reason,
+            "abort_rule": self.abort_rule,
+            "abort_figures": self.abort_figures,
             "changes": [change.to_dict() for change in self.changes],
             "weights": [{"from": at, "weight": weight} for at, weight in self.weights],
-        }  # fmt: skip
+        }
 
 
 def rollout_from_request(release: int, data: dict[str, Any]) -> RolloutState | None:

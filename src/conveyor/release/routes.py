@@ -33,9 +33,12 @@ class Split:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Split:
         return cls(
-            int(str(data["port"])), int(str(data["release"])), str(data["digest"]), str(data["mode"]),
+            int(str(data["port"])),
+            int(str(data["release"])),
+            str(data["digest"]),
+            str(data["mode"]),
             int(str(data["weight"])),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)

@@ -45,12 +45,40 @@ SHADOW_TIMEOUT = 10.0
 BACKEND_TIMEOUT = 120.0
 STATS_LINES = 3600  # an hour of one-second lines is kept
 LATENCY_BOUNDS_MS = (
-    0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000, 10000,
-)  # fmt: skip
+    0.5,
+    1,
+    2,
+    3,
+    5,
+    7.5,
+    10,
+    15,
+    20,
+    30,
+    50,
+    75,
+    100,
+    150,
+    200,
+    300,
+    500,
+    750,
+    1000,
+    2000,
+    5000,
+    10000,
+)
 HOP_BY_HOP = {
-    b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te", b"trailer", b"upgrade",
-    b"host", b"content-length",
-}  # fmt: skip
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"transfer-encoding",
+    b"te",
+    b"trailer",
+    b"upgrade",
+    b"host",
+    b"content-length",
+}
 
 RouteSource = Callable[[], Awaitable[Route | None]]
 
@@ -113,11 +141,18 @@ class Stats:
             "at": time.time(),
             "bounds_ms": LATENCY_BOUNDS_MS,
             "figures": [
-                {"package": digest, "role": role, "requests": f.requests, "errors": f.errors, "latency": f.latency,
-                 "latency_sum_ms": round(f.latency_sum_ms, 3), "shadow": f.shadow}
+                {
+                    "package": digest,
+                    "role": role,
+                    "requests": f.requests,
+                    "errors": f.errors,
+                    "latency": f.latency,
+                    "latency_sum_ms": round(f.latency_sum_ms, 3),
+                    "shadow": f.shadow,
+                }
                 for (digest, role), f in sorted(self.figures.items())
             ],
-        }  # fmt: skip
+        }
         with self.path.open("a") as out:
             out.write(json.dumps(line) + "\n")
         self.lines += 1
@@ -274,9 +309,10 @@ class Splitter:
         key = next((value for name, value in request.headers if name == KEY_HEADER), None)
         to_candidate = split is not None and goes_to_candidate(split, key)
         port, release, digest = (
-            (split.port, split.release, split.digest) if split is not None and to_candidate
+            (split.port, split.release, split.digest)
+            if split is not None and to_candidate
             else (route.port, route.release, route.digest)
-        )  # fmt: skip
+        )
         started = time.perf_counter()
         answer = await self._forward(port, release, request, BACKEND_TIMEOUT)
         role = "candidate" if to_candidate else "live"
@@ -352,8 +388,9 @@ class Backend:
         headers += [(b"host", self.host), (b"content-length", b"%d" % len(request.body))]
         parser, messages = response_parser()
         try:
-            writer.write(b"%s %s HTTP/1.1\r\n%s\r\n%s" % (request.method, request.target, _head_lines(headers),
-                                                           request.body))  # fmt: skip
+            writer.write(
+                b"%s %s HTTP/1.1\r\n%s\r\n%s" % (request.method, request.target, _head_lines(headers), request.body)
+            )
             while not messages.ready:
                 data = await reader.read(1 << 16)
                 if not data:

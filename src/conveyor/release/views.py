@@ -145,12 +145,16 @@ class ReleaseView:
         """The JSON form (`releases show --json`)."""
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data.update(
-            model=asdict(self.model), attestations=[asdict(a) for a in self.attestations],
-            policy=self.policy.to_json(), verification=self.verification.to_dict(),
-            approvals=[asdict(a) for a in self.approvals], signers=[asdict(s) for s in self.signers],
-            deployment=self.deployment.to_dict() if self.deployment else None, approved_by=self.approved_by,
+            model=asdict(self.model),
+            attestations=[asdict(a) for a in self.attestations],
+            policy=self.policy.to_json(),
+            verification=self.verification.to_dict(),
+            approvals=[asdict(a) for a in self.approvals],
+            signers=[asdict(s) for s in self.signers],
+            deployment=self.deployment.to_dict() if self.deployment else None,
+            approved_by=self.approved_by,
             rollout=self.rollout.to_dict() if self.rollout else None,
-        )  # fmt: skip
+        )
         return data
 
 
@@ -195,24 +199,48 @@ def release_view(release: ReleaseState, now: datetime, verification: Verificatio
         d = release.deployment
         alias = d.steps.get(ALIAS_STEP)
         deployment = DeploymentView(
-            status=str(d.status), started_at=d.started_at, started_by=d.started_by, finished_at=d.finished_at,
-            live_from=d.live_from, live_until=d.live_until, reference=d.reference, steps=list(d.steps),
-            results=dict(d.steps), alias=alias.reference if alias else None, error=d.error, claims=d.claims,
-            stopped_by=d.stopped_by, stop_reason=d.stop_reason,
-        )  # fmt: skip
+            status=str(d.status),
+            started_at=d.started_at,
+            started_by=d.started_by,
+            finished_at=d.finished_at,
+            live_from=d.live_from,
+            live_until=d.live_until,
+            reference=d.reference,
+            steps=list(d.steps),
+            results=dict(d.steps),
+            alias=alias.reference if alias else None,
+            error=d.error,
+            claims=d.claims,
+            stopped_by=d.stopped_by,
+            stop_reason=d.stop_reason,
+        )
     return ReleaseView(
-        id=release.id, stage=release.stage, status=release.status_at(now), kind=release.kind,
-        target=release.policy.target, build=shipment.package_digest, model=_model(release),
+        id=release.id,
+        stage=release.stage,
+        status=release.status_at(now),
+        kind=release.kind,
+        target=release.policy.target,
+        build=shipment.package_digest,
+        model=_model(release),
         image_digest=shipment.image_digest,
         attestations=[AttestationRef(a.digest, a.predicate_type) for a in shipment.attestations],
-        requested_by=release.requested_by, requested_key=release.requested_key, requested_at=release.requested_at,
-        min_approvals=0 if release.break_glass else release.policy.min_approvals, policy=release.policy,
-        policy_digest=release.policy.digest, expires_at=release.expires_at, source_release=release.source_release,
-        break_glass=release.break_glass, verification=verification,
+        requested_by=release.requested_by,
+        requested_key=release.requested_key,
+        requested_at=release.requested_at,
+        min_approvals=0 if release.break_glass else release.policy.min_approvals,
+        policy=release.policy,
+        policy_digest=release.policy.digest,
+        expires_at=release.expires_at,
+        source_release=release.source_release,
+        break_glass=release.break_glass,
+        verification=verification,
         approvals=[DecisionView(d.principal, d.key, str(d.decision), d.comment, d.at, d.seq) for d in decisions],
-        signers=_signers(release), deployment=deployment, policy_set=release.policy_set,
-        error=release.deployment.error if release.deployment else None, rollout=release.rollout,
-    )  # fmt: skip
+        signers=_signers(release),
+        deployment=deployment,
+        policy_set=release.policy_set,
+        error=release.deployment.error if release.deployment else None,
+        rollout=release.rollout,
+    )
 
 
 def history_entries(
@@ -228,17 +256,29 @@ def history_entries(
             continue
         entries.append(
             HistoryEntry(
-                stage=stage, release=release.id, kind=release.kind, build=release.shipment.package_digest,
+                stage=stage,
+                release=release.id,
+                kind=release.kind,
+                build=release.shipment.package_digest,
                 model=_model(release),
                 image_digest=release.shipment.image_digest,
-                attestations=[a.digest for a in release.shipment.attestations], reference=d.reference,
-                live_from=d.live_from, live_until=d.live_until, requested_by=release.requested_by,
-                approved_by=release.approved_by, deployed_by=d.started_by, source_release=release.source_release,
-                break_glass=release.break_glass, signers=_signers(release),
-                verification=verification, stopped_by=d.stopped_by, stop_reason=d.stop_reason,
-                rollout=release.rollout, beside=_beside(state, release.id),
+                attestations=[a.digest for a in release.shipment.attestations],
+                reference=d.reference,
+                live_from=d.live_from,
+                live_until=d.live_until,
+                requested_by=release.requested_by,
+                approved_by=release.approved_by,
+                deployed_by=d.started_by,
+                source_release=release.source_release,
+                break_glass=release.break_glass,
+                signers=_signers(release),
+                verification=verification,
+                stopped_by=d.stopped_by,
+                stop_reason=d.stop_reason,
+                rollout=release.rollout,
+                beside=_beside(state, release.id),
             )
-        )  # fmt: skip
+        )
     return sorted(entries, key=lambda e: (e.live_from, e.release))
 
 

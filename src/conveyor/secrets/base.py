@@ -39,24 +39,38 @@ BACKENDS: Table[SecretBackend] = Table(
             "file", "conveyor.secrets.file:FileSecretStore.from_url", "a TOML file on this machine", form="file://PATH"
         ),
         SecretBackend(
-            "env", "conveyor.secrets.env:EnvSecretStore.from_url", "this process's environment variables",
+            "env",
+            "conveyor.secrets.env:EnvSecretStore.from_url",
+            "this process's environment variables",
             form="env://PREFIX",
         ),
         SecretBackend(
-            "vault", "conveyor.secrets.vault:VaultSecretStore.from_url", "a HashiCorp Vault KV secret",
-            form="vault://HOST/PATH", extra="vault", cluster=True,
+            "vault",
+            "conveyor.secrets.vault:VaultSecretStore.from_url",
+            "a HashiCorp Vault KV secret",
+            form="vault://HOST/PATH",
+            extra="vault",
+            cluster=True,
         ),
         SecretBackend(
-            "azure-keyvault", "conveyor.secrets.azure_keyvault:AzureKeyVaultSecretStore.from_url",
-            "an Azure Key Vault", form="azure-keyvault://VAULT", extra="azure", cluster=True,
+            "azure-keyvault",
+            "conveyor.secrets.azure_keyvault:AzureKeyVaultSecretStore.from_url",
+            "an Azure Key Vault",
+            form="azure-keyvault://VAULT",
+            extra="azure",
+            cluster=True,
         ),
         SecretBackend(
-            "databricks", "conveyor.secrets.databricks:DatabricksSecretStore.from_url",
-            "a Databricks secret scope", form="databricks://SCOPE", extra="databricks", cluster=True,
+            "databricks",
+            "conveyor.secrets.databricks:DatabricksSecretStore.from_url",
+            "a Databricks secret scope",
+            form="databricks://SCOPE",
+            extra="databricks",
+            cluster=True,
         ),
     ),
     group="conveyor.secrets",
-)  # fmt: skip
+)
 
 
 def cluster_stores() -> str:

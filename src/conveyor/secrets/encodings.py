@@ -18,12 +18,35 @@ MIN_LENGTH = 8
 # Values that appear in ordinary output: masking them would garble it and protect nothing.
 COMMON_WORDS = frozenset(
     (
-        "password", "passw0rd", "password1", "username", "localhost", "database", "postgres", "postgresql",
-        "changeme", "secret123", "administrator", "development", "production", "undefined", "infinity", "training",
-        "evaluate", "registry", "pipeline", "artifacts", "approved", "released", "deployed", "conveyor", "anonymous",
-        "qwertyui", "abcdefgh",
+        "password",
+        "passw0rd",
+        "password1",
+        "username",
+        "localhost",
+        "database",
+        "postgres",
+        "postgresql",
+        "changeme",
+        "secret123",
+        "administrator",
+        "development",
+        "production",
+        "undefined",
+        "infinity",
+        "training",
+        "evaluate",
+        "registry",
+        "pipeline",
+        "artifacts",
+        "approved",
+        "released",
+        "deployed",
+        "conveyor",
+        "anonymous",
+        "qwertyui",
+        "abcdefgh",
     )
-)  # fmt: skip
+)
 NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 

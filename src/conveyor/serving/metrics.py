@@ -36,8 +36,26 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 # Scored values, for any model: decades, finer around 0..1 (probabilities) and on both sides of 0.
 PREDICTION_BUCKETS = (
-    -1e6, -1e3, -1.0, 0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 2.5e5, 5e5, 1e6, 1e7,
-)  # fmt: skip
+    -1e6,
+    -1e3,
+    -1.0,
+    0.0,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    0.9,
+    1.0,
+    10.0,
+    100.0,
+    1e3,
+    1e4,
+    1e5,
+    2.5e5,
+    5e5,
+    1e6,
+    1e7,
+)
 FLUSH_SECONDS = 0.1
 UNBUILT = "unbuilt"
 

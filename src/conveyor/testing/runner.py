@@ -200,8 +200,11 @@ def run_tests(
     )
     build_record.update("tests", report.to_record())
     outcomes = junit_outcomes(junit)
-    ran_on = ("image", build_record.image.digest) if chosen == "image" and build_record.image else (
-        "requirements.lock", ran_in.removeprefix("venv "))  # fmt: skip
+    ran_on = (
+        ("image", build_record.image.digest)
+        if chosen == "image" and build_record.image
+        else ("requirements.lock", ran_in.removeprefix("venv "))
+    )
     statement = tests_statement(build_record, report.ok, outcomes, tests, ran_on)
     written = write_attestation(build_record, AttestationKind.TESTS, statement, identity)
     report.signed_by = identity.principal if written and identity else None

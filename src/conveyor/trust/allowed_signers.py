@@ -242,9 +242,11 @@ def _parse_time(source: str, number: int, name: str, value: str) -> datetime:
         moment = datetime.strptime(digits, pattern)
     except ValueError:
         raise _fail(
-            source, number, f'{name}="{value}" is not a time',
+            source,
+            number,
+            f'{name}="{value}" is not a time',
             hint="Write YYYYMMDD or YYYYMMDDHHMM[SS], with a trailing Z for UTC (else local time).",
-        ) from None  # fmt: skip
+        ) from None
     return moment.replace(tzinfo=UTC) if utc else moment.astimezone()
 
 
@@ -267,15 +269,19 @@ def _parse_line(line: str, number: int, source: str) -> AllowedSigner:
     for name, value in options:
         if name == "cert-authority":
             raise _fail(
-                source, number, "cert-authority keys are not accepted by conveyor",
+                source,
+                number,
+                "cert-authority keys are not accepted by conveyor",
                 hint="List each signer's own public key (`NAME ssh-ed25519 AAAA…`): conveyor names the principal "
                 "by the key that signed, and a CA would let it sign for anyone.",
-            )  # fmt: skip
+            )
         if name not in ("namespaces", "valid-after", "valid-before"):
             raise _fail(
-                source, number, f"unknown option {name!r}",
+                source,
+                number,
+                f"unknown option {name!r}",
                 hint='Options are namespaces="…", valid-after="…" and valid-before="…" (see ssh-keygen(1)).',
-            )  # fmt: skip
+            )
         if value is None:
             raise _fail(source, number, f'{name} needs a value: {name}="..."')
         if name == "namespaces":

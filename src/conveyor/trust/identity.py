@@ -41,9 +41,13 @@ def identify(
         raise KeyNotValid(f"{error.message} (the key from {key.source})", hint=error.hint) from None
     except SignatureRefused as error:
         listed = any(entry.key == key.public for entry in allowed.entries)
-        hint = error.hint if listed else (
-            f"Add the line `NAME {key.public.openssh()}` to {allowed.source} and commit it (NAME is who the key "
-            "belongs to), or pass --key PATH with a key listed there."
-        )  # fmt: skip
+        hint = (
+            error.hint
+            if listed
+            else (
+                f"Add the line `NAME {key.public.openssh()}` to {allowed.source} and commit it (NAME is who the key "
+                "belongs to), or pass --key PATH with a key listed there."
+            )
+        )
         raise NotAllowedSigner(f"{error.message} (the key from {key.source})", hint=hint) from None
     return Identity(principal, key)

@@ -36,9 +36,13 @@ from conveyor.trust.wire import Reader, mpint, string
 ENV_VARIABLE = "CONVEYOR_SIGNING_KEY"
 DEFAULT_KEY = "~/.ssh/conveyor"
 OPENSSH_MAGIC = b"openssh-key-v1\x00"
-PRIVATE_MARKERS = ("-----BEGIN OPENSSH PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----",
-                   "-----BEGIN EC PRIVATE KEY-----", "-----BEGIN PRIVATE KEY-----",
-                   "-----BEGIN ENCRYPTED PRIVATE KEY-----")  # fmt: skip
+PRIVATE_MARKERS = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----BEGIN EC PRIVATE KEY-----",
+    "-----BEGIN PRIVATE KEY-----",
+    "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+)
 PrivateKey: TypeAlias = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 HOW_TO = (
     f"Make a key with `{MAKE_KEY}`, add `NAME $(cat ~/.ssh/conveyor.pub)` to allowed_signers, then pass "

@@ -127,10 +127,11 @@ class PublicKey:
     def _verify_rsa(self, algorithm: str, raw: bytes, data: bytes) -> None:
         if algorithm not in RSA_SIGNATURES:
             raise UnsupportedKey(
-                f"RSA signatures of type {algorithm} are refused (SHA-1)" if algorithm == RSA
+                f"RSA signatures of type {algorithm} are refused (SHA-1)"
+                if algorithm == RSA
                 else f"{algorithm} is not an RSA signature algorithm",
                 hint="Sign with rsa-sha2-512 (ssh-keygen -Y sign does), or use an ed25519 key.",
-            )  # fmt: skip
+            )
         reader = Reader(self.blob, "RSA public key")
         reader.text()
         exponent, modulus = reader.mpint(), reader.mpint()

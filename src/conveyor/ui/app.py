@@ -155,12 +155,20 @@ class DashboardApp:
         chart = timeline(history[-30:], snapshot.now) if snapshot else ""
         pages = max(1, -(-total // PAGE_SIZE))
         return self.render(
-            "stage.html", stage=name, policy=self.project.config.release[name], snapshot=snapshot,
-            live=snapshot.live(name) if snapshot else None, releases=releases, history=history[::-1][:30],
+            "stage.html",
+            stage=name,
+            policy=self.project.config.release[name],
+            snapshot=snapshot,
+            live=snapshot.live(name) if snapshot else None,
+            releases=releases,
+            history=history[::-1][:30],
             stopped=snapshot.stopped(name) if snapshot else None,
             rolling=snapshot.rolling_out(name) if snapshot else None,
-            chart=chart, page=page, pages=pages, total=total,
-        )  # fmt: skip
+            chart=chart,
+            page=page,
+            pages=pages,
+            total=total,
+        )
 
     def release(self, match: re.Match[str], query: dict[str, list[str]]) -> Page:
         snapshot, _ = self.reader.snapshot()
@@ -217,9 +225,11 @@ class DashboardApp:
         snapshot, problem = self.reader.snapshot()
         entries, entries_problem = self.reader.audit()
         return self.render(
-            "audit.html", report=snapshot.report if snapshot else None, entries=entries[::-1],
+            "audit.html",
+            report=snapshot.report if snapshot else None,
+            entries=entries[::-1],
             problem=problem or entries_problem,
-        )  # fmt: skip
+        )
 
     def static(self, match: re.Match[str], query: dict[str, list[str]]) -> Page:
         asset = resources.files("conveyor.ui").joinpath("static", match["name"])

@@ -204,11 +204,16 @@ def build_view(record: BuildRecord) -> BuildView:
     gates = record.gates or {}
     rows = tuple(
         GateRow(
-            metric=str(r.get("metric")), value=_float(r.get("value")), rule=str(r.get("rule")),
-            champion=_float(r.get("champion")), passed=bool(r.get("passed")), note=str(r.get("note") or ""),
+            metric=str(r.get("metric")),
+            value=_float(r.get("value")),
+            rule=str(r.get("rule")),
+            champion=_float(r.get("champion")),
+            passed=bool(r.get("passed")),
+            note=str(r.get("note") or ""),
         )
-        for r in _items(gates.get("results")) if isinstance(r, dict)
-    )  # fmt: skip
+        for r in _items(gates.get("results"))
+        if isinstance(r, dict)
+    )
     model = record.model
     tags = model.tags if model else {}
     lineage = {k: tags[k] for k in LINEAGE if k in tags}

@@ -42,10 +42,16 @@ class StepResult:
             return None if value is None else str(value)
 
         return cls(
-            reference=text("reference"), digest=text("digest"), engine=text("engine"), image=text("image"),
-            handle=text("handle"), url=text("url"), log=text("log"), note=text("note"),
+            reference=text("reference"),
+            digest=text("digest"),
+            engine=text("engine"),
+            image=text("image"),
+            handle=text("handle"),
+            url=text("url"),
+            log=text("log"),
+            note=text("note"),
             referrers=tuple(str(r) for r in data.get("referrers") or ()),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)

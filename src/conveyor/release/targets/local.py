@@ -200,9 +200,11 @@ class LocalTarget(Target):
             self._stop_backend(context.state_dir, context.stage, backend)
             raise
         return StepResult(
-            engine=backend.engine, handle=backend.handle, url=f"http://127.0.0.1:{backend.port}",
+            engine=backend.engine,
+            handle=backend.handle,
+            url=f"http://127.0.0.1:{backend.port}",
             log=str(self._log(context.state_dir, context.stage, context.release_id)) if engine is None else None,
-        )  # fmt: skip
+        )
 
     def _switch(self, context: DeployContext) -> StepResult:
         """Route PORT to the new server, wait until the forwarder uses that route, then stop the older servers."""
@@ -235,9 +237,11 @@ class LocalTarget(Target):
         self._route_split(context.state_dir, context.stage, split)
         share = "a copy of every request" if plan.mode == "shadow" else f"{plan.weight}% of requests"
         return StepResult(
-            reference=f"http://127.0.0.1:{self.port}", engine=backend.engine, handle=backend.handle,
+            reference=f"http://127.0.0.1:{self.port}",
+            engine=backend.engine,
+            handle=backend.handle,
             note=f"{plan.mode}: {share}",
-        )  # fmt: skip
+        )
 
     def _route_split(self, state_dir: Path, stage: str, split: Split | None) -> Route:
         """Rewrite the stage's route with `split` beside the release it serves, and wait until the forwarder took it."""
@@ -385,9 +389,18 @@ class LocalTarget(Target):
         listening.unlink(missing_ok=True)
         log = (self.run_dir(state_dir) / f"{stage}.forwarder.log").open("ab")
         command = [
-            sys.executable, "-m", "conveyor.release.forwarder", "--port", str(self.port), "--route", str(route_file),
-            "--project", str(state_dir.parent), "--stage", stage,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "conveyor.release.forwarder",
+            "--port",
+            str(self.port),
+            "--route",
+            str(route_file),
+            "--project",
+            str(state_dir.parent),
+            "--stage",
+            stage,
+        ]
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self._forwarder_pid(state_dir, stage).write_text(f"{process.pid} {self.port}\n")

@@ -23,6 +23,8 @@ CLASHING_TARGET = TargetKind(
 )
 COMPUTE = ComputeEntry("inline", "conveyor_example_plugins.classes:InlineCompute", "not a real engine", form="inline")
 STORE = SecretBackend(
-    "memory", "conveyor_example_plugins.classes:MemoryStore.from_url", "a dictionary in this process",
+    "memory",
+    "conveyor_example_plugins.classes:MemoryStore.from_url",
+    "a dictionary in this process",
     form="memory://NAME",
-)  # fmt: skip
+)
