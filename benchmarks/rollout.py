@@ -28,10 +28,10 @@ from conveyor.release.routes import Route, Split, served_package
 from serving import CONCURRENCY, REQUEST, build_package, free_port, lua_script, stop, tree_memory, wrk
 
 FORWARDER = (
-    "import asyncio, sys\n"
+    "import sys\n"
     "from pathlib import Path\n"
-    "from conveyor.release.forwarder import serve\n"
-    "asyncio.run(serve(int(sys.argv[1]), Path(sys.argv[2]), lambda route: None))\n"
+    "from conveyor.release.forwarder import run\n"
+    "run(int(sys.argv[1]), Path(sys.argv[2]), lambda route: None)\n"
 )
 
 

@@ -110,6 +110,16 @@ async def serve(port: int, route_file: Path, admit: Admission) -> None:
     await forwarder.splitter.close()
 
 
+def run(port: int, route_file: Path, admit: Admission) -> None:
+    """Serve until SIGTERM or SIGINT, on uvloop (what uvicorn[standard] brings) when it is installed."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] is a dependency; a trimmed install still runs
+        asyncio.run(serve(port, route_file, admit))
+    else:
+        uvloop.run(serve(port, route_file, admit))
+
+
 def main(argv: list[str] | None = None) -> None:
     from conveyor.release.admission import refusal
 
@@ -119,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--project", type=Path, required=True, help="the project whose ledger names the routes")
     parser.add_argument("--stage", required=True, help="the release stage served on the port")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.port, args.route, lambda route: refusal(args.project, args.stage, route)))
+    run(args.port, args.route, lambda route: refusal(args.project, args.stage, route))
 
 
 if __name__ == "__main__":
