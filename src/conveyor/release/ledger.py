@@ -373,6 +373,15 @@ class Ledger:
             return len(verified.state.releases)
 
 
+def _may_change(state: LedgerState, release: int | None) -> set[int]:
+    """The releases whose status one event about `release` can change: itself, and what is live or rolling out
+    in a stage (superseded, stopped, aborted); so an append does not look at every release."""
+    found = {*state.live.values(), *state.rollouts.values()}
+    if release is not None:
+        found.add(release)
+    return {i for i in found if i in state.releases}
+
+
 def _sync_row(session: Session, state: LedgerState, release_id: int) -> None:
     release = state.releases[release_id]
     row = session.get(ReleaseRow, release_id)
@@ -426,7 +435,7 @@ class Writer:
             edits = edited_rows(self.state, [stored] if stored else [], among={release})
             if edits:
                 raise LedgerBroken(f"the ledger does not verify: {'; '.join(edits)}", hint=REPAIR_HINT)
-        before = {i: r.status for i, r in self.state.releases.items()}
+        before = {i: self.state.releases[i].status for i in _may_change(self.state, release)}
         signers = self.state.signers_for(event)
         self.state.apply(event)
         signed = sign_event(event, identity)
@@ -449,7 +458,9 @@ class Writer:
             row.recorded_at = func.timezone("UTC", func.clock_timestamp())
         self.session.add(row)
         self.head.seq, self.head.hash = event.seq, signed.hash
-        changed = {i for i, r in self.state.releases.items() if before.get(i) != r.status}
+        changed = {
+            i for i in _may_change(self.state, release) | set(before) if before.get(i) != self.state.releases[i].status
+        }
         for release_id in sorted(changed | ({release} if release is not None else set())):
             _sync_row(self.session, self.state, release_id)
         self.session.flush()
