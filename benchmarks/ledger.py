@@ -244,10 +244,14 @@ def main(argv: list[str] | None = None) -> None:
         "| list, kept Ledger ms | `conveyor reject` ms | `releases list --json` ms | unsigned insert ms |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+    def ms(value: float, digits: int = 0) -> str:
+        return "–" if value != value else f"{value:.{digits}f}"  # NaN: not measured (--kept-only)
+
     for backend, size, grown, api_append, api_list, kept_append, kept_list, cli_append, cli_list, floor in rows:
         print(
-            f"| {backend} | {size:,} | {grown:.1f} | {api_append:.0f} | {api_list:.0f} | {kept_append:.1f} "
-            f"| {kept_list:.1f} | {cli_append:.0f} | {cli_list:.0f} | {floor:.1f} |"
+            f"| {backend} | {size:,} | {grown:.1f} | {ms(api_append)} | {ms(api_list)} | {ms(kept_append, 1)} "
+            f"| {ms(kept_list, 1)} | {ms(cli_append)} | {ms(cli_list)} | {floor:.1f} |"
         )
 
 
