@@ -33,6 +33,7 @@ bench: install system-deps
 	$(BIN)/python benchmarks/signatures.py
 	$(BIN)/python benchmarks/ui.py
 	$(BIN)/python benchmarks/rollout.py
+	$(BIN)/python benchmarks/scan.py
 
 clean:
 	rm -rf .venv .cache .pytest_cache results htmlcov

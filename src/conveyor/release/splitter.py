@@ -45,7 +45,7 @@ SHADOW_TIMEOUT = 10.0
 BACKEND_TIMEOUT = 120.0
 STATS_LINES = 3600  # an hour of one-second lines is kept
 LATENCY_BOUNDS_MS = (  # the latency buckets' upper bounds, in ms
-    (0.5, 1, 2, 3, 5, 7.5) + (10, 15, 20, 30, 50, 75) + (100, 150, 200, 300, 500, 750) + (1000, 2000, 5000, 10000)
+    (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000, 10000)
 )
 HOP_BY_HOP = {
     b"connection",

@@ -49,18 +49,22 @@ class _Matcher:
         encoded = {form.encode("utf-8"): keys.get(value) or "an unnamed secret" for form, value in forms.items()}
         self.keys = encoded
         self.longest = max((len(form) for form in encoded), default=0)
-        ordered = sorted(encoded, key=len, reverse=True)
-        self.pattern = re.compile(b"|".join(re.escape(form) for form in ordered)) if ordered else None
 
     def keys_in(self, handle: IO[bytes]) -> set[str]:
-        """The keys whose values occur in the stream (read in chunks; a value across two chunks is found)."""
+        """The keys whose values occur in the stream (read in chunks; a value across two chunks is found).
+
+        One `in` per form and chunk (CPython's two-way search) rather than one regular expression of all the
+        forms: `re` tries every alternative at each position, about 4x slower on the text of an image's layers.
+        """
         found: set[str] = set()
-        if self.pattern is None:
+        if not self.keys:
             return found
         tail = b""
         while chunk := handle.read(CHUNK):
             window = tail + chunk
-            found |= {self.keys[m.group(0)] for m in self.pattern.finditer(window)}
+            for form, key in self.keys.items():
+                if key not in found and form in window:
+                    found.add(key)
             tail = window[-(self.longest - 1) :] if self.longest > 1 else b""
         return found
 
@@ -73,7 +77,7 @@ def scan_paths(paths: Iterable[Path | str], clean_cache: Path | None = None) -> 
     forms = known_forms()
     matcher = _Matcher(forms, known_secrets())
     findings: set[SecretFinding] = set()
-    if matcher.pattern is None:
+    if not matcher.keys:
         return []
     clean = CleanBlobs(clean_cache, forms) if clean_cache is not None else None
     for path in _files(paths):
