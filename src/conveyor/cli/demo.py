@@ -48,7 +48,7 @@ def demo(
         table.add_row(key, value)
     stdout.print(table)
     stdout.print(
-        f"stage registry: {stage.name} version {stage.version} (state={stage.tags.get('state')}); "
+        f"stage registry: {stage.name} version {stage.version} (trained in {stage.tags.get('state')}); "
         f"dev registry still holds versions {report.dev_versions_after_stage}"
     )
     tests = shipped.tests
@@ -89,3 +89,4 @@ def demo(
         f"try: cd {report.project} && conveyor history prod && conveyor releases show {shipped.prod['id']} "
         "&& conveyor models list --env stage && conveyor lake ls scored --env prod"
     )
+    stdout.print(f"see:            conveyor ui -p {report.project}  (the release line at http://127.0.0.1:8765)")
