@@ -190,11 +190,31 @@ def test_a_shadow_never_answers_and_never_delays_the_caller(stage: tuple[Release
     status = releases_status(releases)
     shadow_row = next(v for v in status["versions"] if v["role"] == "shadow")
     assert shadow_row["shadow"].get("dropped", 0) > 0  # at most 64 copies wait on a hung candidate
+    assert _nice(releases, shadow.id) == 19  # a shadow's server takes CPU only when the live one leaves it
     # a shadow has no weight
     with pytest.raises(Exception, match="shadow"):
         releases.rollout(shadow.id, keys.carol, weight=20)
     aborted = releases.rollout(shadow.id, keys.carol, abort=True, reason="enough")
     assert aborted.status == "aborted"
+
+
+def _nice(releases: Releases, release: int) -> int:
+    """The nice value of the process serving `release` in the `live` stage."""
+    backend = json.loads((releases.project.state_dir / "release" / "local" / f"live-r{release}.backend").read_text())
+    stat = Path(f"/proc/{backend['handle']}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
+def test_a_completed_shadow_serves_at_normal_priority(stage: tuple[Releases, int], keys: Keys) -> None:
+    releases, port = stage
+    assert releases.create(build(releases, "blue"), "live", keys.carol).status == "live"
+    shadow = releases.create(build(releases, "green"), "live", keys.carol, shadow=True)
+    assert shadow.status == "rolling_out" and _nice(releases, shadow.id) == 19
+    done = releases.rollout(shadow.id, keys.carol, complete=True)
+    assert done.status == "live", done.error
+    assert _nice(releases, shadow.id) == 0
+    with httpx.Client() as client:
+        assert {label(client, port)[1] for _ in range(20)} == {"green"}
 
 
 def _timed(client: httpx.Client, port: int) -> tuple[str | None, float]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -23,9 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conveyor.release.routes import Ack, Route, ack_path, listening_path, stats_path
-from conveyor.release.splitter import Splitter, Stats
-
-CHUNK = 1 << 16
+from conveyor.release.splitter import SplitConnection, Splitter, Stats
 
 Admission = Callable[[Route], str | None]
 
@@ -41,6 +38,7 @@ class Forwarder:
         self.seen: int | None = None
         self.lock = asyncio.Lock()
         self.splitter = Splitter(Stats(stats_path(route_file)))
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def current(self) -> Route | None:
         async with self.lock:
@@ -63,49 +61,157 @@ class Forwarder:
             Ack(route.serial, route.release, refused).write(ack_path(self.route_file))
             return self.route
 
-    async def handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        route = await self.current()
+    def connection(self) -> Connection:
+        return Connection(self)
+
+
+class Connection(asyncio.Protocol):
+    """One caller's connection to the stage's port: reading waits until the route is known, then the connection
+    is piped to the live server (`Pipe`) or, during a rollout, split request by request (`SplitConnection`)."""
+
+    def __init__(self, forwarder: Forwarder) -> None:
+        self.forwarder = forwarder
+        self.client: asyncio.Transport | None = None
+        self.handler: Pipe | SplitConnection | None = None
+        self.early: list[bytes] = []
+        self.eof = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        client: asyncio.Transport = transport  # type: ignore[assignment]  # a TCP server gives a Transport
+        self.client = client
+        client.pause_reading()
+        task = asyncio.get_running_loop().create_task(self._begin(client))
+        self.forwarder.tasks.add(task)
+        task.add_done_callback(self.forwarder.tasks.discard)
+
+    async def _begin(self, client: asyncio.Transport) -> None:
+        route = await self.forwarder.current()
+        if client.is_closing():
+            return
         if route is None:
-            client_writer.close()
+            client.close()
             return
-        if route.split is not None:  # a rollout: each request goes to the live server or the candidate
-            await self.splitter.handle(client_reader, client_writer, self.current)
-            return
-        try:
-            backend_reader, backend_writer = await asyncio.open_connection("127.0.0.1", route.port)
-        except OSError:
-            client_writer.close()
-            return
-        await asyncio.gather(_pipe(client_reader, backend_writer), _pipe(backend_reader, client_writer))
+        handler: Pipe | SplitConnection
+        if route.split is None:
+            try:
+                _, upstream = await asyncio.get_running_loop().create_connection(
+                    lambda: PipeUpstream(client), "127.0.0.1", route.port
+                )
+            except OSError:
+                client.close()
+                return
+            if client.is_closing():
+                upstream.close()
+                return
+            handler = Pipe(upstream)
+        else:
+            handler = self.forwarder.splitter.connection(client, lambda: self.forwarder.route)
+        self.handler = handler
+        for data in self.early:
+            handler.data_received(data)
+        self.early.clear()
+        if self.eof:
+            handler.eof_received()
+        client.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.handler is None:
+            self.early.append(data)
+        else:
+            self.handler.data_received(data)
+
+    def eof_received(self) -> bool:
+        if self.handler is None:
+            self.eof = True
+            return True
+        return self.handler.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.handler is not None:
+            self.handler.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.handler is not None:
+            self.handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.handler is not None:
+            self.handler.resume_writing()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(ConnectionError, OSError):
-            writer.close()
+class PipeUpstream(asyncio.Protocol):
+    """The live server's side of a piped connection: what it sends goes to the caller as it comes."""
+
+    def __init__(self, client: asyncio.Transport) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # create_connection gives a Transport
+
+    def data_received(self, data: bytes) -> None:
+        self.client.write(data)
+
+    def eof_received(self) -> bool:
+        return False  # the server is done: the connection closes, and so does the caller's
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.client.close()  # after what is buffered for the caller is written
+
+    def pause_writing(self) -> None:
+        self.client.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.client.resume_reading()
+
+
+class Pipe:
+    """The caller's side of a piped connection: bytes to the live server as they come, both ways."""
+
+    def __init__(self, upstream: PipeUpstream) -> None:
+        self.upstream = upstream
+
+    def data_received(self, data: bytes) -> None:
+        transport = self.upstream.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def eof_received(self) -> bool:
+        transport = self.upstream.transport
+        if transport is not None and transport.can_write_eof() and not transport.is_closing():
+            transport.write_eof()
+        return True  # the server's answer still comes back
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.upstream.close()
+
+    def pause_writing(self) -> None:
+        if self.upstream.transport is not None:
+            self.upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream.transport is not None:
+            self.upstream.transport.resume_reading()
 
 
 async def serve(port: int, route_file: Path, admit: Admission) -> None:
     forwarder = Forwarder(route_file, admit)
-    server = await asyncio.start_server(forwarder.handle, "127.0.0.1", port, reuse_address=True)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(forwarder.connection, "127.0.0.1", port, reuse_address=True)
     listening_path(route_file).write_text(f"{os.getpid()}\n")
     await forwarder.current()
-    writing = asyncio.create_task(forwarder.splitter.stats.keep_writing())
+    watching = asyncio.create_task(forwarder.splitter.keep_watching())
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with server:
         await stop.wait()
-    writing.cancel()
+    watching.cancel()
     forwarder.splitter.stats.write()
     await forwarder.splitter.close()
 

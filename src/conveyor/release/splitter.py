@@ -18,6 +18,7 @@ rollout status` and `rollout watch` read.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import hashlib
 import json
@@ -25,17 +26,17 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httptools
 
-from conveyor.release.routes import Route, Split
-
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+
+    from conveyor.release.routes import Route, Split
 
 KEY_HEADER = b"x-conveyor-key"
 RELEASE_HEADER = b"x-conveyor-release"
@@ -55,11 +56,8 @@ HOP_BY_HOP = {
     b"te",
     b"trailer",
     b"upgrade",
-    b"host",
     b"content-length",
 }
-
-RouteSource = Callable[[], Awaitable[Route | None]]
 
 
 def goes_to_candidate(split: Split, key: bytes | None, draw: Callable[[], float] = random.random) -> bool:
@@ -88,11 +86,7 @@ class Figures:
         self.requests += 1
         self.errors += failed
         self.latency_sum_ms += milliseconds
-        for index, bound in enumerate(LATENCY_BOUNDS_MS):
-            if milliseconds <= bound:
-                self.latency[index] += 1
-                return
-        self.latency[-1] += 1
+        self.latency[bisect.bisect_left(LATENCY_BOUNDS_MS, milliseconds)] += 1
 
 
 @dataclass
@@ -142,259 +136,491 @@ class Stats:
             os.replace(tmp, self.path)
             self.lines = len(kept)
 
-    async def keep_writing(self) -> None:
-        while True:
-            await asyncio.sleep(1)
-            with contextlib.suppress(OSError):
-                self.write()
 
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-    failed: bool
-
-
-@dataclass
-class Message:
-    """One HTTP message as a parser saw it: target (requests), status (responses), headers, body."""
+@dataclass(eq=False, slots=True)
+class Request:
+    """One request as the parser read it. What goes to a server is the bytes as the caller sent them when one
+    read held exactly this request and no transfer coding (the common case), else the request written anew from
+    what was parsed, with a content-length: never framing the server could read otherwise than the parser did."""
 
     method: bytes = b""
     target: bytes = b""
-    status: int = 0
     keep_alive: bool = True
+    key: bytes | None = None
+    coded: bool = False  # a transfer-encoding header came
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     body: bytearray = field(default_factory=bytearray)
+    read: bytes = b""
+
+    def raw(self) -> bytes:
+        if self.read:
+            return self.read
+        lines = [b"%s: %s\r\n" % (name, value) for name, value in self.headers if name.lower() not in HOP_BY_HOP]
+        if not any(name.lower() == b"host" for name, _ in self.headers):
+            lines.append(b"host: 127.0.0.1\r\n")
+        self.read = b"%s %s HTTP/1.1\r\n%scontent-length: %d\r\n\r\n%s" % (
+            self.method,
+            self.target,
+            b"".join(lines),
+            len(self.body),
+            self.body,
+        )
+        return self.read
 
 
-class Messages:
-    """httptools' callbacks: the messages parsed so far, complete ones in `ready` (pipelined ones in order)."""
+@dataclass(eq=False, slots=True)
+class Exchange:
+    """One request on its way to one server, and what came back so far."""
 
-    def __init__(self) -> None:
-        self.parser: httptools.HttpRequestParser | httptools.HttpResponseParser | None = None
-        self.current = Message()
-        self.ready: deque[Message] = deque()
+    request: Request
+    port: int
+    release: int
+    digest: str
+    role: str  # live | candidate | shadow
+    started: float = field(default_factory=time.perf_counter)
+    status: int = 0
+    keep_alive: bool = True
+    sent: bool = False  # some of the answer reached the caller
+    tries: int = 0
+    body: bytearray | None = None  # kept when a shadow compares it
+    shadow: Split | None = None  # a live answer whose copy goes to this shadow
+    expected: tuple[int, bytes] | None = None  # a shadow copy: the live answer it is compared with
 
-    def on_message_begin(self) -> None:
-        self.current = Message()
+    def milliseconds(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
 
-    def on_url(self, url: bytes) -> None:
-        self.current.target += url
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.current.headers.append((name.lower(), value))
+class Owner(Protocol):
+    """What an upstream connection reports to: a caller's connection, or the shadow copies."""
+
+    def answer_bytes(self, upstream: Upstream, exchange: Exchange, data: bytes) -> None: ...
+    def answered(self, upstream: Upstream, exchange: Exchange) -> None: ...
+    def failed(self, upstream: Upstream, exchange: Exchange, error: BaseException) -> None: ...
+    def closed(self, upstream: Upstream) -> None: ...
+
+
+class Upstream(asyncio.Protocol):
+    """One kept-alive HTTP/1.1 connection to a server on 127.0.0.1, one exchange at a time. The answer is parsed
+    only to find its end and status (and its body, when a shadow compares it); its bytes go to the owner."""
+
+    def __init__(self, owner: Owner, port: int, watched: set[Upstream]) -> None:
+        self.owner = owner
+        self.port = port
+        self.watched = watched
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.exchange: Exchange | None = None
+        self.complete = False
+        self.used = False  # answered before: a close before the next answer may be a kept-alive timeout
+        self.deadline = 0.0
+
+    def send(self, exchange: Exchange, timeout: float) -> None:
+        assert self.transport is not None  # noqa: S101 -- narrows for mypy: sent only once connected
+        self.exchange = exchange
+        self.complete = False
+        exchange.tries += 1
+        self.deadline = time.perf_counter() + timeout
+        self.transport.write(exchange.request.raw())
+
+    def overdue(self, now: float) -> None:
+        """Fail the exchange if its server has not answered by its deadline (`Splitter.keep_watching`)."""
+        if self.exchange is not None and now > self.deadline:
+            self._fail(self.exchange, TimeoutError())
+
+    @property
+    def open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # create_connection gives a Transport
+        self.watched.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None:  # nothing was asked: a server that talks out of turn is not kept
+            self.close()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as bad:
+            self._fail(exchange, bad)
+            return
+        self.owner.answer_bytes(self, exchange, data)
+        if self.complete:
+            self._end()
+            self.used = True
+            if not exchange.keep_alive:
+                self.close()
+            self.owner.answered(self, exchange)
 
     def on_headers_complete(self) -> None:
-        parser = self.parser
-        assert parser is not None  # noqa: S101 -- narrows for mypy: headers complete only while a parser runs
-        if isinstance(parser, httptools.HttpRequestParser):
-            self.current.method = parser.get_method()
-        else:
-            self.current.status = parser.get_status_code()
-        self.current.keep_alive = parser.should_keep_alive()
+        if self.exchange is not None:
+            self.exchange.status = self.parser.get_status_code()
+            self.exchange.keep_alive = self.parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
-        self.current.body += body
-        if len(self.current.body) > MAX_BODY:
+        if self.exchange is not None and self.exchange.body is not None:
+            self.exchange.body += body
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.watched.discard(self)
+        if self.exchange is not None:
+            self._fail(self.exchange, exc or Closed("the server closed the connection before answering"))
+        self.owner.closed(self)
+
+    def _end(self) -> None:
+        self.exchange = None
+
+    def _fail(self, exchange: Exchange, error: BaseException) -> None:
+        self._end()
+        self.close()
+        self.owner.failed(self, exchange, error)
+
+
+async def connect(owner: Owner, port: int, watched: set[Upstream]) -> Upstream:
+    _, upstream = await asyncio.get_running_loop().create_connection(
+        lambda: Upstream(owner, port, watched), "127.0.0.1", port
+    )
+    return upstream
+
+
+def _unavailable(exchange: Exchange, error: BaseException, close: bool) -> bytes:
+    problem = f"release {exchange.release}'s server did not answer ({type(error).__name__})"
+    data = json.dumps({"error": problem, "kind": "unavailable"}).encode()
+    return _response(502, _headers(exchange.release, b"application/json", len(data)), data, close)
+
+
+def _retry(upstream: Upstream, exchange: Exchange, error: BaseException) -> bool:
+    """A kept-alive connection the server closed before answering (its idle timeout) is tried again once."""
+    return isinstance(error, ConnectionError) and upstream.used and exchange.tries == 1
+
+
+class Splitter:
+    """The split connections of one forwarder: their figures and the shadow copies they share."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+        self.upstreams: set[Upstream] = set()
+        self.shadows = Shadows(stats, self.upstreams)
+
+    def connection(self, client: asyncio.Transport, route: Callable[[], Route | None]) -> SplitConnection:
+        return SplitConnection(self, client, route)
+
+    async def keep_watching(self) -> None:
+        """Once a second: write the figures, and fail every exchange whose server is past its deadline."""
+        while True:
+            await asyncio.sleep(1)
+            with contextlib.suppress(OSError):
+                self.stats.write()
+            now = time.perf_counter()
+            for upstream in list(self.upstreams):
+                upstream.overdue(now)
+
+    async def close(self) -> None:
+        self.shadows.close()
+
+
+class SplitConnection:
+    """A caller's connection during a rollout: each request read whole, sent to the live server or the candidate
+    over this connection's own kept-alive connections (one each), the answer streamed back as it comes with
+    `X-Conveyor-Release` added; requests a caller pipelines are answered in order."""
+
+    PIPELINED = 16  # requests read ahead of the one being answered before reading pauses
+
+    def __init__(self, splitter: Splitter, client: asyncio.Transport, route: Callable[[], Route | None]) -> None:
+        self.splitter = splitter
+        self.client = client
+        self.route = route
+        self.parser = httptools.HttpRequestParser(self)
+        self.request = Request()
+        self.waiting: deque[Request] = deque()
+        self.exchange: Exchange | None = None
+        self.upstreams: dict[int, Upstream] = {}
+        self.head = b""
+        self.refusal: bytes | None = None
+        self.eof = False
+        self.gone = False
+        self.paused = False
+        self.partial = False  # a request begun and not yet complete
+
+    # --- the caller's side: asyncio.Protocol's callbacks, through the forwarder's connection ----------------
+    def data_received(self, data: bytes) -> None:
+        if self.refusal is not None:
+            return
+        fresh, before = not self.partial, len(self.waiting)
+        try:
+            self.parser.feed_data(data)
+            if fresh and not self.partial and len(self.waiting) == before + 1 and not self.waiting[-1].coded:
+                self.waiting[-1].read = data  # this read was that one request: it goes on as it came
+        except httptools.HttpParserUpgrade:
+            self._refuse(400, "a split stage does not upgrade connections", "bad_request")
+        except httptools.HttpParserError as bad:
+            if isinstance(bad.__context__, TooLarge):  # httptools wraps what a callback raises
+                self._refuse(413, str(bad.__context__), "too_large")
+            else:
+                self._refuse(400, f"the request is not valid HTTP/1.1 ({bad})", "bad_request")
+        if len(self.waiting) >= self.PIPELINED and not self.paused:
+            self.paused = True
+            self.client.pause_reading()
+        self._next()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._next()
+        return True  # the answers still in flight are written before the connection closes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gone = True
+        for upstream in list(self.upstreams.values()):
+            upstream.close()
+        self.upstreams.clear()
+
+    def pause_writing(self) -> None:
+        for upstream in self.upstreams.values():
+            if upstream.transport is not None:
+                upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        for upstream in self.upstreams.values():
+            if upstream.transport is not None:
+                upstream.transport.resume_reading()
+
+    # --- httptools' request callbacks --------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.request = Request()
+        self.partial = True
+
+    def on_url(self, url: bytes) -> None:
+        self.request.target += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.request.headers.append((name, value))
+        size = len(name)
+        if size == len(KEY_HEADER) and name.lower() == KEY_HEADER:
+            self.request.key = value
+        elif size == len(b"transfer-encoding") and name.lower() == b"transfer-encoding":
+            self.request.coded = True
+
+    def on_headers_complete(self) -> None:
+        self.request.method = self.parser.get_method()
+        self.request.keep_alive = self.parser.should_keep_alive()
+
+    def on_body(self, body: bytes) -> None:
+        self.request.body += body
+        if len(self.request.body) > MAX_BODY:
             raise TooLarge(f"the request body is over {MAX_BODY} bytes")
 
     def on_message_complete(self) -> None:
-        self.ready.append(self.current)
+        self.partial = False
+        self.waiting.append(self.request)
+
+    # --- answering, one request at a time ----------------------------------------------------------------
+    def _next(self) -> None:
+        if self.exchange is not None or self.gone:
+            return
+        if not self.waiting:
+            if self.refusal is not None:
+                self.client.write(self.refusal)
+                self.client.close()
+            elif self.eof:
+                self.client.close()
+            elif self.paused:
+                self.paused = False
+                self.client.resume_reading()
+            return
+        request = self.waiting.popleft()
+        route = self.route()
+        if route is None:
+            self.client.close()
+            return
+        split = route.split
+        if split is not None and goes_to_candidate(split, request.key):
+            exchange = Exchange(request, split.port, split.release, split.digest, "candidate")
+        else:
+            exchange = Exchange(request, route.port, route.release, route.digest, "live")
+            if split is not None and split.mode == "shadow":
+                exchange.body, exchange.shadow = bytearray(), split
+        self.exchange = exchange
+        self._send(exchange)
+
+    def _send(self, exchange: Exchange) -> None:
+        upstream = self.upstreams.get(exchange.port)
+        if upstream is not None and upstream.open and upstream.exchange is None:
+            upstream.send(exchange, BACKEND_TIMEOUT)
+            return
+        task = asyncio.get_running_loop().create_task(self._connect(exchange))
+        _TASKS.add(task)
+        task.add_done_callback(_TASKS.discard)
+
+    async def _connect(self, exchange: Exchange) -> None:
+        try:
+            upstream = await connect(self, exchange.port, self.splitter.upstreams)
+        except OSError as error:
+            self._unanswered(exchange, error)
+            return
+        if self.gone:
+            upstream.close()
+            return
+        self.upstreams[exchange.port] = upstream
+        upstream.send(exchange, BACKEND_TIMEOUT)
+
+    # --- what the upstream connections report ------------------------------------------------------------
+    def answer_bytes(self, upstream: Upstream, exchange: Exchange, data: bytes) -> None:
+        if self.gone:
+            return
+        if not exchange.sent:  # the release header goes after the status line
+            data = self.head + data
+            end = data.find(b"\r\n")
+            if end < 0:
+                self.head = data
+                return
+            self.head = b""
+            data = b"%s%s: %d\r\n%s" % (data[: end + 2], RELEASE_HEADER, exchange.release, data[end + 2 :])
+            exchange.sent = True
+        self.client.write(data)
+
+    def answered(self, upstream: Upstream, exchange: Exchange) -> None:
+        self.splitter.stats.of(exchange.digest, exchange.role).observe(exchange.milliseconds(), exchange.status >= 500)
+        self.exchange = None
+        if exchange.shadow is not None and exchange.body is not None:
+            self.splitter.shadows.send(exchange.shadow, exchange.request, (exchange.status, bytes(exchange.body)))
+        if not (exchange.keep_alive and exchange.request.keep_alive):
+            self.client.close()  # the server or the caller said close
+            self.gone = True
+            return
+        self._next()
+
+    def failed(self, upstream: Upstream, exchange: Exchange, error: BaseException) -> None:
+        if self.upstreams.get(upstream.port) is upstream:
+            del self.upstreams[upstream.port]
+        if not exchange.sent and _retry(upstream, exchange, error) and not self.gone:
+            self._send(exchange)
+            return
+        self._unanswered(exchange, error)
+
+    def closed(self, upstream: Upstream) -> None:
+        if self.upstreams.get(upstream.port) is upstream:
+            del self.upstreams[upstream.port]
+
+    def _unanswered(self, exchange: Exchange, error: BaseException) -> None:
+        self.splitter.stats.of(exchange.digest, exchange.role).observe(exchange.milliseconds(), True)
+        self.exchange = None
+        if self.gone:
+            return
+        if exchange.sent:  # half an answer went out: the caller can only be told by closing
+            self.client.close()
+            self.gone = True
+            return
+        self.head = b""
+        self.client.write(_unavailable(exchange, error, close=not exchange.request.keep_alive))
+        if not exchange.request.keep_alive:
+            self.client.close()
+            self.gone = True
+            return
+        self._next()
+
+    def _refuse(self, status: int, message: str, kind: str) -> None:
+        self.refusal = _problem(status, message, kind)
+        self.client.pause_reading()
+
+
+class Shadows:
+    """Copies of answered requests, sent to a shadow's candidate with at most `SHADOW_IN_FLIGHT` waiting (more are
+    dropped and counted); each answer is compared with the live one and counted, never returned."""
+
+    IDLE = 64
+
+    def __init__(self, stats: Stats, watched: set[Upstream]) -> None:
+        self.stats = stats
+        self.watched = watched
+        self.in_flight = 0
+        self.idle: dict[int, list[Upstream]] = {}
+
+    def send(self, split: Split, request: Request, expected: tuple[int, bytes]) -> None:
+        if self.in_flight >= SHADOW_IN_FLIGHT:
+            figures = self.stats.of(split.digest, "shadow")
+            figures.shadow["dropped"] = figures.shadow.get("dropped", 0) + 1
+            return
+        self.in_flight += 1
+        exchange = Exchange(request, split.port, split.release, split.digest, "shadow", body=bytearray())
+        exchange.expected = expected
+        self._send(exchange)
+
+    def _send(self, exchange: Exchange) -> None:
+        idle = self.idle.get(exchange.port)
+        while idle:
+            upstream = idle.pop()
+            if upstream.open:
+                upstream.send(exchange, SHADOW_TIMEOUT)
+                return
+        task = asyncio.get_running_loop().create_task(self._connect(exchange))
+        _TASKS.add(task)
+        task.add_done_callback(_TASKS.discard)
+
+    async def _connect(self, exchange: Exchange) -> None:
+        try:
+            upstream = await connect(self, exchange.port, self.watched)
+        except OSError as error:
+            self.failed(None, exchange, error)
+            return
+        upstream.send(exchange, SHADOW_TIMEOUT)
+
+    def answer_bytes(self, upstream: Upstream, exchange: Exchange, data: bytes) -> None:
+        return None  # a shadow's answer is never returned
+
+    def answered(self, upstream: Upstream, exchange: Exchange) -> None:
+        self.in_flight -= 1
+        failed = exchange.status >= 500
+        figures = self.stats.of(exchange.digest, "shadow")
+        figures.observe(exchange.milliseconds(), failed)
+        same = (exchange.status, bytes(exchange.body or b"")) == exchange.expected
+        outcome = "error" if failed else ("same" if same else "differs")
+        figures.shadow[outcome] = figures.shadow.get(outcome, 0) + 1
+        idle = self.idle.setdefault(upstream.port, [])
+        if upstream.open and len(idle) < self.IDLE:
+            idle.append(upstream)
+        else:
+            upstream.close()
+
+    def failed(self, upstream: Upstream | None, exchange: Exchange, error: BaseException) -> None:
+        if upstream is not None and _retry(upstream, exchange, error):
+            exchange.body = bytearray()
+            self._send(exchange)
+            return
+        self.in_flight -= 1
+        figures = self.stats.of(exchange.digest, "shadow")
+        figures.observe(exchange.milliseconds(), True)
+        figures.shadow["error"] = figures.shadow.get("error", 0) + 1
+
+    def closed(self, upstream: Upstream) -> None:
+        idle = self.idle.get(upstream.port, [])
+        if upstream in idle:
+            idle.remove(upstream)
+
+    def close(self) -> None:
+        for idle in self.idle.values():
+            for upstream in idle:
+                upstream.close()
+        self.idle.clear()
 
 
 class TooLarge(Exception):
     """A request body past `MAX_BODY`."""
 
 
-def request_parser() -> tuple[httptools.HttpRequestParser, Messages]:
-    messages = Messages()
-    parser = httptools.HttpRequestParser(messages)
-    messages.parser = parser
-    return parser, messages
-
-
-def response_parser() -> tuple[httptools.HttpResponseParser, Messages]:
-    messages = Messages()
-    parser = httptools.HttpResponseParser(messages)
-    messages.parser = parser
-    return parser, messages
-
-
-def _head_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
-    return b"".join(b"%s: %s\r\n" % (name, value) for name, value in headers)
-
-
-def response_bytes(answer: Answer, keep_alive: bool) -> bytes:
-    reason = HTTPStatus(answer.status).phrase.encode() if answer.status in _KNOWN else b""
-    connection = b"" if keep_alive else b"connection: close\r\n"
-    return b"HTTP/1.1 %d %s\r\n%s%s\r\n%s" % (
-        answer.status,
-        reason,
-        _head_lines(answer.headers),
-        connection,
-        answer.body,
-    )
-
-
-class Splitter:
-    """Serves split connections: reads each request, answers it from the live or the candidate server."""
-
-    def __init__(self, stats: Stats) -> None:
-        self.stats = stats
-        self.backends: dict[int, Backend] = {}
-        self.shadows = 0
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    def backend(self, port: int) -> Backend:
-        found = self.backends.get(port)
-        if found is None:
-            found = self.backends[port] = Backend(port)
-        return found
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, current: RouteSource) -> None:
-        parser, messages = request_parser()
-        try:
-            while True:
-                while not messages.ready:
-                    data = await reader.read(1 << 16)
-                    if not data:
-                        return
-                    parser.feed_data(data)
-                request = messages.ready.popleft()
-                route = await current()
-                if route is None:
-                    return
-                answer = await self._answer(route, request)
-                writer.write(response_bytes(answer, request.keep_alive))
-                await writer.drain()
-                if not request.keep_alive:
-                    return
-        except TooLarge as large:
-            writer.write(_problem(413, str(large), "too_large"))
-        except httptools.HttpParserUpgrade:
-            writer.write(_problem(400, "a split stage does not upgrade connections", "bad_request"))
-        except httptools.HttpParserError as bad:
-            writer.write(_problem(400, f"the request is not valid HTTP/1.1 ({bad})", "bad_request"))
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            with contextlib.suppress(ConnectionError, OSError):
-                writer.close()
-
-    async def _answer(self, route: Route, request: Message) -> Answer:
-        split = route.split
-        key = next((value for name, value in request.headers if name == KEY_HEADER), None)
-        to_candidate = split is not None and goes_to_candidate(split, key)
-        port, release, digest = (
-            (split.port, split.release, split.digest)
-            if split is not None and to_candidate
-            else (route.port, route.release, route.digest)
-        )
-        started = time.perf_counter()
-        answer = await self._forward(port, release, request, BACKEND_TIMEOUT)
-        role = "candidate" if to_candidate else "live"
-        self.stats.of(digest, role).observe((time.perf_counter() - started) * 1000, answer.failed)
-        if split is not None and split.mode == "shadow":
-            self._shadow(split, request, answer)
-        return answer
-
-    async def _forward(self, port: int, release: int, request: Message, timeout: float) -> Answer:
-        try:
-            async with asyncio.timeout(timeout):
-                response = await self.backend(port).call(request)
-        except (OSError, TimeoutError, httptools.HttpParserError) as exc:
-            problem = f"release {release}'s server did not answer ({type(exc).__name__})"
-            data = json.dumps({"error": problem, "kind": "unavailable"}).encode()
-            return Answer(502, _headers(release, b"application/json", len(data)), data, True)
-        kept = [(name, value) for name, value in response.headers if name not in HOP_BY_HOP]
-        kept += [(b"content-length", b"%d" % len(response.body)), (RELEASE_HEADER, b"%d" % release)]
-        return Answer(response.status, kept, bytes(response.body), response.status >= 500)
-
-    def _shadow(self, split: Split, request: Message, live: Answer) -> None:
-        figures = self.stats.of(split.digest, "shadow")
-        if self.shadows >= SHADOW_IN_FLIGHT:
-            figures.shadow["dropped"] = figures.shadow.get("dropped", 0) + 1
-            return
-        self.shadows += 1
-        task = asyncio.create_task(self._shadow_call(split, request, live, figures))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _shadow_call(self, split: Split, request: Message, live: Answer, figures: Figures) -> None:
-        started = time.perf_counter()
-        try:
-            answer = await self._forward(split.port, split.release, request, SHADOW_TIMEOUT)
-        finally:
-            self.shadows -= 1
-        figures.observe((time.perf_counter() - started) * 1000, answer.failed)
-        same = (answer.status, answer.body) == (live.status, live.body)
-        outcome = "error" if answer.failed else ("same" if same else "differs")
-        figures.shadow[outcome] = figures.shadow.get(outcome, 0) + 1
-
-    async def close(self) -> None:
-        for backend in self.backends.values():
-            backend.close()
-
-
-class Backend:
-    """Kept-alive HTTP/1.1 connections to one server on 127.0.0.1; a request on an idle connection that the
-    server closed meanwhile is sent again once, on a new one."""
-
-    IDLE = 128
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.host = b"127.0.0.1:%d" % port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-
-    async def call(self, request: Message) -> Message:
-        reused = bool(self.idle)
-        try:
-            return await self._call(request, fresh=False)
-        except (ConnectionError, Closed):
-            if not reused:
-                raise
-            return await self._call(request, fresh=True)
-
-    async def _call(self, request: Message, *, fresh: bool) -> Message:
-        if self.idle and not fresh:
-            reader, writer = self.idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        headers = [(n, v) for n, v in request.headers if n not in HOP_BY_HOP]
-        headers += [(b"host", self.host), (b"content-length", b"%d" % len(request.body))]
-        parser, messages = response_parser()
-        try:
-            writer.write(
-                b"%s %s HTTP/1.1\r\n%s\r\n%s" % (request.method, request.target, _head_lines(headers), request.body)
-            )
-            while not messages.ready:
-                data = await reader.read(1 << 16)
-                if not data:
-                    raise Closed()
-                parser.feed_data(data)
-        except BaseException:
-            writer.close()
-            raise
-        response = messages.ready.popleft()
-        if response.keep_alive and len(self.idle) < self.IDLE:
-            self.idle.append((reader, writer))
-        else:
-            writer.close()
-        return response
-
-    def close(self) -> None:
-        for _, writer in self.idle:
-            writer.close()
-        self.idle.clear()
-
-
 class Closed(ConnectionError):
     """The server closed the connection before answering."""
 
 
+_TASKS: set[asyncio.Task[None]] = set()  # connections being opened, held until done
 _KNOWN = {status.value for status in HTTPStatus}
 
 
@@ -402,6 +628,13 @@ def _headers(release: int, content_type: bytes, length: int) -> list[tuple[bytes
     return [(b"content-type", content_type), (b"content-length", b"%d" % length), (RELEASE_HEADER, b"%d" % release)]
 
 
+def _response(status: int, headers: list[tuple[bytes, bytes]], body: bytes, close: bool) -> bytes:
+    reason = HTTPStatus(status).phrase.encode() if status in _KNOWN else b""
+    lines = b"".join(b"%s: %s\r\n" % (name, value) for name, value in headers)
+    connection = b"connection: close\r\n" if close else b""
+    return b"HTTP/1.1 %d %s\r\n%s%s\r\n%s" % (status, reason, lines, connection, body)
+
+
 def _problem(status: int, message: str, kind: str) -> bytes:
     data = json.dumps({"error": message, "kind": kind}).encode()
-    return response_bytes(Answer(status, _headers(0, b"application/json", len(data))[:2], data, True), False)
+    return _response(status, _headers(0, b"application/json", len(data))[:2], data, True)

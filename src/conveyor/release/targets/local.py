@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +35,7 @@ CONTAINER_PORT = 8080
 ENGINE_VARIABLE = "CONVEYOR_ENGINE"
 READY_TIMEOUT_VARIABLE = "CONVEYOR_READY_TIMEOUT"
 PROCESS = "process"
+LOW_SHARES = 2  # a shadow container's CPU shares (the least an engine takes; the default is 1024)
 
 
 def choose_engine(shipment: Shipment) -> ContainerEngine | None:
@@ -93,12 +95,15 @@ def stop_process(pid: int, timeout: float = 10) -> None:
 
 @dataclass(frozen=True)
 class Backend:
-    """One server of the stage: a container (engine + name) or a process (pid), on its own port."""
+    """One server of the stage: a container (engine + name) or a process (pid), on its own port. A shadow's server
+    runs `low`: at the lowest CPU priority (nice 19, or 2 CPU shares in a container), so that on a busy host the
+    copies it answers take no time from the live server's callers (copies it falls behind on are dropped)."""
 
     release: int
     port: int
     engine: str
     handle: str
+    low: bool = False
 
 
 class LocalTarget(Target):
@@ -184,16 +189,13 @@ class LocalTarget(Target):
     def _start(self, context: DeployContext) -> StepResult:
         """Start the release's server on a port of its own and wait until it is ready; stop it if it never is."""
         engine = self._engine(context)
+        low = context.rollout is not None and context.rollout.mode == "shadow"
         backend = self._running_backend(context, engine)
+        if backend is not None and backend.low != low:
+            self._stop_backend(context.state_dir, context.stage, backend)
+            backend = None
         if backend is None:
-            port = free_port()
-            if engine is None:
-                backend = self._start_process(context, port)
-            else:
-                backend = self._start_container(context, engine, port)
-            self._backend_file(context.state_dir, context.stage, context.release_id).write_text(
-                json.dumps(backend.__dict__)
-            )
+            backend = self._start_backend(context, engine, low)
         try:
             self._wait_ready(backend, context.shipment.package_digest)
         except CheckFailed:
@@ -206,11 +208,39 @@ class LocalTarget(Target):
             log=str(self._log(context.state_dir, context.stage, context.release_id)) if engine is None else None,
         )
 
+    def _start_backend(
+        self, context: DeployContext, engine: ContainerEngine | None, low: bool, port: int | None = None
+    ) -> Backend:
+        port = port or free_port()
+        if engine is None:
+            backend = self._start_process(context, port, low)
+        else:
+            backend = self._start_container(context, engine, port, low)
+        self._backend_file(context.state_dir, context.stage, context.release_id).write_text(
+            json.dumps(backend.__dict__)
+        )
+        return backend
+
+    def _at_normal_priority(self, context: DeployContext, backend: Backend) -> Backend:
+        """A shadow's server that becomes live is started anew at normal priority (a nice value only a privileged
+        user may lower), on the same port: the one the ledger recorded for the release."""
+        self._stop_backend(context.state_dir, context.stage, backend)
+        engine = None if backend.engine == PROCESS else engine_named(backend.engine)
+        backend = self._start_backend(context, engine, low=False, port=backend.port)
+        try:
+            self._wait_ready(backend, context.shipment.package_digest)
+        except CheckFailed:
+            self._stop_backend(context.state_dir, context.stage, backend)
+            raise
+        return backend
+
     def _switch(self, context: DeployContext) -> StepResult:
         """Route PORT to the new server, wait until the forwarder uses that route, then stop the older servers."""
         backend = self._backend(context.state_dir, context.stage, context.release_id)
         if backend is None:
             raise CheckFailed(f"the server of release {context.release_id} is gone", hint="Resume the release.")
+        if backend.low:
+            backend = self._at_normal_priority(context, backend)
         route_file = self.route_file(context.state_dir, context.stage)
         serial = 1
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
@@ -280,15 +310,18 @@ class LocalTarget(Target):
     def _log(self, state_dir: Path, stage: str, release: int) -> Path:
         return self.run_dir(state_dir) / f"{stage}-r{release}.log"
 
-    def _start_process(self, context: DeployContext, port: int) -> Backend:
+    def _start_process(self, context: DeployContext, port: int, low: bool) -> Backend:
         package = check_package(context.shipment)
         log = self._log(context.state_dir, context.stage, context.release_id).open("ab")
         command = [sys.executable, "-m", "conveyor.serving", str(package), "--host", "127.0.0.1", "--port", str(port)]
+        nice = shutil.which("nice")
+        if low and nice is not None:
+            command = [nice, "-n", "19", *command]
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        return Backend(context.release_id, port, PROCESS, str(process.pid))
+        return Backend(context.release_id, port, PROCESS, str(process.pid), low)
 
-    def _start_container(self, context: DeployContext, engine: ContainerEngine, port: int) -> Backend:
+    def _start_container(self, context: DeployContext, engine: ContainerEngine, port: int, low: bool) -> Backend:
         name = self.container_name(context)
         engine.run("rm", "-f", name, check=False, timeout=120)
         image = context.done["load"].image
@@ -301,8 +334,10 @@ class LocalTarget(Target):
         }
         options = [part for key, value in labels.items() for part in ("--label", f"{key}={value}")]
         published = f"127.0.0.1:{port}:{CONTAINER_PORT}"
+        if low:
+            options += ["--cpu-shares", str(LOW_SHARES)]
         engine.run("run", "-d", "--name", name, *options, "-p", published, image, timeout=300)
-        return Backend(context.release_id, port, engine.name, name)
+        return Backend(context.release_id, port, engine.name, name, low)
 
     def _backend(self, state_dir: Path, stage: str, release: int) -> Backend | None:
         try:
