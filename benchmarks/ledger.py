@@ -2,15 +2,18 @@
 PostgreSQL, beside an unsigned SQL insert (the floor any ledger pays).
 
 Run: .venv/bin/python benchmarks/ledger.py [--sizes 1000,10000] [--backends sqlite,postgres] [--runs 3]
-     [--kept-only]  (only the kept-Ledger columns: for 100,000 events, where each new Ledger walks for a minute)
+     [--no-walk]  (without the whole-chain walk column: for 100,000 events, where one walk takes minutes)
 
 The ledger is real: release requests signed by carol and rejections signed by alice, each appended through the
 ledger's Writer (checked by the rules, signed, verified as its readers will). At each size:
 
 - **append** is `Releases.reject` through the Python API with a new Ledger object (what a `conveyor reject`
-  process pays after its start-up): the chain is verified (every signature, the rules, the releases table), then
-  one event is signed and committed. The CLI column is the same as a whole `conveyor reject` process.
+  process pays after its start-up): it starts from the verified prefix a process of this checkout kept (at most
+  100 events behind; `conveyor.release.prefix_file`), verifies what came since, then one event is signed and
+  committed. The CLI column is the same as a whole `conveyor reject` process.
 - **list** is `Releases.list(limit=50)` the same way, and `conveyor releases list --json` as a process.
+- **walk** is that list through a new Ledger with no kept prefix: the whole chain verified (every signature, the
+  rules, the releases table), as every command paid before the prefix was kept.
 - **kept Ledger**: the same append and list through one Ledger object that verified the chain before (a
   long-lived process: `conveyor ui`, `rollout watch`, a script on the API), which verifies only what is new.
 - **unsigned insert** is one INSERT + COMMIT of an event-sized row into a table of the same database.
@@ -165,6 +168,15 @@ class Bench:
     def list_ms(self, runs: int) -> float:
         return _median_ms(lambda: self._fresh().list(limit=50), runs)  # type: ignore[attr-defined]
 
+    def walk_ms(self, runs: int) -> float:
+        from conveyor.release.ledger import PREFIX_FILE
+
+        def walk() -> None:
+            (self.project.state_dir / PREFIX_FILE).unlink(missing_ok=True)
+            self._fresh().list(limit=50)  # type: ignore[attr-defined]
+
+        return _median_ms(walk, runs)
+
     def cli_ms(self, runs: int) -> tuple[float, float]:
         def run(*args: str) -> None:
             subprocess.run([str(BIN / "conveyor"), *args, "-p", str(self.root)], check=True, capture_output=True)
@@ -195,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="1000,10000", help="event counts to measure at (e.g. 1000,10000,100000)")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--kept-only", action="store_true", help="measure only through a kept Ledger (large sizes)")
+    parser.add_argument("--no-walk", action="store_true", help="skip the whole-chain walk (large sizes)")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
     os.environ.pop("CI", None)  # the benchmark's project is outside git: first use adopts it, as on a laptop
@@ -215,12 +227,10 @@ def main(argv: list[str] | None = None) -> None:
                     start = time.perf_counter()
                     bench.grow(size)
                     grown = time.perf_counter() - start
-                    nan = float("nan")
-                    api_append, api_list = (
-                        (nan, nan) if args.kept_only else (bench.append_ms(args.runs), bench.list_ms(args.runs))
-                    )
+                    walk = float("nan") if args.no_walk else bench.walk_ms(min(args.runs, 2))
+                    api_append, api_list = bench.append_ms(args.runs), bench.list_ms(args.runs)
                     kept_append, kept_list = bench.append_kept_ms(args.runs), bench.list_kept_ms(args.runs)
-                    cli_append, cli_list = (nan, nan) if args.kept_only else bench.cli_ms(args.runs)
+                    cli_append, cli_list = bench.cli_ms(args.runs)
                     floor = bench.unsigned_insert_ms(max(args.runs, 10))
                     rows.append(
                         (
@@ -233,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
                             kept_list,
                             cli_append,
                             cli_list,
+                            walk,
                             floor,
                         )
                     )
@@ -241,17 +252,17 @@ def main(argv: list[str] | None = None) -> None:
                 stop()
     print(
         "| backend | events | grown in s | append, new Ledger ms | list, new Ledger ms | append, kept Ledger ms "
-        "| list, kept Ledger ms | `conveyor reject` ms | `releases list --json` ms | unsigned insert ms |"
+        "| list, kept Ledger ms | `conveyor reject` ms | `releases list --json` ms | walk ms | unsigned insert ms |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     def ms(value: float, digits: int = 0) -> str:
-        return "–" if value != value else f"{value:.{digits}f}"  # NaN: not measured (--kept-only)
+        return "–" if value != value else f"{value:.{digits}f}"  # NaN: not measured (--no-walk)
 
-    for backend, size, grown, api_append, api_list, kept_append, kept_list, cli_append, cli_list, floor in rows:
+    for backend, size, grown, api_append, api_list, kept_append, kept_list, cli_append, cli_list, walk, floor in rows:
         print(
             f"| {backend} | {size:,} | {grown:.1f} | {ms(api_append)} | {ms(api_list)} | {ms(kept_append, 1)} "
-            f"| {ms(kept_list, 1)} | {ms(cli_append)} | {ms(cli_list)} | {floor:.1f} |"
+            f"| {ms(kept_list, 1)} | {ms(cli_append)} | {ms(cli_list)} | {ms(walk)} | {floor:.1f} |"
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ os.environ.setdefault("CONVEYOR_USER", "tester")
 os.environ.pop("CI", None)
 os.environ.pop("CONVEYOR_ADOPT", None)
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+# the key that authenticates each checkout's kept ledger prefix is the suite's own, never the user's
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="conveyor-tests-state-")
 
 INSTALL = "podman is not installed: scripts/install-container-engine.sh installs it"
 PRINCIPALS = ("ci", "alice", "bob", "carol")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import re
 from datetime import datetime
 
@@ -17,7 +18,8 @@ from release_support import FakeClock, Keys, build
 
 from conveyor.cli.main import main
 from conveyor.errors import CheckFailed
-from conveyor.release.ledger import Ledger, LedgerBroken
+from conveyor.release.ledger import PREFIX_FILE, Ledger, LedgerBroken
+from conveyor.release.prefix_file import PrefixFile, key_path
 from conveyor.release.releases import Releases
 
 pytestmark = pytest.mark.services
@@ -336,6 +338,76 @@ def test_a_ledger_read_again_verifies_only_the_events_appended_since(
     assert releases.ledger.verify_audit().ok and checked == list(range(1, after + 1))  # audit walks it all
 
 
+def test_a_new_process_resumes_from_the_prefix_its_checkout_kept(
+    releases: Releases, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each CLI command opened a new Ledger and walked the whole chain (10,000 events: 9 s); a new Ledger of the
+    project starts from what a process of this checkout verified and kept, and checks only what came since."""
+    pending = _pending_in_prod(releases, keys)
+    assert releases.ledger.verified().report.ok
+    assert (releases.project.state_dir / PREFIX_FILE).is_file()
+    kept = PrefixFile(releases.project.state_dir / PREFIX_FILE, releases.ledger.url).seq()
+    assert kept is not None and kept >= 1  # kept again once it is KEEP_EVERY events behind
+    checked = _counting_checks(monkeypatch)
+    fresh = Releases(releases.project, Ledger.open(releases.project, clock=releases.ledger.clock))
+    head = fresh.ledger.verified().report.entries
+    assert checked == list(range(kept + 1, head + 1)) and fresh.ledger.verified().state.seq == head
+    other = Releases(releases.project, Ledger.open(releases.project, clock=releases.ledger.clock))
+    other.approve(pending, keys.bob)  # approval, claim, steps, live: checked only by the writer's own rules
+    checked.clear()
+    again = Releases(releases.project, Ledger.open(releases.project, clock=releases.ledger.clock))
+    after = again.ledger.verified()
+    assert after.report.entries > head and checked == list(range(kept + 1, after.report.entries + 1))
+    assert again.show(pending).status == "live"
+    checked.clear()
+    assert again.ledger.verify_audit().ok and checked == list(range(1, after.report.entries + 1))
+
+
+def test_a_forged_prefix_file_is_never_loaded(releases: Releases, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kept prefix is a pickle: one whose MAC (under this user's key, outside the project) does not verify is
+    not unpickled, whatever its header says, and the whole chain is walked."""
+    _pending_in_prod(releases, keys)
+    assert releases.ledger.verified().report.ok
+    path = releases.project.state_dir / PREFIX_FILE
+    mac, header, _ = path.read_bytes().split(b"\n", 2)
+    marker = releases.project.root / "unpickled"
+    payload = pickle.dumps(_Touch(str(marker)))
+    path.write_bytes(mac + b"\n" + header + b"\n" + payload)  # the old MAC, a new body
+    checked = _counting_checks(monkeypatch)
+    fresh = Ledger.open(releases.project, clock=releases.ledger.clock)
+    report = fresh.verified().report
+    assert report.ok and checked == list(range(1, report.entries + 1)) and not marker.exists()
+    key_path().write_text("00" * 32 + "\n")  # another key: the file that was kept is not trusted either
+    checked.clear()
+    assert Ledger.open(releases.project, clock=releases.ledger.clock).verified().report.ok
+    assert checked == list(range(1, report.entries + 1))
+
+
+class _Touch:
+    """Unpickled, it makes a file: the proof that a pickle was loaded."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (self.path, "w"))
+
+
+def test_a_kept_prefix_of_a_rewritten_chain_is_not_trusted(releases: Releases, keys: Keys) -> None:
+    """The event a kept prefix ends at is read again: a chain re-hashed from there is walked whole and refused."""
+    pending = _pending_in_prod(releases, keys)
+    assert releases.ledger.verified().report.ok
+    last = _rows(releases.ledger)[-1]
+    edited = last["payload"].replace('"kind"', '"kind" ', 1)
+    row = {**last, "payload": edited, "hash": hashlib.sha256(edited.encode()).hexdigest()}
+    _write_event(releases.ledger, row, insert=False)
+    fresh = Releases(releases.project, Ledger.open(releases.project, clock=releases.ledger.clock))
+    assert not fresh.ledger.verified().report.ok
+    with pytest.raises(LedgerBroken):
+        fresh.approve(pending, keys.bob)
+    assert not (releases.project.state_dir / PREFIX_FILE).exists()
+
+
 def test_a_chain_cut_under_a_reader_that_verified_it_is_refused(releases: Releases, keys: Keys) -> None:
     pending = _pending_in_prod(releases, keys)
     assert releases.ledger.verified().report.ok
@@ -370,7 +442,7 @@ def test_a_write_never_committed_leaves_nothing_in_the_state_read_next(releases:
 
 def test_an_old_event_edited_under_a_reader_is_found_by_audit_and_then_refused(releases: Releases, keys: Keys) -> None:
     """A Ledger that verified the chain checks that its newest verified event is still in place, not every older
-    one: `audit verify` (and every new Ledger: each CLI command opens one) walks the whole chain and names it."""
+    one: `audit verify` walks the whole chain and names it, and from then on no reader resumes from a kept prefix."""
     pending = _pending_in_prod(releases, keys)
     assert releases.ledger.verified().report.ok
     with releases.ledger.engine.begin() as connection:

@@ -36,6 +36,7 @@ from conveyor.release.audit import (
     verify_more,
 )
 from conveyor.release.events import Event, SignedEvent, sign_event, verify_signature
+from conveyor.release.prefix_file import PrefixFile
 from conveyor.release.tables import EventHeadRow, EventRow, ReleaseRow
 from conveyor.trust import AllowedSigners
 
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 
 URL_VARIABLE = "CONVEYOR_LEDGER_URL"
 SEEN_FILE = "ledger-seen"  # in the project's .conveyor/, beside (not inside) the SQLite ledger
+PREFIX_FILE = "ledger-verified"  # beside it: what this checkout verified, for the next process to start from
+KEEP_EVERY = 100  # events verified past the kept prefix before it is written again
 NEW_LEDGER_ENV = "CONVEYOR_NEW_LEDGER"  # =1: start a new ledger on purpose, forgetting the head seen before
 MIGRATIONS = Path(__file__).parent / "migrations"
 Clock = Callable[[], datetime]
@@ -126,6 +129,8 @@ class Ledger:
         # this checkout's record of the furthest head it has seen (`SEQ:HASH`, kept outside the database): a
         # ledger deleted, emptied or swapped for an older copy no longer holds it, and is refused
         self.seen = seen
+        self.prefix_file: PrefixFile | None = None  # `Ledger.open` sets it: the verified prefix between processes
+        self._kept_at: int | None = None  # the event the prefix file ends at, as far as this object knows
         self.clock = clock
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         # a reading sees one snapshot of the database: on PostgreSQL a writer may commit between its statements
@@ -142,8 +147,10 @@ class Ledger:
         """The project's ledger (`url` overrides the configured one), migrated to the current schema."""
         ledger = cls.from_url(url or ledger_url(project), clock=clock)
         ledger.seen = project.state_dir / SEEN_FILE
+        ledger.prefix_file = PrefixFile(project.state_dir / PREFIX_FILE, ledger.url)
         if os.environ.get(NEW_LEDGER_ENV) == "1":
             ledger.seen.unlink(missing_ok=True)
+            ledger.prefix_file.forget()
         return ledger
 
     @classmethod
@@ -220,8 +227,11 @@ class Ledger:
         head = session.execute(select(EventHeadRow).where(EventHeadRow.id == 1)).scalar_one()
         seen = self._seen_head()
         if not whole:
+            if self._prefix is None:
+                self._prefix = self._kept_prefix()
             found = self._verify_new(session, head, [c for c in (expect or self.checkpoint, seen) if c])
             if found is not None:
+                self._keep()
                 return found
         self._prefix = None
         rows = list(session.execute(select(EventRow).order_by(EventRow.seq)).scalars())
@@ -247,7 +257,32 @@ class Ledger:
             self._remember(rows[-1].seq, rows[-1].hash, seen)
         if verified.report.ok and verified.verifier is not None:
             self._prefix = _Prefix(verified.verifier, head.seq, head.hash)
+            self._keep()
+        elif not verified.report.ok and self.prefix_file is not None:
+            self.prefix_file.forget()  # a chain found broken: every reader walks it whole until it verifies again
+            self._kept_at = None
         return verified
+
+    def _kept_prefix(self) -> _Prefix | None:
+        """The prefix a process of this checkout verified and kept before (`conveyor.release.prefix_file`)."""
+        kept = self.prefix_file.load() if self.prefix_file is not None else None
+        if kept is None:
+            return None
+        verifier, seq, digest = kept
+        self._kept_at = seq
+        return _Prefix(verifier, seq, digest)
+
+    def _keep(self) -> None:
+        """Write the verified prefix for the next process once it is `KEEP_EVERY` events past the kept one."""
+        prefix = self._prefix
+        if self.prefix_file is None or prefix is None or not prefix.seq:
+            return
+        if self._kept_at is None:
+            self._kept_at = self.prefix_file.seq()
+        if self._kept_at is not None and 0 <= prefix.seq - self._kept_at < KEEP_EVERY:
+            return
+        if self.prefix_file.store(prefix.verifier, prefix.seq, prefix.digest):
+            self._kept_at = prefix.seq
 
     def _verify_new(self, session: Session, head: EventHeadRow, checkpoints: list[str]) -> Verified | None:
         """The state moved on by the events appended since this object's verified prefix, or None when there is
@@ -349,6 +384,7 @@ class Ledger:
             if verified.verifier is not None:
                 verified.verifier.appended(writer.head.seq, writer.head.hash)
                 self._prefix = _Prefix(verified.verifier, writer.head.seq, writer.head.hash)
+                self._keep()
             self._remember(writer.head.seq, writer.head.hash, self._seen_head())
 
     def rebuild_release_rows(self) -> int:

@@ -114,6 +114,7 @@ class ProjectReader:
         with self._lock:
             try:
                 ledger = Ledger.open(self.project)
+                ledger.prefix_file = None  # the audit page's verdict is a walk of the whole chain, per head change
             except ConveyorError as exc:
                 return None, Problem("the release ledger", exc.message)
             try:
