@@ -20,7 +20,7 @@ import pytest
 from release_support import free_port
 
 from conveyor.release import forwarder
-from conveyor.release.routes import Route, Split, ack_path
+from conveyor.release.routes import Route, Split, ack_path, stats_path
 from conveyor.release.splitter import MAX_BODY
 
 
@@ -202,3 +202,29 @@ def test_a_caller_that_says_close_is_answered_then_closed(stage: Stage) -> None:
         ((status, _, _),) = _answers(sock, 1)
         assert status == 200
         assert sock.recv(1) == b""
+
+
+def test_a_shadow_whose_server_is_down_costs_the_caller_nothing_and_each_copy_is_counted(stage: Stage) -> None:
+    down = Split(stage.down, 2, "sha256:candidate", "shadow", 0)  # type: ignore[attr-defined]
+    Route(stage.live, 1, "sha256:live", 2, down).write(stage.route_file)  # type: ignore[attr-defined]
+    with stage.connect():
+        pass
+    deadline = time.monotonic() + 10
+    while json.loads(ack_path(stage.route_file).read_text())["serial"] < 2:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    with stage.connect() as sock:
+        for _ in range(50):
+            sock.sendall(_request())
+            ((status, headers, body),) = _answers(sock, 1)
+            assert status == 200 and json.loads(body)["port"] == stage.live and headers["x-conveyor-release"] == "1"
+    stats = stats_path(stage.route_file)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while True:
+        lines = stats.read_text().splitlines() if stats.exists() else ["{}"]
+        figures = json.loads(lines[-1]).get("figures", [])
+        shadow = next((f["shadow"] for f in figures if f["role"] == "shadow"), {})
+        if shadow.get("error", 0) >= 50 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert shadow == {"error": 50}, shadow

@@ -543,11 +543,16 @@ class Shadows:
         self.watched = watched
         self.in_flight = 0
         self.idle: dict[int, list[Upstream]] = {}
+        self.down_until: dict[int, float] = {}  # a candidate that refused a connection is left alone a second
 
     def send(self, split: Split, request: Request, expected: tuple[int, bytes]) -> None:
         if self.in_flight >= SHADOW_IN_FLIGHT:
             figures = self.stats.of(split.digest, "shadow")
             figures.shadow["dropped"] = figures.shadow.get("dropped", 0) + 1
+            return
+        if self.down_until and time.perf_counter() < self.down_until.get(split.port, 0.0):
+            figures = self.stats.of(split.digest, "shadow")
+            figures.shadow["error"] = figures.shadow.get("error", 0) + 1
             return
         self.in_flight += 1
         exchange = Exchange(request, split.port, split.release, split.digest, "shadow", body=bytearray())
@@ -569,8 +574,10 @@ class Shadows:
         try:
             upstream = await connect(self, exchange.port, self.watched)
         except OSError as error:
+            self.down_until[exchange.port] = time.perf_counter() + 1.0
             self.failed(None, exchange, error)
             return
+        self.down_until.pop(exchange.port, None)
         upstream.send(exchange, SHADOW_TIMEOUT)
 
     def answer_bytes(self, upstream: Upstream, exchange: Exchange, data: bytes) -> None:

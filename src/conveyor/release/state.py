@@ -391,7 +391,7 @@ class LedgerState:
             id=int(event.release),
             stage=stage,
             kind=kind,
-            policy=recorded,
+            policy=in_force,  # the same policy as recorded (checked above), one object for every release
             policy_set=current.digest,
             shipment=shipment,
             model_env=data["build"].get("model_env"),
