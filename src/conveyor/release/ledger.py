@@ -231,7 +231,6 @@ class Ledger:
                 self._prefix = self._kept_prefix()
             found = self._verify_new(session, head, [c for c in (expect or self.checkpoint, seen) if c])
             if found is not None:
-                self._keep()
                 return found
         self._prefix = None
         rows = list(session.execute(select(EventRow).order_by(EventRow.seq)).scalars())
@@ -257,7 +256,6 @@ class Ledger:
             self._remember(rows[-1].seq, rows[-1].hash, seen)
         if verified.report.ok and verified.verifier is not None:
             self._prefix = _Prefix(verified.verifier, head.seq, head.hash)
-            self._keep()
         elif not verified.report.ok and self.prefix_file is not None:
             self.prefix_file.forget()  # a chain found broken: every reader walks it whole until it verifies again
             self._kept_at = None
@@ -333,15 +331,21 @@ class Ledger:
     def verified(self) -> Verified:
         """The state folded from the verified events, and what verification found. The state is this object's
         own and moves on with its later reads and writes: take what you need from it before writing."""
-        with self._lock, self.readings() as session:
-            return self._verify(session)
+        with self._lock:
+            with self.readings() as session:
+                verified = self._verify(session)
+            self._keep()  # after the reading: on SQLite a transaction holds the write lock
+            return verified
 
     def verify_audit(self, expect: str | None = None) -> ChainReport:
         """Check every event (place in the chain, hash, signature, rules) and the releases table, the whole chain
         whatever was verified before; with `expect` (a published `SEQ:HASH` checkpoint), also that the ledger
         still holds that event."""
-        with self._lock, self.readings() as session:
-            return self._verify(session, expect, whole=True).report
+        with self._lock:
+            with self.readings() as session:
+                report = self._verify(session, expect, whole=True).report
+            self._keep()
+            return report
 
     def head(self) -> str:
         """`SEQ:HASH` the head row holds now (unverified, one row read): whether anything was appended since."""
