@@ -138,10 +138,12 @@ def test_supported_revisions_are_a_run_of_mlflows_chain_up_to_its_head():
     scripts = ScriptDirectory(str(Path(migrations.__file__).parent))
     head = scripts.get_current_head()
     assert head in SUPPORTED_REVISIONS, f"MLflow's head revision {head} is new: review it, then add it"
-    chain = [SUPPORTED_REVISIONS[-1]]
+    chain = [head]
     while chain[-1] != SUPPORTED_REVISIONS[0]:
         chain.append(str(scripts.get_revision(chain[-1]).down_revision))
-    assert list(reversed(chain)) == list(SUPPORTED_REVISIONS)
+    # the installed MLflow's chain up to its head; revisions after it come from newer MLflow releases
+    known = SUPPORTED_REVISIONS[: SUPPORTED_REVISIONS.index(head) + 1]
+    assert list(reversed(chain)) == list(known)
 
 
 def project_on(registry: str, folder: Path) -> Path:

@@ -49,6 +49,9 @@ SUPPORTED_REVISIONS = (
     "b7e2c1a4d9f3",
     "75868b020152",
     "dc11669786a5",  # add_job_executor_persistence_model (MLflow 3.17)
+    "e7d1f4b2a9c6",  # add_skill_registry_tables (new tables only)
+    "8b6ad64cb8f5",  # extend_issue_contract (the issues tables only)
+    "f4a9b2c7d1e6",  # make_mcp_versions_case_sensitive (MLflow 3.18; the MCP tables only)
 )
 WORKSPACE = "default"  # MLflow's single-tenant workspace
 DELETED_STAGE = "Deleted_Internal"
