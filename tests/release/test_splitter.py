@@ -100,6 +100,17 @@ async def _serve(port: int, route_file: Path, stop: asyncio.Event) -> None:
     await fw.splitter.close()
 
 
+def _reroute(stage: Stage, split: Split) -> None:
+    """Route the stage anew with `split` (serial 2) and wait until the forwarder took it."""
+    Route(stage.live, 1, "sha256:live", 2, split).write(stage.route_file)  # type: ignore[attr-defined]
+    with stage.connect():  # a new connection: the forwarder reads the changed route
+        pass
+    deadline = time.monotonic() + 10
+    while json.loads(ack_path(stage.route_file).read_text())["serial"] < 2:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
 def _request(path: str = "/score", body: bytes = b"{}", headers: str = "") -> bytes:
     head = f"POST {path} HTTP/1.1\r\nhost: stage\r\ncontent-type: application/json\r\n{headers}"
     return head.encode() + b"content-length: %d\r\n\r\n%s" % (len(body), body)
@@ -171,14 +182,7 @@ def test_what_is_not_http_or_too_large_is_refused_with_a_problem(stage: Stage) -
 
 
 def test_a_server_down_answers_502_and_the_connection_goes_on(stage: Stage) -> None:
-    down = Split(stage.down, 2, "sha256:candidate", "canary", 100)  # type: ignore[attr-defined]
-    Route(stage.live, 1, "sha256:live", 2, down).write(stage.route_file)  # type: ignore[attr-defined]
-    with stage.connect():  # a new connection: the forwarder reads the changed route
-        pass
-    deadline = time.monotonic() + 10
-    while json.loads(ack_path(stage.route_file).read_text())["serial"] < 2:  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    _reroute(stage, Split(stage.down, 2, "sha256:candidate", "canary", 100))  # type: ignore[attr-defined]
     with stage.connect() as sock:
         sock.sendall(_request())
         ((status, headers, body),) = _answers(sock, 1)
@@ -205,14 +209,7 @@ def test_a_caller_that_says_close_is_answered_then_closed(stage: Stage) -> None:
 
 
 def test_a_shadow_whose_server_is_down_costs_the_caller_nothing_and_each_copy_is_counted(stage: Stage) -> None:
-    down = Split(stage.down, 2, "sha256:candidate", "shadow", 0)  # type: ignore[attr-defined]
-    Route(stage.live, 1, "sha256:live", 2, down).write(stage.route_file)  # type: ignore[attr-defined]
-    with stage.connect():
-        pass
-    deadline = time.monotonic() + 10
-    while json.loads(ack_path(stage.route_file).read_text())["serial"] < 2:  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    _reroute(stage, Split(stage.down, 2, "sha256:candidate", "shadow", 0))  # type: ignore[attr-defined]
     with stage.connect() as sock:
         for _ in range(50):
             sock.sendall(_request())
