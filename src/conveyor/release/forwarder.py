@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conveyor.release.routes import Ack, Route, ack_path, listening_path, stats_path
-from conveyor.release.splitter import SplitConnection, Splitter, Stats
+from conveyor.release.splitter import SplitConnection, Splitter, Stats, spawn
 
 Admission = Callable[[Route], str | None]
 
@@ -38,7 +38,6 @@ class Forwarder:
         self.seen: int | None = None
         self.lock = asyncio.Lock()
         self.splitter = Splitter(Stats(stats_path(route_file)))
-        self.tasks: set[asyncio.Task[None]] = set()
 
     async def current(self) -> Route | None:
         async with self.lock:
@@ -80,9 +79,7 @@ class Connection(asyncio.Protocol):
         client: asyncio.Transport = transport  # type: ignore[assignment]  # a TCP server gives a Transport
         self.client = client
         client.pause_reading()
-        task = asyncio.get_running_loop().create_task(self._begin(client))
-        self.forwarder.tasks.add(task)
-        task.add_done_callback(self.forwarder.tasks.discard)
+        spawn(self._begin(client))
 
     async def _begin(self, client: asyncio.Transport) -> None:
         route = await self.forwarder.current()

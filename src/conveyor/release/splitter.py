@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Protocol
 import httptools
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
     from pathlib import Path
 
     from conveyor.release.routes import Route, Split
@@ -456,9 +456,7 @@ class SplitConnection:
         if upstream is not None and upstream.open and upstream.exchange is None:
             upstream.send(exchange, BACKEND_TIMEOUT)
             return
-        task = asyncio.get_running_loop().create_task(self._connect(exchange))
-        _TASKS.add(task)
-        task.add_done_callback(_TASKS.discard)
+        spawn(self._connect(exchange))
 
     async def _connect(self, exchange: Exchange) -> None:
         try:
@@ -566,9 +564,7 @@ class Shadows:
             if upstream.open:
                 upstream.send(exchange, SHADOW_TIMEOUT)
                 return
-        task = asyncio.get_running_loop().create_task(self._connect(exchange))
-        _TASKS.add(task)
-        task.add_done_callback(_TASKS.discard)
+        spawn(self._connect(exchange))
 
     async def _connect(self, exchange: Exchange) -> None:
         try:
@@ -627,7 +623,16 @@ class Closed(ConnectionError):
     """The server closed the connection before answering."""
 
 
-_TASKS: set[asyncio.Task[None]] = set()  # connections being opened, held until done
+_TASKS: set[asyncio.Task[None]] = set()  # tasks started by `spawn`, held until done
+
+
+def spawn(work: Coroutine[object, object, None]) -> None:
+    """Run `work` as a task of the running loop, held (asyncio keeps only a weak reference) until it is done."""
+    task = asyncio.get_running_loop().create_task(work)
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+
+
 _KNOWN = {status.value for status in HTTPStatus}
 
 
