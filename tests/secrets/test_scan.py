@@ -119,3 +119,40 @@ def test_an_env_store_without_a_prefix_lists_no_secrets(tmp_path: Path, monkeypa
     (tmp_path / "notes.txt").write_text(f"HOME is {Path.home()}")
     learn_values([open_store("env://", tmp_path)])
     refuse_published([tmp_path / "notes.txt"], "notes", [open_store("env://", tmp_path)])  # HOME is no secret
+
+
+def test_every_member_of_a_gzip_stream_is_read_and_checked(tmp_path: Path) -> None:
+    """`cat a.gz b.gz` is one gzip stream: a value in its second member is found; zero padding after the last
+    member is allowed, as gzip allows it; a member whose CRC-32 does not match, or bytes after the end that are no
+    gzip member, are refused rather than read past."""
+    from conveyor.secrets.scan import Unscannable
+
+    register_secret(VALUE, "db-password")
+    first = gzip.compress(b"nothing here " * 1000)
+    second = gzip.compress(tar_bytes({"etc/app.conf": f"password={VALUE}\n".encode()}))
+    (tmp_path / "two.gz").write_bytes(first + second + b"\0" * 700)
+    assert [str(f) for f in scan_paths([tmp_path / "two.gz"])] == [f"{tmp_path / 'two.gz'}: the value of db-password"]
+
+    crc_broken = bytearray(second)
+    crc_broken[-8] ^= 0xFF
+    (tmp_path / "crc.gz").write_bytes(first + bytes(crc_broken))
+    (tmp_path / "junk.gz").write_bytes(first + b"not a gzip member")
+    for name in ("crc.gz", "junk.gz"):
+        with pytest.raises(Unscannable, match=rf"cannot scan .*{name}"):
+            scan_paths([tmp_path / name])
+
+
+def test_each_finding_in_a_batch_of_small_files_names_its_own_file_and_key(tmp_path: Path) -> None:
+    """Windows of many files are matched together: each hit is traced to its file and key, bytes are bytes (a
+    non-ASCII value is found as its UTF-8 bytes, a regex metacharacter in a value is a literal)."""
+    register_secret("pässwörd-été-2026", "api-key")
+    register_secret("a.b*c+d?(e)[f]", "signing-key")
+    files = {f"app/lib/m{i}.py": b"x = %d\n" % i for i in range(400)}
+    files["app/lib/m17.py"] = "token = 'pässwörd-été-2026'\n".encode()
+    files["app/lib/m333.py"] = b"pattern = r'a.b*c+d?(e)[f]'\n"
+    files["app/lib/m90.py"] = b"no aXbbbcd(e)f here, nor p\xe4ssw\xf6rd-\xe9t\xe9-2026 in Latin-1\n"
+    (tmp_path / "layer.tar.gz").write_bytes(tar_bytes(files, compress=True))
+    assert [(f.where.split("!")[-1], f.key) for f in scan_paths([tmp_path])] == [
+        ("app/lib/m17.py", "api-key"),
+        ("app/lib/m333.py", "signing-key"),
+    ]
