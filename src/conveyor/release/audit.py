@@ -239,6 +239,6 @@ def edited_rows(state: LedgerState, rows: Sequence[ReleaseRow], among: Collectio
         for column, value in signed.items():
             if stored[column] != value:
                 found.append(f"releases row {row.id}: {column} says {stored[column]!r}, its signed events {value!r}")
-    for missing in sorted((set(state.releases) if among is None else set(among) & set(state.releases)) - seen):
+    for missing in sorted((set(state.releases) if among is None else {i for i in among if i in state.releases}) - seen):
         found.append(f"releases row {missing} was deleted")
     return found

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,13 +42,14 @@ from conveyor.trust import AllowedSigners
 
 if TYPE_CHECKING:
     from conveyor.config import Project
-    from conveyor.release.state import LedgerState
+    from conveyor.release.release_map import ReleaseMap
+    from conveyor.release.state import LedgerState, ReleaseState
     from conveyor.release.status import EventKind
     from conveyor.trust import Identity
 
 URL_VARIABLE = "CONVEYOR_LEDGER_URL"
 SEEN_FILE = "ledger-seen"  # in the project's .conveyor/, beside (not inside) the SQLite ledger
-PREFIX_FILE = "ledger-verified"  # beside it: what this checkout verified, for the next process to start from
+PREFIX_FILE = "ledger-verified.db"  # beside it: what this checkout verified, for the next process to start from
 KEEP_EVERY = 100  # events verified past the kept prefix before it is written again
 NEW_LEDGER_ENV = "CONVEYOR_NEW_LEDGER"  # =1: start a new ledger on purpose, forgetting the head seen before
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -131,6 +132,7 @@ class Ledger:
         self.seen = seen
         self.prefix_file: PrefixFile | None = None  # `Ledger.open` sets it: the verified prefix between processes
         self._kept_at: int | None = None  # the event the prefix file ends at, as far as this object knows
+        self._active = threading.local()  # the session this thread reads or writes in, for a kept release's walk
         self.clock = clock
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         # a reading sees one snapshot of the database: on PostgreSQL a writer may commit between its statements
@@ -224,6 +226,19 @@ class Ledger:
 
     # --- reading -----------------------------------------------------------------------------------------
     def _verify(self, session: Session, expect: str | None = None, *, whole: bool = False) -> Verified:
+        with self._in(session):
+            return self._verify_in(session, expect, whole=whole)
+
+    @contextmanager
+    def _in(self, session: Session) -> Iterator[None]:
+        outer = getattr(self._active, "session", None)
+        self._active.session = session
+        try:
+            yield
+        finally:
+            self._active.session = outer
+
+    def _verify_in(self, session: Session, expect: str | None, *, whole: bool) -> Verified:
         head = session.execute(select(EventHeadRow).where(EventHeadRow.id == 1)).scalar_one()
         seen = self._seen_head()
         if not whole:
@@ -268,7 +283,19 @@ class Ledger:
             return None
         verifier, seq, digest = kept
         self._kept_at = seq
+        verifier.state.releases.fallback = lambda: self._walked_releases(seq, digest)
         return _Prefix(verifier, seq, digest)
+
+    def _walked_releases(self, seq: int, digest: str) -> ReleaseMap[ReleaseState]:
+        """The releases as events 1..`seq` (the last one's hash `digest`) make them, from a walk of those events:
+        for a kept release that could not be read (in the transaction this thread is in, if any)."""
+        session = getattr(self._active, "session", None)
+        with nullcontext(session) if session is not None else self.readings() as reading:
+            rows = list(reading.execute(select(EventRow).where(EventRow.seq <= seq).order_by(EventRow.seq)).scalars())
+        verified = verify_events(rows, seq, digest, now=self.clock())
+        if not verified.report.ok:
+            raise LedgerBroken(f"the ledger does not verify: {verified.report.trouble}", hint=REPAIR_HINT)
+        return verified.state.releases
 
     def _keep(self) -> None:
         """Write the verified prefix for the next process once it is `KEEP_EVERY` events past the kept one."""
@@ -380,7 +407,8 @@ class Ledger:
                         raise LedgerBroken(f"the ledger does not verify: {verified.report.trouble}", hint=REPAIR_HINT)
                     self._prefix = None  # the writer folds its events into the state: kept again once committed
                     writer = Writer(self, session, head, verified.state)
-                    yield writer
+                    with self._in(session):
+                        yield writer
             except BaseException:
                 self._prefix = None
                 raise

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import CheckFailed
 from conveyor.release.policy import PolicyRefused, PolicySet, StagePolicy
+from conveyor.release.release_map import ReleaseMap
 from conveyor.release.rollouts import RolloutChange, RolloutState, rollout_from_request
 from conveyor.release.shipment import Shipment
 from conveyor.release.status import Decision, DeploymentStatus, EventKind, ReleaseKind, ReleaseStatus, RolloutMode
@@ -169,7 +170,7 @@ class LedgerState:
     policy_seq: int | None = None
     policy_adopted_by: str | None = None
     proposals: dict[int, PolicyProposal] = field(default_factory=dict)
-    releases: dict[int, ReleaseState] = field(default_factory=dict)
+    releases: ReleaseMap[ReleaseState] = field(default_factory=ReleaseMap)  # read on demand from a kept prefix
     live: dict[str, int] = field(default_factory=dict)
     rollouts: dict[str, int] = field(default_factory=dict)  # stage → the release rolling out there (or asked to)
     went_live: set[tuple[str, str]] = field(default_factory=set)

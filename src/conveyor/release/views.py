@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from conveyor.release.state import ALIAS_STEP, LedgerState, ReleaseState
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
     from datetime import datetime
 
     from conveyor.release.audit import ChainReport
@@ -321,16 +322,20 @@ class LedgerSnapshot:
         build: str | None = None,
     ) -> list[ReleaseView]:
         """Releases newest first, of one stage, status and build when given, `limit` of them from `offset` (only
-        those are made into views)."""
-        chosen = sorted(self._matching(stage, status, build), key=lambda r: -r.id)
+        those are made into views; with a limit, releases are read from a kept prefix only until it is reached)."""
+        releases = self.state.releases
+        newest_first = releases.newest_first() if limit is not None else reversed(list(releases.values()))
         end = None if limit is None else offset + limit
-        return [release_view(r, self.now, self.verification) for r in chosen[offset:end]]
+        chosen = islice(self._matching(newest_first, stage, status, build), offset, end)
+        return [release_view(r, self.now, self.verification) for r in chosen]
 
     def count(self, stage: str | None = None, status: str | None = None, build: str | None = None) -> int:
-        return sum(1 for _ in self._matching(stage, status, build))
+        return sum(1 for _ in self._matching(self.state.releases.values(), stage, status, build))
 
-    def _matching(self, stage: str | None, status: str | None, build: str | None) -> Iterator[ReleaseState]:
-        for r in self.state.releases.values():
+    def _matching(
+        self, releases: Iterable[ReleaseState], stage: str | None, status: str | None, build: str | None
+    ) -> Iterator[ReleaseState]:
+        for r in releases:
             if stage is not None and r.stage != stage:
                 continue
             if build is not None and r.shipment.package_digest != build:
