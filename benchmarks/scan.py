@@ -33,7 +33,7 @@ class Floor(scan._Matcher):
 
 
 class EachForm(scan._Matcher):
-    """One `in` per form and window, in the thread that reads (`in` holds the GIL)."""
+    """One `in` per form and window (CPython's two-way search), in the thread that reads."""
 
     def _flush(self) -> None:
         self.found |= {
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "floor: inflate, hash and read the layers, no matching": Floor,
         "one `in` per form, in the reading thread": EachForm,
         "one Python regular expression of every form": OneExpression,
-        "conveyor, cold (a first push)": scan._Matcher,
+        "conveyor, cold (a first push: one Aho-Corasick pass)": scan._Matcher,
     }
     rows = [(name, _cold(kind, archive, forms, keys, args.runs)) for name, kind in peers.items()]
     with tempfile.TemporaryDirectory() as cache, scan._Matcher(forms, keys) as matcher:

@@ -156,3 +156,19 @@ def test_each_finding_in_a_batch_of_small_files_names_its_own_file_and_key(tmp_p
         ("app/lib/m17.py", "api-key"),
         ("app/lib/m333.py", "signing-key"),
     ]
+
+
+def test_a_value_inside_another_value_is_found_with_it(tmp_path: Path) -> None:
+    """All the forms are matched in one pass: where one value holds another (or their forms overlap), every value
+    written there is named, not only the first the pass reaches."""
+    register_secret("outer-s3cret-inner-token", "outer-key")
+    register_secret("s3cret-inner", "inner-key")
+    register_secret("inner-token-and-more", "later-key")
+    (tmp_path / "config.txt").write_bytes(b"a = outer-s3cret-inner-token-and-more\nb = s3cret-inn\n")
+    (tmp_path / "other.txt").write_bytes(b"s3cret-inner")
+    assert [(Path(f.where).name, f.key) for f in scan_paths([tmp_path])] == [
+        ("config.txt", "inner-key"),
+        ("config.txt", "later-key"),
+        ("config.txt", "outer-key"),
+        ("other.txt", "inner-key"),
+    ]

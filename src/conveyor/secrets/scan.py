@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Self, cast
 
+from ahocorasick_rs import BytesAhoCorasick
 from isal import isal_zlib
 
 from conveyor.errors import CheckFailed, SecretError
@@ -50,13 +51,17 @@ class _Matcher:
     """Looks for every written form of every known value in the windows it is given (a value across two windows
     of one stream is found), 1 MiB of windows at a time.
 
-    One `in` per form and window (CPython's two-way search). RE2 through pyarrow releases the GIL but, on the
-    compressed bytes inside an image's layers, a few hundred forms make it slower than `in` by ten times; Python's
-    `re` tries every alternative at each position. A window whose form matches names its key."""
+    One pass of an Aho-Corasick automaton over each window for all the forms at once (`ahocorasick_rs`: Rust's
+    `aho-corasick`, with its SIMD prefilter), every overlapping match reported; one `in` per form reads each window
+    once per form (72 forms for 18 values: 10 times slower on an image's layers). RE2 through pyarrow degrades on
+    a few hundred forms, Python's `re` tries every alternative at each position. A window whose form matches names
+    its key."""
 
     def __init__(self, forms: dict[str, str], keys: dict[str, str | None]) -> None:
         encoded = {form.encode("utf-8"): keys.get(value) or "an unnamed secret" for form, value in forms.items()}
         self.keys = encoded
+        self.named = list(encoded.values())
+        self.automaton = BytesAhoCorasick(list(encoded)) if encoded else None
         self.longest = max((len(form) for form in encoded), default=0)
         self.batch: list[tuple[str, bytes]] = []
         self.size = 0
@@ -93,8 +98,13 @@ class _Matcher:
 
     def match(self, batch: list[tuple[str, bytes]]) -> set[SecretFinding]:
         """The findings in one batch of windows."""
+        automaton = self.automaton
+        if automaton is None:
+            return set()
         return {
-            SecretFinding(where, key) for where, window in batch for form, key in self.keys.items() if form in window
+            SecretFinding(where, self.named[index])
+            for where, window in batch
+            for index, _start, _end in automaton.find_matches_as_indexes(window, overlapping=True)
         }
 
 
