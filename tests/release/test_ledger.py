@@ -447,6 +447,27 @@ class _Touch:
         return (open, (self.path, "w"))
 
 
+def test_a_releases_row_inserted_past_the_newest_release_is_found_by_a_reader_that_verified_the_chain(
+    releases: Releases, keys: Keys
+) -> None:
+    """A reader that verified the chain probes the releases table's newest row (not a count of every row): a row
+    inserted past the newest signed request is found, and nothing more is written."""
+    pending = _pending_in_prod(releases, keys)
+    assert releases.ledger.verified().report.ok
+    with releases.ledger.engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO releases (id, stage, kind, status, build, requested_by, requested_at) "
+                "SELECT :id, stage, kind, 'live', build, requested_by, requested_at FROM releases WHERE id = :pending"
+            ),
+            {"id": pending + 1, "pending": pending},
+        )
+    report = releases.ledger.verified().report
+    assert not report.ok and f"releases row {pending + 1} has no signed request (inserted)" in report.trouble
+    with pytest.raises(LedgerBroken):
+        releases.approve(pending, keys.bob)
+
+
 def test_a_kept_prefix_of_a_rewritten_chain_is_not_trusted(releases: Releases, keys: Keys) -> None:
     """The event a kept prefix ends at is read again: a chain re-hashed from there is walked whole and refused."""
     pending = _pending_in_prod(releases, keys)
