@@ -412,6 +412,31 @@ def test_a_new_process_reads_only_the_releases_its_event_can_change(releases: Re
     assert fresh.show(pending).status == "rejected" and len(fresh.snapshot().releases(limit=2)) == 2
 
 
+def test_two_processes_of_one_checkout_keeping_the_prefix_in_turn_each_read_what_the_chain_says(
+    releases: Releases, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two Ledgers of one checkout write and keep the prefix in turn: a release one of them has not read since the
+    other rewrote its row is read as the chain says (from a walk when the row moved on), never as it was."""
+    from conveyor.release import ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "KEEP_EVERY", 0)
+    pending = [releases.create(build(releases, "turn-qa"), "qa", keys.carol).id]
+    pending.append(releases.promote(pending[0], "prod", keys.carol).id)
+    _kept_at_head(releases)
+    first = Releases(releases.project, Ledger.open(releases.project, clock=releases.ledger.clock))
+    second = Releases(releases.project, Ledger.open(releases.project, clock=releases.ledger.clock))
+    assert first.show(pending[0]).status == "live" and second.show(pending[1]).status == "pending"
+    second.approve(pending[1], keys.alice)  # second rewrites the prod release's row, which first has not read
+    checked = _counting_checks(monkeypatch)
+    first.approve(pending[1], keys.bob)  # first folds second's approval, then adds its own
+    assert 1 in checked  # the row first needed had moved on: the releases came from a walk, not from that row
+    url = releases.ledger.engine.url.render_as_string(hide_password=False)
+    walked = Releases(releases.project, Ledger.from_url(url, clock=releases.ledger.clock)).snapshot().releases()
+    for desk in (first, second, Releases(releases.project, Ledger.open(releases.project, clock=releases.ledger.clock))):
+        assert desk.snapshot().releases() == walked
+    assert walked[0].id == pending[1] and walked[0].status == "live" and walked[1].status == "live"
+
+
 def test_a_kept_release_forged_or_replayed_is_taken_from_the_chain(
     releases: Releases, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 URL_VARIABLE = "CONVEYOR_LEDGER_URL"
 SEEN_FILE = "ledger-seen"  # in the project's .conveyor/, beside (not inside) the SQLite ledger
 PREFIX_FILE = "ledger-verified.db"  # beside it: what this checkout verified, for the next process to start from
+OLD_PREFIX_FILE = "ledger-verified"  # the whole state in one pickle (format 1): never read, removed on open
 KEEP_EVERY = 100  # events verified past the kept prefix before it is written again
 NEW_LEDGER_ENV = "CONVEYOR_NEW_LEDGER"  # =1: start a new ledger on purpose, forgetting the head seen before
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -150,6 +151,7 @@ class Ledger:
         ledger = cls.from_url(url or ledger_url(project), clock=clock)
         ledger.seen = project.state_dir / SEEN_FILE
         ledger.prefix_file = PrefixFile(project.state_dir / PREFIX_FILE, ledger.url)
+        (project.state_dir / OLD_PREFIX_FILE).unlink(missing_ok=True)
         if os.environ.get(NEW_LEDGER_ENV) == "1":
             ledger.seen.unlink(missing_ok=True)
             ledger.prefix_file.forget()
