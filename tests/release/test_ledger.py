@@ -10,6 +10,7 @@ import hashlib
 import json
 import pickle
 import re
+import secrets
 import sqlite3
 from datetime import datetime
 
@@ -388,10 +389,28 @@ def test_a_forged_prefix_file_is_never_loaded(releases: Releases, keys: Keys, mo
     fresh = Ledger.open(releases.project, clock=releases.ledger.clock)
     report = fresh.verified().report
     assert report.ok and checked == list(range(1, report.entries + 1)) and not marker.exists()
-    key_path().write_text("00" * 32 + "\n")  # another key: the state that was kept is not trusted either
+    key_path().write_text(secrets.token_hex(32) + "\n")  # another key: the state that was kept is not trusted either
     checked.clear()
     assert Ledger.open(releases.project, clock=releases.ledger.clock).verified().report.ok
     assert checked == list(range(1, report.entries + 1))
+
+
+def test_a_prefix_kept_by_other_code_is_walked_past_once_and_kept_again(
+    releases: Releases, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store written by another version of conveyor is never read; the walk that replaces it is kept at once, so
+    the command after it resumes, instead of every command walking until 100 more events are appended."""
+    from conveyor.release import prefix_file
+
+    _pending_in_prod(releases, keys)
+    monkeypatch.setattr(prefix_file, "code_digest", lambda: "other code")
+    head = _kept_at_head(releases)
+    monkeypatch.undo()
+    checked = _counting_checks(monkeypatch)
+    assert Ledger.open(releases.project, clock=releases.ledger.clock).verified().report.ok
+    assert checked == list(range(1, head + 1))
+    checked.clear()
+    assert Ledger.open(releases.project, clock=releases.ledger.clock).verified().report.ok and checked == []
 
 
 def test_a_new_process_reads_only_the_releases_its_event_can_change(releases: Releases, keys: Keys) -> None:

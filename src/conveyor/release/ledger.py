@@ -280,8 +280,12 @@ class Ledger:
 
     def _kept_prefix(self) -> _Prefix | None:
         """The prefix a process of this checkout verified and kept before (`conveyor.release.prefix_file`)."""
-        kept = self.prefix_file.load() if self.prefix_file is not None else None
-        if kept is None:
+        if self.prefix_file is None:
+            return None
+        kept = self.prefix_file.load()
+        if kept is None:  # none, or one that may not be read (other code, another ledger, forged): this walk's
+            self.prefix_file.forget()  # replaces it, not one 100 events on
+            self._kept_at = None
             return None
         verifier, seq, digest = kept
         self._kept_at = seq
