@@ -282,6 +282,17 @@ def test_completion_can_be_shown_for_bash():
     assert done.returncode == 0 and "_conveyor_completion" in done.stdout and "complete" in done.stdout
 
 
+def test_completion_for_a_named_shell_is_shown_whatever_shell_runs_it():
+    """`RUN conveyor --show-completion bash > ...` in a Dockerfile runs under sh: the named shell is the one
+    written (typer's flag detected the parent shell and refused sh); `--show-completion=zsh` too."""
+    cli = Path(sys.executable).with_name("conveyor")
+    for argument, marker in (("--show-completion bash", "_conveyor_completion"), ("--show-completion=zsh", "#compdef")):
+        done = subprocess.run(
+            ["sh", "-c", f"'{cli}' {argument}; exit $?"], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0 and marker in done.stdout, done.stderr
+
+
 def test_a_project_file_that_is_not_utf8_is_a_named_config_error(tmp_path):
     (tmp_path / "conveyor.toml").write_bytes(b'[project]\nname = "caf\xe9"\n')
     done = _conveyor("models", "list", "-p", str(tmp_path), "--env", "dev", "--json")

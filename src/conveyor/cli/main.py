@@ -236,6 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     install_redaction()
     args = list(argv) if argv is not None else sys.argv[1:]
+    shell = _completion_shell(args)
+    if shell is not None:  # typer's flag ignores a named shell and detects the parent's (`sh` in a Dockerfile)
+        from typer.completion import get_completion_script
+
+        print(get_completion_script(prog_name="conveyor", complete_var=COMPLETING, shell=shell))
+        return 0
     try:
         command().main(args=args, prog_name="conveyor", standalone_mode=True)
     except ConveyorError as error:
@@ -252,6 +258,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if output is not None:
             output.new_command()  # the next main() in this process starts with nothing on stdout
     return 0
+
+
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+def _completion_shell(args: Sequence[str]) -> str | None:
+    """The shell `conveyor --show-completion SHELL` names (also `--show-completion=SHELL`), if it is one typer
+    writes a script for."""
+    if len(args) == 2 and args[0] == "--show-completion":
+        named = args[1]
+    elif len(args) == 1 and args[0].startswith("--show-completion="):
+        named = args[0].partition("=")[2]
+    else:
+        return None
+    return named if named in SHELLS else None
 
 
 if __name__ == "__main__":
