@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(argv) if argv is not None else sys.argv[1:]
     shell = _completion_shell(args)
     if shell is not None:  # typer's flag ignores a named shell and detects the parent's (`sh` in a Dockerfile)
-        from typer.completion import get_completion_script
+        from typer._completion_shared import get_completion_script  # where typer defines it
 
         print(get_completion_script(prog_name="conveyor", complete_var=COMPLETING, shell=shell))
         return 0
