@@ -114,30 +114,31 @@ class PrefixFile:
         connection = self._connect() if key is not None else None
         if connection is None or key is None:
             return None
+        kept = self._head(connection, key)
+        if kept is None:
+            connection.close()
+        return kept
+
+    def _head(self, connection: sqlite3.Connection, key: bytes) -> tuple[Verifier, int, str] | None:
         try:
             found = connection.execute("SELECT mac, header, blob FROM head WHERE id = 1").fetchone()
         except sqlite3.Error:
-            connection.close()
             return None
         if found is None:
-            connection.close()
             return None
         mac, header, blob = found
-        code = code_digest()
         if not hmac.compare_digest(str(mac), _mac(key, header.encode(), blob)):
-            connection.close()
             return None
         try:
             meta = json.loads(header)
         except ValueError:
-            meta = {}
+            return None
+        code = code_digest()
         if meta.get("format") != FORMAT or meta.get("url") != self.url or meta.get("code") != code:
-            connection.close()
             return None
         try:
             verifier = pickle.loads(blob)  # noqa: S301 -- authenticated above with this user's key
         except Exception:  # a state that does not load is a state not kept
-            connection.close()
             return None
         verifier.state.releases.source = _KeptRows(connection, key, self.url, code)
         return verifier, int(meta["seq"]), str(meta["digest"])
