@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 SECONDS = 60
@@ -100,8 +101,10 @@ def test_a_minute_at_256_connections_without_errors_or_growth(census_package: Pa
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    metrics = httpx.get(f"{server.url}/metrics").text.splitlines()
+    errors = [line for line in metrics if line.startswith("conveyor_errors")]
     assert requests > SECONDS * 100, out
-    assert non2xx is None, out
+    assert non2xx is None, f"{out}\nthe server's error counters: {errors}"
     assert sockets is None, out
     settled = [rss for at, rss in samples if at >= WARM_UP]
     print("RSS MiB after warm-up:", [round(r, 1) for r in settled])
