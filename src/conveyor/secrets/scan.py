@@ -53,9 +53,9 @@ class _Matcher:
 
     One pass of an Aho-Corasick automaton over each window for all the forms at once (`ahocorasick_rs`: Rust's
     `aho-corasick`, with its SIMD prefilter), every overlapping match reported; one `in` per form reads each window
-    once per form (72 forms for 18 values: 10 times slower on an image's layers). RE2 through pyarrow degrades on
-    a few hundred forms, Python's `re` tries every alternative at each position. A window whose form matches names
-    its key."""
+    once per form (72 forms for 18 values on the census image: matching took 2.6 s against 0.4 s). RE2 through
+    pyarrow degrades on a few hundred forms, Python's `re` tries every alternative at each position. A window whose
+    form matches names its key."""
 
     def __init__(self, forms: dict[str, str], keys: dict[str, str | None]) -> None:
         encoded = {form.encode("utf-8"): keys.get(value) or "an unnamed secret" for form, value in forms.items()}
