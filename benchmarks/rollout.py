@@ -1,16 +1,22 @@
 """A stage's port during a rollout beside the same port serving one release, in one run.
 
-Three setups of a `local://` stage's forwarder in front of conveyor's server (census package, 1 worker each):
-`plain` (the forwarder pipes each connection to the live server, as every stage runs), `canary-10` (the forwarder
-reads each request and sends 10% to a candidate server), `shadow` (the live server answers every request and a
-copy goes to a candidate server that runs at nice 19, as conveyor starts a shadow's server). The servers run on
-core 0 (`taskset -c 0`) and wrk on core 1, in two layouts: `shared`, the forwarder on core 0 with the servers
-(what its CPU costs them), and `apart`, the forwarder on core 1 beside wrk (what the hop costs a caller when the
-forwarder has a core the servers do not need). Per setup a 3 s warm-up, then 10 s at concurrency 1, 8 and 64. The
-forwarder's route is written by hand and every route is admitted (no ledger), so the figures are the split's own
-cost.
+Setups of a `local://` stage's forwarder in front of conveyor's server (census package, 1 worker each):
 
-    python benchmarks/rollout.py            # about 4 minutes
+- `plain`: the forwarder pipes each connection to the live server, as every stage runs;
+- `split-10`: the forwarder reads each request and sends 10% down the split's candidate route, which here leads
+  to the live server itself: the split's own cost, as when the candidate has capacity of its own;
+- `canary-10`: the same split to a candidate server that shares the live server's core (two servers on one
+  core: what a one-core host pays for a canary, beyond the split);
+- `shadow`: the live server answers every request and a copy goes to a candidate server started as conveyor
+  starts a shadow's (nice 19 for it and its session), which takes only what CPU the live server leaves.
+
+The servers run on core 0 (`taskset -c 0`) and wrk on core 1, in two layouts: `shared`, the forwarder on core 0
+with the servers (what its CPU costs them), and `apart`, the forwarder on core 1 beside wrk (what the hop costs a
+caller when the forwarder has a core the servers do not need). Per setup a 3 s warm-up, then 10 s at concurrency
+1, 8 and 64. The forwarder's route is written by hand and every route is admitted (no ledger), so the figures are
+the split's own cost.
+
+    python benchmarks/rollout.py            # about 5 minutes
     python benchmarks/rollout.py --quick    # 2 s per point
 """
 
@@ -29,6 +35,7 @@ from pathlib import Path
 import httpx
 
 from conveyor.release.routes import Route, Split, served_package, stats_path
+from conveyor.release.targets.local import lowest_priority
 from serving import CONCURRENCY, REQUEST, build_package, free_port, lua_script, stop, tree_memory, wrk
 
 FORWARDER = (
@@ -61,6 +68,8 @@ def server(package: Path, work: Path, name: str, nice: int = 0) -> tuple[subproc
         "warning",
     ]
     process = start(["nice", "-n", str(nice), *command], work / f"{name}.log")
+    if nice:
+        lowest_priority(process.pid)  # as the local target starts a shadow's server
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -94,6 +103,7 @@ def main() -> None:
     (_, live_port, digest), (_, candidate_port, _), (_, shadow_port, _) = servers
     setups = {
         "plain": None,
+        "split-10": Split(live_port, 2, digest, "canary", 10),
         "canary-10": Split(candidate_port, 2, digest, "canary", 10),
         "shadow": Split(shadow_port, 3, digest, "shadow", 0),
     }

@@ -78,6 +78,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def lowest_priority(pid: int) -> None:
+    """Give the session `pid` leads the lowest CPU priority. A nice value orders a process only among those of its
+    own session where the kernel schedules each session as a group (Linux's autogroup, on by default), so a server
+    started with `nice -n 19` in a session of its own would still take an equal share of a busy core: the
+    session's nice value is set too. Without autogroup the file is absent and the process's nice value rules."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/autogroup", "w") as group:
+        group.write("19")
+
+
 def stop_process(pid: int, timeout: float = 10) -> None:
     """SIGTERM the process group of `pid`, then SIGKILL it when it has not gone within `timeout` seconds."""
     try:
@@ -96,8 +105,9 @@ def stop_process(pid: int, timeout: float = 10) -> None:
 @dataclass(frozen=True)
 class Backend:
     """One server of the stage: a container (engine + name) or a process (pid), on its own port. A shadow's server
-    runs `low`: at the lowest CPU priority (nice 19, or 2 CPU shares in a container), so that on a busy host the
-    copies it answers take no time from the live server's callers (copies it falls behind on are dropped)."""
+    runs `low`: at the lowest CPU priority (nice 19 for it and its session, or 2 CPU shares in a container), so
+    that on a busy host the copies it answers take no time from the live server's callers (copies it falls behind
+    on are dropped)."""
 
     release: int
     port: int
@@ -319,6 +329,8 @@ class LocalTarget(Target):
             command = [nice, "-n", "19", *command]
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
+        if low:
+            lowest_priority(process.pid)
         return Backend(context.release_id, port, PROCESS, str(process.pid), low)
 
     def _start_container(self, context: DeployContext, engine: ContainerEngine, port: int, low: bool) -> Backend:
